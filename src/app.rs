@@ -1,0 +1,85 @@
+//! The HTML shell and the router: which page answers which path.
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
+use leptos_router::components::{ParentRoute, Redirect, Route, Router, Routes};
+use leptos_router::path;
+
+use crate::api::session::{current_user, SignIn, SignOut, UserInfo};
+use crate::ui::layout::Layout;
+use crate::ui::pages::{
+    not_found::NotFound, providers::ProvidersPage, registries::RegistriesPage,
+    repositories::RepositoriesPage, signin::SignInPage,
+};
+
+/// The document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    {
+        // The page's CSP names this response's nonce, so the hydration
+        // script runs and no injected inline script does.
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            let nonce = leptos::nonce::use_nonce();
+            let policy = crate::server::middleware::content_security_policy(nonce.as_deref());
+            if let Ok(value) = http::HeaderValue::from_str(&policy) {
+                response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
+            }
+        }
+    }
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The session as every page sees it: who is signed in, and the actions
+/// that change it (the user is fetched again after each of them).
+#[derive(Clone, Copy)]
+pub struct SessionContext {
+    pub user: Resource<Result<Option<UserInfo>, ServerFnError>>,
+    pub sign_in: ServerAction<SignIn>,
+    pub sign_out: ServerAction<SignOut>,
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    let sign_in = ServerAction::<SignIn>::new();
+    let sign_out = ServerAction::<SignOut>::new();
+    let user = Resource::new_blocking(
+        move || (sign_in.version().get(), sign_out.version().get()),
+        |_| current_user(),
+    );
+    provide_context(SessionContext {
+        user,
+        sign_in,
+        sign_out,
+    });
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/spicehub.css"/>
+        <Link rel="icon" href="/favicon.ico"/>
+        <Title formatter=|page: String| if page.is_empty() { "spicehub".to_owned() } else { format!("{page} · spicehub") }/>
+        <Router>
+            <Routes fallback=NotFound>
+                <Route path=path!("/signin") view=SignInPage/>
+                <ParentRoute path=path!("") view=Layout>
+                    <Route path=path!("/") view=|| view! { <Redirect path="/registries"/> }/>
+                    <Route path=path!("/providers") view=ProvidersPage/>
+                    <Route path=path!("/repositories") view=RepositoriesPage/>
+                    <Route path=path!("/registries") view=RegistriesPage/>
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}

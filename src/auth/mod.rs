@@ -1,0 +1,28 @@
+//! Who may do what: password hashing, the sign-in policy with its failure
+//! throttling, the signed-in user carried by each request, and CSRF checks.
+
+pub mod csrf;
+pub mod password;
+pub mod signin;
+
+use serde::{Deserialize, Serialize};
+
+use crate::db::users::Role;
+
+/// Session key under which the signed-in user's id is kept.
+pub const SESSION_USER_ID: &str = "user_id";
+
+/// The signed-in user, placed in request extensions by the session
+/// middleware so pages and server functions read it without a query.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuthUser {
+    pub id: String,
+    pub email: String,
+    pub role: Role,
+}
+
+impl AuthUser {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}

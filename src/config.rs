@@ -1,0 +1,229 @@
+//! Server configuration: flags and environment variables, validated once at
+//! start so a bad value stops the hub with a message instead of failing later.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use url::Url;
+
+use crate::crypto::{KeyError, SecretKey};
+
+/// Options shared by every subcommand that touches the database.
+#[derive(Args, Debug, Clone)]
+pub struct DatabaseArgs {
+    /// Directory for the SQLite database, the generated secret key and other
+    /// local state.
+    #[arg(long, env = "SPICEHUB_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// `sqlite://FILE` or `postgres://USER@HOST/DB`. Defaults to a SQLite file
+    /// in the data directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl DatabaseArgs {
+    pub fn url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("spicehub.db").display()),
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Address to listen on. Port 0 picks a free port (printed at start).
+    #[arg(long, env = "SPICEHUB_BIND", default_value = "127.0.0.1:3000")]
+    pub bind: String,
+
+    /// The URL users and Azure DevOps reach the hub at. Secure cookies and the
+    /// encryption-key requirement follow from its scheme.
+    #[arg(long, env = "SPICEHUB_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Base64 of 32 random bytes: the key that encrypts secrets at rest.
+    /// Generated into the data directory for local use; required when the
+    /// public URL is https.
+    #[arg(long, env = "SPICEHUB_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
+    /// Directory with the compiled site (`pkg/` with the wasm bundle).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: String,
+
+    /// E-mail of the first admin, created at start when there is no user yet.
+    #[arg(long, env = "SPICEHUB_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+
+    /// Password of that first admin (environment only, never a flag, so it
+    /// does not show in the process list).
+    #[arg(skip = std::env::var("SPICEHUB_ADMIN_PASSWORD").ok())]
+    pub admin_password: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--bind `{0}` is not an address such as 127.0.0.1:3000")]
+    Bind(String),
+    #[error(
+        "SPICEHUB_PUBLIC_URL `{0}` is not an http(s) URL such as https://spicehub.example.com"
+    )]
+    PublicUrl(String),
+    #[error("SPICEHUB_SECRET_KEY is required when SPICEHUB_PUBLIC_URL is https (generate one with `openssl rand -base64 32`)")]
+    SecretKeyRequired,
+    #[error("SPICEHUB_SECRET_KEY: {0}")]
+    SecretKey(#[from] KeyError),
+    #[error("SPICEHUB_ADMIN_EMAIL is set but SPICEHUB_ADMIN_PASSWORD is not")]
+    AdminPasswordMissing,
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Configuration after validation.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub public_url: Url,
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub secret_key: SecretKey,
+    pub site_root: String,
+    pub first_admin: Option<(String, String)>,
+}
+
+impl Config {
+    pub fn from_args(args: ServeArgs) -> Result<Self, ConfigError> {
+        let bind: SocketAddr = args
+            .bind
+            .parse()
+            .map_err(|_| ConfigError::Bind(args.bind.clone()))?;
+        let public_url = match &args.public_url {
+            Some(raw) => parse_public_url(raw)?,
+            None => parse_public_url(&format!("http://{bind}"))?,
+        };
+        ensure_dir(&args.database.data_dir)?;
+        let secret_key = match &args.secret_key {
+            Some(encoded) => SecretKey::from_base64(encoded)?,
+            None if public_url.scheme() == "https" => return Err(ConfigError::SecretKeyRequired),
+            None => SecretKey::load_or_generate(&args.database.data_dir.join("secret.key"))?,
+        };
+        let first_admin = match (args.admin_email, args.admin_password) {
+            (Some(email), Some(password)) => Some((email, password)),
+            (Some(_), None) => return Err(ConfigError::AdminPasswordMissing),
+            (None, _) => None,
+        };
+        Ok(Self {
+            bind,
+            public_url,
+            database_url: args.database.url(),
+            data_dir: args.database.data_dir,
+            secret_key,
+            site_root: args.site_root,
+            first_admin,
+        })
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// `scheme://host[:port]` of the public URL, as browsers send it in `Origin`.
+    pub fn public_origin(&self) -> String {
+        self.public_url.origin().ascii_serialization()
+    }
+}
+
+fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw).map_err(|_| ConfigError::PublicUrl(raw.to_owned()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError::PublicUrl(raw.to_owned()));
+    }
+    Ok(url)
+}
+
+pub fn ensure_dir(path: &Path) -> Result<(), ConfigError> {
+    std::fs::create_dir_all(path).map_err(|source| ConfigError::DataDir {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(dir: &Path) -> ServeArgs {
+        ServeArgs {
+            database: DatabaseArgs {
+                data_dir: dir.to_owned(),
+                database_url: None,
+            },
+            bind: "127.0.0.1:0".into(),
+            public_url: None,
+            secret_key: None,
+            site_root: "target/site".into(),
+            admin_email: None,
+            admin_password: None,
+        }
+    }
+
+    #[test]
+    fn defaults_give_a_local_sqlite_hub_with_a_generated_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::from_args(args(dir.path())).unwrap();
+        assert!(config.database_url.starts_with("sqlite://"));
+        assert!(dir.path().join("secret.key").exists());
+        assert!(!config.secure_cookies());
+        // The key is stable across restarts, or stored secrets would be lost.
+        let again = Config::from_args(args(dir.path())).unwrap();
+        assert_eq!(
+            config.secret_key.fingerprint(),
+            again.secret_key.fingerprint()
+        );
+    }
+
+    #[test]
+    fn https_requires_an_explicit_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(dir.path());
+        a.public_url = Some("https://hub.example.com".into());
+        assert!(matches!(
+            Config::from_args(a),
+            Err(ConfigError::SecretKeyRequired)
+        ));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(dir.path());
+        a.bind = "localhost".into();
+        assert!(matches!(Config::from_args(a), Err(ConfigError::Bind(_))));
+        let mut a = args(dir.path());
+        a.public_url = Some("ftp://x".into());
+        assert!(matches!(
+            Config::from_args(a),
+            Err(ConfigError::PublicUrl(_))
+        ));
+        let mut a = args(dir.path());
+        a.secret_key = Some("too-short".into());
+        assert!(matches!(
+            Config::from_args(a),
+            Err(ConfigError::SecretKey(_))
+        ));
+        let mut a = args(dir.path());
+        a.admin_email = Some("a@b.c".into());
+        assert!(matches!(
+            Config::from_args(a),
+            Err(ConfigError::AdminPasswordMissing)
+        ));
+    }
+}

@@ -1,0 +1,216 @@
+//! The HTTP server: axum router with the Leptos app, the operational routes
+//! (`/healthz`, `/metrics`) and the middleware stack, started with graceful
+//! shutdown.
+
+pub mod health;
+pub mod metrics;
+pub mod middleware;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use axum::routing::get;
+use axum::{middleware as mw, Router};
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::app::{shell, App};
+use crate::auth::csrf::{self, CsrfPolicy};
+use crate::config::Config;
+use crate::db::sessions::DbSessionStore;
+use crate::db::Db;
+
+/// Everything a request handler or server function may need.
+#[derive(Clone)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+pub const SESSION_COOKIE: &str = "spicehub_session";
+
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let session_layer = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.config.secure_cookies())
+        .with_expiry(Expiry::OnInactivity(
+            tower_sessions::cookie::time::Duration::hours(12),
+        ));
+    let csrf_policy = CsrfPolicy {
+        public_origin: state.config.public_origin(),
+    };
+    let https = state.config.secure_cookies();
+
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::render))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            {
+                let state = state.clone();
+                move || {
+                    provide_context(state.clone());
+                    leptos::nonce::provide_nonce();
+                }
+            },
+            {
+                let options = state.leptos_options.clone();
+                move || shell(options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // Layers run bottom-up for a request: request id, metrics, headers,
+        // CSRF, session, user, sign-in gate, then the handler.
+        .layer(mw::from_fn_with_state(
+            state.clone(),
+            middleware::require_sign_in,
+        ))
+        .layer(mw::from_fn_with_state(state.clone(), middleware::load_user))
+        .layer(session_layer)
+        .layer(mw::from_fn_with_state(csrf_policy, csrf::enforce))
+        .layer(mw::from_fn_with_state(https, middleware::security_headers))
+        .layer(mw::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::record,
+        ))
+        .layer(middleware::trace_layer())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot create the first admin: {0}")]
+    FirstAdmin(String),
+}
+
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let db = Db::connect(&config.database_url).await?;
+    db.migrate().await?;
+    ensure_first_admin(&db, &config).await?;
+
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+    let local = listener.local_addr()?;
+    let leptos_options = LeptosOptions::builder()
+        .output_name(env!("CARGO_PKG_NAME"))
+        .site_root(config.site_root.clone())
+        .site_pkg_dir("pkg")
+        .site_addr(local)
+        .build();
+    let state = AppState {
+        leptos_options,
+        db: db.clone(),
+        config: Arc::new(config),
+        metrics: Arc::new(metrics::Metrics::new()),
+    };
+    let sessions = DbSessionStore::new(db.clone());
+    let cleanup = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            if let Err(e) = sessions.delete_expired().await {
+                tracing::warn!(error = %e, "could not delete expired sessions");
+            }
+        }
+    });
+
+    tracing::info!(
+        database = ?db.backend(),
+        key = %state.config.secret_key.fingerprint(),
+        public_url = %state.config.public_url,
+        "spicehub listening on http://{local}"
+    );
+    let app = router(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    cleanup.abort();
+    db.close().await;
+    tracing::info!("spicehub stopped");
+    Ok(())
+}
+
+/// Creates the first admin from the environment when there is no user yet.
+async fn ensure_first_admin(db: &Db, config: &Config) -> Result<(), ServeError> {
+    let Some((email, password)) = &config.first_admin else {
+        if db.count_users().await? == 0 {
+            tracing::warn!("no user exists yet: create an admin with `spicehub admin create --email you@example.com --role admin`");
+        }
+        return Ok(());
+    };
+    if db.count_users().await? > 0 {
+        return Ok(());
+    }
+    let password = password.clone();
+    let hash = tokio::task::spawn_blocking(move || crate::auth::password::hash(&password))
+        .await
+        .map_err(|e| ServeError::FirstAdmin(e.to_string()))?
+        .map_err(|e| ServeError::FirstAdmin(e.to_string()))?;
+    match db
+        .create_user(email, &hash, crate::db::users::Role::Admin)
+        .await
+    {
+        Ok(_) | Err(crate::db::users::UserError::Exists) => {
+            tracing::info!(email = %email, "first admin created from SPICEHUB_ADMIN_EMAIL");
+            Ok(())
+        }
+        Err(crate::db::users::UserError::Db(e)) => Err(e.into()),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

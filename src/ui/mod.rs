@@ -1,0 +1,5 @@
+//! Leptos components: the page layout, shared pieces and one module per page.
+
+pub mod components;
+pub mod layout;
+pub mod pages;

@@ -1,0 +1,251 @@
+//! Test harness: the real `spicehub` binary as a child process on a random
+//! port, against a fresh database (a SQLite file, or a new PostgreSQL
+//! database when `SPICEHUB_TEST_POSTGRES_URL` is set).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_spicehub");
+
+pub struct TestDb {
+    pub url: String,
+    pub label: &'static str,
+    pg: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("hub.db").display());
+        Self {
+            url,
+            label: "sqlite",
+            pg: None,
+            _dir: Some(dir),
+        }
+    }
+
+    pub async fn postgres(admin_url: &str) -> Self {
+        use sqlx::Connection;
+        let name = format!("spicehub_t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(admin_url)
+            .await
+            .expect("connect to SPICEHUB_TEST_POSTGRES_URL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let mut url = url::Url::parse(admin_url).expect("postgres url");
+        url.set_path(&name);
+        Self {
+            url: url.to_string(),
+            label: "postgres",
+            pg: Some((admin_url.to_owned(), name)),
+            _dir: None,
+        }
+    }
+
+    /// SQLite always; PostgreSQL too when configured (and said loudly when not).
+    pub async fn all() -> Vec<TestDb> {
+        let mut dbs = vec![TestDb::sqlite()];
+        match std::env::var("SPICEHUB_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => dbs.push(TestDb::postgres(&url).await),
+            _ => {
+                eprintln!("NOTE: SPICEHUB_TEST_POSTGRES_URL is not set: PostgreSQL variant SKIPPED")
+            }
+        }
+        dbs
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.pg.take() {
+            // Drop runs outside any runtime: use a short-lived one.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(rt) = rt {
+                    rt.block_on(async {
+                        use sqlx::Connection;
+                        if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                            let _ = sqlx::query(&format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            ))
+                            .execute(&mut c)
+                            .await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+pub struct Hub {
+    pub url: String,
+    child: Child,
+    logs: Arc<Mutex<String>>,
+}
+
+pub struct HubOptions<'a> {
+    pub db: &'a TestDb,
+    pub data_dir: &'a Path,
+    pub env: Vec<(&'a str, String)>,
+}
+
+impl Hub {
+    pub fn start(db: &TestDb, data_dir: &Path) -> Hub {
+        Self::start_with(HubOptions {
+            db,
+            data_dir,
+            env: vec![],
+        })
+    }
+
+    pub fn start_with(options: HubOptions<'_>) -> Hub {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .arg("--bind")
+            .arg("127.0.0.1:0")
+            .env("DATABASE_URL", &options.db.url)
+            .env("SPICEHUB_DATA_DIR", options.data_dir)
+            .env_remove("SPICEHUB_PUBLIC_URL")
+            .env_remove("SPICEHUB_SECRET_KEY")
+            .env_remove("SPICEHUB_ADMIN_EMAIL")
+            .env_remove("SPICEHUB_ADMIN_PASSWORD")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &options.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn spicehub");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        for stream in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let logs = logs.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(i) = line.find("listening on http://") {
+                        let url = line[i + "listening on ".len()..]
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned();
+                        let _ = tx.send(url);
+                    }
+                    let mut l = logs.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("hub did not start; output:\n{}", logs.lock().unwrap());
+            }
+        };
+        Hub { url, child, logs }
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, as an orchestrator stops it; returns the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("hub did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `spicehub admin create`, the password on standard input.
+pub fn create_user(
+    db: &TestDb,
+    data_dir: &Path,
+    email: &str,
+    role: &str,
+    password: &str,
+) -> std::process::Output {
+    let mut child = Command::new(BIN)
+        .args(["admin", "create", "--email", email, "--role", role])
+        .env("DATABASE_URL", &db.url)
+        .env("SPICEHUB_DATA_DIR", data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn admin create");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "{password}").expect("write password");
+    drop(stdin);
+    child.wait_with_output().expect("admin create output")
+}
+
+/// A browser-like client: keeps cookies, does not follow redirects (tests
+/// look at them), sends `Origin` on posts like a browser does.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+pub async fn sign_in(
+    client: &reqwest::Client,
+    hub: &Hub,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{}/api/sign_in", hub.url))
+        .header("Origin", &hub.url)
+        .header("Accept", "text/html")
+        .form(&[
+            ("email", email),
+            ("password", password),
+            ("next", "/registries"),
+        ])
+        .send()
+        .await
+        .expect("sign-in request")
+}
+
+pub fn data_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_owned();
+    (dir, path)
+}
