@@ -1,4 +1,5 @@
-//! The command line: `serve` (default), `admin create`, `migrate`.
+//! The command line: `serve` (default), `admin create`, `migrate`,
+//! `azure check`, `emulator`.
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -33,6 +34,21 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Run the Entra ID + Azure DevOps emulator (tests and the local demo).
+    Emulator(crate::emulator::EmulatorArgs),
+    /// Azure DevOps connection tools.
+    Azure {
+        #[command(subcommand)]
+        command: AzureCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AzureCommand {
+    /// Obtain a token as the service principal, read the organization and
+    /// list what it can see, or say what is wrong and how to fix it.
+    /// Exit 0 when all is well, 2 with a diagnosis, 1 on usage errors.
+    Check(crate::azure::check::CheckArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -62,7 +78,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(run(cli));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
@@ -70,10 +86,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
-    match cli.command {
+async fn run(cli: Cli) -> Result<ExitCode, String> {
+    let done = match cli.command {
         None => serve(cli.serve).await,
         Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Azure {
+            command: AzureCommand::Check(args),
+        }) => {
+            let code = crate::azure::check::run_check(args).await;
+            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+        }
         Some(Command::Migrate(database)) => {
             crate::config::ensure_dir(&database.data_dir).map_err(|e| e.to_string())?;
             let db = Db::connect(&database.url())
@@ -83,6 +105,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("database is up to date");
             Ok(())
         }
+        Some(Command::Emulator(args)) => crate::emulator::run_cli(args)
+            .await
+            .map_err(|e| e.to_string()),
         Some(Command::Admin {
             command:
                 AdminCommand::Create {
@@ -91,7 +116,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                     database,
                 },
         }) => create_admin(&email, &role, &database).await,
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {

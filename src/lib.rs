@@ -11,6 +11,8 @@ pub mod ui;
 #[cfg(feature = "ssr")]
 pub mod auth;
 #[cfg(feature = "ssr")]
+pub mod azure;
+#[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]
 pub mod config;
@@ -18,6 +20,8 @@ pub mod config;
 pub mod crypto;
 #[cfg(feature = "ssr")]
 pub mod db;
+#[cfg(feature = "ssr")]
+pub mod emulator;
 #[cfg(feature = "ssr")]
 pub mod server;
 

@@ -1,0 +1,8 @@
+//! The Azure DevOps client and token manager: Microsoft's example payloads,
+//! the emulator over real HTTP, and wire quirks from a canned server.
+#![cfg(feature = "ssr")]
+
+mod against_emulator;
+mod common;
+mod vectors;
+mod wire_quirks;

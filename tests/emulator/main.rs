@@ -1,0 +1,14 @@
+//! The Entra ID + Azure DevOps emulator over real HTTP: token endpoint,
+//! authorization answers, the Git API on real repositories, faults,
+//! webhooks, the demo dataset, and conformance with Microsoft's examples.
+//! One test binary for all of it: each binary links the whole crate.
+#![cfg(feature = "ssr")]
+
+mod common;
+mod conformance;
+mod demo;
+mod devops_auth;
+mod faults;
+mod git_api;
+mod token;
+mod webhook;
