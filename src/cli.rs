@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `admin create`, `migrate`,
+//! The command line: `serve` (default), `admin create`, `migrate`, `parse`,
 //! `azure check`, `emulator`.
 
 use std::io::{BufRead, IsTerminal};
@@ -34,6 +34,17 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Print the spice registries of a local checkout (JSON or Graphviz DOT).
+    /// Exit 0 even when the code has problems (they are in the output as
+    /// diagnostics); 1 only when PATH cannot be read.
+    Parse {
+        path: std::path::PathBuf,
+        #[arg(long, value_enum, default_value = "json")]
+        format: crate::parser::OutputFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Run the Entra ID + Azure DevOps emulator (tests and the local demo).
     Emulator(crate::emulator::EmulatorArgs),
     /// Azure DevOps connection tools.
@@ -90,6 +101,19 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     let done = match cli.command {
         None => serve(cli.serve).await,
         Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Parse {
+            path,
+            format,
+            output,
+        }) => {
+            // Parsing is CPU-bound work on rayon's pool, off the async runtime.
+            tokio::task::spawn_blocking(move || {
+                crate::parser::run_parse_cli(&path, format, output.as_deref())
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+        }
         Some(Command::Azure {
             command: AzureCommand::Check(args),
         }) => {

@@ -23,6 +23,8 @@ pub mod db;
 #[cfg(feature = "ssr")]
 pub mod emulator;
 #[cfg(feature = "ssr")]
+pub mod parser;
+#[cfg(feature = "ssr")]
 pub mod server;
 
 /// Entry point of the WebAssembly bundle: takes over the server-rendered page.

@@ -1,0 +1,405 @@
+//! Throughput of the parser on real Python packages (Django and SQLAlchemy
+//! source distributions). Not a timed test: it prints figures.
+//!
+//! `cargo bench --bench parser`. The sdists are downloaded once with pip into
+//! `~/.cache/spicehub/bench-corpus` (override with `SPICEHUB_BENCH_CORPUS`) and
+//! unpacked next to them.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use spicehub::parser::{
+    parse_tree, syntax_error_count, to_json, DirSource, MemorySource, ParseOptions, SourceTree,
+};
+
+/// Counts live heap bytes, so that memory figures are not blurred by how
+/// the system allocator keeps freed pages.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            if new_size >= layout.size() {
+                let grow = new_size - layout.size();
+                let live = LIVE.fetch_add(grow, Ordering::Relaxed) + grow;
+                PEAK.fetch_max(live, Ordering::Relaxed);
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        new
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const PACKAGES: [&str; 2] = ["django", "sqlalchemy"];
+const RUNS: usize = 3;
+
+type BenchResult<T> = Result<T, Box<dyn Error>>;
+
+fn corpus_dir() -> BenchResult<PathBuf> {
+    if let Some(dir) = std::env::var_os("SPICEHUB_BENCH_CORPUS") {
+        return Ok(PathBuf::from(dir));
+    }
+    let home = std::env::var_os("HOME").ok_or("HOME is not set")?;
+    Ok(PathBuf::from(home).join(".cache/spicehub/bench-corpus"))
+}
+
+fn sdists(dir: &Path) -> BenchResult<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    if dir.is_dir() {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.to_string_lossy().ends_with(".tar.gz") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Downloads the sdists with pip unless every package is already there.
+fn ensure_downloaded(dir: &Path) -> BenchResult<Vec<PathBuf>> {
+    let have = sdists(dir)?;
+    let missing = PACKAGES.iter().any(|p| {
+        !have.iter().any(|s| {
+            s.file_name()
+                .map(|n| n.to_string_lossy().to_lowercase().starts_with(p))
+                .unwrap_or(false)
+        })
+    });
+    if missing {
+        std::fs::create_dir_all(dir)?;
+        eprintln!("downloading {PACKAGES:?} sdists into {}", dir.display());
+        let mut args = vec!["download", "--no-deps", "--no-binary", ":all:", "-d"];
+        let dir_str = dir.to_str().ok_or("corpus path is not UTF-8")?;
+        args.push(dir_str);
+        args.extend(PACKAGES);
+        let status = Command::new("pip").args(&args).status().or_else(|_| {
+            Command::new("python3")
+                .arg("-m")
+                .arg("pip")
+                .args(&args)
+                .status()
+        })?;
+        if !status.success() {
+            return Err(format!("pip download failed: {status}").into());
+        }
+    }
+    sdists(dir)
+}
+
+fn unpack(sdist: &Path, into: &Path) -> BenchResult<PathBuf> {
+    let name = sdist
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".tar.gz"))
+        .ok_or("not a .tar.gz")?;
+    let target = into.join(name);
+    let marker = target.join(".unpacked");
+    if !marker.exists() {
+        std::fs::create_dir_all(&target)?;
+        let file = std::fs::File::open(sdist)?;
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        archive.unpack(&target)?;
+        std::fs::write(&marker, b"")?;
+    }
+    Ok(target)
+}
+
+/// One package's Python files, held in memory so that only parsing is timed.
+struct Package {
+    name: String,
+    files: MemorySource,
+    texts: Vec<String>,
+    bytes: u64,
+}
+
+fn load(root: &Path) -> BenchResult<Package> {
+    let disk = DirSource::new(root)?;
+    let mut files = MemorySource::new();
+    let mut texts = Vec::new();
+    let mut bytes = 0;
+    for (path, size) in disk.paths() {
+        if !path.ends_with(".py") {
+            continue;
+        }
+        let content = disk.read(&path)?;
+        bytes += size;
+        if let Ok(text) = String::from_utf8(content.clone()) {
+            texts.push(text);
+        }
+        files.insert(path, content);
+    }
+    let name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(Package {
+        name,
+        files,
+        texts,
+        bytes,
+    })
+}
+
+fn vm_hwm_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU time (user + system, all threads) of this process, from /proc.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Kernel clock ticks are 100 Hz on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Best wall time of `RUNS` runs, with the CPU time of that run.
+fn best_of<F: FnMut()>(mut run: F) -> (Duration, f64) {
+    (0..RUNS)
+        .map(|_| {
+            let cpu = cpu_seconds();
+            let start = Instant::now();
+            run();
+            (start.elapsed(), cpu_seconds() - cpu)
+        })
+        .min_by_key(|(wall, _)| *wall)
+        .unwrap_or_default()
+}
+
+fn pool(threads: usize) -> BenchResult<rayon::ThreadPool> {
+    Ok(rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?)
+}
+
+fn report(what: &str, threads: usize, files: usize, bytes: u64, (elapsed, cpu): (Duration, f64)) {
+    let mb = bytes as f64 / 1_000_000.0;
+    let secs = elapsed.as_secs_f64();
+    println!(
+        "{what:<22} {threads:>2} thread(s)  {files:>6} files  {mb:>7.2} MB  {secs:>7.3} s wall  {:>7.2} MB/s  ({cpu:.2} s CPU)",
+        mb / secs
+    );
+}
+
+/// Child mode: parse one directory from disk and report the peak resident
+/// memory of a process that did nothing else.
+fn child(root: &Path) -> BenchResult<()> {
+    let cpu = cpu_seconds();
+    let threads: usize = std::env::var("SPICEHUB_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(1);
+    let base = vm_hwm_kib().unwrap_or(0);
+    // Live heap when the last file is done: what the per-file phase keeps.
+    let after_files = Arc::new(AtomicUsize::new(0));
+    let probe = Arc::clone(&after_files);
+    let options = ParseOptions {
+        progress: Some(Arc::new(move |done, total| {
+            if done == total {
+                probe.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        })),
+        ..ParseOptions::default()
+    };
+    let start = Instant::now();
+    let graph = pool(threads)?.install(|| spicehub::parser::parse_dir_with(root, &options))?;
+    let elapsed = start.elapsed();
+    let json = to_json(&graph);
+    println!(
+        "{:.3} {} {} {} {:.2} {} {}",
+        elapsed.as_secs_f64(),
+        base,
+        vm_hwm_kib().unwrap_or(0),
+        json.len(),
+        cpu_seconds() - cpu,
+        PEAK.load(Ordering::Relaxed) / 1024,
+        after_files.load(Ordering::Relaxed) / 1024,
+    );
+    Ok(())
+}
+
+struct DiskRun {
+    secs: f64,
+    base_kib: u64,
+    hwm_kib: u64,
+    cpu: f64,
+    peak_heap_kib: u64,
+    facts_heap_kib: u64,
+}
+
+fn disk_run(root: &Path, threads: usize) -> BenchResult<DiskRun> {
+    let out = Command::new(std::env::current_exe()?)
+        .env("SPICEHUB_BENCH_CHILD", root)
+        .env("SPICEHUB_BENCH_THREADS", threads.to_string())
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("child failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    let text = String::from_utf8(out.stdout)?;
+    let mut parts = text.split_whitespace();
+    let secs: f64 = parts.next().ok_or("no time")?.parse()?;
+    let base: u64 = parts.next().ok_or("no base")?.parse()?;
+    let peak: u64 = parts.next().ok_or("no peak")?.parse()?;
+    let _json_len = parts.next();
+    let cpu: f64 = parts.next().ok_or("no cpu")?.parse()?;
+    let peak_heap_kib: u64 = parts.next().ok_or("no heap")?.parse()?;
+    let facts_heap_kib: u64 = parts.next().ok_or("no facts")?.parse()?;
+    Ok(DiskRun {
+        secs,
+        base_kib: base,
+        hwm_kib: peak,
+        cpu,
+        peak_heap_kib,
+        facts_heap_kib,
+    })
+}
+
+fn main() -> BenchResult<()> {
+    if let Some(root) = std::env::var_os("SPICEHUB_BENCH_CHILD") {
+        return child(Path::new(&root));
+    }
+    let dir = corpus_dir()?;
+    let sdists = ensure_downloaded(&dir)?;
+    let unpacked = dir.join("unpacked");
+    let mut packages = Vec::new();
+    for sdist in &sdists {
+        packages.push(load(&unpack(sdist, &unpacked)?)?);
+    }
+    let files: usize = packages.iter().map(|p| p.texts.len()).sum();
+    let bytes: u64 = packages.iter().map(|p| p.bytes).sum();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "corpus: {} ({} .py files, {:.2} MB); {} cores",
+        packages
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        files,
+        bytes as f64 / 1_000_000.0,
+        cores
+    );
+    println!(
+        "VmHWM after loading the corpus: {} KiB",
+        vm_hwm_kib().unwrap_or(0)
+    );
+
+    let mut thread_counts = vec![1];
+    if cores > 1 {
+        thread_counts.push(cores);
+    }
+    for &threads in &thread_counts {
+        let pool = pool(threads)?;
+        let elapsed = best_of(|| {
+            let errors: usize = pool.install(|| {
+                packages
+                    .iter()
+                    .flat_map(|p| {
+                        p.texts
+                            .par_iter()
+                            .map(|t| syntax_error_count(t))
+                            .collect::<Vec<_>>()
+                    })
+                    .sum()
+            });
+            std::hint::black_box(errors);
+        });
+        report("(a) bare Ruff parse", threads, files, bytes, elapsed);
+    }
+    println!(
+        "VmHWM after bare parsing: {} KiB",
+        vm_hwm_kib().unwrap_or(0)
+    );
+
+    let options = ParseOptions::default();
+    for &threads in &thread_counts {
+        let pool = pool(threads)?;
+        let elapsed = best_of(|| {
+            pool.install(|| {
+                for p in &packages {
+                    std::hint::black_box(parse_tree(&p.files, &options));
+                }
+            });
+        });
+        report("(b) full extraction", threads, files, bytes, elapsed);
+    }
+    println!(
+        "VmHWM after full extraction: {} KiB",
+        vm_hwm_kib().unwrap_or(0)
+    );
+
+    println!("parse_dir from disk, each in a fresh process (time includes reading files):");
+    for sdist in &sdists {
+        let root = unpack(sdist, &unpacked)?;
+        for &threads in &thread_counts {
+            let run = disk_run(&root, threads)?;
+            println!(
+                "  {:<18} {threads:>2} thread(s)  {:>6.3} s wall ({:.2} s CPU)  VmHWM {} KiB (start {} KiB)  heap peak {} KiB, after per-file phase {} KiB",
+                root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                run.secs,
+                run.cpu,
+                run.hwm_kib,
+                run.base_kib,
+                run.peak_heap_kib,
+                run.facts_heap_kib,
+            );
+        }
+    }
+
+    for p in &packages {
+        let graph = parse_tree(&p.files, &options);
+        println!(
+            "{}: {} registries, {} entries, {} edges, {} diagnostics, {} bytes of JSON",
+            p.name,
+            graph.registries.len(),
+            graph.entries.len(),
+            graph.edges.len(),
+            graph.diagnostics.len(),
+            to_json(&graph).len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! Static parser for spice registries (`shared/spec/registries.md`).
+//!
+//! Pure: no database, no network, and user code is never imported or run.
+//! A repository is parsed in two phases:
+//! 1. per file, in parallel ([`extract`]): parse with Ruff, keep the facts the
+//!    rules need, drop the syntax tree;
+//! 2. per repository ([`resolve`]): resolve names across files and build the
+//!    [`Graph`].
+
+mod cli;
+mod config;
+mod extract;
+mod model;
+mod output;
+mod resolve;
+mod ruff;
+mod source;
+mod syntax;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+pub use cli::{run_parse_cli, OutputFormat, ParseCliError};
+pub use config::{Config, DecoratorRegistry, PYPROJECT_TOML, SPICE_TOML};
+pub use model::{Diagnostic, Edge, EdgeKind, Entry, EntryKind, Graph, Registry, Severity};
+pub use output::{from_json, to_dot, to_json};
+pub use source::{
+    is_vendored_dir, module_name, DirSource, MemorySource, SkipReason, SkippedPath, SourceTree,
+    VENDORED_DIRS,
+};
+
+/// Default per-file size limit: generated Python can be huge, and a file
+/// bigger than this is data rather than a place where registries are declared.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 2 * 1024 * 1024;
+
+/// Called with `(files done, files to parse)`, from any of the worker threads.
+pub type ProgressFn = dyn Fn(usize, usize) + Send + Sync;
+
+#[derive(Clone)]
+pub struct ParseOptions {
+    /// Files larger than this many bytes are skipped with a diagnostic.
+    pub max_file_size: u64,
+    pub progress: Option<Arc<ProgressFn>>,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        ParseOptions {
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+            progress: None,
+        }
+    }
+}
+
+impl fmt::Debug for ParseOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ParseOptions")
+            .field("max_file_size", &self.max_file_size)
+            .field("progress", &self.progress.as_ref().map(|_| "<callback>"))
+            .finish()
+    }
+}
+
+/// The only failure of a parse: the root itself cannot be read. Everything
+/// below the root becomes a [`Diagnostic`] instead.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("cannot read {}: {source}", path.display())]
+    UnreadableRoot {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a directory", path.display())]
+    NotADirectory { path: PathBuf },
+}
+
+/// Parses a directory on disk with the default options.
+pub fn parse_dir(path: &Path) -> Result<Graph, ParseError> {
+    parse_dir_with(path, &ParseOptions::default())
+}
+
+/// Parses a directory on disk.
+pub fn parse_dir_with(path: &Path, options: &ParseOptions) -> Result<Graph, ParseError> {
+    let unreadable = |source| ParseError::UnreadableRoot {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    if !meta.is_dir() {
+        return Err(ParseError::NotADirectory {
+            path: path.to_owned(),
+        });
+    }
+    let source = DirSource::new(path).map_err(unreadable)?;
+    Ok(parse_tree(&source, options))
+}
+
+/// Parses ruff's syntax only and returns the number of syntax errors; for
+/// measuring the parser on its own (see `benches/parser.rs`).
+pub fn syntax_error_count(source: &str) -> usize {
+    ruff::parse_only(source)
+}
+
+/// Parses every Python file of a tree and returns its sorted graph.
+pub fn parse_tree(tree: &dyn SourceTree, options: &ParseOptions) -> Graph {
+    let mut diagnostics = Vec::new();
+    let listed: BTreeMap<String, u64> = tree.paths().into_iter().collect();
+
+    for skipped in tree.skipped() {
+        diagnostics.push(skipped_diagnostic(skipped));
+    }
+
+    let (config, config_diagnostics) =
+        config::load(|file| listed.contains_key(file).then(|| tree.read(file)));
+    diagnostics.extend(config_diagnostics);
+
+    // Sources other than `DirSource` may list vendored files: one diagnostic per tree.
+    let mut vendored = BTreeSet::new();
+    let mut files: Vec<(&str, u64)> = Vec::new();
+    for (path, &size) in &listed {
+        if let Some(root) = vendored_root(path) {
+            vendored.insert(root.to_owned());
+            continue;
+        }
+        if path
+            .split('/')
+            .any(|part| source::IGNORED_DIRS.contains(&part))
+        {
+            continue;
+        }
+        if path.ends_with(".py") && config.selects(path) {
+            files.push((path, size));
+        }
+    }
+    for root in vendored {
+        diagnostics.push(skipped_diagnostic(SkippedPath {
+            path: root,
+            reason: SkipReason::Vendored,
+        }));
+    }
+
+    let limits = extract::FileLimits {
+        max_file_size: options.max_file_size,
+    };
+    let total = files.len();
+    let done = AtomicUsize::new(0);
+    // Indexed parallel iteration keeps the file order, so the result does not
+    // depend on thread scheduling.
+    let facts: Vec<extract::FileFacts> = files
+        .par_iter()
+        .map(|&(path, size)| {
+            let facts = extract::extract_file(tree, path, size, limits);
+            if let Some(progress) = &options.progress {
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+            }
+            facts
+        })
+        .collect();
+
+    let mut graph = resolve::resolve(facts, &config);
+    graph.diagnostics.extend(diagnostics);
+    graph.sort();
+    graph
+}
+
+/// `a/.venv/lib/x.py` → `a/.venv`.
+fn vendored_root(path: &str) -> Option<&str> {
+    let mut end = 0;
+    let mut parts = path.split('/').peekable();
+    while let Some(part) = parts.next() {
+        end += part.len();
+        // The last component is the file name, not a directory.
+        if parts.peek().is_some() && is_vendored_dir(part) {
+            return Some(&path[..end]);
+        }
+        end += 1;
+    }
+    None
+}
+
+fn skipped_diagnostic(skipped: SkippedPath) -> Diagnostic {
+    let (severity, message) = match skipped.reason {
+        SkipReason::Vendored => (Severity::Info, "skipped: vendored tree".to_owned()),
+        SkipReason::Symlink => (
+            Severity::Info,
+            "skipped: symbolic link (not followed)".to_owned(),
+        ),
+        SkipReason::NonUtf8Name => (
+            Severity::Warning,
+            "skipped: file name is not valid UTF-8".to_owned(),
+        ),
+        SkipReason::Unreadable(err) => (Severity::Warning, format!("skipped: cannot read: {err}")),
+    };
+    Diagnostic::new(skipped.path, 0, severity, message)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,541 @@
+//! The only module that touches Ruff's API (`ruff_python_parser`,
+//! `ruff_python_ast`, `ruff_text_size`, `ruff_source_file`). Ruff's crates are
+//! internal components with no stability promise, so every use of them is kept
+//! here: the rest of the parser only sees [`crate::parser::syntax`].
+//!
+//! Two hazards of deep input are handled here:
+//! - Ruff's parser itself guards its recursion by growing its stack (it uses
+//!   `stacker`), so parsing a deeply nested file does not overflow.
+//! - Dropping Ruff's tree is recursive drop glue, one native frame per level of
+//!   nesting, and would overflow on `[[[[...]]]]` or `a+a+a+...` long before the
+//!   size limit. [`dismantle`] therefore takes the tree apart iteratively.
+
+use std::cell::RefCell;
+
+use ruff_python_ast as ast;
+use ruff_python_ast::token::TokenKind;
+use ruff_python_ast::visitor::transformer::{self, Transformer};
+use ruff_python_parser::{Mode, ParseOptions};
+use ruff_source_file::LineIndex;
+use ruff_text_size::{Ranged, TextRange, TextSize};
+
+use crate::parser::syntax::{
+    Decorator, Def, Expr, ImportName, Keyword, Module, Scope, ScopeId, ScopeKind, Stmt, StmtKind,
+    SyntaxError, MODULE_SCOPE, READ_KEYWORDS, READ_POSITIONAL, REGISTER_METHODS,
+};
+
+/// Registry syntax never nests deeply (`R.register(name=["a", "b"])` is depth 3);
+/// anything deeper is lowered to [`Expr::Other`] so the lowering stays shallow.
+const MAX_EXPR_DEPTH: u32 = 8;
+/// Longest attribute chain kept as a dotted name.
+const MAX_DOTTED_LEN: usize = 64;
+/// Excerpts of unsupported expressions are only used in messages.
+const SNIPPET_CHARS: usize = 60;
+/// Messages only quote call arguments and the items of a list argument;
+/// deeper excerpts would be allocated for nothing.
+const SNIPPET_MAX_DEPTH: u32 = 2;
+/// A hostile file can produce one syntax error per token; a few are enough to act on.
+pub(crate) const MAX_SYNTAX_ERRORS: usize = 20;
+
+/// Parses `source` with Ruff's error-recovering parser and lowers it to the
+/// small syntax tree the registry rules need. Never fails: a file with syntax
+/// errors yields the recovered statements plus [`Module::errors`].
+pub(crate) fn lower(source: &str) -> Module {
+    let parsed = ruff_python_parser::parse_unchecked(source, ParseOptions::from(Mode::Module));
+    let Some(parsed) = parsed.try_into_module() else {
+        return Module::default();
+    };
+    let lines = LineIndex::from_source_text(source);
+    let lowerer = Lowerer {
+        source,
+        lines: &lines,
+        tokens: parsed.tokens(),
+    };
+
+    let mut module = Module {
+        scopes: vec![Scope {
+            parent: None,
+            kind: ScopeKind::Module,
+            qualname: String::new(),
+            static_path: true,
+        }],
+        stmts: Vec::new(),
+        errors: Vec::new(),
+    };
+    let error_count = parsed.errors().len();
+    for error in parsed.errors().iter().take(MAX_SYNTAX_ERRORS) {
+        module.errors.push(SyntaxError {
+            line: lowerer.line(error.location.start()),
+            message: error.error.to_string(),
+        });
+    }
+    if error_count > MAX_SYNTAX_ERRORS {
+        let line = module.errors.last().map_or(1, |e| e.line);
+        module.errors.push(SyntaxError {
+            line,
+            message: format!(
+                "{} more syntax errors not shown",
+                error_count - MAX_SYNTAX_ERRORS
+            ),
+        });
+    }
+
+    lowerer.lower_body(parsed.suite(), &mut module);
+    dismantle(parsed.into_suite());
+    module
+}
+
+/// Parses only, for measuring Ruff on its own: returns the number of syntax errors.
+pub(crate) fn parse_only(source: &str) -> usize {
+    let parsed = ruff_python_parser::parse_unchecked(source, ParseOptions::from(Mode::Module));
+    let errors = parsed.errors().len();
+    if let Some(module) = parsed.try_into_module() {
+        dismantle(module.into_suite());
+    }
+    errors
+}
+
+struct Lowerer<'a> {
+    source: &'a str,
+    lines: &'a LineIndex,
+    tokens: &'a ast::token::Tokens,
+}
+
+impl<'a> Lowerer<'a> {
+    fn line(&self, offset: TextSize) -> u32 {
+        u32::try_from(self.lines.line_index(offset).get()).unwrap_or(u32::MAX)
+    }
+
+    /// Walks nested bodies with an explicit stack: indentation depth is only
+    /// bounded by the file size, so recursion here could be driven arbitrarily deep.
+    fn lower_body(&self, suite: &'a [ast::Stmt], module: &mut Module) {
+        let mut stack: Vec<(std::slice::Iter<'a, ast::Stmt>, ScopeId)> =
+            vec![(suite.iter(), MODULE_SCOPE)];
+        loop {
+            let next = match stack.last_mut() {
+                None => break,
+                Some((iter, scope)) => iter.next().map(|stmt| (stmt, *scope)),
+            };
+            let Some((stmt, scope)) = next else {
+                stack.pop();
+                continue;
+            };
+            let line = self.line(stmt.start());
+            match stmt {
+                ast::Stmt::FunctionDef(f) => {
+                    let body_scope = new_scope(module, scope, ScopeKind::Function, f.name.as_str());
+                    let params = f
+                        .parameters
+                        .posonlyargs
+                        .iter()
+                        .chain(&f.parameters.args)
+                        .chain(&f.parameters.kwonlyargs)
+                        .map(|p| p.parameter.name.as_str().to_owned())
+                        .collect();
+                    let def = Def {
+                        name: f.name.as_str().to_owned(),
+                        is_class: false,
+                        decorators: self.lower_decorators(&f.decorator_list),
+                        params,
+                        bases: Vec::new(),
+                        doc: docstring(&f.body),
+                        body_scope,
+                    };
+                    module.stmts.push(Stmt {
+                        scope,
+                        line: self.keyword_line(stmt, &f.decorator_list, &f.name, TokenKind::Def),
+                        kind: StmtKind::Def(def),
+                    });
+                    stack.push((f.body.iter(), body_scope));
+                }
+                ast::Stmt::ClassDef(c) => {
+                    let body_scope = new_scope(module, scope, ScopeKind::Class, c.name.as_str());
+                    let bases = c
+                        .arguments
+                        .as_deref()
+                        .map(|a| a.args.iter().map(|b| self.lower_expr(b, 0)).collect())
+                        .unwrap_or_default();
+                    let def = Def {
+                        name: c.name.as_str().to_owned(),
+                        is_class: true,
+                        decorators: self.lower_decorators(&c.decorator_list),
+                        params: Vec::new(),
+                        bases,
+                        doc: docstring(&c.body),
+                        body_scope,
+                    };
+                    module.stmts.push(Stmt {
+                        scope,
+                        line: self.keyword_line(stmt, &c.decorator_list, &c.name, TokenKind::Class),
+                        kind: StmtKind::Def(def),
+                    });
+                    stack.push((c.body.iter(), body_scope));
+                }
+                ast::Stmt::Assign(a) => {
+                    let targets = a
+                        .targets
+                        .iter()
+                        .filter_map(|t| t.as_name_expr().map(|n| n.id.as_str().to_owned()))
+                        .collect();
+                    self.push_assign(module, scope, line, targets, &a.value);
+                }
+                ast::Stmt::AnnAssign(a) => {
+                    if let (Some(value), Some(name)) = (&a.value, a.target.as_name_expr()) {
+                        self.push_assign(
+                            module,
+                            scope,
+                            line,
+                            vec![name.id.as_str().to_owned()],
+                            value,
+                        );
+                    }
+                }
+                ast::Stmt::Expr(e) => {
+                    // Only `R.register(...)`-shaped calls can register; lowering
+                    // every call statement would cost time for nothing.
+                    let registers = e.value.as_call_expr().is_some_and(|call| {
+                        call.func
+                            .as_attribute_expr()
+                            .is_some_and(|a| REGISTER_METHODS.contains(&a.attr.as_str()))
+                    });
+                    if registers {
+                        module.stmts.push(Stmt {
+                            scope,
+                            line,
+                            kind: StmtKind::Expr(self.lower_expr(&e.value, 0)),
+                        });
+                    }
+                }
+                ast::Stmt::Import(i) => {
+                    module.stmts.push(Stmt {
+                        scope,
+                        line,
+                        kind: StmtKind::Import(lower_aliases(&i.names)),
+                    });
+                }
+                ast::Stmt::ImportFrom(i) => {
+                    module.stmts.push(Stmt {
+                        scope,
+                        line,
+                        kind: StmtKind::ImportFrom {
+                            module: i.module.as_ref().map(|m| m.as_str().to_owned()),
+                            level: i.level,
+                            names: lower_aliases(&i.names),
+                        },
+                    });
+                }
+                // Compound statements are transparent. Bodies are pushed last
+                // first so that they come off the stack in source order.
+                ast::Stmt::If(s) => {
+                    for clause in s.elif_else_clauses.iter().rev() {
+                        stack.push((clause.body.iter(), scope));
+                    }
+                    stack.push((s.body.iter(), scope));
+                }
+                ast::Stmt::For(s) => {
+                    stack.push((s.orelse.iter(), scope));
+                    stack.push((s.body.iter(), scope));
+                }
+                ast::Stmt::While(s) => {
+                    stack.push((s.orelse.iter(), scope));
+                    stack.push((s.body.iter(), scope));
+                }
+                ast::Stmt::With(s) => stack.push((s.body.iter(), scope)),
+                ast::Stmt::Try(s) => {
+                    stack.push((s.finalbody.iter(), scope));
+                    stack.push((s.orelse.iter(), scope));
+                    for handler in s.handlers.iter().rev() {
+                        let ast::ExceptHandler::ExceptHandler(h) = handler;
+                        stack.push((h.body.iter(), scope));
+                    }
+                    stack.push((s.body.iter(), scope));
+                }
+                ast::Stmt::Match(s) => {
+                    for case in s.cases.iter().rev() {
+                        stack.push((case.body.iter(), scope));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn push_assign(
+        &self,
+        module: &mut Module,
+        scope: ScopeId,
+        line: u32,
+        targets: Vec<String>,
+        value: &ast::Expr,
+    ) {
+        // Only dotted names (aliases of a registry or of a constructor) and,
+        // where a registry can be declared, calls matter to the registry rules.
+        let relevant = match value {
+            ast::Expr::Name(_) | ast::Expr::Attribute(_) => true,
+            ast::Expr::Call(_) => module.scopes.get(scope).is_some_and(Scope::can_declare),
+            _ => false,
+        };
+        if targets.is_empty() || !relevant {
+            return;
+        }
+        module.stmts.push(Stmt {
+            scope,
+            line,
+            kind: StmtKind::Assign {
+                targets,
+                value: self.lower_expr(value, 0),
+            },
+        });
+    }
+
+    fn lower_decorators(&self, decorators: &[ast::Decorator]) -> Vec<Decorator> {
+        decorators
+            .iter()
+            .map(|d| Decorator {
+                expr: self.lower_expr(&d.expression, 0),
+            })
+            .collect()
+    }
+
+    /// The line of the `def`/`class` keyword, which the spec uses instead of
+    /// the statement's start (Ruff's range starts at the first decorator).
+    fn keyword_line(
+        &self,
+        stmt: &ast::Stmt,
+        decorators: &[ast::Decorator],
+        name: &ast::Identifier,
+        keyword: TokenKind,
+    ) -> u32 {
+        let from = decorators.last().map_or(stmt.start(), |d| d.end());
+        let to = name.start();
+        // Binary searches by hand: `Tokens::in_range` panics on offsets inside tokens.
+        let tokens: &[ast::token::Token] = self.tokens;
+        let lo = tokens.partition_point(|t| t.start() < from);
+        let hi = tokens.partition_point(|t| t.start() < to);
+        tokens
+            .get(lo..hi)
+            .and_then(|window| window.iter().rev().find(|t| t.kind() == keyword))
+            .map_or_else(|| self.line(to), |t| self.line(t.start()))
+    }
+
+    fn lower_expr(&self, expr: &ast::Expr, depth: u32) -> Expr {
+        if depth > MAX_EXPR_DEPTH {
+            return Expr::Other(String::new());
+        }
+        match expr {
+            ast::Expr::Name(n) => Expr::Dotted(vec![n.id.as_str().to_owned()]),
+            ast::Expr::Attribute(_) => self.dotted(expr).unwrap_or_else(|| self.other(expr, depth)),
+            ast::Expr::Call(c) => Expr::Call {
+                func: Box::new(self.lower_expr(&c.func, depth + 1)),
+                args: c
+                    .arguments
+                    .args
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| match a {
+                        _ if i < READ_POSITIONAL => self.lower_expr(a, depth + 1),
+                        ast::Expr::StringLiteral(s) => Expr::Str(s.value.to_str().to_owned()),
+                        _ => Expr::Other(String::new()),
+                    })
+                    .collect(),
+                keywords: c
+                    .arguments
+                    .keywords
+                    .iter()
+                    .filter_map(|k| {
+                        let name = k.arg.as_ref()?.as_str();
+                        READ_KEYWORDS.contains(&name).then(|| Keyword {
+                            name: Some(name.to_owned()),
+                            value: self.lower_expr(&k.value, depth + 1),
+                        })
+                    })
+                    .collect(),
+            },
+            ast::Expr::StringLiteral(s) => Expr::Str(s.value.to_str().to_owned()),
+            ast::Expr::List(l) => self.sequence(&l.elts, depth),
+            ast::Expr::Tuple(t) => self.sequence(&t.elts, depth),
+            ast::Expr::Set(s) => self.sequence(&s.elts, depth),
+            _ => self.other(expr, depth),
+        }
+    }
+
+    fn other(&self, expr: &ast::Expr, depth: u32) -> Expr {
+        if depth > SNIPPET_MAX_DEPTH {
+            return Expr::Other(String::new());
+        }
+        Expr::Other(self.snippet(expr.range()))
+    }
+
+    fn sequence(&self, elts: &[ast::Expr], depth: u32) -> Expr {
+        Expr::Sequence(elts.iter().map(|e| self.lower_expr(e, depth + 1)).collect())
+    }
+
+    /// Follows `a.b.c` down to its name iteratively: an attribute chain is a
+    /// left-deep tree as deep as it is long.
+    fn dotted(&self, expr: &ast::Expr) -> Option<Expr> {
+        let mut parts = Vec::new();
+        let mut current = expr;
+        loop {
+            match current {
+                ast::Expr::Attribute(a) => {
+                    if parts.len() >= MAX_DOTTED_LEN {
+                        return None;
+                    }
+                    parts.push(a.attr.as_str().to_owned());
+                    current = &a.value;
+                }
+                ast::Expr::Name(n) => {
+                    parts.push(n.id.as_str().to_owned());
+                    parts.reverse();
+                    return Some(Expr::Dotted(parts));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn snippet(&self, range: TextRange) -> String {
+        let start = usize::from(range.start());
+        let end = usize::from(range.end());
+        let text = self.source.get(start..end).unwrap_or("");
+        let mut out: String = text
+            .chars()
+            .take(SNIPPET_CHARS)
+            .map(|c| if c.is_whitespace() { ' ' } else { c })
+            .collect();
+        if text.chars().nth(SNIPPET_CHARS).is_some() {
+            out.push('…');
+        }
+        out
+    }
+}
+
+fn new_scope(module: &mut Module, parent: ScopeId, kind: ScopeKind, name: &str) -> ScopeId {
+    let (parent_qual, parent_kind, parent_static) = module
+        .scopes
+        .get(parent)
+        .map_or((String::new(), ScopeKind::Module, true), |p| {
+            (p.qualname.clone(), p.kind, p.static_path)
+        });
+    // Python's `__qualname__` rules: names defined in a function get `<locals>`.
+    let qualname = match parent_kind {
+        ScopeKind::Module => name.to_owned(),
+        ScopeKind::Class => format!("{parent_qual}.{name}"),
+        ScopeKind::Function => format!("{parent_qual}.<locals>.{name}"),
+    };
+    let static_path = parent_static && parent_kind != ScopeKind::Function;
+    module.scopes.push(Scope {
+        parent: Some(parent),
+        kind,
+        qualname,
+        static_path,
+    });
+    module.scopes.len() - 1
+}
+
+fn lower_aliases(aliases: &[ast::Alias]) -> Vec<ImportName> {
+    aliases
+        .iter()
+        .map(|a| ImportName {
+            name: a.name.as_str().to_owned(),
+            asname: a.asname.as_ref().map(|n| n.as_str().to_owned()),
+        })
+        .collect()
+}
+
+/// The first line of a docstring, as `inspect.cleandoc` would show it.
+fn docstring(body: &[ast::Stmt]) -> Option<String> {
+    let ast::Stmt::Expr(first) = body.first()? else {
+        return None;
+    };
+    let ast::Expr::StringLiteral(s) = first.value.as_ref() else {
+        return None;
+    };
+    s.value
+        .to_str()
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_owned)
+}
+
+/// Takes a tree apart without recursion: each node's direct children are
+/// moved onto explicit work lists (replaced by leaf placeholders) before the
+/// node itself is dropped, so no drop ever recurses more than one level.
+fn dismantle(suite: ast::Suite) {
+    let worker = Dismantler::default();
+    worker.stmts.borrow_mut().extend(suite);
+    loop {
+        let stmt = worker.stmts.borrow_mut().pop();
+        if let Some(mut stmt) = stmt {
+            transformer::walk_stmt(&worker, &mut stmt);
+            continue;
+        }
+        let expr = worker.exprs.borrow_mut().pop();
+        if let Some(mut expr) = expr {
+            transformer::walk_expr(&worker, &mut expr);
+            continue;
+        }
+        let pattern = worker.patterns.borrow_mut().pop();
+        if let Some(mut pattern) = pattern {
+            transformer::walk_pattern(&worker, &mut pattern);
+            continue;
+        }
+        let spec = worker.format_specs.borrow_mut().pop();
+        if let Some(mut spec) = spec {
+            for element in &mut spec.elements {
+                worker.visit_interpolated_string_element(element);
+            }
+            continue;
+        }
+        break;
+    }
+}
+
+#[derive(Default)]
+struct Dismantler {
+    stmts: RefCell<Vec<ast::Stmt>>,
+    exprs: RefCell<Vec<ast::Expr>>,
+    patterns: RefCell<Vec<ast::Pattern>>,
+    format_specs: RefCell<Vec<ast::InterpolatedStringFormatSpec>>,
+}
+
+impl Transformer for Dismantler {
+    fn visit_stmt(&self, stmt: &mut ast::Stmt) {
+        let placeholder = ast::Stmt::Pass(ast::StmtPass {
+            node_index: ast::AtomicNodeIndex::default(),
+            range: TextRange::default(),
+        });
+        self.stmts
+            .borrow_mut()
+            .push(std::mem::replace(stmt, placeholder));
+    }
+
+    fn visit_expr(&self, expr: &mut ast::Expr) {
+        let placeholder = ast::Expr::NoneLiteral(ast::ExprNoneLiteral::default());
+        self.exprs
+            .borrow_mut()
+            .push(std::mem::replace(expr, placeholder));
+    }
+
+    fn visit_pattern(&self, pattern: &mut ast::Pattern) {
+        let placeholder = ast::Pattern::MatchAs(ast::PatternMatchAs {
+            node_index: ast::AtomicNodeIndex::default(),
+            range: TextRange::default(),
+            pattern: None,
+            name: None,
+        });
+        self.patterns
+            .borrow_mut()
+            .push(std::mem::replace(pattern, placeholder));
+    }
+
+    fn visit_interpolated_string_element(&self, element: &mut ast::InterpolatedStringElement) {
+        if let ast::InterpolatedStringElement::Interpolation(interpolation) = element {
+            self.visit_expr(&mut interpolation.expression);
+            if let Some(spec) = interpolation.format_spec.take() {
+                self.format_specs.borrow_mut().push(*spec);
+            }
+        }
+    }
+}

@@ -1,0 +1,1122 @@
+//! Whole-pipeline tests: one per row of spec §2 and per rule of §1, §3–§6.
+//! Each builds a small repository in memory and checks the graph.
+
+use super::*;
+
+fn parse(files: &[(&str, &str)]) -> Graph {
+    let source: MemorySource = files.iter().copied().collect();
+    parse_tree(&source, &ParseOptions::default())
+}
+
+fn registries(graph: &Graph) -> Vec<(String, String, String, u32)> {
+    graph
+        .registries
+        .iter()
+        .map(|r| (r.id.clone(), r.label.clone(), r.file.clone(), r.line))
+        .collect()
+}
+
+/// `(registry, name)` pairs.
+fn names(graph: &Graph) -> Vec<(String, String)> {
+    graph
+        .entries
+        .iter()
+        .map(|e| (e.registry.clone(), e.name.clone()))
+        .collect()
+}
+
+fn entry<'g>(graph: &'g Graph, name: &str) -> &'g Entry {
+    match graph.entries.iter().find(|e| e.name == name) {
+        Some(e) => e,
+        None => panic!("no entry {name} in {:#?}", graph.entries),
+    }
+}
+
+/// `(registry, from, to, kind, dangling)` tuples.
+fn edges(graph: &Graph) -> Vec<(String, String, String, EdgeKind, bool)> {
+    graph
+        .edges
+        .iter()
+        .map(|e| {
+            (
+                e.registry.clone(),
+                e.from.clone(),
+                e.to.clone(),
+                e.kind,
+                e.dangling,
+            )
+        })
+        .collect()
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+fn no_warnings(graph: &Graph) {
+    let serious: Vec<_> = graph
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity != Severity::Info)
+        .collect();
+    assert!(serious.is_empty(), "unexpected diagnostics: {serious:#?}");
+}
+
+const REGS: &str = "from spice import Registry\n\npipelines = Registry(\"pipelines\")\n";
+
+// ---------------------------------------------------------------- §1
+
+#[test]
+fn s1_registry_declaration_identity_label_file_line() {
+    let g = parse(&[
+        ("shop/__init__.py", ""),
+        ("shop/registries.py", REGS),
+        (
+            "shop/models.py",
+            "from spice import Registry\nBASE = Registry('base')\nMODELS = Registry(\n    \"model\",\n    parent=BASE,\n)\n",
+        ),
+    ]);
+    assert_eq!(
+        registries(&g),
+        vec![
+            (
+                "shop.models.BASE".into(),
+                "base".into(),
+                "shop/models.py".into(),
+                2
+            ),
+            (
+                "shop.models.MODELS".into(),
+                "model".into(),
+                "shop/models.py".into(),
+                3
+            ),
+            (
+                "shop.registries.pipelines".into(),
+                "pipelines".into(),
+                "shop/registries.py".into(),
+                3
+            ),
+        ]
+    );
+    no_warnings(&g);
+}
+
+#[test]
+fn s1_label_defaults_to_the_variable_name() {
+    let g = parse(&[(
+        "m.py",
+        "from spice import Registry\nA = Registry()\nB = Registry(parent=A)\nC = Registry(name='named')\nD: Registry = Registry(locations=['x'])\n",
+    )]);
+    let labels: Vec<_> = g.registries.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(labels, vec!["A", "B", "named", "D"]);
+}
+
+#[test]
+fn s1_registry_however_imported() {
+    let g = parse(&[(
+        "m.py",
+        "import mmengine.registry as mr\nimport mmengine\nfrom spice import Registry as R\nfrom spice import Other\n\
+         A = mr.Registry('a')\nB = mmengine.registry.Registry('b')\nC = R('c')\nAlias = R\nD = Alias('d')\nE = Other('e')\nF = Registry('f')\n",
+    )]);
+    let ids: Vec<_> = g.registries.iter().map(|r| r.id.as_str()).collect();
+    // `F` uses a name that is not imported at all: still the constructor name.
+    assert_eq!(ids, vec!["m.A", "m.B", "m.C", "m.D", "m.F"]);
+}
+
+#[test]
+fn s1_catalogue_create_joins_string_arguments() {
+    let g = parse(&[
+        ("a.py", "import catalogue\nloaders = catalogue.create(\"pkg\", \"loaders\")\n"),
+        ("b.py", "import catalogue as cat\narchs = cat.create('spacy', 'architectures', entry_points=True)\n"),
+        ("c.py", "from catalogue import create\nplain = create()\n"),
+        ("d.py", "import other\nnot_reg = other.create('x')\n"),
+    ]);
+    assert_eq!(
+        registries(&g),
+        vec![
+            ("a.loaders".into(), "pkg.loaders".into(), "a.py".into(), 2),
+            (
+                "b.archs".into(),
+                "spacy.architectures".into(),
+                "b.py".into(),
+                2
+            ),
+            ("c.plain".into(), "plain".into(), "c.py".into(), 2),
+        ]
+    );
+}
+
+#[test]
+fn s1_class_level_registries() {
+    let g = parse(&[
+        (
+            "zoo/base.py",
+            "from spice import Registry\n\nclass Zoo:\n    BACKBONES = Registry('backbone')\n    class Heads:\n        HEADS = Registry('head')\n\n    @BACKBONES.register_module()\n    class Tiny:\n        pass\n",
+        ),
+        (
+            "zoo/nets.py",
+            "from zoo.base import Zoo\nfrom .base import Zoo as Z\n\nclass MyZoo(Zoo):\n    pass\n\n@Zoo.BACKBONES.register_module()\nclass ResNet: pass\n\n@Z.Heads.HEADS.register_module(name='fpn')\nclass FPN: pass\n\n@MyZoo.BACKBONES.register_module()\nclass Inherited: pass\n",
+        ),
+        ("zoo/local.py", "def f():\n    class Local:\n        R = Registry('r')\n"),
+    ]);
+    let ids: Vec<_> = g.registries.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec!["zoo.base.Zoo.BACKBONES", "zoo.base.Zoo.Heads.HEADS"]
+    );
+    assert_eq!(
+        names(&g),
+        pairs(&[
+            ("zoo.base.Zoo.BACKBONES", "Inherited"),
+            ("zoo.base.Zoo.BACKBONES", "ResNet"),
+            ("zoo.base.Zoo.BACKBONES", "Tiny"),
+            ("zoo.base.Zoo.Heads.HEADS", "fpn"),
+        ])
+    );
+    assert_eq!(entry(&g, "Tiny").target, "zoo.base.Zoo.Tiny");
+}
+
+// ---------------------------------------------------------------- §2
+
+#[test]
+fn s2_register_attribute_on_def_async_def_and_class() {
+    let g = parse(&[(
+        "m.py",
+        "from spice import Registry\nR = Registry('r')\n\n@R.register\ndef f():\n    \"\"\"Eff.\"\"\"\n\n@R.register\nasync def g(): pass\n\n@R.register\nclass K:\n    '''Kay.\n\n    More.'''\n",
+    )]);
+    let got: Vec<_> = g
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                e.name.as_str(),
+                e.kind,
+                e.target.as_str(),
+                e.line,
+                e.doc.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("K", EntryKind::Class, "m.K", 12, Some("Kay.")),
+            ("f", EntryKind::Function, "m.f", 5, Some("Eff.")),
+            ("g", EntryKind::Function, "m.g", 9, None),
+        ]
+    );
+    no_warnings(&g);
+}
+
+#[test]
+fn s2_register_with_a_name() {
+    let g = parse(&[(
+        "m.py",
+        "from spice import Registry\nR = Registry('r')\n@R.register(\"x\")\ndef f(): pass\n@R.register(name=\"y\")\ndef g(): pass\n@R.register()\ndef h(): pass\n",
+    )]);
+    assert_eq!(
+        names(&g),
+        pairs(&[("m.R", "h"), ("m.R", "x"), ("m.R", "y")])
+    );
+    assert_eq!(entry(&g, "x").target, "m.f");
+}
+
+#[test]
+fn s2_register_module() {
+    let g = parse(&[(
+        "m.py",
+        "from mmengine.registry import Registry\nMODELS = Registry('model')\n@MODELS.register_module()\nclass ResNet: pass\n@MODELS.register_module(name='vit')\nclass ViT: pass\n@MODELS.register_module(force=True)\nclass Forced: pass\n",
+    )]);
+    assert_eq!(
+        names(&g),
+        pairs(&[
+            ("m.MODELS", "Forced"),
+            ("m.MODELS", "ResNet"),
+            ("m.MODELS", "vit")
+        ])
+    );
+}
+
+#[test]
+fn s2_registry_called_as_decorator() {
+    let g = parse(&[(
+        "m.py",
+        "import catalogue\nloaders = catalogue.create('pkg', 'loaders')\n@loaders('csv.v1')\ndef load_csv(path): pass\n",
+    )]);
+    assert_eq!(names(&g), pairs(&[("m.loaders", "csv.v1")]));
+    assert_eq!(entry(&g, "csv.v1").kind, EntryKind::Function);
+}
+
+#[test]
+fn s2_register_call_statements() {
+    let g = parse(&[
+        (
+            "pkg/regs.py",
+            "from spice import Registry\nR = Registry('r')\n",
+        ),
+        (
+            "pkg/impl.py",
+            "def load():\n    \"\"\"Loads.\"\"\"\n",
+        ),
+        (
+            "pkg/wire.py",
+            "from pkg.regs import R\nfrom pkg import impl\nfrom pkg.impl import load as loader\n\nR.register(\"x\", impl.load)\nR.register(\n    loader,\n)\n",
+        ),
+    ]);
+    let got: Vec<_> = g
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                e.name.as_str(),
+                e.kind,
+                e.target.as_str(),
+                e.line,
+                e.doc.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "load",
+                EntryKind::Object,
+                "pkg.impl.load",
+                6,
+                Some("Loads.")
+            ),
+            ("x", EntryKind::Object, "pkg.impl.load", 5, Some("Loads.")),
+        ]
+    );
+}
+
+#[test]
+fn s2_register_module_call_statements() {
+    let g = parse(&[(
+        "m.py",
+        "from mmengine import Registry\nfrom torchvision.models import resnet50\nMODELS = Registry('model')\nclass Net: pass\nMODELS.register_module(module=Net)\nMODELS.register_module(name='r50', module=resnet50)\n",
+    )]);
+    let got: Vec<_> = g
+        .entries
+        .iter()
+        .map(|e| (e.name.as_str(), e.target.as_str(), e.line))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("Net", "m.Net", 5),
+            ("r50", "torchvision.models.resnet50", 6)
+        ]
+    );
+}
+
+#[test]
+fn s2_register_module_with_a_list_of_names() {
+    let g = parse(&[(
+        "m.py",
+        "from spice import Registry\nR = Registry('r')\n@R.register_module(name=[\"x\", \"y\"])\nclass Both: pass\n",
+    )]);
+    assert_eq!(names(&g), pairs(&[("m.R", "x"), ("m.R", "y")]));
+    assert!(g
+        .entries
+        .iter()
+        .all(|e| e.target == "m.Both" && e.line == 4));
+}
+
+#[test]
+fn s2_registrations_count_anywhere_in_a_module() {
+    let g = parse(&[(
+        "m.py",
+        "from spice import Registry\nR = Registry('r')\n\
+         class Holder:\n    @R.register\n    def method(self): pass\n\
+         def outer():\n    @R.register\n    def inner(): pass\n    R.register('late', inner)\n\
+         if True:\n    @R.register\n    def in_if(): pass\n\
+         try:\n    @R.register\n    def in_try(): pass\nexcept ImportError:\n    @R.register\n    def in_except(): pass\n",
+    )]);
+    let got: Vec<_> = g
+        .entries
+        .iter()
+        .map(|e| (e.name.as_str(), e.target.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("in_except", "m.in_except"),
+            ("in_if", "m.in_if"),
+            ("in_try", "m.in_try"),
+            ("inner", "m.outer.<locals>.inner"),
+            ("late", "m.outer.<locals>.inner"),
+            ("method", "m.Holder.method"),
+        ]
+    );
+}
+
+#[test]
+fn s2_register_on_something_that_is_not_a_registry_is_ignored() {
+    let g = parse(&[(
+        "shop/admin.py",
+        "from django.contrib import admin\nfrom .models import Author\n@admin.register(Author)\nclass AuthorAdmin(admin.ModelAdmin): pass\nregistry = {}\nregistry.register('x', Author)\n",
+    )]);
+    assert!(g.entries.is_empty());
+    assert!(g.registries.is_empty());
+    no_warnings(&g);
+}
+
+#[test]
+fn s2_non_literal_name_falls_back_with_a_warning() {
+    let g = parse(&[(
+        "m.py",
+        "from spice import Registry\nR = Registry('r')\nNAME = 'x'\n@R.register(NAME)\ndef f(): pass\n",
+    )]);
+    assert_eq!(names(&g), pairs(&[("m.R", "f")]));
+    assert!(g
+        .diagnostics
+        .iter()
+        .any(|d| d.line == 5 && d.message.contains("not a string literal")));
+}
+
+// ------------------------------------------------------- import resolution
+
+#[test]
+fn resolution_through_import_as_and_from_import() {
+    let g = parse(&[
+        ("shop/__init__.py", ""),
+        ("shop/registries.py", REGS),
+        (
+            "shop/a.py",
+            "import shop.registries as regs\n@regs.pipelines.register\ndef a(): pass\n",
+        ),
+        (
+            "shop/b.py",
+            "import shop.registries\n@shop.registries.pipelines.register\ndef b(): pass\n",
+        ),
+        (
+            "shop/c.py",
+            "from shop.registries import pipelines as p\n@p.register\ndef c(): pass\n",
+        ),
+        (
+            "shop/d.py",
+            "from shop import registries\nP = registries.pipelines\n@P.register\ndef d(): pass\n",
+        ),
+    ]);
+    let all: Vec<_> = g.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(all, vec!["a", "b", "c", "d"]);
+    no_warnings(&g);
+}
+
+#[test]
+fn resolution_through_relative_imports_and_src_layout() {
+    let g = parse(&[
+        ("src/shop/__init__.py", ""),
+        ("src/shop/registries.py", REGS),
+        ("src/shop/orders/__init__.py", "from .. import registries\n"),
+        (
+            "src/shop/orders/jobs.py",
+            "from ..registries import pipelines\nfrom . import helpers\n@pipelines.register\ndef job(): pass\n@helpers.P.register\ndef job2(): pass\n",
+        ),
+        ("src/shop/orders/helpers.py", "from ..registries import pipelines as P\n"),
+        ("src/shop/orders/bad.py", "from ...shop.registries import pipelines\n@pipelines.register\ndef nope(): pass\n"),
+    ]);
+    assert_eq!(g.registries[0].id, "shop.registries.pipelines");
+    assert_eq!(
+        names(&g),
+        pairs(&[
+            ("shop.registries.pipelines", "job"),
+            ("shop.registries.pipelines", "job2")
+        ])
+    );
+    assert_eq!(entry(&g, "job").target, "shop.orders.jobs.job");
+    assert_eq!(entry(&g, "job").file, "src/shop/orders/jobs.py");
+    // `...shop` from shop/orders/bad.py climbs above the top-level package.
+    let bad: Vec<_> = g
+        .diagnostics
+        .iter()
+        .map(|d| {
+            (
+                d.file.as_str(),
+                d.line,
+                d.message.contains("above the top-level"),
+            )
+        })
+        .collect();
+    assert_eq!(bad, vec![("src/shop/orders/bad.py", 1, true)]);
+}
+
+#[test]
+fn resolution_through_init_reexports() {
+    let g = parse(&[
+        ("shop/__init__.py", "from .registries import pipelines\nfrom .more import *\n"),
+        ("shop/registries.py", REGS),
+        ("shop/more.py", "from spice import Registry\n__all__ = ['loaders']\nloaders = Registry('loaders')\n"),
+        (
+            "app/jobs.py",
+            "from shop import pipelines, loaders\nimport shop\n@pipelines.register\ndef a(): pass\n@shop.pipelines.register\ndef b(): pass\n@loaders.register\ndef c(): pass\n@shop.loaders.register\ndef d(): pass\n",
+        ),
+    ]);
+    assert_eq!(
+        names(&g),
+        pairs(&[
+            ("shop.more.loaders", "c"),
+            ("shop.more.loaders", "d"),
+            ("shop.registries.pipelines", "a"),
+            ("shop.registries.pipelines", "b"),
+        ])
+    );
+}
+
+#[test]
+fn resolution_prefers_the_local_fallback_import() {
+    let g = parse(&[
+        ("pkg/__init__.py", ""),
+        ("pkg/registry.py", "class Registry: pass\nR = Registry('r')\n"),
+        (
+            "pkg/use.py",
+            "try:\n    from external.lib import R\nexcept ImportError:\n    from pkg.registry import R\n@R.register\ndef f(): pass\n",
+        ),
+    ]);
+    assert_eq!(names(&g), pairs(&[("pkg.registry.R", "f")]));
+}
+
+#[test]
+fn import_cycles_terminate() {
+    let g = parse(&[
+        ("a.py", "from b import X\nfrom b import *\n@X.register\ndef f(): pass\n@Y.register\ndef g(): pass\n"),
+        ("b.py", "from a import X\nfrom a import *\nY = X\n"),
+    ]);
+    assert!(g.entries.is_empty());
+}
+
+// ---------------------------------------------------------------- §3
+
+#[test]
+fn s3_1_explicit_dependencies_in_every_form() {
+    let g = parse(&[
+        (
+            "flow/regs.py",
+            "from spice import Registry\nimport catalogue\nsteps = Registry('steps')\nloaders = catalogue.create('flow', 'loaders')\n",
+        ),
+        (
+            "flow/steps.py",
+            "from flow.regs import steps, loaders\n\n@loaders.register('csv')\ndef read_csv(): pass\n\n@steps.register\ndef fetch_raw(): pass\n\n@steps.register\ndef clean(): pass\n\n@steps.register(depends_on='fetch_raw')\ndef a(): pass\n\n@steps.register(requires=['fetch_raw', 'clean'])\ndef b(): pass\n\n@steps.register(inputs=(fetch_raw, clean))\ndef c(): pass\n\n@steps.register(deps=['flow.loaders:csv', 'flow.regs.loaders:csv', read_csv])\ndef d(): pass\n\nsteps.register('e', fetch_raw, depends_on=[clean])\n",
+        ),
+    ]);
+    let got = edges(&g);
+    let want: Vec<(String, String, String, EdgeKind, bool)> = [
+        ("fetch_raw", "a"),
+        ("clean", "b"),
+        ("fetch_raw", "b"),
+        ("clean", "c"),
+        ("fetch_raw", "c"),
+        ("flow.regs.loaders:csv", "d"),
+        ("clean", "e"),
+    ]
+    .iter()
+    .map(|(f, t)| {
+        (
+            "flow.regs.steps".to_owned(),
+            (*f).to_owned(),
+            (*t).to_owned(),
+            EdgeKind::Explicit,
+            false,
+        )
+    })
+    .collect();
+    let mut want = want;
+    want.sort();
+    assert_eq!(got, want);
+    no_warnings(&g);
+}
+
+#[test]
+fn s3_2_parameter_names_within_one_registry() {
+    let g = parse(&[(
+        "dag.py",
+        "from spice import Registry\nnodes = Registry('nodes')\nother = Registry('other')\n\n@nodes.register\ndef raw(): pass\n\n@nodes.register\ndef cleaned(raw, unrelated, *raw_args, **kw): pass\n\n@nodes.register\ndef report(cleaned, /, raw, *, features=None): pass\n\n@other.register\ndef features(): pass\n\n@nodes.register\ndef raw2(raw2): pass\n",
+    )]);
+    assert_eq!(
+        edges(&g),
+        vec![
+            (
+                "dag.nodes".into(),
+                "cleaned".into(),
+                "report".into(),
+                EdgeKind::Parameter,
+                false
+            ),
+            (
+                "dag.nodes".into(),
+                "raw".into(),
+                "cleaned".into(),
+                EdgeKind::Parameter,
+                false
+            ),
+            (
+                "dag.nodes".into(),
+                "raw".into(),
+                "report".into(),
+                EdgeKind::Parameter,
+                false
+            ),
+        ]
+    );
+}
+
+#[test]
+fn s3_3_dangling_edges_are_kept_and_diagnosed() {
+    let g = parse(&[(
+        "m.py",
+        "from spice import Registry\nR = Registry('r')\n@R.register(depends_on=['ghost', 'nowhere:x', missing_func])\ndef f(): pass\n",
+    )]);
+    assert_eq!(
+        edges(&g),
+        vec![
+            (
+                "m.R".into(),
+                "ghost".into(),
+                "f".into(),
+                EdgeKind::Explicit,
+                true
+            ),
+            (
+                "m.R".into(),
+                "missing_func".into(),
+                "f".into(),
+                EdgeKind::Explicit,
+                true
+            ),
+            (
+                "m.R".into(),
+                "nowhere:x".into(),
+                "f".into(),
+                EdgeKind::Explicit,
+                true
+            ),
+        ]
+    );
+    let dangling: Vec<_> = g
+        .diagnostics
+        .iter()
+        .filter(|d| d.message.starts_with("dangling edge"))
+        .map(|d| (d.file.as_str(), d.line))
+        .collect();
+    assert_eq!(dangling, vec![("m.py", 4); 3]);
+}
+
+// ---------------------------------------------------------------- §4
+
+#[test]
+fn s4_registry_constructors_from_spice_toml() {
+    let g = parse(&[
+        ("spice.toml", "registry_constructors = [\"make_registry\", \"plugins.api.create\"]\n"),
+        (
+            "m.py",
+            "from mylib import make_registry\nimport plugins.api\nA = make_registry('a')\nB = plugins.api.create('b')\nC = plugins.create('c')\n",
+        ),
+    ]);
+    let ids: Vec<_> = g.registries.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, vec!["m.A", "m.B"]);
+}
+
+#[test]
+fn s4_decorator_registries_from_pyproject() {
+    let g = parse(&[
+        (
+            "pyproject.toml",
+            "[project]\nname = \"x\"\n\n[tool.spice]\ndecorator_registries = { asset = \"assets\", fixture = \"fixtures\" }\n",
+        ),
+        (
+            "pipeline/assets.py",
+            "from dagster import asset\nimport dagster as dg\nfrom dagster import asset as dg_asset\n\n@asset\ndef raw(): pass\n\n@asset(name='cleaned_v2')\ndef cleaned(raw): pass\n\n@dg.asset\ndef report(cleaned_v2): pass\n\n@dg.asset('summary')\ndef summarise(report): pass\n\n@dg_asset\nclass Model: pass\n\n@unrelated\ndef nope(): pass\n",
+        ),
+        (
+            "tests/conftest.py",
+            "import pytest\n\n@pytest.fixture\ndef app(): pass\n\n@pytest.fixture\ndef db(app): pass\n\n@pytest.fixture(name='client')\ndef make_client(app, db): pass\n",
+        ),
+    ]);
+    assert_eq!(
+        registries(&g),
+        vec![
+            ("assets".into(), "assets".into(), "pyproject.toml".into(), 5),
+            (
+                "fixtures".into(),
+                "fixtures".into(),
+                "pyproject.toml".into(),
+                5
+            ),
+        ]
+    );
+    assert_eq!(
+        names(&g),
+        pairs(&[
+            ("assets", "Model"),
+            ("assets", "cleaned_v2"),
+            ("assets", "raw"),
+            ("assets", "report"),
+            ("assets", "summary"),
+            ("fixtures", "app"),
+            ("fixtures", "client"),
+            ("fixtures", "db"),
+        ])
+    );
+    assert_eq!(entry(&g, "client").target, "tests.conftest.make_client");
+    let param_edges: Vec<_> = g
+        .edges
+        .iter()
+        .map(|e| (e.registry.as_str(), e.from.as_str(), e.to.as_str()))
+        .collect();
+    assert_eq!(
+        param_edges,
+        vec![
+            ("assets", "cleaned_v2", "report"),
+            ("assets", "raw", "cleaned_v2"),
+            ("assets", "report", "summary"),
+            ("fixtures", "app", "client"),
+            ("fixtures", "app", "db"),
+            ("fixtures", "db", "client"),
+        ]
+    );
+}
+
+#[test]
+fn s4_include_and_exclude() {
+    let g = parse(&[
+        (
+            "spice.toml",
+            "include = [\"src/**\", \"tools/*.py\"]\nexclude = [\"src/shop/legacy\", \"**/test_*.py\"]\n",
+        ),
+        ("src/shop/regs.py", REGS),
+        ("src/shop/legacy/regs.py", REGS),
+        ("src/shop/test_regs.py", REGS),
+        ("tools/regs.py", REGS),
+        ("tools/deep/regs.py", REGS),
+        ("scripts/regs.py", REGS),
+    ]);
+    let files: Vec<_> = g.registries.iter().map(|r| r.file.as_str()).collect();
+    assert_eq!(files, vec!["src/shop/regs.py", "tools/regs.py"]);
+}
+
+#[test]
+fn s4_bad_config_gives_a_diagnostic_and_defaults() {
+    let g = parse(&[
+        ("spice.toml", "registry_constructors = [\"make\"\n"),
+        ("m.py", "A = make('a')\nB = Registry('b')\n"),
+    ]);
+    let ids: Vec<_> = g.registries.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, vec!["m.B"]);
+    assert!(g
+        .diagnostics
+        .iter()
+        .any(|d| d.file == "spice.toml" && d.severity == Severity::Warning));
+}
+
+// ---------------------------------------------------------------- §5
+
+#[test]
+fn s5_syntax_errors_keep_what_can_be_recovered() {
+    let g = parse(&[
+        ("regs.py", "from spice import Registry\nR = Registry('r')\n"),
+        (
+            "broken.py",
+            "from regs import R\n\n@R.register\ndef before(): pass\n\ndef oops(:\n    pass\n\n@R.register\ndef after(): pass\n",
+        ),
+        ("fine.py", "from regs import R\n@R.register\ndef fine(): pass\n"),
+    ]);
+    assert_eq!(
+        names(&g),
+        pairs(&[
+            ("regs.R", "after"),
+            ("regs.R", "before"),
+            ("regs.R", "fine")
+        ])
+    );
+    let errors: Vec<_> = g
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| (d.file.as_str(), d.line))
+        .collect();
+    assert!(!errors.is_empty());
+    assert!(
+        errors.iter().all(|&(f, l)| f == "broken.py" && l == 6),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn s5_non_utf8_binary_and_oversize_files_are_skipped() {
+    let mut source = MemorySource::new()
+        .with("ok.py", "from spice import Registry\nR = Registry('r')\n")
+        .with("latin1.py", b"# caf\xe9\nR2 = Registry('x')\n".to_vec())
+        .with("blob.py", b"R3 = Registry('y')\n\0\x01\x02".to_vec());
+    source.insert("big.py", format!("R4 = Registry('z')\n{}", "#".repeat(200)));
+    let options = ParseOptions {
+        max_file_size: 100,
+        ..ParseOptions::default()
+    };
+    let g = parse_tree(&source, &options);
+    assert_eq!(g.registries.len(), 1);
+    let diags: Vec<_> = g
+        .diagnostics
+        .iter()
+        .map(|d| {
+            (
+                d.file.as_str(),
+                d.line,
+                d.severity,
+                d.message.split(':').next().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        diags,
+        vec![
+            ("big.py", 0, Severity::Warning, "skipped"),
+            ("blob.py", 2, Severity::Warning, "skipped"),
+            ("latin1.py", 1, Severity::Warning, "skipped"),
+        ]
+    );
+    assert!(g.diagnostics[0].message.contains("limit"));
+    assert!(g.diagnostics[1].message.contains("binary"));
+    assert!(g.diagnostics[2].message.contains("UTF-8"));
+}
+
+#[test]
+fn s5_vendored_trees_are_skipped_with_one_diagnostic_each() {
+    let g = parse(&[
+        ("app.py", REGS),
+        (".venv/lib/python3.12/site-packages/spice/regs.py", REGS),
+        ("env/lib/python3.12/site-packages/x/regs.py", REGS),
+        ("env/lib/python3.12/site-packages/x/other.py", REGS),
+        ("web/node_modules/pkg/regs.py", REGS),
+        (".git/hooks/x.py", REGS),
+    ]);
+    assert_eq!(g.registries.len(), 1);
+    let diags: Vec<_> = g
+        .diagnostics
+        .iter()
+        .map(|d| (d.file.as_str(), d.severity))
+        .collect();
+    assert_eq!(
+        diags,
+        vec![
+            (".venv", Severity::Info),
+            ("env/lib/python3.12/site-packages", Severity::Info),
+            ("web/node_modules", Severity::Info),
+        ]
+    );
+}
+
+#[test]
+fn s5_vendored_trees_on_disk() -> std::io::Result<()> {
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir_all(dir.path().join("pkg"))?;
+    std::fs::create_dir_all(dir.path().join(".venv/lib"))?;
+    std::fs::write(dir.path().join("pkg/regs.py"), REGS)?;
+    std::fs::write(dir.path().join(".venv/lib/regs.py"), REGS)?;
+    let g = match parse_dir(dir.path()) {
+        Ok(g) => g,
+        Err(err) => panic!("{err}"),
+    };
+    assert_eq!(g.registries.len(), 1);
+    assert_eq!(g.diagnostics.len(), 1);
+    assert_eq!(g.diagnostics[0].file, ".venv");
+    Ok(())
+}
+
+#[test]
+fn s5_unreadable_root_is_the_only_error() {
+    let missing = parse_dir(Path::new("/nonexistent/spicehub-test"));
+    assert!(matches!(missing, Err(ParseError::UnreadableRoot { .. })));
+    let file = tempfile::NamedTempFile::new();
+    assert!(file.is_ok());
+    if let Ok(file) = file {
+        assert!(matches!(
+            parse_dir(file.path()),
+            Err(ParseError::NotADirectory { .. })
+        ));
+    }
+}
+
+/// Runs a parse of `source` on a thread with the default 2 MiB stack, like a
+/// rayon worker: a stack overflow would abort the test process.
+fn parse_on_small_stack(files: Vec<(String, String)>, max_file_size: u64) -> Graph {
+    let handle = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(move || {
+            let source: MemorySource = files.into_iter().collect();
+            let options = ParseOptions {
+                max_file_size,
+                ..ParseOptions::default()
+            };
+            // A pool of one worker with the same small stack: Rayon's threads
+            // must not need more than the default either.
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .stack_size(2 * 1024 * 1024)
+                .build();
+            match pool {
+                Ok(pool) => pool.install(|| parse_tree(&source, &options)),
+                Err(err) => panic!("{err}"),
+            }
+        });
+    match handle.map(|h| h.join()) {
+        Ok(Ok(graph)) => graph,
+        _ => panic!("parse thread failed"),
+    }
+}
+
+#[test]
+fn s5_hundred_thousand_nested_parentheses() {
+    let depth = 100_000;
+    let files = vec![
+        (
+            "regs.py".to_owned(),
+            "from spice import Registry\nR = Registry('r')\n".to_owned(),
+        ),
+        (
+            "parens.py".to_owned(),
+            format!(
+                "from regs import R\nx = {}1{}\n@R.register\ndef after(): pass\n",
+                "(".repeat(depth),
+                ")".repeat(depth)
+            ),
+        ),
+        // Deep trees (not just parentheses) are what overflow recursive code.
+        (
+            "lists.py".to_owned(),
+            format!("y = {}{}\n", "[".repeat(depth), "]".repeat(depth)),
+        ),
+        (
+            "calls.py".to_owned(),
+            format!("z = {}0{}\n", "f(".repeat(depth), ")".repeat(depth)),
+        ),
+        (
+            "unclosed.py".to_owned(),
+            format!("w = {}\n", "(".repeat(depth)),
+        ),
+        (
+            "sum.py".to_owned(),
+            format!("s = 1{}\n", "+1".repeat(depth)),
+        ),
+        (
+            "attrs.py".to_owned(),
+            format!("a = b{}\n", ".c".repeat(depth)),
+        ),
+        (
+            "unary.py".to_owned(),
+            format!("u = {}1\n", "-".repeat(depth)),
+        ),
+        (
+            "fstring.py".to_owned(),
+            format!("v = f\"{}\"\n", "{x:{y:".repeat(2_000)),
+        ),
+    ];
+    let g = parse_on_small_stack(files, 64 * 1024 * 1024);
+    assert_eq!(names(&g), pairs(&[("regs.R", "after")]));
+    assert!(g
+        .diagnostics
+        .iter()
+        .any(|d| d.file == "unclosed.py" && d.severity == Severity::Error));
+}
+
+#[test]
+fn s5_twenty_megabyte_file() {
+    let mut big = String::from("from spice import Registry\nR = Registry('r')\n");
+    let mut i = 0;
+    while big.len() < 20 * 1024 * 1024 {
+        big.push_str(&format!("@R.register\ndef f{i}(a, b):\n    \"\"\"Doc {i}.\"\"\"\n    return [a, b, {{'k': (a + b) * {i}}}]\n\n"));
+        i += 1;
+    }
+    // Over the default limit: skipped without being read.
+    let g = parse(&[("big.py", &big)]);
+    assert!(g.entries.is_empty());
+    assert!(g.diagnostics[0].message.contains("limit"));
+    // With a limit that admits it: parsed in full.
+    let g = parse_on_small_stack(vec![("big.py".to_owned(), big)], 32 * 1024 * 1024);
+    assert_eq!(g.entries.len(), i);
+    assert_eq!(entry(&g, "f0").line, 4);
+}
+
+#[test]
+fn s5_output_is_deterministic() -> std::io::Result<()> {
+    let files = [
+        ("shop/__init__.py", "from .registries import pipelines\n"),
+        ("shop/registries.py", REGS),
+        (
+            "shop/jobs.py",
+            "from shop import pipelines\n@pipelines.register(depends_on=['b', 'ghost'])\ndef a(b, c): pass\n@pipelines.register\ndef b(): pass\n@pipelines.register\ndef c(): pass\n",
+        ),
+        ("shop/broken.py", "def x(:\n"),
+    ];
+    let dir = tempfile::tempdir()?;
+    for (path, text) in files {
+        let full = dir.path().join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(full, text)?;
+    }
+    let run = |threads: usize| -> String {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+        match pool {
+            Ok(pool) => pool.install(|| match parse_dir(dir.path()) {
+                Ok(g) => to_json(&g),
+                Err(err) => err.to_string(),
+            }),
+            Err(err) => err.to_string(),
+        }
+    };
+    let first = run(1);
+    assert_eq!(first, run(4));
+    assert_eq!(first, run(2));
+    assert_eq!(first, to_json(&parse(&files)), "memory and disk agree");
+    Ok(())
+}
+
+// ---------------------------------------------------------------- §6
+
+#[test]
+fn s6_arrays_are_sorted() {
+    let g = parse(&[
+        ("z.py", "from spice import Registry\nB = Registry('b')\nA = Registry('a')\n@B.register('y')\ndef f2(): pass\n@A.register('z', depends_on=['x'])\ndef f3(): pass\n"),
+        ("a.py", "from z import A, B\n@B.register('y')\ndef f1(): pass\n@A.register('x')\ndef f4(): pass\ndef broken(:\n"),
+    ]);
+    let ids: Vec<_> = g.registries.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, vec!["z.A", "z.B"]);
+    let entries: Vec<_> = g
+        .entries
+        .iter()
+        .map(|e| (e.registry.as_str(), e.name.as_str(), e.file.as_str()))
+        .collect();
+    assert_eq!(
+        entries,
+        vec![
+            ("z.A", "x", "a.py"),
+            ("z.A", "z", "z.py"),
+            ("z.B", "y", "a.py"),
+            ("z.B", "y", "z.py")
+        ]
+    );
+    let mut sorted = g.diagnostics.clone();
+    sorted.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    assert_eq!(sorted, g.diagnostics);
+}
+
+#[test]
+fn progress_callback_counts_every_file() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let options = ParseOptions {
+        progress: Some(Arc::new(move |done, total| {
+            if let Ok(mut v) = sink.lock() {
+                v.push((done, total));
+            }
+        })),
+        ..ParseOptions::default()
+    };
+    let source = MemorySource::new()
+        .with("a.py", "")
+        .with("b.py", "")
+        .with("c.txt", "")
+        .with("d.py", "");
+    parse_tree(&source, &options);
+    let mut calls = seen.lock().map(|v| v.clone()).unwrap_or_default();
+    calls.sort();
+    assert_eq!(calls, vec![(1, 3), (2, 3), (3, 3)]);
+}
+
+#[test]
+fn s5_hostile_name_tables_stay_bounded() {
+    let mut src = String::from("from spice import Registry\n");
+    for i in 0..50_000 {
+        src.push_str(&format!("from m{i} import Q\n"));
+    }
+    src.push_str("R = Registry('r')\n");
+    src.push_str(&format!("import {} as deep\n", vec!["a"; 10_000].join(".")));
+    for i in 0..2_000 {
+        src.push_str(&format!(
+            "@Q.register\n@deep.x.register\n@R.register\ndef f{i}(): pass\n"
+        ));
+    }
+    let names: Vec<String> = (0..5_000).map(|i| format!("'n{i}'")).collect();
+    let deps: Vec<String> = (0..5_000).map(|i| format!("'d{i}'")).collect();
+    src.push_str(&format!(
+        "@R.register_module(name=[{}], depends_on=[{}])\nclass Many: pass\n",
+        names.join(", "),
+        deps.join(", ")
+    ));
+    let start = std::time::Instant::now();
+    let g = parse(&[("hostile.py", &src)]);
+    let elapsed = start.elapsed();
+    // Every `from mN import Q` is external: resolving `Q` examines a bounded
+    // number of its 50,000 bindings, not all of them, for each of the 2,000 uses.
+    assert!(elapsed.as_secs() < 60, "took {elapsed:?}");
+    assert_eq!(g.entries.len(), 2_000 + 1_000);
+    assert!(g.edges.len() <= 10_000 + 1, "{}", g.edges.len());
+    assert!(g
+        .diagnostics
+        .iter()
+        .any(|d| d.message.contains("only the first 1000 are kept")));
+    assert!(g
+        .diagnostics
+        .iter()
+        .any(|d| d.message.contains("more than 10000 edges")));
+}
+
+#[test]
+fn s4_decorator_registry_ignores_a_non_string_first_argument() {
+    let g = parse(&[
+        ("spice.toml", "decorator_registries = { task = \"tasks\" }\n"),
+        (
+            "jobs.py",
+            "from proj.celery import app\nRETRIES = 3\n@app.task(RETRIES)\ndef send(): pass\n@app.task(name=NAME)\ndef other(): pass\n",
+        ),
+    ]);
+    assert_eq!(names(&g), pairs(&[("tasks", "other"), ("tasks", "send")]));
+    let warnings: Vec<_> = g.diagnostics.iter().map(|d| d.line).collect();
+    assert_eq!(
+        warnings,
+        vec![6],
+        "only the non-literal name= is worth a warning"
+    );
+}
+
+#[test]
+fn s6_line_numbers_with_a_bom_and_crlf_line_endings() {
+    let g = parse(&[(
+        "m.py",
+        "\u{feff}from spice import Registry\r\n\r\nR = Registry('r')\r\n@R.register\r\ndef f():\r\n    '''Doc.\r\n    more'''\r\n",
+    )]);
+    assert_eq!(g.registries[0].line, 3);
+    let e = entry(&g, "f");
+    assert_eq!((e.line, e.doc.as_deref()), (5, Some("Doc.")));
+    no_warnings(&g);
+}
+
+#[test]
+fn resolution_through_function_local_imports_and_aliases() {
+    let g = parse(&[
+        ("pkg/regs.py", "from spice import Registry\nR = Registry('r')\n"),
+        (
+            "pkg/plugins.py",
+            "def setup(app):\n    from pkg.regs import R as local\n    alias = local\n    x = app.settings\n    def handler(): pass\n    alias.register('handler', handler)\n    @local.register\n    def other(): pass\n",
+        ),
+    ]);
+    let got: Vec<_> = g
+        .entries
+        .iter()
+        .map(|e| (e.name.as_str(), e.target.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("handler", "pkg.plugins.setup.<locals>.handler"),
+            ("other", "pkg.plugins.setup.<locals>.other"),
+        ]
+    );
+}
