@@ -85,3 +85,22 @@ async fn admin_create_reads_the_password_from_stdin() {
         );
     }
 }
+
+#[test]
+fn parse_prints_the_registries_or_says_why_it_cannot() {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data_pipeline");
+    let first = run(&["parse", fixture], &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&first.stdout).expect("JSON on stdout");
+    assert!(!doc["registries"].as_array().expect("registries").is_empty());
+    // Deterministic: the same tree gives the same bytes.
+    assert_eq!(run(&["parse", fixture], &[]).stdout, first.stdout);
+
+    let dot = run(&["parse", fixture, "--format", "dot"], &[]);
+    assert_eq!(dot.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&dot.stdout).contains("subgraph cluster_"));
+
+    let missing = run(&["parse", "/no/such/checkout"], &[]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read /no/such/checkout"));
+}
