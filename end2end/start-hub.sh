@@ -9,6 +9,6 @@ bin="$CARGO_TARGET_DIR/release/spicehub"
 data=$(mktemp -d -t spicehub-e2e-XXXXXX)
 export SPICEHUB_DATA_DIR="$data"
 unset DATABASE_URL
+echo "admin-password-123" | "$bin" admin create --email admin@example.com --role admin >/dev/null
 echo "viewer-password-123" | "$bin" admin create --email viewer@example.com --role viewer >/dev/null
-export SPICEHUB_ADMIN_EMAIL=admin@example.com SPICEHUB_ADMIN_PASSWORD=admin-password-123
 exec "$bin" serve --bind "127.0.0.1:$port"

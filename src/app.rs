@@ -5,7 +5,7 @@ use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
 use leptos_router::components::{ParentRoute, Redirect, Route, Router, Routes};
 use leptos_router::path;
 
-use crate::api::session::{current_user, SignIn, SignOut, UserInfo};
+use crate::api::session::{current_user, SignIn, UserInfo};
 use crate::ui::layout::Layout;
 use crate::ui::pages::{
     not_found::NotFound, providers::ProvidersPage, registries::RegistriesPage,
@@ -42,29 +42,21 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The session as every page sees it: who is signed in, and the actions
-/// that change it (the user is fetched again after each of them).
+/// The session as every page sees it: who is signed in, and the sign-in
+/// action (the user is fetched again after it). Signing out is a plain form
+/// post followed by a full page load, so it needs no action here.
 #[derive(Clone, Copy)]
 pub struct SessionContext {
     pub user: Resource<Result<Option<UserInfo>, ServerFnError>>,
     pub sign_in: ServerAction<SignIn>,
-    pub sign_out: ServerAction<SignOut>,
 }
 
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     let sign_in = ServerAction::<SignIn>::new();
-    let sign_out = ServerAction::<SignOut>::new();
-    let user = Resource::new_blocking(
-        move || (sign_in.version().get(), sign_out.version().get()),
-        |_| current_user(),
-    );
-    provide_context(SessionContext {
-        user,
-        sign_in,
-        sign_out,
-    });
+    let user = Resource::new_blocking(move || sign_in.version().get(), |_| current_user());
+    provide_context(SessionContext { user, sign_in });
 
     view! {
         <Stylesheet id="leptos" href="/pkg/spicehub.css"/>

@@ -90,7 +90,12 @@ async fn admin_create_reads_the_password_from_stdin() {
 fn parse_prints_the_registries_or_says_why_it_cannot() {
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data_pipeline");
     let first = run(&["parse", fixture], &[]);
-    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&first.stdout).expect("JSON on stdout");
     assert!(!doc["registries"].as_array().expect("registries").is_empty());
     // Deterministic: the same tree gives the same bytes.

@@ -43,12 +43,13 @@ test('an admin signs in, moves between tabs and signs out', async ({ page }) => 
   await expect(page.getByRole('heading', { name: 'Repositories', level: 1 })).toBeVisible();
   await page.screenshot({ path: 'test-results/screens/repositories.png', fullPage: true });
 
-  await page.getByRole('link', { name: 'Git Providers' }).click();
+  const nav = page.getByRole('navigation', { name: 'Main' });
+  await nav.getByRole('link', { name: 'Git Providers' }).click();
   await expect(page).toHaveURL(/\/providers$/);
   await expect(page.getByRole('heading', { name: 'Git Providers', level: 1 })).toBeVisible();
   await expect(page.getByText('No Git provider yet')).toBeVisible();
 
-  await page.getByRole('link', { name: 'Registries' }).click();
+  await nav.getByRole('link', { name: 'Registries' }).click();
   await expect(page).toHaveURL(/\/registries$/);
   await expect(page.getByRole('heading', { name: 'Registries', level: 1 })).toBeVisible();
   await page.screenshot({ path: 'test-results/screens/registries.png', fullPage: true });
@@ -69,7 +70,7 @@ test('a wrong password is refused with a message', async ({ page }) => {
 test('a viewer sees only Registries and is refused the admin pages', async ({ page }) => {
   await signIn(page, 'viewer@example.com', 'viewer-password-123');
   await expect(page).toHaveURL(/\/registries$/);
-  await expect(page.getByRole('link', { name: 'Git Providers' })).toHaveCount(0);
+  await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Git Providers' })).toHaveCount(0);
   const response = await page.goto('/providers');
   expect(response?.status()).toBe(403);
   await expect(page.getByRole('heading', { name: 'Admins only' })).toBeVisible();

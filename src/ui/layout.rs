@@ -47,7 +47,6 @@ pub fn Layout() -> impl IntoView {
 
 #[component]
 fn Nav(user: UserInfo) -> impl IntoView {
-    let session = expect_context::<SessionContext>();
     let is_admin = user.is_admin;
     view! {
         <nav aria-label="Main">
@@ -62,9 +61,12 @@ fn Nav(user: UserInfo) -> impl IntoView {
         <div class="account">
             <span class="who" title="Signed in">{user.email.clone()}</span>
             <span class="role">{if is_admin { "admin" } else { "viewer" }}</span>
-            <ActionForm action=session.sign_out>
+            // A plain form post, not an ActionForm: the server answers with a
+            // redirect and the full page load drops every piece of client
+            // state that belonged to the signed-in user.
+            <form method="post" action="/api/sign_out">
                 <button type="submit" class="link-button">"Sign out"</button>
-            </ActionForm>
+            </form>
         </div>
     }
 }
