@@ -5,6 +5,8 @@
 //! Queries stay portable: `$n` placeholders, TEXT ids, BIGINT unix times.
 
 pub mod login_limits;
+pub mod providers;
+pub mod repositories;
 pub mod sessions;
 pub mod users;
 
