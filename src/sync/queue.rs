@@ -530,4 +530,4 @@ fn owned(rows: u64) -> Result<(), QueueError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
