@@ -236,6 +236,12 @@ mod tests {
             Err(ConfigError::SecretKey(_))
         ));
         let mut a = args(dir.path());
+        a.webhook_body_limit = 10;
+        assert!(matches!(
+            Config::from_args(a),
+            Err(ConfigError::WebhookBodyLimit)
+        ));
+        let mut a = args(dir.path());
         a.admin_email = Some("a@b.c".into());
         assert!(matches!(
             Config::from_args(a),
