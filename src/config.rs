@@ -64,7 +64,15 @@ pub struct ServeArgs {
     /// does not show in the process list).
     #[arg(skip = std::env::var("SPICEHUB_ADMIN_PASSWORD").ok())]
     pub admin_password: Option<String>,
+
+    /// Largest webhook body accepted, in bytes (larger ones get 413). A
+    /// git.push payload is a few KiB; its commit list is capped by Azure
+    /// DevOps.
+    #[arg(long, env = "SPICEHUB_WEBHOOK_BODY_LIMIT", default_value_t = DEFAULT_WEBHOOK_BODY_LIMIT)]
+    pub webhook_body_limit: usize,
 }
+
+pub const DEFAULT_WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -78,6 +86,8 @@ pub enum ConfigError {
     SecretKeyRequired,
     #[error("SPICEHUB_SECRET_KEY: {0}")]
     SecretKey(#[from] KeyError),
+    #[error("SPICEHUB_WEBHOOK_BODY_LIMIT must be at least 1024 bytes")]
+    WebhookBodyLimit,
     #[error("SPICEHUB_ADMIN_EMAIL is set but SPICEHUB_ADMIN_PASSWORD is not")]
     AdminPasswordMissing,
     #[error("cannot create the data directory {path}: {source}")]
@@ -97,6 +107,7 @@ pub struct Config {
     pub secret_key: SecretKey,
     pub site_root: String,
     pub first_admin: Option<(String, String)>,
+    pub webhook_body_limit: usize,
 }
 
 impl Config {
@@ -109,6 +120,9 @@ impl Config {
             Some(raw) => parse_public_url(raw)?,
             None => parse_public_url(&format!("http://{bind}"))?,
         };
+        if args.webhook_body_limit < 1024 {
+            return Err(ConfigError::WebhookBodyLimit);
+        }
         ensure_dir(&args.database.data_dir)?;
         let secret_key = match &args.secret_key {
             Some(encoded) => SecretKey::from_base64(encoded)?,
@@ -128,6 +142,7 @@ impl Config {
             secret_key,
             site_root: args.site_root,
             first_admin,
+            webhook_body_limit: args.webhook_body_limit,
         })
     }
 
@@ -172,6 +187,7 @@ mod tests {
             site_root: "target/site".into(),
             admin_email: None,
             admin_password: None,
+            webhook_body_limit: DEFAULT_WEBHOOK_BODY_LIMIT,
         }
     }
 
@@ -218,6 +234,12 @@ mod tests {
         assert!(matches!(
             Config::from_args(a),
             Err(ConfigError::SecretKey(_))
+        ));
+        let mut a = args(dir.path());
+        a.webhook_body_limit = 10;
+        assert!(matches!(
+            Config::from_args(a),
+            Err(ConfigError::WebhookBodyLimit)
         ));
         let mut a = args(dir.path());
         a.admin_email = Some("a@b.c".into());

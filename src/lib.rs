@@ -26,6 +26,8 @@ pub mod emulator;
 pub mod parser;
 #[cfg(feature = "ssr")]
 pub mod server;
+#[cfg(feature = "ssr")]
+pub mod sync;
 
 /// Entry point of the WebAssembly bundle: takes over the server-rendered page.
 #[cfg(feature = "hydrate")]

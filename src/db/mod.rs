@@ -4,7 +4,10 @@
 //! `migrations/postgres`, kept in step by `tests::migration_sets_match`).
 //! Queries stay portable: `$n` placeholders, TEXT ids, BIGINT unix times.
 
+pub mod deliveries;
 pub mod login_limits;
+pub mod providers;
+pub mod repositories;
 pub mod sessions;
 pub mod users;
 

@@ -5,12 +5,13 @@
 pub mod health;
 pub mod metrics;
 pub mod middleware;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{middleware as mw, Router};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -60,6 +61,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))
+        // Outside Leptos: Azure DevOps posts here with Basic Auth. The
+        // sign-in gate and the CSRF check exempt `/gateway/public/`.
+        .route(webhook::PATH, post(webhook::receive))
         .leptos_routes_with_context(
             &state,
             routes,

@@ -1,0 +1,160 @@
+//! Webhook deliveries: every authenticated delivery is recorded, with what
+//! was done about it. The event id is the dedupe key (per provider), so a
+//! redelivery is recognised by the database, even when two instances receive
+//! it at once.
+
+use sqlx::Row;
+
+use super::{now, Db, DbError};
+use crate::sync::queue::{enqueue_on, NewJob};
+
+pub struct NewDelivery<'a> {
+    pub provider_id: &'a str,
+    /// `None` records without deduplication (the Test button's sample, which
+    /// always carries the same id).
+    pub event_id: Option<&'a str>,
+    pub event_type: Option<&'a str>,
+    /// Only a repository this hub replicates (it is stamped `last_webhook_at`).
+    pub repository_id: Option<&'a str>,
+    pub ref_name: Option<&'a str>,
+    pub new_commit: Option<&'a str>,
+    pub body: &'a str,
+}
+
+/// What to do with a delivery.
+pub enum Decision<'a> {
+    Ignore(String),
+    Enqueue(NewJob<'a>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    Queued {
+        delivery_id: String,
+        job_id: String,
+    },
+    Ignored {
+        delivery_id: String,
+        reason: String,
+    },
+    /// This event was recorded before; nothing was done this time.
+    Duplicate,
+}
+
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub id: String,
+    pub provider_id: String,
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub repository_id: Option<String>,
+    pub ref_name: Option<String>,
+    pub new_commit: Option<String>,
+    pub status: String,
+    pub reason: Option<String>,
+    pub job_id: Option<String>,
+    pub received_at: i64,
+}
+
+impl Db {
+    /// Stores the delivery and, if it asks for one, enqueues its job, in one
+    /// transaction: a delivery is never recorded as queued without its job,
+    /// nor a job created for a delivery that was not recorded.
+    pub async fn record_delivery(
+        &self,
+        new: &NewDelivery<'_>,
+        decision: Decision<'_>,
+        max_attempts: i64,
+    ) -> Result<Recorded, DbError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let at = now();
+        let (status, reason) = match &decision {
+            Decision::Ignore(reason) => ("ignored", Some(reason.as_str())),
+            Decision::Enqueue(_) => ("queued", None),
+        };
+        let mut tx = self.pool().begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO webhook_deliveries (id, provider_id, event_id, event_type, repository_id, \
+             ref_name, new_commit, status, reason, body, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (provider_id, event_id) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(new.provider_id)
+        .bind(new.event_id)
+        .bind(new.event_type)
+        .bind(new.repository_id)
+        .bind(new.ref_name)
+        .bind(new.new_commit)
+        .bind(status)
+        .bind(reason)
+        .bind(new.body)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(Recorded::Duplicate);
+        }
+        if let Some(repository_id) = new.repository_id {
+            sqlx::query("UPDATE repositories SET last_webhook_at = $2 WHERE id = $1")
+                .bind(repository_id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let recorded = match decision {
+            Decision::Ignore(reason) => Recorded::Ignored {
+                delivery_id: id,
+                reason,
+            },
+            Decision::Enqueue(job) => {
+                let job = NewJob {
+                    delivery_id: Some(&id),
+                    ..job
+                };
+                let job_id = enqueue_on(&mut tx, &job, max_attempts).await?;
+                sqlx::query("UPDATE webhook_deliveries SET job_id = $2 WHERE id = $1")
+                    .bind(&id)
+                    .bind(&job_id)
+                    .execute(&mut *tx)
+                    .await?;
+                Recorded::Queued {
+                    delivery_id: id,
+                    job_id,
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    /// The newest deliveries first.
+    pub async fn recent_deliveries(&self, limit: i64) -> Result<Vec<Delivery>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, provider_id, event_id, event_type, repository_id, ref_name, new_commit, \
+             status, reason, job_id, received_at FROM webhook_deliveries \
+             ORDER BY received_at DESC, id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Delivery {
+                    id: row.try_get("id")?,
+                    provider_id: row.try_get("provider_id")?,
+                    event_id: row.try_get("event_id")?,
+                    event_type: row.try_get("event_type")?,
+                    repository_id: row.try_get("repository_id")?,
+                    ref_name: row.try_get("ref_name")?,
+                    new_commit: row.try_get("new_commit")?,
+                    status: row.try_get("status")?,
+                    reason: row.try_get("reason")?,
+                    job_id: row.try_get("job_id")?,
+                    received_at: row.try_get("received_at")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,390 @@
+//! Azure DevOps connections ("providers") and their organizations.
+//!
+//! The client credential is sealed with `SPICEHUB_SECRET_KEY` (it must be
+//! read back to obtain tokens). The webhook password is only ever compared,
+//! so it is kept as a verifier: `sha256:` + SHA-256 of `"<provider id>:<password>"`.
+//! A fast hash is enough because webhook passwords are long random values
+//! (`generate_webhook_password`, at least `MIN_WEBHOOK_PASSWORD` characters
+//! enforced here), which no dictionary or brute force reaches; and a slow
+//! hash (argon2) would have to run for every provider on every unauthenticated
+//! request, handing anyone who can reach the public route a CPU amplifier.
+//! The provider id salts the hash so equal passwords give unequal verifiers.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand::RngCore;
+use sqlx::Row;
+use subtle::ConstantTimeEq;
+
+use super::{now, Db, DbError};
+use crate::crypto::{sha256_hex, CryptoError, SecretKey};
+
+/// Shorter webhook passwords are refused: the fast verifier relies on entropy.
+pub const MIN_WEBHOOK_PASSWORD: usize = 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialKind {
+    ClientSecret,
+    Certificate,
+}
+
+impl CredentialKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecret => "client_secret",
+            Self::Certificate => "certificate",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "client_secret" => Some(Self::ClientSecret),
+            "certificate" => Some(Self::Certificate),
+            _ => None,
+        }
+    }
+}
+
+/// What an admin enters to connect an Azure DevOps tenant.
+pub struct NewProvider<'a> {
+    pub display_name: &'a str,
+    pub tenant_id: &'a str,
+    pub client_id: &'a str,
+    pub credential_kind: CredentialKind,
+    /// Client secret, or the PEM of certificate + private key.
+    pub credential: &'a [u8],
+    pub webhook_username: &'a str,
+    pub webhook_password: &'a str,
+    pub secret_expires_at: Option<i64>,
+}
+
+/// A provider row without its secrets (the sealed credential is opened on
+/// demand with `Db::provider_credential`).
+#[derive(Clone, Debug)]
+pub struct Provider {
+    pub id: String,
+    pub display_name: String,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub credential_kind: CredentialKind,
+    pub webhook_username: String,
+    pub secret_expires_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Organization {
+    pub id: String,
+    pub provider_id: String,
+    pub name: String,
+    pub devops_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("the webhook user name is already used by another provider")]
+    WebhookUsernameTaken,
+    #[error("the webhook password must be at least {MIN_WEBHOOK_PASSWORD} characters without whitespace")]
+    WeakWebhookPassword,
+    #[error("the webhook user name must be 1-256 characters without whitespace or ':'")]
+    BadWebhookUsername,
+    #[error("an organization with this name already exists for this provider")]
+    OrganizationExists,
+    #[error("no such provider")]
+    NotFound,
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for ProviderError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+/// The context a provider's credential is sealed under: a ciphertext copied
+/// to another row does not open.
+pub fn credential_context(provider_id: &str) -> String {
+    format!("provider:{provider_id}:credential")
+}
+
+/// The stored form of a webhook password.
+pub fn webhook_verifier(provider_id: &str, password: &str) -> String {
+    format!(
+        "sha256:{}",
+        sha256_hex(&format!("{provider_id}:{password}"))
+    )
+}
+
+/// A fresh webhook password: 32 random bytes, URL-safe base64 (43 characters,
+/// no whitespace, as Azure DevOps' `basicAuthPassword` requires).
+pub fn generate_webhook_password() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The credentials a webhook delivery is checked against.
+#[derive(Clone)]
+pub struct WebhookCredential {
+    pub provider_id: String,
+    pub username: String,
+    pub verifier: String,
+}
+
+impl WebhookCredential {
+    /// Compares in constant time, username and password alike, so the
+    /// answer time says nothing about which part (or how much of it) matched.
+    pub fn matches(&self, username: &str, password: &str) -> bool {
+        let user_ok = sha256_hex(username)
+            .as_bytes()
+            .ct_eq(sha256_hex(&self.username).as_bytes());
+        let pass_ok = webhook_verifier(&self.provider_id, password)
+            .as_bytes()
+            .ct_eq(self.verifier.as_bytes());
+        (user_ok & pass_ok).into()
+    }
+}
+
+fn provider_from_row(row: &sqlx::any::AnyRow) -> Result<Provider, DbError> {
+    let kind: String = row.try_get("credential_kind")?;
+    Ok(Provider {
+        id: row.try_get("id")?,
+        display_name: row.try_get("display_name")?,
+        tenant_id: row.try_get("tenant_id")?,
+        client_id: row.try_get("client_id")?,
+        // The CHECK constraint makes any other value impossible.
+        credential_kind: CredentialKind::parse(&kind).unwrap_or(CredentialKind::ClientSecret),
+        webhook_username: row.try_get("webhook_username")?,
+        secret_expires_at: row.try_get("secret_expires_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+const PROVIDER_COLUMNS: &str = "id, display_name, tenant_id, client_id, credential_kind, \
+     webhook_username, secret_expires_at, created_at, updated_at";
+
+fn valid_username(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 256
+        && !name.contains(':')
+        && !name.chars().any(char::is_whitespace)
+}
+
+fn valid_password(password: &str) -> bool {
+    password.chars().count() >= MIN_WEBHOOK_PASSWORD
+        && password.len() <= 256
+        && !password.chars().any(char::is_whitespace)
+}
+
+impl Db {
+    pub async fn create_provider(
+        &self,
+        key: &SecretKey,
+        new: &NewProvider<'_>,
+    ) -> Result<Provider, ProviderError> {
+        if !valid_username(new.webhook_username) {
+            return Err(ProviderError::BadWebhookUsername);
+        }
+        if !valid_password(new.webhook_password) {
+            return Err(ProviderError::WeakWebhookPassword);
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let at = now();
+        let sealed = key.seal(&credential_context(&id), new.credential);
+        let result = sqlx::query(
+            "INSERT INTO providers (id, display_name, kind, tenant_id, client_id, credential_kind, \
+             credential_sealed, webhook_username, webhook_password_verifier, secret_expires_at, \
+             created_at, updated_at) \
+             VALUES ($1, $2, 'azure_devops', $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+             ON CONFLICT (webhook_username) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(new.display_name)
+        .bind(new.tenant_id)
+        .bind(new.client_id)
+        .bind(new.credential_kind.as_str())
+        .bind(&sealed)
+        .bind(new.webhook_username)
+        .bind(webhook_verifier(&id, new.webhook_password))
+        .bind(new.secret_expires_at)
+        .bind(at)
+        .execute(self.pool())
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(ProviderError::WebhookUsernameTaken);
+        }
+        Ok(Provider {
+            id,
+            display_name: new.display_name.to_owned(),
+            tenant_id: new.tenant_id.to_owned(),
+            client_id: new.client_id.to_owned(),
+            credential_kind: new.credential_kind,
+            webhook_username: new.webhook_username.to_owned(),
+            secret_expires_at: new.secret_expires_at,
+            created_at: at,
+            updated_at: at,
+        })
+    }
+
+    pub async fn provider(&self, id: &str) -> Result<Option<Provider>, DbError> {
+        let row = sqlx::query(&format!(
+            "SELECT {PROVIDER_COLUMNS} FROM providers WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(provider_from_row).transpose()
+    }
+
+    pub async fn providers(&self) -> Result<Vec<Provider>, DbError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PROVIDER_COLUMNS} FROM providers ORDER BY display_name, id"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(provider_from_row).collect()
+    }
+
+    /// Opens the sealed client secret or certificate of a provider.
+    pub async fn provider_credential(
+        &self,
+        key: &SecretKey,
+        id: &str,
+    ) -> Result<Vec<u8>, ProviderError> {
+        let row = sqlx::query("SELECT credential_sealed FROM providers WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(ProviderError::NotFound)?;
+        let sealed: String = row.try_get("credential_sealed")?;
+        Ok(key.open(&credential_context(id), &sealed)?)
+    }
+
+    /// Replaces the webhook password (the old one stops working at once).
+    pub async fn set_webhook_password(
+        &self,
+        id: &str,
+        password: &str,
+    ) -> Result<(), ProviderError> {
+        if !valid_password(password) {
+            return Err(ProviderError::WeakWebhookPassword);
+        }
+        let done = sqlx::query(
+            "UPDATE providers SET webhook_password_verifier = $2, updated_at = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(webhook_verifier(id, password))
+        .bind(now())
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(ProviderError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Every provider's webhook credentials, for the webhook route.
+    pub async fn webhook_credentials(&self) -> Result<Vec<WebhookCredential>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, webhook_username, webhook_password_verifier FROM providers ORDER BY id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(WebhookCredential {
+                    provider_id: row.try_get("id")?,
+                    username: row.try_get("webhook_username")?,
+                    verifier: row.try_get("webhook_password_verifier")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn create_organization(
+        &self,
+        provider_id: &str,
+        name: &str,
+        devops_id: Option<&str>,
+    ) -> Result<Organization, ProviderError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let devops_id = devops_id.map(str::to_ascii_lowercase);
+        let result = sqlx::query(
+            "INSERT INTO organizations (id, provider_id, name, devops_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (provider_id, name) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(provider_id)
+        .bind(name)
+        .bind(&devops_id)
+        .bind(now())
+        .execute(self.pool())
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(ProviderError::OrganizationExists);
+        }
+        Ok(Organization {
+            id,
+            provider_id: provider_id.to_owned(),
+            name: name.to_owned(),
+            devops_id,
+        })
+    }
+
+    pub async fn organizations(&self, provider_id: &str) -> Result<Vec<Organization>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, provider_id, name, devops_id FROM organizations \
+             WHERE provider_id = $1 ORDER BY name",
+        )
+        .bind(provider_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Organization {
+                    id: row.try_get("id")?,
+                    provider_id: row.try_get("provider_id")?,
+                    name: row.try_get("name")?,
+                    devops_id: row.try_get("devops_id")?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifier_matches_only_the_right_pair() {
+        let c = WebhookCredential {
+            provider_id: "p1".into(),
+            username: "hook".into(),
+            verifier: webhook_verifier("p1", "a-long-random-password-123"),
+        };
+        assert!(c.matches("hook", "a-long-random-password-123"));
+        assert!(!c.matches("hook", "a-long-random-password-12"));
+        assert!(!c.matches("hook2", "a-long-random-password-123"));
+        // Salted by provider: the same password gives another verifier.
+        assert_ne!(
+            c.verifier,
+            webhook_verifier("p2", "a-long-random-password-123")
+        );
+        assert!(!c.verifier.contains("a-long-random"));
+    }
+
+    #[test]
+    fn generated_passwords_are_accepted_and_distinct() {
+        let a = generate_webhook_password();
+        assert!(valid_password(&a));
+        assert_ne!(a, generate_webhook_password());
+        assert!(!valid_password("short"));
+        assert!(!valid_password("has a space in it 0123456789"));
+    }
+}

@@ -1,0 +1,211 @@
+//! Replicated repositories. The id is Azure DevOps' repository GUID (lower
+//! case), the key webhooks name a repository by.
+
+use sqlx::Row;
+
+use super::{now, Db, DbError};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RepoState {
+    Pending,
+    Syncing,
+    Synced,
+    Error,
+    Disabled,
+}
+
+impl RepoState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Syncing => "syncing",
+            Self::Synced => "synced",
+            Self::Error => "error",
+            Self::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "pending" => Self::Pending,
+            "syncing" => Self::Syncing,
+            "synced" => Self::Synced,
+            "error" => Self::Error,
+            "disabled" => Self::Disabled,
+            _ => return None,
+        })
+    }
+}
+
+pub struct NewRepository<'a> {
+    pub id: &'a str,
+    pub organization_id: &'a str,
+    pub project_id: &'a str,
+    pub project_name: &'a str,
+    pub name: &'a str,
+    /// `refs/heads/main` or just `main`.
+    pub tracked_branch: &'a str,
+    pub web_url: Option<&'a str>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Repository {
+    pub id: String,
+    pub organization_id: String,
+    pub project_id: String,
+    pub project_name: String,
+    pub name: String,
+    pub tracked_branch: String,
+    pub web_url: Option<String>,
+    pub last_synced_commit: Option<String>,
+    pub state: RepoState,
+    pub last_error: Option<String>,
+    pub last_webhook_at: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    #[error("this repository is already replicated")]
+    Exists,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for RepositoryError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+/// `main` → `refs/heads/main`; full ref names stay as they are. Pushes name
+/// refs in full, so that is what is stored and compared.
+pub fn full_branch_ref(branch: &str) -> String {
+    if branch.starts_with("refs/") {
+        branch.to_owned()
+    } else {
+        format!("refs/heads/{branch}")
+    }
+}
+
+const COLUMNS: &str = "r.id, r.organization_id, r.project_id, r.project_name, r.name, \
+     r.tracked_branch, r.web_url, r.last_synced_commit, r.state, r.last_error, r.last_webhook_at";
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<Repository, DbError> {
+    let state: String = row.try_get("state")?;
+    Ok(Repository {
+        id: row.try_get("id")?,
+        organization_id: row.try_get("organization_id")?,
+        project_id: row.try_get("project_id")?,
+        project_name: row.try_get("project_name")?,
+        name: row.try_get("name")?,
+        tracked_branch: row.try_get("tracked_branch")?,
+        web_url: row.try_get("web_url")?,
+        last_synced_commit: row.try_get("last_synced_commit")?,
+        // The CHECK constraint makes any other value impossible.
+        state: RepoState::parse(&state).unwrap_or(RepoState::Error),
+        last_error: row.try_get("last_error")?,
+        last_webhook_at: row.try_get("last_webhook_at")?,
+    })
+}
+
+impl Db {
+    pub async fn create_repository(
+        &self,
+        new: &NewRepository<'_>,
+    ) -> Result<Repository, RepositoryError> {
+        let id = new.id.to_ascii_lowercase();
+        let branch = full_branch_ref(new.tracked_branch);
+        let at = now();
+        let result = sqlx::query(
+            "INSERT INTO repositories (id, organization_id, project_id, project_name, name, \
+             tracked_branch, web_url, state, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(new.organization_id)
+        .bind(new.project_id.to_ascii_lowercase())
+        .bind(new.project_name)
+        .bind(new.name)
+        .bind(&branch)
+        .bind(new.web_url)
+        .bind(at)
+        .execute(self.pool())
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(RepositoryError::Exists);
+        }
+        self.repository(&id)
+            .await?
+            .ok_or(RepositoryError::Db(DbError::Sqlx(sqlx::Error::RowNotFound)))
+    }
+
+    pub async fn repository(&self, id: &str) -> Result<Option<Repository>, DbError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM repositories r WHERE r.id = $1"
+        ))
+        .bind(id.to_ascii_lowercase())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// The repository with this GUID if it belongs to `provider_id`: a
+    /// provider's webhook credentials only ever reach its own repositories.
+    pub async fn repository_of_provider(
+        &self,
+        provider_id: &str,
+        id: &str,
+    ) -> Result<Option<Repository>, DbError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM repositories r \
+             JOIN organizations o ON o.id = r.organization_id \
+             WHERE r.id = $1 AND o.provider_id = $2"
+        ))
+        .bind(id.to_ascii_lowercase())
+        .bind(provider_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn repositories(&self) -> Result<Vec<Repository>, DbError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM repositories r ORDER BY r.project_name, r.name"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn set_repository_state(
+        &self,
+        id: &str,
+        state: RepoState,
+        last_error: Option<&str>,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE repositories SET state = $2, last_error = $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(state.as_str())
+        .bind(last_error)
+        .bind(now())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Records the commit the stored copy now shows.
+    pub async fn set_last_synced_commit(&self, id: &str, commit: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE repositories SET last_synced_commit = $2, state = 'synced', last_error = NULL, \
+             updated_at = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(commit)
+        .bind(now())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

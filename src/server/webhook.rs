@@ -1,0 +1,416 @@
+//! `POST /gateway/public/sync`: Azure DevOps `git.push` service-hook
+//! deliveries (see `shared/spec/azure-devops.md` §5).
+//!
+//! Order matters: Basic Auth is checked first, in constant time against
+//! every provider's credentials, before a byte of the body is read or
+//! parsed; then the size limit (413), then JSON (400). Everything that is
+//! authenticated and well-formed gets 200 and is recorded, also when it is
+//! ignored, because Azure DevOps puts a subscription on probation after
+//! non-2xx answers (and disables it on 410, which we never send). The work
+//! itself is a job in the queue: the answer does not wait for a sync.
+//!
+//! The Authorization header and the body are never logged.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::AppState;
+use crate::db::deliveries::{Decision, NewDelivery, Recorded};
+use crate::sync::queue::{JobKind, NewJob, QueueConfig};
+
+pub const PATH: &str = "/gateway/public/sync";
+
+/// Event ids and repository ids of Microsoft's documented git.push samples,
+/// which the "Test" button of a subscription sends (`useRealData=false`).
+const SAMPLE_EVENT_IDS: &[&str] = &[
+    "03c164c2-8912-4d5e-8009-3707d5f83734",
+    "a0a0a0a0-bbbb-cccc-dddd-e1e1e1e1e1e1",
+];
+const SAMPLE_REPOSITORY_IDS: &[&str] = &[
+    "278d5cd2-584d-4b63-824a-2ba458937249",
+    "f5f5f5f5-aaaa-bbbb-cccc-d6d6d6d6d6d6",
+];
+const ZERO_GUID: &str = "00000000-0000-0000-0000-000000000000";
+const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
+
+#[derive(Serialize)]
+struct Answer {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job: Option<String>,
+}
+
+fn answer(status: StatusCode, kind: &'static str, reason: impl Into<String>) -> Response {
+    (
+        status,
+        Json(Answer {
+            status: kind,
+            reason: Some(reason.into()),
+            delivery: None,
+            job: None,
+        }),
+    )
+        .into_response()
+}
+
+fn unauthorized() -> Response {
+    let mut response = answer(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "missing or wrong Basic Auth credentials",
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"spicehub\""),
+    );
+    response
+}
+
+fn unavailable() -> Response {
+    // Only for our own failures (database down): 503 is a transient failure
+    // to Azure DevOps, which retries it without probation.
+    answer(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "error",
+        "the hub cannot store deliveries right now; retry later",
+    )
+}
+
+/// `(user, password)` of a `Basic` Authorization header.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// Reads at most `limit` bytes; `Err(true)` when the body is larger,
+/// `Err(false)` when it could not be read.
+async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, bool> {
+    let mut out = Vec::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| false)?;
+        if out.len() + chunk.len() > limit {
+            return Err(true);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let Some((user, password)) = basic_credentials(&headers) else {
+        return unauthorized();
+    };
+    let credentials = match state.db.webhook_credentials().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "webhook: cannot read provider credentials");
+            return unavailable();
+        }
+    };
+    // No early exit: every provider is compared, so timing does not tell
+    // how many providers there are before the matching one.
+    let mut provider_id = None;
+    for c in &credentials {
+        if c.matches(&user, &password) {
+            provider_id = Some(c.provider_id.clone());
+        }
+    }
+    drop(password);
+    let Some(provider_id) = provider_id else {
+        tracing::warn!("webhook: delivery with wrong or unknown credentials refused");
+        return unauthorized();
+    };
+
+    let limit = state.config.webhook_body_limit;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        answer(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "rejected",
+            format!("the body is larger than {limit} bytes"),
+        )
+    };
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    let bytes = match read_limited(body, limit).await {
+        Ok(b) => b,
+        Err(true) => return too_large(),
+        Err(false) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                "rejected",
+                "the body could not be read",
+            )
+        }
+    };
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(t) => t,
+        Err(_) => return answer(StatusCode::BAD_REQUEST, "rejected", "the body is not UTF-8"),
+    };
+    let event: Value = match serde_json::from_str(text) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                "rejected",
+                "the body is not a JSON object",
+            )
+        }
+        Err(e) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                "rejected",
+                format!("malformed JSON: {e}"),
+            )
+        }
+    };
+    let Some(event_id) = str_at(&event, "/id").filter(|id| !id.is_empty()) else {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            "rejected",
+            "the event has no `id` (not a service-hook delivery)",
+        );
+    };
+
+    let outcome = match decide(&state, &provider_id, event_id, &event).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "webhook: cannot look up the repository");
+            return unavailable();
+        }
+    };
+    let delivery = NewDelivery {
+        provider_id: &provider_id,
+        event_id: outcome.dedupe.then_some(event_id),
+        event_type: str_at(&event, "/eventType"),
+        repository_id: outcome.repository_id.as_deref(),
+        ref_name: outcome.ref_name.as_deref(),
+        new_commit: outcome.new_commit.as_deref(),
+        body: text,
+    };
+    let decision = match (&outcome.action, outcome.repository_id.as_deref()) {
+        (Some(Ok(kind)), Some(repository_id)) => Decision::Enqueue(NewJob {
+            repository_id,
+            kind: *kind,
+            target_commit: outcome.new_commit.as_deref(),
+            delivery_id: None,
+        }),
+        (Some(Err(reason)), _) => Decision::Ignore(reason.clone()),
+        // decide() always sets an action, and a repository with Ok.
+        _ => Decision::Ignore("nothing to do".into()),
+    };
+    match state
+        .db
+        .record_delivery(&delivery, decision, QueueConfig::default().max_attempts)
+        .await
+    {
+        Ok(Recorded::Queued {
+            delivery_id,
+            job_id,
+        }) => {
+            tracing::info!(
+                provider = %provider_id,
+                event = %event_id,
+                repository = delivery.repository_id.unwrap_or("-"),
+                job = %job_id,
+                "webhook: push queued"
+            );
+            Json(Answer {
+                status: "queued",
+                reason: None,
+                delivery: Some(delivery_id),
+                job: Some(job_id),
+            })
+            .into_response()
+        }
+        Ok(Recorded::Ignored {
+            delivery_id,
+            reason,
+        }) => {
+            tracing::info!(provider = %provider_id, event = %event_id, reason = %reason, "webhook: delivery ignored");
+            Json(Answer {
+                status: "ignored",
+                reason: Some(reason),
+                delivery: Some(delivery_id),
+                job: None,
+            })
+            .into_response()
+        }
+        Ok(Recorded::Duplicate) => {
+            tracing::info!(provider = %provider_id, event = %event_id, "webhook: redelivery ignored");
+            answer(
+                StatusCode::OK,
+                "ignored",
+                format!("event {event_id} was already received (redelivery)"),
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "webhook: cannot record the delivery");
+            unavailable()
+        }
+    }
+}
+
+/// What a delivery is about and what to do with it (owned, so the record
+/// can borrow from it).
+#[derive(Default)]
+struct Outcome {
+    /// False for the Test sample, which is recorded without dedupe.
+    dedupe: bool,
+    repository_id: Option<String>,
+    ref_name: Option<String>,
+    new_commit: Option<String>,
+    /// `Ok(kind)`: enqueue; `Err(reason)`: ignore.
+    action: Option<Result<JobKind, String>>,
+}
+
+fn ignored(reason: String) -> Outcome {
+    Outcome {
+        dedupe: true,
+        action: Some(Err(reason)),
+        ..Outcome::default()
+    }
+}
+
+/// Decides what to do with an authenticated delivery. `Err` only for our
+/// own database failures.
+async fn decide(
+    state: &AppState,
+    provider_id: &str,
+    event_id: &str,
+    event: &Value,
+) -> Result<Outcome, crate::db::DbError> {
+    let event_type = str_at(event, "/eventType");
+    let repo_guid = str_at(event, "/resource/repository/id").map(str::to_ascii_lowercase);
+    let is_sample = SAMPLE_EVENT_IDS.contains(&event_id)
+        || repo_guid
+            .as_deref()
+            .is_some_and(|r| SAMPLE_REPOSITORY_IDS.contains(&r))
+        || str_at(event, "/subscriptionId") == Some(ZERO_GUID);
+    if is_sample {
+        // The Test button sends the same id every time: record each one.
+        return Ok(Outcome {
+            dedupe: false,
+            ..ignored(
+                "Azure DevOps test notification (sample payload): the hook reaches the hub".into(),
+            )
+        });
+    }
+    if event_type != Some("git.push") {
+        let shown = event_type.unwrap_or("(none)");
+        return Ok(ignored(format!(
+            "event type `{shown}` is not handled (only git.push)"
+        )));
+    }
+    let Some(repo_guid) = repo_guid else {
+        return Ok(ignored(
+            "the push names no repository (set \"Resource details to send\" to All)".into(),
+        ));
+    };
+    let Some(repository) = state
+        .db
+        .repository_of_provider(provider_id, &repo_guid)
+        .await?
+    else {
+        return Ok(ignored(format!(
+            "repository {repo_guid} is not replicated by this hub"
+        )));
+    };
+    let mut outcome = Outcome {
+        repository_id: Some(repository.id.clone()),
+        ..ignored(String::new())
+    };
+    let updates = event
+        .pointer("/resource/refUpdates")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let Some(update) = updates
+        .iter()
+        .find(|u| str_at(u, "/name") == Some(repository.tracked_branch.as_str()))
+    else {
+        let pushed: Vec<&str> = updates.iter().filter_map(|u| str_at(u, "/name")).collect();
+        let pushed = if pushed.is_empty() {
+            "no ref".to_owned()
+        } else {
+            pushed.join(", ")
+        };
+        outcome.action = Some(Err(format!(
+            "the push updated {pushed}, not the tracked branch {}",
+            repository.tracked_branch
+        )));
+        return Ok(outcome);
+    };
+    outcome.ref_name = str_at(update, "/name").map(str::to_owned);
+    outcome.new_commit = str_at(update, "/newObjectId").map(str::to_owned);
+    if outcome.new_commit.as_deref() == Some(ZERO_SHA) {
+        outcome.action = Some(Err(format!(
+            "the tracked branch {} was deleted",
+            repository.tracked_branch
+        )));
+        return Ok(outcome);
+    }
+    // The payload only triggers: the runner diffs from the last synced
+    // commit to the branch head it reads itself (spec §0.8).
+    outcome.action = Some(Ok(if repository.last_synced_commit.is_some() {
+        JobKind::RecentChanges
+    } else {
+        JobKind::FirstReplication
+    }));
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_decoded_leniently_and_safely() {
+        let mut h = HeaderMap::new();
+        assert_eq!(basic_credentials(&h), None);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {}", STANDARD.encode("u:p:with:colons")))
+                .unwrap(),
+        );
+        assert_eq!(
+            basic_credentials(&h),
+            Some(("u".into(), "p:with:colons".into()))
+        );
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(basic_credentials(&h), None);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic !!!"));
+        assert_eq!(basic_credentials(&h), None);
+    }
+}
