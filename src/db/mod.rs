@@ -4,6 +4,7 @@
 //! `migrations/postgres`, kept in step by `tests::migration_sets_match`).
 //! Queries stay portable: `$n` placeholders, TEXT ids, BIGINT unix times.
 
+pub mod graphs;
 pub mod login_limits;
 pub mod sessions;
 pub mod users;
