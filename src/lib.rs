@@ -23,6 +23,8 @@ pub mod db;
 #[cfg(feature = "ssr")]
 pub mod emulator;
 #[cfg(feature = "ssr")]
+pub mod graph;
+#[cfg(feature = "ssr")]
 pub mod parser;
 #[cfg(feature = "ssr")]
 pub mod server;

@@ -5,6 +5,7 @@
 //! Queries stay portable: `$n` placeholders, TEXT ids, BIGINT unix times.
 
 pub mod deliveries;
+pub mod graphs;
 pub mod login_limits;
 pub mod providers;
 pub mod repositories;

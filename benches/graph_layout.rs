@@ -1,0 +1,172 @@
+//! Layout of a big registry: 5,000 entries and 10,000 edges. Not a timed
+//! test: it prints figures (time uncached and cached, on SQLite, and the
+//! size of the SVG drawn from each layout).
+//!
+//! `cargo bench --features ssr --bench graph_layout`. The full view is
+//! laid out too, with a timeout (`SPICEHUB_BENCH_FULL_TIMEOUT` seconds,
+//! default 300), since `dot` on 5,000 nodes takes minutes.
+
+use std::error::Error;
+use std::time::{Duration, Instant};
+
+use spicehub::db::Db;
+use spicehub::graph::{
+    get_or_compute_layout, svg, views, LayoutError, Layouter, View, DEFAULT_COLLAPSE_THRESHOLD,
+};
+use spicehub::parser::{Edge, EdgeKind, Entry, EntryKind, Graph, Registry};
+
+const NODES: usize = 5_000;
+const EDGES: usize = 10_000;
+/// Entries per module: 100 modules, the collapsed view's boxes.
+const PER_MODULE: usize = 50;
+
+/// A deterministic DAG: each edge goes from a lower to a higher entry,
+/// mostly within a few hundred entries (as real pipelines are local).
+fn registry() -> Graph {
+    let reg = Registry {
+        id: "bench.registry".into(),
+        label: "registry".into(),
+        file: "bench/registry.py".into(),
+        line: 1,
+    };
+    let entries = (0..NODES)
+        .map(|i| Entry {
+            registry: reg.id.clone(),
+            name: format!("step_{i:04}"),
+            kind: EntryKind::Function,
+            target: format!("bench.m{:03}.step_{i:04}", i / PER_MODULE),
+            file: format!("bench/m{:03}.py", i / PER_MODULE),
+            line: 1,
+            doc: None,
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut edges = Vec::with_capacity(EDGES);
+    while edges.len() < EDGES {
+        // xorshift: reproducible without a dependency.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let to = usize::try_from(state % NODES as u64).unwrap_or(0);
+        let back = 1 + usize::try_from((state >> 20) % 300).unwrap_or(0);
+        if back > to || !seen.insert((to - back, to)) {
+            continue;
+        }
+        edges.push(Edge {
+            registry: reg.id.clone(),
+            from: format!("step_{:04}", to - back),
+            to: format!("step_{to:04}"),
+            kind: if edges.len() % 3 == 0 {
+                EdgeKind::Explicit
+            } else {
+                EdgeKind::Parameter
+            },
+            dangling: false,
+        });
+    }
+    let mut graph = Graph {
+        registries: vec![reg],
+        entries,
+        edges,
+        diagnostics: vec![],
+    };
+    graph.sort();
+    graph
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+async fn measure(db: &Db, layouter: &Layouter, view: &View) -> Result<(), Box<dyn Error>> {
+    let runs = layouter.runs();
+    let started = Instant::now();
+    let result = get_or_compute_layout(db, layouter, "bench", "c1", "bench.registry", view).await;
+    let uncached = started.elapsed();
+    let layout = match result {
+        Ok(Some(layout)) => layout,
+        Ok(None) => return Err("registry missing".into()),
+        Err(spicehub::graph::GraphError::Layout(LayoutError::Timeout(t))) => {
+            println!("{:<22} uncached: timed out after {t:?}", view.key());
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let started = Instant::now();
+    let again = get_or_compute_layout(db, layouter, "bench", "c1", "bench.registry", view).await?;
+    let cached = started.elapsed();
+    if again.as_ref() != Some(&layout) || layouter.runs() != runs + 1 {
+        return Err("the second call was not served from the cache".into());
+    }
+    let drawing = svg::render(&layout);
+    let json = serde_json::to_string(&layout)?;
+    println!(
+        "{:<22} {:>5} nodes {:>6} edges  uncached {:>10}  cached {:>9}  SVG {:>6} KiB  JSON {:>6} KiB",
+        view.key(),
+        layout.nodes.len(),
+        layout.edges.len(),
+        ms(uncached),
+        ms(cached),
+        drawing.len() / 1024,
+        json.len() / 1024,
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let graph = registry();
+    let dir = tempfile::tempdir()?;
+    let db = Db::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("bench.db").display()
+    ))
+    .await?;
+    db.migrate().await?;
+    let started = Instant::now();
+    db.store_graph("bench", "c1", &graph).await?;
+    println!(
+        "registry: {} entries, {} edges; store_graph (SQLite) {}",
+        graph.entries.len(),
+        graph.edges.len(),
+        ms(started.elapsed())
+    );
+    let started = Instant::now();
+    let loaded = db.load_graph("bench", "c1").await?;
+    println!("load_graph (SQLite) {}", ms(started.elapsed()));
+    if loaded.as_ref() != Some(&graph) {
+        return Err("round trip changed the graph".into());
+    }
+
+    let nodes = graph.entries.len();
+    let default = View::default_for(nodes, DEFAULT_COLLAPSE_THRESHOLD);
+    println!("default view for {nodes} nodes: {}", default.key());
+    let layouter = Layouter::new();
+    measure(&db, &layouter, &View::Collapsed).await?;
+    for k in [1, 2, 3] {
+        let view = View::Focus {
+            node: "step_2500".into(),
+            k,
+        };
+        measure(&db, &layouter, &view).await?;
+    }
+    let full_timeout = std::env::var("SPICEHUB_BENCH_FULL_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    let slow = Layouter::new().with_timeout(Duration::from_secs(full_timeout));
+    measure(&db, &slow, &View::Full).await?;
+    // What the view module builds is what dot gets: say how big it was.
+    let rg = db
+        .registry_graph("bench", "c1", "bench.registry")
+        .await?
+        .ok_or("registry missing")?;
+    let full = views::full(&rg);
+    println!(
+        "full view DOT: {} KiB",
+        spicehub::graph::layout::to_dot(&full).len() / 1024
+    );
+    db.close().await;
+    Ok(())
+}
