@@ -103,7 +103,7 @@ fn parse_prints_the_registries_or_says_why_it_cannot() {
 
     let dot = run(&["parse", fixture, "--format", "dot"], &[]);
     assert_eq!(dot.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&dot.stdout).contains("subgraph cluster_"));
+    assert!(String::from_utf8_lossy(&dot.stdout).contains("subgraph \"cluster_"));
 
     let missing = run(&["parse", "/no/such/checkout"], &[]);
     assert_eq!(missing.status.code(), Some(1));
