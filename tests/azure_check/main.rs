@@ -5,6 +5,9 @@
 // environment variables, and `set_var` is only sound while no other thread runs,
 // so the variables are set before the runtime (and any other thread) exists.
 
+// The helpers of the azure suite; this test is a binary of its own because
+// it sets process environment variables.
+#[path = "../azure/common.rs"]
 mod common;
 
 use std::collections::BTreeSet;
