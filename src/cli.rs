@@ -1,5 +1,5 @@
 //! The command line: `serve` (default), `admin create`, `migrate`, `parse`,
-//! `azure check`, `emulator`.
+//! `provider add|list`, `repository add|list|sync`, `azure check`, `emulator`.
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -47,6 +47,16 @@ enum Command {
     },
     /// Run the Entra ID + Azure DevOps emulator (tests and the local demo).
     Emulator(crate::emulator::EmulatorArgs),
+    /// Git providers (Azure DevOps connections as an Entra ID application).
+    Provider {
+        #[command(subcommand)]
+        command: ProviderCommand,
+    },
+    /// Replicated repositories.
+    Repository {
+        #[command(subcommand)]
+        command: RepositoryCommand,
+    },
     /// Azure DevOps connection tools.
     Azure {
         #[command(subcommand)]
@@ -60,6 +70,90 @@ enum AzureCommand {
     /// list what it can see, or say what is wrong and how to fix it.
     /// Exit 0 when all is well, 2 with a diagnosis, 1 on usage errors.
     Check(crate::azure::check::CheckArgs),
+}
+
+/// What the provider and repository commands need: the database, the key
+/// that seals secrets, and where Entra ID and Azure DevOps are.
+#[derive(clap::Args, Debug)]
+struct HubArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Base64 of the 32-byte key (default: the generated key in the data directory).
+    #[arg(long, env = "SPICEHUB_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
+    #[command(flatten)]
+    azure: crate::config::AzureArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum ProviderCommand {
+    /// Add an Azure DevOps provider authenticating with a client secret. The
+    /// secret's value is read from a prompt or the first line of standard
+    /// input. A webhook password is generated and printed once.
+    Add {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Directory (tenant) ID or a verified domain.
+        #[arg(long)]
+        tenant: String,
+        /// Application (client) ID.
+        #[arg(long)]
+        client_id: String,
+        /// Basic Auth user name Azure DevOps posts webhooks with.
+        #[arg(long)]
+        webhook_username: Option<String>,
+        /// When the client secret expires (YYYY-MM-DD), for the warnings.
+        #[arg(long)]
+        secret_expires: Option<String>,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+    /// List providers.
+    List {
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RepositoryCommand {
+    /// Add a repository (looked up as the provider's service principal) and
+    /// queue its first replication; a running hub picks it up.
+    Add {
+        /// Provider display name or id.
+        #[arg(long)]
+        provider: String,
+        #[arg(long)]
+        organization: String,
+        /// Project name or GUID.
+        #[arg(long)]
+        project: String,
+        /// Repository name or GUID.
+        #[arg(long)]
+        repository: String,
+        /// Tracked branch (default: the repository's default branch).
+        #[arg(long)]
+        branch: Option<String>,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+    /// List repositories with their sync state.
+    List {
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+    /// Queue a synchronization of one repository (by GUID).
+    Sync {
+        repository: String,
+        #[arg(long, value_parser = ["entire", "recent", "from-commit", "reparse"], default_value = "recent")]
+        kind: String,
+        /// The commit for `--kind from-commit`.
+        #[arg(long)]
+        commit: Option<String>,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -132,6 +226,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Some(Command::Emulator(args)) => crate::emulator::run_cli(args)
             .await
             .map_err(|e| e.to_string()),
+        Some(Command::Provider { command }) => provider_command(command).await,
+        Some(Command::Repository { command }) => repository_command(command).await,
         Some(Command::Admin {
             command:
                 AdminCommand::Create {
@@ -149,6 +245,202 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     crate::server::serve(config)
         .await
         .map_err(|e| e.to_string())
+}
+
+struct Hub {
+    db: Db,
+    key: crate::crypto::SecretKey,
+    azure: crate::config::AzureArgs,
+}
+
+async fn open_hub(args: HubArgs) -> Result<Hub, String> {
+    crate::config::ensure_dir(&args.database.data_dir).map_err(|e| e.to_string())?;
+    let key = match &args.secret_key {
+        Some(k) => crate::crypto::SecretKey::from_base64(k),
+        None => {
+            crate::crypto::SecretKey::load_or_generate(&args.database.data_dir.join("secret.key"))
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    let db = Db::connect(&args.database.url())
+        .await
+        .map_err(|e| e.to_string())?;
+    db.migrate().await.map_err(|e| e.to_string())?;
+    Ok(Hub {
+        db,
+        key,
+        azure: args.azure,
+    })
+}
+
+fn read_secret(prompt: &str) -> Result<String, String> {
+    if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(prompt).map_err(|e| e.to_string())
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+    }
+}
+
+async fn provider_command(command: ProviderCommand) -> Result<(), String> {
+    use crate::db::providers::{generate_webhook_password, CredentialKind, NewProvider};
+    match command {
+        ProviderCommand::Add {
+            name,
+            tenant,
+            client_id,
+            webhook_username,
+            secret_expires,
+            hub,
+        } => {
+            let secret = read_secret("Client secret value: ")?;
+            if secret.trim().is_empty() {
+                return Err("no client secret given".into());
+            }
+            let expires = match secret_expires {
+                None => None,
+                Some(d) => {
+                    let format = time::macros::format_description!("[year]-[month]-[day]");
+                    let date = time::Date::parse(&d, format).map_err(|_| {
+                        format!("--secret-expires `{d}` is not a date such as 2027-06-30")
+                    })?;
+                    Some(date.midnight().assume_utc().unix_timestamp())
+                }
+            };
+            let hub = open_hub(hub).await?;
+            let password = generate_webhook_password();
+            let username = webhook_username.unwrap_or_else(|| {
+                format!(
+                    "spicehub-{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..8]
+                )
+            });
+            let provider = hub
+                .db
+                .create_provider(
+                    &hub.key,
+                    &NewProvider {
+                        display_name: &name,
+                        tenant_id: tenant.trim(),
+                        client_id: client_id.trim(),
+                        credential_kind: CredentialKind::ClientSecret,
+                        credential: secret.as_bytes(),
+                        webhook_username: &username,
+                        webhook_password: &password,
+                        secret_expires_at: expires,
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "provider {} created ({})",
+                provider.display_name, provider.id
+            );
+            println!("webhook user name: {username}");
+            println!("webhook password (shown once, store it in the service hook): {password}");
+            Ok(())
+        }
+        ProviderCommand::List { hub } => {
+            let hub = open_hub(hub).await?;
+            for p in hub.db.providers().await.map_err(|e| e.to_string())? {
+                println!(
+                    "{}\t{}\ttenant {}\tclient {}\t{}",
+                    p.id,
+                    p.display_name,
+                    p.tenant_id,
+                    p.client_id,
+                    p.credential_kind.as_str()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn repository_command(command: RepositoryCommand) -> Result<(), String> {
+    use crate::admin::repositories::{add_repository, find_provider, request_sync, AddRepository};
+    use crate::sync::{JobKind, Queue, QueueConfig};
+    match command {
+        RepositoryCommand::Add {
+            provider,
+            organization,
+            project,
+            repository,
+            branch,
+            hub,
+        } => {
+            let hub = open_hub(hub).await?;
+            let provider_id = find_provider(&hub.db, &provider)
+                .await
+                .map_err(|e| e.to_string())?;
+            let clients = crate::sync::clients::Clients::new(
+                hub.db.clone(),
+                hub.key.clone(),
+                hub.azure.clone(),
+                Default::default(),
+            )
+            .map_err(|e| e.to_string())?;
+            let queue = Queue::new(hub.db.clone(), QueueConfig::default());
+            let repo = add_repository(
+                &hub.db,
+                &clients,
+                &queue,
+                &AddRepository {
+                    provider_id: &provider_id,
+                    organization: &organization,
+                    project: &project,
+                    repository: &repository,
+                    branch: branch.as_deref(),
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            println!(
+                "repository {}/{} added ({}), tracking {}; first replication queued",
+                repo.project_name, repo.name, repo.id, repo.tracked_branch
+            );
+            Ok(())
+        }
+        RepositoryCommand::List { hub } => {
+            let hub = open_hub(hub).await?;
+            for r in hub.db.repositories().await.map_err(|e| e.to_string())? {
+                println!(
+                    "{}\t{}/{}\t{}\t{}\t{}",
+                    r.id,
+                    r.project_name,
+                    r.name,
+                    r.state.as_str(),
+                    r.last_synced_commit.as_deref().unwrap_or("-"),
+                    r.last_error.as_deref().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        RepositoryCommand::Sync {
+            repository,
+            kind,
+            commit,
+            hub,
+        } => {
+            let hub = open_hub(hub).await?;
+            let kind = match kind.as_str() {
+                "entire" => JobKind::EntireRepository,
+                "from-commit" => JobKind::FromCommit,
+                "reparse" => JobKind::Reparse,
+                _ => JobKind::RecentChanges,
+            };
+            let queue = Queue::new(hub.db.clone(), QueueConfig::default());
+            let job = request_sync(&hub.db, &queue, &repository, kind, commit.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("queued job {job}");
+            Ok(())
+        }
+    }
 }
 
 async fn create_admin(email: &str, role: &str, database: &DatabaseArgs) -> Result<(), String> {

@@ -70,6 +70,70 @@ pub struct ServeArgs {
     /// DevOps.
     #[arg(long, env = "SPICEHUB_WEBHOOK_BODY_LIMIT", default_value_t = DEFAULT_WEBHOOK_BODY_LIMIT)]
     pub webhook_body_limit: usize,
+
+    #[command(flatten)]
+    pub azure: AzureArgs,
+
+    #[command(flatten)]
+    pub sync: SyncArgs,
+}
+
+/// Where Entra ID and Azure DevOps are (sovereign clouds, the emulator).
+#[derive(Args, Debug, Clone)]
+pub struct AzureArgs {
+    /// Entra ID authority; tenants are appended to it.
+    #[arg(long, env = "SPICEHUB_AUTHORITY_URL", default_value = crate::azure::DEFAULT_AUTHORITY)]
+    pub authority_url: String,
+
+    /// Azure DevOps base URL; organizations are appended to it.
+    #[arg(long, env = "SPICEHUB_DEVOPS_URL", default_value = crate::azure::DEFAULT_DEVOPS_URL)]
+    pub devops_url: String,
+}
+
+/// The sync engine's bounds.
+#[derive(Args, Debug, Clone)]
+pub struct SyncArgs {
+    /// Sync jobs this instance runs at once.
+    #[arg(long, env = "SPICEHUB_SYNC_WORKERS", default_value_t = 2)]
+    pub sync_workers: usize,
+
+    /// Sync jobs this instance runs at once for one organization.
+    #[arg(long, env = "SPICEHUB_SYNC_WORKERS_PER_ORG", default_value_t = 2)]
+    pub sync_workers_per_org: usize,
+
+    /// Seconds between reconcile passes (each repository's branch head
+    /// against its last synced commit); 0 turns reconcile off.
+    #[arg(long, env = "SPICEHUB_RECONCILE_INTERVAL", default_value_t = 900)]
+    pub reconcile_interval: u64,
+
+    /// Seconds a claimed job is held without renewal before another runner
+    /// may take it over (a crashed instance's jobs wait this long).
+    #[arg(long, env = "SPICEHUB_SYNC_LEASE", default_value_t = 120)]
+    pub sync_lease: i64,
+
+    /// First retry delay of a failed sync job, in seconds (doubles per attempt).
+    #[arg(long, env = "SPICEHUB_SYNC_RETRY_DELAY", default_value_t = 30)]
+    pub sync_retry_delay: i64,
+
+    /// Milliseconds between looks at an empty queue.
+    #[arg(long, env = "SPICEHUB_SYNC_POLL_MS", default_value_t = 1000)]
+    pub sync_poll_ms: u64,
+
+    /// Largest repository archive downloaded, in bytes.
+    #[arg(long, env = "SPICEHUB_SYNC_MAX_ARCHIVE_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
+    pub max_archive_bytes: u64,
+
+    /// Most entries an archive may have.
+    #[arg(long, env = "SPICEHUB_SYNC_MAX_ENTRIES", default_value_t = 500_000)]
+    pub max_entries: usize,
+
+    /// Largest file kept (larger ones are noted and skipped).
+    #[arg(long, env = "SPICEHUB_SYNC_MAX_FILE_BYTES", default_value_t = crate::parser::DEFAULT_MAX_FILE_SIZE)]
+    pub max_file_bytes: u64,
+
+    /// Most bytes of files kept per repository.
+    #[arg(long, env = "SPICEHUB_SYNC_MAX_TOTAL_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub max_total_bytes: u64,
 }
 
 pub const DEFAULT_WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
@@ -88,6 +152,12 @@ pub enum ConfigError {
     SecretKey(#[from] KeyError),
     #[error("SPICEHUB_WEBHOOK_BODY_LIMIT must be at least 1024 bytes")]
     WebhookBodyLimit,
+    #[error("{0} `{1}` is not an http(s) URL")]
+    ServiceUrl(&'static str, String),
+    #[error("SPICEHUB_SYNC_WORKERS and SPICEHUB_SYNC_WORKERS_PER_ORG must be between 1 and 64")]
+    SyncWorkers,
+    #[error("SPICEHUB_SYNC_LEASE must be at least 10 seconds")]
+    SyncLease,
     #[error("SPICEHUB_ADMIN_EMAIL is set but SPICEHUB_ADMIN_PASSWORD is not")]
     AdminPasswordMissing,
     #[error("cannot create the data directory {path}: {source}")]
@@ -108,6 +178,8 @@ pub struct Config {
     pub site_root: String,
     pub first_admin: Option<(String, String)>,
     pub webhook_body_limit: usize,
+    pub azure: AzureArgs,
+    pub sync: SyncArgs,
 }
 
 impl Config {
@@ -122,6 +194,23 @@ impl Config {
         };
         if args.webhook_body_limit < 1024 {
             return Err(ConfigError::WebhookBodyLimit);
+        }
+        for (name, raw) in [
+            ("SPICEHUB_AUTHORITY_URL", &args.azure.authority_url),
+            ("SPICEHUB_DEVOPS_URL", &args.azure.devops_url),
+        ] {
+            match Url::parse(raw) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => return Err(ConfigError::ServiceUrl(name, raw.clone())),
+            }
+        }
+        if !(1..=64).contains(&args.sync.sync_workers)
+            || !(1..=64).contains(&args.sync.sync_workers_per_org)
+        {
+            return Err(ConfigError::SyncWorkers);
+        }
+        if args.sync.sync_lease < 10 {
+            return Err(ConfigError::SyncLease);
         }
         ensure_dir(&args.database.data_dir)?;
         let secret_key = match &args.secret_key {
@@ -143,6 +232,8 @@ impl Config {
             site_root: args.site_root,
             first_admin,
             webhook_body_limit: args.webhook_body_limit,
+            azure: args.azure,
+            sync: args.sync,
         })
     }
 
@@ -188,7 +279,44 @@ mod tests {
             admin_email: None,
             admin_password: None,
             webhook_body_limit: DEFAULT_WEBHOOK_BODY_LIMIT,
+            azure: defaults().azure,
+            sync: defaults().sync,
         }
+    }
+
+    #[derive(clap::Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        azure: AzureArgs,
+        #[command(flatten)]
+        sync: SyncArgs,
+    }
+
+    fn defaults() -> Defaults {
+        <Defaults as clap::Parser>::parse_from(["spicehub"])
+    }
+
+    #[test]
+    fn bad_service_urls_and_sync_bounds_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(dir.path());
+        a.azure.devops_url = "ftp://dev.azure.com".into();
+        assert!(matches!(
+            Config::from_args(a),
+            Err(ConfigError::ServiceUrl("SPICEHUB_DEVOPS_URL", _))
+        ));
+        let mut a = args(dir.path());
+        a.sync.sync_workers = 0;
+        assert!(matches!(
+            Config::from_args(a),
+            Err(ConfigError::SyncWorkers)
+        ));
+        let mut a = args(dir.path());
+        a.sync.sync_lease = 1;
+        assert!(matches!(Config::from_args(a), Err(ConfigError::SyncLease)));
+        let ok = Config::from_args(args(dir.path())).unwrap();
+        assert_eq!(ok.sync.reconcile_interval, 900);
+        assert_eq!(ok.azure.devops_url, crate::azure::DEFAULT_DEVOPS_URL);
     }
 
     #[test]

@@ -9,6 +9,9 @@ pub mod app;
 pub mod ui;
 
 #[cfg(feature = "ssr")]
+pub mod admin;
+
+#[cfg(feature = "ssr")]
 pub mod auth;
 #[cfg(feature = "ssr")]
 pub mod azure;

@@ -196,130 +196,7 @@ impl Db {
         graph: &Graph,
     ) -> Result<(), DbError> {
         let mut tx = self.pool().begin().await?;
-        for table in SNAPSHOT_CHILDREN {
-            sqlx::query(&format!(
-                "DELETE FROM {table} WHERE repository_id = $1 AND commit_id = $2"
-            ))
-            .bind(repository_id)
-            .bind(commit_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query("DELETE FROM graph_snapshots WHERE repository_id = $1 AND commit_id = $2")
-            .bind(repository_id)
-            .bind(commit_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO graph_snapshots (repository_id, commit_id, stored_at) VALUES ($1, $2, $3)",
-        )
-        .bind(repository_id)
-        .bind(commit_id)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-
-        let key = |i: usize| {
-            [
-                Val::Text(repository_id),
-                Val::Text(commit_id),
-                Val::Int(pos(i)),
-            ]
-        };
-        let rows: Vec<Vec<Val>> = graph
-            .registries
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let mut row = Vec::from(key(i));
-                row.extend([
-                    Val::Text(&r.id),
-                    Val::Text(&r.label),
-                    Val::Text(&r.file),
-                    Val::Int(r.line.into()),
-                ]);
-                row
-            })
-            .collect();
-        insert_batched(
-            &mut tx,
-            "graph_registries (repository_id, commit_id, position, registry_id, label, file, line)",
-            &rows,
-        )
-        .await?;
-
-        let rows: Vec<Vec<Val>> = graph
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let mut row = Vec::from(key(i));
-                row.extend([
-                    Val::Text(&e.registry),
-                    Val::Text(&e.name),
-                    Val::Text(entry_kind_str(e.kind)),
-                    Val::Text(&e.target),
-                    Val::Text(&e.file),
-                    Val::Int(e.line.into()),
-                    Val::MaybeText(e.doc.as_deref()),
-                ]);
-                row
-            })
-            .collect();
-        insert_batched(
-            &mut tx,
-            "graph_entries (repository_id, commit_id, position, registry_id, name, kind, \
-             target, file, line, doc)",
-            &rows,
-        )
-        .await?;
-
-        let rows: Vec<Vec<Val>> = graph
-            .edges
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let mut row = Vec::from(key(i));
-                row.extend([
-                    Val::Text(&e.registry),
-                    Val::Text(&e.from),
-                    Val::Text(&e.to),
-                    Val::Text(edge_kind_str(e.kind)),
-                    Val::Int(i64::from(e.dangling)),
-                ]);
-                row
-            })
-            .collect();
-        insert_batched(
-            &mut tx,
-            "graph_edges (repository_id, commit_id, position, registry_id, from_name, to_name, \
-             kind, dangling)",
-            &rows,
-        )
-        .await?;
-
-        let rows: Vec<Vec<Val>> = graph
-            .diagnostics
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                let mut row = Vec::from(key(i));
-                row.extend([
-                    Val::Text(&d.file),
-                    Val::Int(d.line.into()),
-                    Val::Text(severity_str(d.severity)),
-                    Val::Text(&d.message),
-                ]);
-                row
-            })
-            .collect();
-        insert_batched(
-            &mut tx,
-            "graph_diagnostics (repository_id, commit_id, position, file, line, severity, message)",
-            &rows,
-        )
-        .await?;
-
+        write_graph(&mut *tx, repository_id, commit_id, graph).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -589,6 +466,142 @@ fn like_pattern(text: &str) -> String {
     }
     out.push('%');
     out
+}
+
+/// The body of [`Db::store_graph`], on a connection the caller holds inside
+/// its own transaction (the sync engine stores a graph and switches the
+/// visible commit in one transaction).
+pub(crate) async fn write_graph(
+    conn: &mut AnyConnection,
+    repository_id: &str,
+    commit_id: &str,
+    graph: &Graph,
+) -> Result<(), DbError> {
+    for table in SNAPSHOT_CHILDREN {
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE repository_id = $1 AND commit_id = $2"
+        ))
+        .bind(repository_id)
+        .bind(commit_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query("DELETE FROM graph_snapshots WHERE repository_id = $1 AND commit_id = $2")
+        .bind(repository_id)
+        .bind(commit_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO graph_snapshots (repository_id, commit_id, stored_at) VALUES ($1, $2, $3)",
+    )
+    .bind(repository_id)
+    .bind(commit_id)
+    .bind(now())
+    .execute(&mut *conn)
+    .await?;
+
+    let key = |i: usize| {
+        [
+            Val::Text(repository_id),
+            Val::Text(commit_id),
+            Val::Int(pos(i)),
+        ]
+    };
+    let rows: Vec<Vec<Val>> = graph
+        .registries
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut row = Vec::from(key(i));
+            row.extend([
+                Val::Text(&r.id),
+                Val::Text(&r.label),
+                Val::Text(&r.file),
+                Val::Int(r.line.into()),
+            ]);
+            row
+        })
+        .collect();
+    insert_batched(
+        &mut *conn,
+        "graph_registries (repository_id, commit_id, position, registry_id, label, file, line)",
+        &rows,
+    )
+    .await?;
+
+    let rows: Vec<Vec<Val>> = graph
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let mut row = Vec::from(key(i));
+            row.extend([
+                Val::Text(&e.registry),
+                Val::Text(&e.name),
+                Val::Text(entry_kind_str(e.kind)),
+                Val::Text(&e.target),
+                Val::Text(&e.file),
+                Val::Int(e.line.into()),
+                Val::MaybeText(e.doc.as_deref()),
+            ]);
+            row
+        })
+        .collect();
+    insert_batched(
+        &mut *conn,
+        "graph_entries (repository_id, commit_id, position, registry_id, name, kind, \
+         target, file, line, doc)",
+        &rows,
+    )
+    .await?;
+
+    let rows: Vec<Vec<Val>> = graph
+        .edges
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let mut row = Vec::from(key(i));
+            row.extend([
+                Val::Text(&e.registry),
+                Val::Text(&e.from),
+                Val::Text(&e.to),
+                Val::Text(edge_kind_str(e.kind)),
+                Val::Int(i64::from(e.dangling)),
+            ]);
+            row
+        })
+        .collect();
+    insert_batched(
+        &mut *conn,
+        "graph_edges (repository_id, commit_id, position, registry_id, from_name, to_name, \
+         kind, dangling)",
+        &rows,
+    )
+    .await?;
+
+    let rows: Vec<Vec<Val>> = graph
+        .diagnostics
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut row = Vec::from(key(i));
+            row.extend([
+                Val::Text(&d.file),
+                Val::Int(d.line.into()),
+                Val::Text(severity_str(d.severity)),
+                Val::Text(&d.message),
+            ]);
+            row
+        })
+        .collect();
+    insert_batched(
+        &mut *conn,
+        "graph_diagnostics (repository_id, commit_id, position, file, line, severity, message)",
+        &rows,
+    )
+    .await?;
+
+    Ok(())
 }
 
 #[cfg(test)]

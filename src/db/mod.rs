@@ -6,10 +6,12 @@
 
 pub mod deliveries;
 pub mod graphs;
+pub mod hooks;
 pub mod login_limits;
 pub mod providers;
 pub mod repositories;
 pub mod sessions;
+pub mod snapshots;
 pub mod users;
 
 use std::path::Path;

@@ -111,6 +111,11 @@ pub fn credential_context(provider_id: &str) -> String {
     format!("provider:{provider_id}:credential")
 }
 
+/// The context a provider's webhook password is sealed under.
+pub fn webhook_context(provider_id: &str) -> String {
+    format!("provider:{provider_id}:webhook")
+}
+
 /// The stored form of a webhook password.
 pub fn webhook_verifier(provider_id: &str, password: &str) -> String {
     format!(
@@ -199,8 +204,8 @@ impl Db {
         let result = sqlx::query(
             "INSERT INTO providers (id, display_name, kind, tenant_id, client_id, credential_kind, \
              credential_sealed, webhook_username, webhook_password_verifier, secret_expires_at, \
-             created_at, updated_at) \
-             VALUES ($1, $2, 'azure_devops', $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+             created_at, updated_at, webhook_password_sealed) \
+             VALUES ($1, $2, 'azure_devops', $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) \
              ON CONFLICT (webhook_username) DO NOTHING",
         )
         .bind(&id)
@@ -213,6 +218,7 @@ impl Db {
         .bind(webhook_verifier(&id, new.webhook_password))
         .bind(new.secret_expires_at)
         .bind(at)
+        .bind(key.seal(&webhook_context(&id), new.webhook_password.as_bytes()))
         .execute(self.pool())
         .await?;
         if result.rows_affected() == 0 {
@@ -268,6 +274,7 @@ impl Db {
     /// Replaces the webhook password (the old one stops working at once).
     pub async fn set_webhook_password(
         &self,
+        key: &SecretKey,
         id: &str,
         password: &str,
     ) -> Result<(), ProviderError> {
@@ -275,17 +282,41 @@ impl Db {
             return Err(ProviderError::WeakWebhookPassword);
         }
         let done = sqlx::query(
-            "UPDATE providers SET webhook_password_verifier = $2, updated_at = $3 WHERE id = $1",
+            "UPDATE providers SET webhook_password_verifier = $2, updated_at = $3, \
+             webhook_password_sealed = $4 WHERE id = $1",
         )
         .bind(id)
         .bind(webhook_verifier(id, password))
         .bind(now())
+        .bind(key.seal(&webhook_context(id), password.as_bytes()))
         .execute(self.pool())
         .await?;
         if done.rows_affected() == 0 {
             return Err(ProviderError::NotFound);
         }
         Ok(())
+    }
+
+    /// The webhook password in the clear, to create a service hook with it.
+    /// `None` for a provider saved before the hub kept it (set a new one).
+    pub async fn webhook_password(
+        &self,
+        key: &SecretKey,
+        id: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        let row = sqlx::query("SELECT webhook_password_sealed FROM providers WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or(ProviderError::NotFound)?;
+        let sealed: Option<String> = row.try_get("webhook_password_sealed")?;
+        match sealed {
+            None => Ok(None),
+            Some(sealed) => {
+                let bytes = key.open(&webhook_context(id), &sealed)?;
+                Ok(String::from_utf8(bytes).ok())
+            }
+        }
     }
 
     /// Every provider's webhook credentials, for the webhook route.
@@ -334,6 +365,42 @@ impl Db {
             name: name.to_owned(),
             devops_id,
         })
+    }
+
+    pub async fn organization(&self, id: &str) -> Result<Option<Organization>, DbError> {
+        let row =
+            sqlx::query("SELECT id, provider_id, name, devops_id FROM organizations WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        row.map(|row| {
+            Ok(Organization {
+                id: row.try_get("id")?,
+                provider_id: row.try_get("provider_id")?,
+                name: row.try_get("name")?,
+                devops_id: row.try_get("devops_id")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The organization of this provider with this name, created if missing.
+    pub async fn ensure_organization(
+        &self,
+        provider_id: &str,
+        name: &str,
+        devops_id: Option<&str>,
+    ) -> Result<Organization, ProviderError> {
+        match self.create_organization(provider_id, name, devops_id).await {
+            Ok(o) => Ok(o),
+            Err(ProviderError::OrganizationExists) => self
+                .organizations(provider_id)
+                .await?
+                .into_iter()
+                .find(|o| o.name == name)
+                .ok_or(ProviderError::NotFound),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn organizations(&self, provider_id: &str) -> Result<Vec<Organization>, DbError> {

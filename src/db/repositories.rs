@@ -61,6 +61,13 @@ pub struct Repository {
     pub state: RepoState,
     pub last_error: Option<String>,
     pub last_webhook_at: Option<i64>,
+    /// The snapshot readers see (`db::snapshots`); `None` before the first sync.
+    pub visible_snapshot: Option<String>,
+    pub last_synced_at: Option<i64>,
+    /// Why the last sync did what it did ("full sync: history was rewritten").
+    pub last_sync_note: Option<String>,
+    /// Files in the visible snapshot.
+    pub file_count: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +95,8 @@ pub fn full_branch_ref(branch: &str) -> String {
 }
 
 const COLUMNS: &str = "r.id, r.organization_id, r.project_id, r.project_name, r.name, \
-     r.tracked_branch, r.web_url, r.last_synced_commit, r.state, r.last_error, r.last_webhook_at";
+     r.tracked_branch, r.web_url, r.last_synced_commit, r.state, r.last_error, r.last_webhook_at, \
+     r.visible_snapshot, r.last_synced_at, r.last_sync_note, r.file_count";
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<Repository, DbError> {
     let state: String = row.try_get("state")?;
@@ -105,6 +113,10 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Repository, DbError> {
         state: RepoState::parse(&state).unwrap_or(RepoState::Error),
         last_error: row.try_get("last_error")?,
         last_webhook_at: row.try_get("last_webhook_at")?,
+        visible_snapshot: row.try_get("visible_snapshot")?,
+        last_synced_at: row.try_get("last_synced_at")?,
+        last_sync_note: row.try_get("last_sync_note")?,
+        file_count: row.try_get("file_count")?,
     })
 }
 
@@ -195,17 +207,54 @@ impl Db {
         Ok(())
     }
 
-    /// Records the commit the stored copy now shows.
-    pub async fn set_last_synced_commit(&self, id: &str, commit: &str) -> Result<(), DbError> {
+    /// Refreshes what Azure DevOps may rename (names, web URL); the GUIDs stay.
+    pub async fn refresh_repository_names(
+        &self,
+        id: &str,
+        name: &str,
+        project_name: &str,
+        web_url: Option<&str>,
+    ) -> Result<(), DbError> {
         sqlx::query(
-            "UPDATE repositories SET last_synced_commit = $2, state = 'synced', last_error = NULL, \
-             updated_at = $3 WHERE id = $1",
+            "UPDATE repositories SET name = $2, project_name = $3, web_url = COALESCE($4, web_url) \
+             WHERE id = $1 AND (name <> $2 OR project_name <> $3 OR web_url IS NULL OR web_url <> $4)",
         )
         .bind(id)
-        .bind(commit)
-        .bind(now())
+        .bind(name)
+        .bind(project_name)
+        .bind(web_url)
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Removes a repository and everything replicated from it (files, graphs,
+    /// jobs, subscriptions the hub recorded).
+    pub async fn delete_repository(&self, id: &str) -> Result<bool, DbError> {
+        let id = id.to_ascii_lowercase();
+        let mut tx = self.pool().begin().await?;
+        // Explicit deletes: SQLite enforces foreign keys only when asked, and
+        // the graph tables are keyed by repository id without one.
+        for sql in [
+            "DELETE FROM graph_layouts WHERE repository_id = $1",
+            "DELETE FROM graph_diagnostics WHERE repository_id = $1",
+            "DELETE FROM graph_edges WHERE repository_id = $1",
+            "DELETE FROM graph_entries WHERE repository_id = $1",
+            "DELETE FROM graph_registries WHERE repository_id = $1",
+            "DELETE FROM graph_snapshots WHERE repository_id = $1",
+            "DELETE FROM repository_files WHERE repository_id = $1",
+            "DELETE FROM repository_snapshots WHERE repository_id = $1",
+            "DELETE FROM file_blobs WHERE repository_id = $1",
+            "DELETE FROM hook_subscriptions WHERE repository_id = $1",
+            "DELETE FROM sync_jobs WHERE repository_id = $1",
+        ] {
+            sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
+        }
+        let done = sqlx::query("DELETE FROM repositories WHERE id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
     }
 }

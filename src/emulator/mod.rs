@@ -353,6 +353,19 @@ impl Emulator {
     pub fn subscriptions(&self) -> Vec<Subscription> {
         self.shared.subscriptions.lock().clone()
     }
+    /// Sets a subscription's status, as Azure DevOps does on its own (for
+    /// example `DisabledBySystem` after deliveries kept failing). False when
+    /// there is no such subscription.
+    pub fn set_subscription_status(&self, id: &str, status: SubscriptionStatus) -> bool {
+        let mut subs = self.shared.subscriptions.lock();
+        match subs.iter_mut().find(|s| s.id == id) {
+            Some(s) => {
+                s.status = status;
+                true
+            }
+            None => false,
+        }
+    }
     /// Waits until at least `n` delivery attempts were made (or `timeout`), returns them.
     pub async fn wait_for_deliveries(&self, n: usize, timeout: Duration) -> Vec<WebhookDelivery> {
         let deadline = tokio::time::Instant::now() + timeout;

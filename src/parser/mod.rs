@@ -31,7 +31,7 @@ pub use model::{Diagnostic, Edge, EdgeKind, Entry, EntryKind, Graph, Registry, S
 pub use output::{from_json, to_dot, to_json};
 pub use source::{
     is_vendored_dir, module_name, DirSource, MemorySource, SkipReason, SkippedPath, SourceTree,
-    VENDORED_DIRS,
+    IGNORED_DIRS, VENDORED_DIRS,
 };
 
 /// Default per-file size limit: generated Python can be huge, and a file
@@ -196,6 +196,7 @@ fn skipped_diagnostic(skipped: SkippedPath) -> Diagnostic {
             "skipped: file name is not valid UTF-8".to_owned(),
         ),
         SkipReason::Unreadable(err) => (Severity::Warning, format!("skipped: cannot read: {err}")),
+        SkipReason::Noted(why) => (Severity::Warning, format!("skipped: {why}")),
     };
     Diagnostic::new(skipped.path, 0, severity, message)
 }

@@ -47,6 +47,9 @@ pub enum SkipReason {
     NonUtf8Name,
     /// A directory or file whose metadata could not be read.
     Unreadable(String),
+    /// Left out by whoever gathered the files, for the reason given (the sync
+    /// engine: a Git LFS pointer, a file over the size limit).
+    Noted(String),
 }
 
 /// True when a directory of this name is a vendored tree.

@@ -33,6 +33,10 @@ pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     pub metrics: Arc<metrics::Metrics>,
+    /// The sync queue (admin actions enqueue on it).
+    pub queue: crate::sync::Queue,
+    /// Azure DevOps clients per provider (shared token cache).
+    pub clients: crate::sync::clients::Clients,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -113,6 +117,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("cannot create the first admin: {0}")]
     FirstAdmin(String),
+    #[error("cannot set up the Azure DevOps client: {0}")]
+    Azure(#[from] crate::azure::AzureError),
 }
 
 pub async fn serve(config: Config) -> Result<(), ServeError> {
@@ -133,11 +139,33 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .site_pkg_dir("pkg")
         .site_addr(local)
         .build();
+    let config = Arc::new(config);
+    let clients = crate::sync::clients::Clients::new(
+        db.clone(),
+        config.secret_key.clone(),
+        config.azure.clone(),
+        crate::azure::client::ClientConfig {
+            max_download_bytes: Some(config.sync.max_archive_bytes),
+            ..Default::default()
+        },
+    )?;
+    let queue = crate::sync::Queue::new(
+        db.clone(),
+        crate::sync::QueueConfig {
+            lease_secs: config.sync.sync_lease,
+            backoff_base_secs: config.sync.sync_retry_delay,
+            ..Default::default()
+        },
+    );
+    let (stop_sync, sync_shutdown) = tokio::sync::watch::channel(false);
+    let sync_tasks = start_sync(&db, &config, &queue, &clients, sync_shutdown);
     let state = AppState {
         leptos_options,
         db: db.clone(),
-        config: Arc::new(config),
+        config: config.clone(),
         metrics: Arc::new(metrics::Metrics::new()),
+        queue,
+        clients,
     };
     let sessions = DbSessionStore::new(db.clone());
     let cleanup = tokio::spawn(async move {
@@ -164,9 +192,66 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     .with_graceful_shutdown(shutdown_signal())
     .await?;
     cleanup.abort();
+    // Jobs in flight get a moment to finish; one that does not is taken
+    // over after its lease by this or another instance.
+    let _ = stop_sync.send(true);
+    for task in sync_tasks {
+        if tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a sync job was still running at shutdown; it will be retried");
+        }
+    }
     db.close().await;
     tracing::info!("spicehub stopped");
     Ok(())
+}
+
+/// Starts the sync runner and the reconcile timer.
+fn start_sync(
+    db: &Db,
+    config: &Arc<Config>,
+    queue: &crate::sync::Queue,
+    clients: &crate::sync::clients::Clients,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    use crate::sync::{engine, files, reconcile, runner};
+    let engine = Arc::new(engine::SyncEngine::new(
+        db.clone(),
+        clients.clone(),
+        engine::EngineSettings {
+            limits: files::ArchiveLimits {
+                max_entries: config.sync.max_entries,
+                max_file_bytes: config.sync.max_file_bytes,
+                max_total_bytes: config.sync.max_total_bytes,
+            },
+            per_org: config.sync.sync_workers_per_org,
+            fetch_concurrency: 4,
+            work_dir: config.data_dir.join("work"),
+        },
+    ));
+    let mut tasks = vec![tokio::spawn(runner::run(
+        queue.clone(),
+        engine,
+        runner::RunnerConfig {
+            concurrency: config.sync.sync_workers,
+            poll_interval: Duration::from_millis(config.sync.sync_poll_ms.max(10)),
+        },
+        shutdown.clone(),
+    ))];
+    if config.sync.reconcile_interval > 0 {
+        let scheduler = reconcile::Scheduler {
+            db: db.clone(),
+            queue: queue.clone(),
+            clients: clients.clone(),
+            key: config.secret_key.clone(),
+            public_url: config.public_url.clone(),
+            interval: Duration::from_secs(config.sync.reconcile_interval),
+        };
+        tasks.push(tokio::spawn(scheduler.run(shutdown)));
+    }
+    tasks
 }
 
 /// Creates the first admin from the environment when there is no user yet.

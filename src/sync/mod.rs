@@ -1,10 +1,17 @@
-//! The sync engine: a durable job queue in the database (`queue`). Webhook
-//! deliveries, admin actions and the periodic reconcile enqueue jobs; runners
-//! on any hub instance claim them with a lease. Fetching and applying the
-//! repository contents is not implemented yet; `runner` is the loop that
-//! will run it (a skeleton, not started by `serve`).
+//! The sync engine. Webhook deliveries, admin actions and the periodic
+//! reconcile enqueue jobs on a durable queue in the database (`queue`);
+//! runners on any hub instance claim them with a lease (`runner`) and hand
+//! them to the `engine`, which fetches from Azure DevOps (`clients`), stages
+//! the kept files (`files`) as a new snapshot, parses it and switches the
+//! repository to it atomically. `reconcile` catches up missed webhooks and
+//! `hooks` creates and repairs service hook subscriptions.
 
+pub mod clients;
+pub mod engine;
+pub mod files;
+pub mod hooks;
 pub mod queue;
+pub mod reconcile;
 pub mod runner;
 
 pub use queue::{Job, JobKind, JobStatus, NewJob, Queue, QueueConfig, QueueError};

@@ -1,8 +1,6 @@
-//! Job runner loop (SKELETON): claims jobs from the queue with bounded
-//! concurrency, keeps each lease alive while its handler works, and records
-//! the outcome. What a job *does* is a `JobHandler`; the real one (download
-//! the zip, apply diffs, parse) is the next step and does not exist yet, so
-//! `serve` does not start a runner: jobs stay pending until it does.
+//! Job runner loop: claims jobs from the queue with bounded concurrency,
+//! keeps each lease alive while its handler works, and records the outcome.
+//! What a job *does* is a `JobHandler` (`engine::SyncEngine` in `serve`).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -184,6 +184,14 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// SIGKILL: the process gets no chance to clean up (a crash).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Hub {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -1,0 +1,158 @@
+//! Azure DevOps clients for the providers the hub stores: the sealed
+//! credential is opened once per provider and kept in memory as a
+//! `Credential` (a `secrecy` type, never printed), behind one token manager
+//! for the whole hub so tokens are cached and refreshed single-flight.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use secrecy::SecretString;
+
+use crate::azure::client::{AzureClient, ClientConfig};
+use crate::azure::credentials::Credential;
+use crate::azure::token::{ServicePrincipal, TokenManager, TokenManagerConfig};
+use crate::azure::AzureError;
+use crate::config::AzureArgs;
+use crate::crypto::SecretKey;
+use crate::db::providers::{CredentialKind, ProviderError};
+use crate::db::{Db, DbError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the Git provider of this repository no longer exists")]
+    ProviderMissing,
+    #[error("the provider's stored credential cannot be opened with this hub's SPICEHUB_SECRET_KEY (was the key changed?)")]
+    Sealed,
+    #[error(transparent)]
+    Azure(#[from] AzureError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<ProviderError> for ClientError {
+    fn from(e: ProviderError) -> Self {
+        match e {
+            ProviderError::NotFound => ClientError::ProviderMissing,
+            ProviderError::Db(e) => ClientError::Db(e),
+            _ => ClientError::Sealed,
+        }
+    }
+}
+
+/// Builds the credential a provider's sealed bytes hold: a client secret's
+/// value, or a PEM bundle with the certificate and its private key.
+pub fn credential_from_sealed(
+    kind: CredentialKind,
+    bytes: Vec<u8>,
+) -> Result<Credential, AzureError> {
+    let invalid = |detail: &str| {
+        AzureError::diagnosed(crate::azure::Diagnosis::InvalidCertificate {
+            detail: detail.to_owned(),
+        })
+    };
+    match kind {
+        CredentialKind::ClientSecret => {
+            let secret = String::from_utf8(bytes)
+                .map_err(|_| AzureError::diagnosed(crate::azure::Diagnosis::WrongClientSecret))?;
+            Credential::client_secret(SecretString::from(secret))
+        }
+        CredentialKind::Certificate => {
+            let blocks = pem::parse_many(&bytes)
+                .map_err(|_| invalid("the stored certificate is not PEM"))?;
+            let key: String = blocks
+                .iter()
+                .filter(|b| b.tag().ends_with("PRIVATE KEY"))
+                .map(pem::encode)
+                .collect();
+            if key.is_empty() {
+                return Err(invalid("no private key is stored with the certificate"));
+            }
+            Credential::certificate_from_pem(&bytes, &SecretString::from(key))
+        }
+    }
+}
+
+struct Cached {
+    /// `updated_at` of the provider row: a change of credential invalidates.
+    version: i64,
+    client: AzureClient,
+}
+
+/// One client (and one principal) per provider, rebuilt when the provider
+/// changes. Cheap to clone.
+#[derive(Clone)]
+pub struct Clients {
+    db: Db,
+    key: SecretKey,
+    azure: AzureArgs,
+    client_config: ClientConfig,
+    tokens: TokenManager,
+    cache: Arc<Mutex<HashMap<String, Cached>>>,
+}
+
+impl Clients {
+    pub fn new(
+        db: Db,
+        key: SecretKey,
+        azure: AzureArgs,
+        client_config: ClientConfig,
+    ) -> Result<Self, AzureError> {
+        let tokens = TokenManager::new(TokenManagerConfig::default())?;
+        Ok(Self {
+            db,
+            key,
+            client_config: ClientConfig {
+                devops_url: azure.devops_url.clone(),
+                ..client_config
+            },
+            azure,
+            tokens,
+            cache: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    pub fn tokens(&self) -> &TokenManager {
+        &self.tokens
+    }
+
+    /// A client for `organization` authenticating as `provider_id`'s app.
+    pub async fn for_org(
+        &self,
+        provider_id: &str,
+        organization: &str,
+    ) -> Result<AzureClient, ClientError> {
+        let provider = self
+            .db
+            .provider(provider_id)
+            .await?
+            .ok_or(ClientError::ProviderMissing)?;
+        if let Some(c) = self.cache.lock().get(provider_id) {
+            if c.version == provider.updated_at {
+                return Ok(c.client.for_organization(organization)?);
+            }
+        }
+        let bytes = self.db.provider_credential(&self.key, provider_id).await?;
+        let credential = credential_from_sealed(provider.credential_kind, bytes)?;
+        let principal = ServicePrincipal::with_authority(
+            &self.azure.authority_url,
+            &provider.tenant_id,
+            &provider.client_id,
+            credential,
+        )?;
+        let client = AzureClient::new(
+            self.client_config.clone(),
+            self.tokens.clone(),
+            principal,
+            organization,
+        )?;
+        self.cache.lock().insert(
+            provider_id.to_owned(),
+            Cached {
+                version: provider.updated_at,
+                client: client.clone(),
+            },
+        );
+        Ok(client)
+    }
+}

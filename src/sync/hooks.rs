@@ -1,0 +1,169 @@
+//! Service hooks the hub creates itself ("Create the webhook for me"), and
+//! their upkeep: Azure DevOps disables a subscription whose deliveries keep
+//! failing (`disabledBySystem`) and an update cannot re-enable it, so
+//! reconcile deletes it and creates a new one.
+
+use url::Url;
+
+use super::clients::{ClientError, Clients};
+use crate::azure::models::{Subscription, SubscriptionCreate, SubscriptionStatus};
+use crate::azure::AzureError;
+use crate::crypto::SecretKey;
+use crate::db::hooks::HookSubscription;
+use crate::db::providers::ProviderError;
+use crate::db::{Db, DbError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("no such repository")]
+    UnknownRepository,
+    #[error("the webhook password was saved before the hub kept it encrypted: generate a new webhook password for this provider first")]
+    PasswordUnknown,
+    #[error("{0}")]
+    Azure(#[from] AzureError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// The URL Azure DevOps posts to.
+pub fn webhook_url(public_url: &Url) -> String {
+    let base = public_url.as_str().trim_end_matches('/');
+    format!("{base}{}", crate::server::webhook::PATH)
+}
+
+fn status_str(s: &Option<SubscriptionStatus>) -> Option<&'static str> {
+    s.as_ref().map(|s| match s {
+        SubscriptionStatus::Enabled => "enabled",
+        SubscriptionStatus::OnProbation => "onProbation",
+        SubscriptionStatus::DisabledByUser => "disabledByUser",
+        SubscriptionStatus::DisabledBySystem => "disabledBySystem",
+        SubscriptionStatus::DisabledByInactiveIdentity => "disabledByInactiveIdentity",
+        SubscriptionStatus::Unknown => "unknown",
+    })
+}
+
+async fn create_for(
+    db: &Db,
+    clients: &Clients,
+    key: &SecretKey,
+    public_url: &Url,
+    repository_id: &str,
+) -> Result<(Subscription, String), HookError> {
+    let repo = db
+        .repository(repository_id)
+        .await?
+        .ok_or(HookError::UnknownRepository)?;
+    let org = db
+        .organization(&repo.organization_id)
+        .await?
+        .ok_or(HookError::UnknownRepository)?;
+    let provider = db
+        .provider(&org.provider_id)
+        .await?
+        .ok_or(HookError::UnknownRepository)?;
+    let password = db
+        .webhook_password(key, &provider.id)
+        .await?
+        .ok_or(HookError::PasswordUnknown)?;
+    let client = clients.for_org(&provider.id, &org.name).await?;
+    let branch = repo
+        .tracked_branch
+        .strip_prefix("refs/heads/")
+        .unwrap_or(&repo.tracked_branch);
+    let body = SubscriptionCreate::git_push_webhook(
+        &repo.project_id,
+        Some(&repo.id),
+        Some(branch),
+        &webhook_url(public_url),
+        &provider.webhook_username,
+        &password,
+    );
+    let created = client.create_subscription(&body).await?;
+    Ok((created, org.name))
+}
+
+/// Creates the `git.push` subscription of one repository (needs "Edit
+/// subscriptions" on its project) and records it.
+pub async fn create_webhook(
+    db: &Db,
+    clients: &Clients,
+    key: &SecretKey,
+    public_url: &Url,
+    repository_id: &str,
+) -> Result<HookSubscription, HookError> {
+    let (created, _) = create_for(db, clients, key, public_url, repository_id).await?;
+    Ok(db
+        .record_hook_subscription(repository_id, &created.id, status_str(&created.status))
+        .await?)
+}
+
+/// Checks every subscription the hub created; re-creates those Azure DevOps
+/// disabled. Returns how many were re-created. One failure does not stop
+/// the others (it is logged and retried at the next pass).
+pub async fn recreate_disabled(
+    db: &Db,
+    clients: &Clients,
+    key: &SecretKey,
+    public_url: &Url,
+) -> Result<usize, HookError> {
+    let mut recreated = 0;
+    for hook in db.hook_subscriptions().await? {
+        match check_one(db, clients, key, public_url, &hook).await {
+            Ok(true) => recreated += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(
+                repository = %hook.repository_id,
+                error = %e,
+                "reconcile: cannot check a service hook subscription"
+            ),
+        }
+    }
+    Ok(recreated)
+}
+
+async fn check_one(
+    db: &Db,
+    clients: &Clients,
+    key: &SecretKey,
+    public_url: &Url,
+    hook: &HookSubscription,
+) -> Result<bool, HookError> {
+    let repo = db
+        .repository(&hook.repository_id)
+        .await?
+        .ok_or(HookError::UnknownRepository)?;
+    let org = db
+        .organization(&repo.organization_id)
+        .await?
+        .ok_or(HookError::UnknownRepository)?;
+    let client = clients.for_org(&org.provider_id, &org.name).await?;
+    let current = client
+        .get_subscription(&hook.devops_subscription_id)
+        .await?;
+    if current.status != Some(SubscriptionStatus::DisabledBySystem) {
+        db.update_hook_subscription(&hook.id, status_str(&current.status), None)
+            .await?;
+        return Ok(false);
+    }
+    // "Update subscription does not work for disabled subscriptions."
+    if let Err(e) = client
+        .delete_subscription(&hook.devops_subscription_id)
+        .await
+    {
+        tracing::warn!(error = %e, "reconcile: cannot delete a disabled subscription; creating a new one anyway");
+    }
+    let (created, _) = create_for(db, clients, key, public_url, &hook.repository_id).await?;
+    db.update_hook_subscription(&hook.id, status_str(&created.status), Some(&created.id))
+        .await?;
+    tracing::info!(
+        repository = %hook.repository_id,
+        old = %hook.devops_subscription_id,
+        new = %created.id,
+        "reconcile: re-created a service hook subscription Azure DevOps had disabled"
+    );
+    Ok(true)
+}

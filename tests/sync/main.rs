@@ -1,0 +1,14 @@
+//! The sync engine end to end: the real `spicehub serve` binary replicates
+//! repositories from the Azure DevOps emulator over real HTTP, on SQLite
+//! and (when configured) PostgreSQL. The emulator's request log shows what
+//! was fetched; the database shows what readers see.
+#![cfg(feature = "ssr")]
+
+#[path = "../common/mod.rs"]
+mod common;
+mod harness;
+
+mod crash;
+mod faults;
+mod flows;
+mod instances;
