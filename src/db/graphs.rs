@@ -196,7 +196,7 @@ impl Db {
         graph: &Graph,
     ) -> Result<(), DbError> {
         let mut tx = self.pool().begin().await?;
-        write_graph(&mut *tx, repository_id, commit_id, graph).await?;
+        write_graph(&mut tx, repository_id, commit_id, graph).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -448,7 +448,7 @@ impl Db {
             row.try_get("n")?
         };
         let mut tx = self.pool().begin().await?;
-        write_graph(&mut *tx, repository_id, switch.commit_id, switch.graph).await?;
+        write_graph(&mut tx, repository_id, switch.commit_id, switch.graph).await?;
         for table in [
             "graph_layouts",
             "graph_diagnostics",
@@ -491,7 +491,7 @@ impl Db {
         note: Option<&str>,
     ) -> Result<(), DbError> {
         let mut tx = self.pool().begin().await?;
-        write_graph(&mut *tx, repository_id, commit_id, graph).await?;
+        write_graph(&mut tx, repository_id, commit_id, graph).await?;
         sqlx::query(
             "UPDATE repositories SET state = 'synced', last_error = NULL, last_sync_note = $2, \
              updated_at = $3 WHERE id = $1",
