@@ -1,0 +1,689 @@
+//! Sync engine benchmarks (harness = false). Prints figures; asserts nothing
+//! about time.
+//!
+//! 1. Webhook ingestion on SQLite: the real `spicehub serve` binary under a
+//!    load generator on loopback, beside a bare axum handler that only
+//!    answers 200.
+//! 2. Incremental vs full sync of a 10,000-file repository: requests, bytes
+//!    and wall time for pushes touching 1, 10 and 100 files, and a full sync.
+//! 3. First replication of 10,000 files / ~100 MB beside `curl` + `unzip` of
+//!    the same archive.
+//!
+//! `cargo bench --features ssr --bench sync` (SPICEHUB_BENCH_QUICK=1 for a
+//! smaller run).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use spicehub::admin::repositories::{add_repository, request_sync, AddRepository};
+use spicehub::config::AzureArgs;
+use spicehub::crypto::SecretKey;
+use spicehub::db::providers::{CredentialKind, NewProvider};
+use spicehub::db::repositories::{NewRepository, RepoState};
+use spicehub::db::Db;
+use spicehub::emulator::{self, AccessLevel, Emulator, EmulatorConfig, FileChange, SeedCommit};
+use spicehub::sync::clients::Clients;
+use spicehub::sync::{JobKind, Queue, QueueConfig};
+
+const BIN: &str = env!("CARGO_BIN_EXE_spicehub");
+const TENANT: &str = "3f4e1a52-6c1d-4b8e-9a27-5d0c7e1b2a90";
+const CLIENT: &str = "0c6f8e2a-4d3b-4f7e-9b1a-2e5d7c9a1b30";
+const SECRET: &str = "Xq48Q~bench.Spicehub_Secret.Value0";
+const ORG: &str = "bench";
+const PROJECT: &str = "Alpha";
+const HOOK_USER: &str = "bench-hook";
+const HOOK_PASSWORD: &str = "Zx8-bench-webhook-password-0123456789";
+
+fn fail(what: &str, e: impl std::fmt::Display) -> ! {
+    eprintln!("bench failed: {what}: {e}");
+    std::process::exit(1)
+}
+
+fn quick() -> bool {
+    std::env::var("SPICEHUB_BENCH_QUICK").is_ok_and(|v| !v.is_empty())
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail("runtime", e));
+    rt.block_on(async {
+        webhook_ingestion().await;
+        incremental_vs_full().await;
+        first_replication_vs_curl().await;
+    });
+}
+
+/// The hub binary on SQLite in `data`, pointed at `devops` (or nowhere).
+struct HubProcess {
+    child: Child,
+    url: String,
+}
+
+impl HubProcess {
+    fn start(data: &Path, env: &[(&str, String)]) -> HubProcess {
+        use std::io::BufRead;
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--bind", "127.0.0.1:0"])
+            .env("SPICEHUB_DATA_DIR", data)
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "warn,spicehub=info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| fail("spawn hub", e));
+        let out = child
+            .stdout
+            .take()
+            .unwrap_or_else(|| fail("stdout", "none"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("listening on http://") {
+                    let url = line[i + "listening on ".len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = tx.send(url);
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|e| fail("hub start", e));
+        HubProcess { child, url }
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn seed_provider(db: &Db, data: &Path) -> String {
+    let key =
+        SecretKey::load_or_generate(&data.join("secret.key")).unwrap_or_else(|e| fail("key", e));
+    db.create_provider(
+        &key,
+        &NewProvider {
+            display_name: "Bench",
+            tenant_id: TENANT,
+            client_id: CLIENT,
+            credential_kind: CredentialKind::ClientSecret,
+            credential: SECRET.as_bytes(),
+            webhook_username: HOOK_USER,
+            webhook_password: HOOK_PASSWORD,
+            secret_expires_at: None,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| fail("provider", e))
+    .id
+}
+
+struct Load {
+    count: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    errors: usize,
+}
+
+/// `total` POSTs from `concurrency` tasks; `body(i)` makes the i-th body.
+async fn load(
+    url: &str,
+    total: usize,
+    concurrency: usize,
+    body: Arc<dyn Fn(usize) -> String + Send + Sync>,
+) -> Load {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap_or_else(|e| fail("client", e));
+    let auth = format!(
+        "Basic {}",
+        base64_encode(format!("{HOOK_USER}:{HOOK_PASSWORD}").as_bytes())
+    );
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let client = client.clone();
+        let url = url.to_owned();
+        let auth = auth.clone();
+        let next = next.clone();
+        let body = body.clone();
+        set.spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let t = Instant::now();
+                let r = client
+                    .post(&url)
+                    .header("Authorization", &auth)
+                    .header("Content-Type", "application/json")
+                    .body(body(i))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                    }
+                    _ => errors += 1,
+                }
+                lat.push(t.elapsed());
+            }
+            (lat, errors)
+        });
+    }
+    let mut all = Vec::with_capacity(total);
+    let mut errors = 0;
+    while let Some(r) = set.join_next().await {
+        let (lat, e) = r.unwrap_or_else(|e| fail("load task", e));
+        all.extend(lat);
+        errors += e;
+    }
+    let elapsed = start.elapsed();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    Load {
+        count: all.len(),
+        elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+        max: *all.last().unwrap_or(&Duration::ZERO),
+        errors,
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn print_load(what: &str, l: &Load) {
+    println!(
+        "{what}: {} requests in {:.2} s = {:.0}/s; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} errors",
+        l.count,
+        l.elapsed.as_secs_f64(),
+        l.count as f64 / l.elapsed.as_secs_f64(),
+        l.p50.as_secs_f64() * 1e3,
+        l.p99.as_secs_f64() * 1e3,
+        l.max.as_secs_f64() * 1e3,
+        l.errors
+    );
+}
+
+async fn webhook_ingestion() {
+    let total = if quick() { 3_000 } else { 20_000 };
+    let concurrency = 32;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| fail("tempdir", e));
+    let data = dir.path().to_owned();
+    let db = Db::connect(&format!("sqlite://{}", data.join("spicehub.db").display()))
+        .await
+        .unwrap_or_else(|e| fail("db", e));
+    db.migrate().await.unwrap_or_else(|e| fail("migrate", e));
+    let provider = seed_provider(&db, &data).await;
+    let org = db
+        .create_organization(&provider, "acme", None)
+        .await
+        .unwrap_or_else(|e| fail("org", e));
+    // 100 repositories: deliveries spread over them, as pushes from a team would.
+    let mut repos = Vec::new();
+    for i in 0..100 {
+        let id = format!("5f3c8a10-1111-4222-8333-{i:012}");
+        db.create_repository(&NewRepository {
+            id: &id,
+            organization_id: &org.id,
+            project_id: "6ce954b1-ce1f-45d1-b94d-e6bf2464ba2c",
+            project_name: "Alpha",
+            name: &format!("r{i}"),
+            tracked_branch: "main",
+            web_url: None,
+        })
+        .await
+        .unwrap_or_else(|e| fail("repository", e));
+        repos.push(id);
+    }
+    db.close().await;
+    // Azure DevOps is unreachable on purpose: jobs are queued, not run.
+    let hub = HubProcess::start(
+        &data,
+        &[
+            ("SPICEHUB_DEVOPS_URL", "http://127.0.0.1:9".into()),
+            ("SPICEHUB_AUTHORITY_URL", "http://127.0.0.1:9".into()),
+            ("SPICEHUB_RECONCILE_INTERVAL", "0".into()),
+        ],
+    );
+    let repos = Arc::new(repos);
+    let body = {
+        let repos = repos.clone();
+        Arc::new(move |i: usize| {
+            push_body(
+                &format!("{i:08x}-0000-4000-8000-bench"),
+                &repos[i % repos.len()],
+                i,
+            )
+        }) as Arc<dyn Fn(usize) -> String + Send + Sync>
+    };
+    let url = format!("{}/gateway/public/sync", hub.url);
+    // Warm-up, then the measured run.
+    let _ = load(
+        &url,
+        200,
+        8,
+        Arc::new(|i| {
+            push_body(
+                &format!("warm-{i}"),
+                "5f3c8a10-1111-4222-8333-000000000000",
+                i,
+            )
+        }),
+    )
+    .await;
+    let hub_load = load(&url, total, concurrency, body).await;
+    drop(hub);
+
+    // The bare handler: the same HTTP stack, no auth, no database.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| fail("bind", e));
+    let addr = listener.local_addr().unwrap_or_else(|e| fail("addr", e));
+    let app = axum::Router::new().route(
+        "/gateway/public/sync",
+        axum::routing::post(|| async { "{\"status\":\"queued\"}" }),
+    );
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let bare_url = format!("http://{addr}/gateway/public/sync");
+    let bare_body = Arc::new(|i: usize| push_body(&format!("{i}"), "x", i))
+        as Arc<dyn Fn(usize) -> String + Send + Sync>;
+    let _ = load(&bare_url, 200, 8, bare_body.clone()).await;
+    let bare = load(&bare_url, total, concurrency, bare_body).await;
+    server.abort();
+
+    println!("\n== webhook ingestion (SQLite, durable: every 200 is a committed delivery + job; {concurrency} connections)");
+    print_load("hub POST /gateway/public/sync", &hub_load);
+    print_load("bare axum handler answering 200", &bare);
+    println!(
+        "ratio: hub throughput = {:.2} x bare",
+        (hub_load.count as f64 / hub_load.elapsed.as_secs_f64())
+            / (bare.count as f64 / bare.elapsed.as_secs_f64())
+    );
+}
+
+fn push_body(event_id: &str, repo: &str, i: usize) -> String {
+    serde_json::json!({
+        "subscriptionId": "10e850da-0000-4000-8000-000000000001",
+        "notificationId": i,
+        "id": event_id,
+        "eventType": "git.push",
+        "publisherId": "tfs",
+        "resource": {
+            "refUpdates": [{
+                "name": "refs/heads/main",
+                "oldObjectId": "aad331d8d3b131fa9ae03cf5e53965b51942618a",
+                "newObjectId": format!("{:040x}", i + 1),
+            }],
+            "repository": {
+                "id": repo,
+                "name": "r",
+                "project": {"id": "6ce954b1-ce1f-45d1-b94d-e6bf2464ba2c", "name": "Alpha"},
+                "defaultBranch": "refs/heads/main",
+            },
+            "pushId": i,
+        },
+        "resourceContainers": {"account": {"id": "0a0a0a0a-1b1b-4c2c-8d3d-4e4e4e4e4e4e"}},
+        "createdDate": "2026-11-23T10:00:00Z",
+    })
+    .to_string()
+}
+
+/// An emulator with one repository made of `files`.
+async fn emulator_with(dir: &Path, files: Vec<FileChange>) -> Emulator {
+    let config = EmulatorConfig::new(dir.join("emu"))
+        .with_tenant(TENANT, &["contoso.onmicrosoft.com"])
+        .with_app(TENANT, CLIENT, "spicehub-bench")
+        .with_secret(CLIENT, SECRET, None)
+        .with_org(ORG, "b8a1f2c4-7e3d-4c59-8f6a-1d2e3c4b5a60", TENANT)
+        .with_member(ORG, CLIENT, AccessLevel::Basic)
+        .with_project(ORG, PROJECT)
+        .with_seeded_repo(
+            ORG,
+            PROJECT,
+            "big",
+            vec![SeedCommit {
+                branch: None,
+                from_branch: None,
+                message: "seed".into(),
+                author: None,
+                date: None,
+                changes: files,
+                tags: Vec::new(),
+            }],
+        );
+    emulator::start(
+        config,
+        "127.0.0.1:0".parse().unwrap_or_else(|e| fail("addr", e)),
+    )
+    .await
+    .unwrap_or_else(|e| fail("emulator", e))
+}
+
+struct Replica {
+    db: Db,
+    queue: Queue,
+    repo: String,
+    _hub: HubProcess,
+    _dir: tempfile::TempDir,
+}
+
+/// A hub replicating the emulator's `big` repository; returns once the
+/// first replication is queued, with the time it was queued.
+async fn replicate(emu: &Emulator) -> (Replica, Instant) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| fail("tempdir", e));
+    let data = dir.path().to_owned();
+    let db = Db::connect(&format!("sqlite://{}", data.join("spicehub.db").display()))
+        .await
+        .unwrap_or_else(|e| fail("db", e));
+    db.migrate().await.unwrap_or_else(|e| fail("migrate", e));
+    let provider = seed_provider(&db, &data).await;
+    let key =
+        SecretKey::load_or_generate(&data.join("secret.key")).unwrap_or_else(|e| fail("key", e));
+    let clients = Clients::new(
+        db.clone(),
+        key,
+        AzureArgs {
+            authority_url: emu.authority_url(),
+            devops_url: emu.devops_url(),
+        },
+        Default::default(),
+    )
+    .unwrap_or_else(|e| fail("clients", e));
+    let hub = HubProcess::start(
+        &data,
+        &[
+            ("SPICEHUB_AUTHORITY_URL", emu.authority_url()),
+            ("SPICEHUB_DEVOPS_URL", emu.devops_url()),
+            ("SPICEHUB_SYNC_POLL_MS", "20".into()),
+            ("SPICEHUB_RECONCILE_INTERVAL", "0".into()),
+        ],
+    );
+    let queue = Queue::new(db.clone(), QueueConfig::default());
+    let start = Instant::now();
+    let repo = add_repository(
+        &db,
+        &clients,
+        &queue,
+        &AddRepository {
+            provider_id: &provider,
+            organization: ORG,
+            project: PROJECT,
+            repository: "big",
+            branch: None,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| fail("add repository", e));
+    (
+        Replica {
+            db,
+            queue,
+            repo: repo.id,
+            _hub: hub,
+            _dir: dir,
+        },
+        start,
+    )
+}
+
+async fn wait_commit(r: &Replica, commit: &str) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let repo =
+            r.db.repository(&r.repo)
+                .await
+                .unwrap_or_else(|e| fail("read", e));
+        if let Some(repo) = repo {
+            if repo.last_synced_commit.as_deref() == Some(commit) && repo.state == RepoState::Synced
+            {
+                return;
+            }
+            if repo.state == RepoState::Error {
+                fail("sync", repo.last_error.unwrap_or_default());
+            }
+        }
+        if Instant::now() > deadline {
+            fail("sync", "did not finish in 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn module(i: usize, size: usize) -> String {
+    let mut s = format!("\"\"\"Module {i}.\"\"\"\nfrom pkg.registry import steps\n\n@steps.register(\"step_{i}\")\ndef step_{i}(x):\n    return x + {i}\n\n");
+    let mut n = 0;
+    while s.len() < size {
+        s.push_str(&format!(
+            "CONSTANT_{i}_{n} = \"{:x}\"\n",
+            (i * 7919 + n * 104729) % 1_000_003
+        ));
+        n += 1;
+    }
+    s
+}
+
+fn repo_files(n: usize, size: usize) -> Vec<FileChange> {
+    let mut files = vec![
+        FileChange::put("pkg/__init__.py", ""),
+        FileChange::put(
+            "pkg/registry.py",
+            "from spice import Registry\nsteps = Registry(\"steps\")\n",
+        ),
+    ];
+    for i in 0..n {
+        files.push(FileChange::put(
+            format!("pkg/m{:02}/mod_{i}.py", i % 100),
+            module(i, size),
+        ));
+    }
+    files
+}
+
+async fn incremental_vs_full() {
+    let n = if quick() { 1_000 } else { 10_000 };
+    let dir = tempfile::tempdir().unwrap_or_else(|e| fail("tempdir", e));
+    let emu = emulator_with(dir.path(), repo_files(n, 1_000)).await;
+    let head = emu
+        .branch_head(ORG, PROJECT, "big", "main")
+        .unwrap_or_else(|e| fail("head", e))
+        .unwrap_or_else(|| fail("head", "none"));
+    let (replica, _) = replicate(&emu).await;
+    wait_commit(&replica, &head).await;
+
+    println!("\n== incremental vs full ({n}-file repository, ~1 KB per file)");
+    for k in [1usize, 10, 100] {
+        emu.clear_request_log();
+        let changes: Vec<FileChange> = (0..k)
+            .map(|j| {
+                let i = (j * 97) % n;
+                FileChange::put(
+                    format!("pkg/m{:02}/mod_{i}.py", i % 100),
+                    module(i + n * k, 1_000),
+                )
+            })
+            .collect();
+        let changed_bytes: usize = changes
+            .iter()
+            .map(|c| match c {
+                FileChange::Put { bytes, .. } => bytes.len(),
+                _ => 0,
+            })
+            .sum();
+        let start = Instant::now();
+        let commit = emu
+            .commit(ORG, PROJECT, "big", "main", changes, &format!("touch {k}"))
+            .unwrap_or_else(|e| fail("commit", e));
+        request_sync(
+            &replica.db,
+            &replica.queue,
+            &replica.repo,
+            JobKind::RecentChanges,
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| fail("request", e));
+        wait_commit(&replica, &commit).await;
+        let elapsed = start.elapsed();
+        let log = emu.request_log();
+        let devops: Vec<_> = log
+            .iter()
+            .filter(|r| r.service == emulator::Service::DevOps)
+            .collect();
+        let bytes: usize = devops.iter().map(|r| r.body.len()).sum();
+        println!(
+            "push touching {k:>3} files: {:>3} requests (target <= {}), {:>8} bytes (target <= {} = 2 x {changed_bytes} changed + 64 KiB), {:.2} s",
+            devops.len(),
+            k + 5,
+            bytes,
+            2 * changed_bytes + 65_536,
+            elapsed.as_secs_f64()
+        );
+    }
+    emu.clear_request_log();
+    let start = Instant::now();
+    request_sync(
+        &replica.db,
+        &replica.queue,
+        &replica.repo,
+        JobKind::EntireRepository,
+        None,
+    )
+    .await
+    .unwrap_or_else(|e| fail("request", e));
+    // Same commit: wait for the job to finish.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let jobs = replica
+            .queue
+            .jobs_for(&replica.repo)
+            .await
+            .unwrap_or_else(|e| fail("jobs", e));
+        if jobs
+            .iter()
+            .filter(|j| j.kind == JobKind::EntireRepository)
+            .all(|j| j.status == spicehub::sync::JobStatus::Succeeded)
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            fail("full sync", "timeout");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = start.elapsed();
+    let log = emu.request_log();
+    let devops: Vec<_> = log
+        .iter()
+        .filter(|r| r.service == emulator::Service::DevOps)
+        .collect();
+    let bytes: usize = devops.iter().map(|r| r.body.len()).sum();
+    println!(
+        "full sync (entire repository): {} requests, {} bytes, {:.2} s",
+        devops.len(),
+        bytes,
+        elapsed.as_secs_f64()
+    );
+    replica.db.close().await;
+}
+
+async fn first_replication_vs_curl() {
+    let (n, size) = if quick() {
+        (1_000, 10_000)
+    } else {
+        (10_000, 10_000)
+    };
+    let dir = tempfile::tempdir().unwrap_or_else(|e| fail("tempdir", e));
+    let emu = emulator_with(dir.path(), repo_files(n, size)).await;
+    let head = emu
+        .branch_head(ORG, PROJECT, "big", "main")
+        .unwrap_or_else(|e| fail("head", e))
+        .unwrap_or_else(|| fail("head", "none"));
+    let repo_id = emu
+        .repository_id(ORG, PROJECT, "big")
+        .unwrap_or_else(|| fail("repo", "none"));
+
+    // curl + unzip of the same archive, with a token from the same endpoint.
+    let token: serde_json::Value = reqwest::Client::new()
+        .post(emu.token_url(TENANT))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT),
+            ("client_secret", SECRET),
+            ("scope", spicehub::azure::AZURE_DEVOPS_SCOPE),
+        ])
+        .send()
+        .await
+        .unwrap_or_else(|e| fail("token", e))
+        .json()
+        .await
+        .unwrap_or_else(|e| fail("token json", e));
+    let token = token["access_token"]
+        .as_str()
+        .unwrap_or_else(|| fail("token", "no access_token"))
+        .to_owned();
+    let url = format!(
+        "{}/{ORG}/{PROJECT}/_apis/git/repositories/{repo_id}/items?scopePath=/&recursionLevel=full&versionDescriptor.version={head}&versionDescriptor.versionType=commit&$format=zip&download=true&api-version=7.1",
+        emu.devops_url()
+    );
+    let out = dir.path().join("curl");
+    let _ = std::fs::create_dir_all(&out);
+    let script = format!(
+        "curl -sf -H 'Authorization: Bearer {token}' -o '{zip}' '{url}' && unzip -q -o '{zip}' -d '{out}'",
+        zip = out.join("a.zip").display(),
+        out = out.join("tree").display()
+    );
+    let start = Instant::now();
+    let status = Command::new("sh")
+        .args(["-c", &script])
+        .status()
+        .unwrap_or_else(|e| fail("curl", e));
+    let curl = start.elapsed();
+    if !status.success() {
+        fail("curl + unzip", status);
+    }
+    let archive = std::fs::metadata(out.join("a.zip"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+
+    let (replica, queued) = replicate(&emu).await;
+    wait_commit(&replica, &head).await;
+    let hub = queued.elapsed();
+    println!(
+        "\n== first replication: {n} files, {:.0} MB of Python, archive {:.1} MB",
+        (n * size) as f64 / 1e6,
+        archive as f64 / 1e6
+    );
+    println!("curl + unzip: {:.2} s", curl.as_secs_f64());
+    println!(
+        "hub first replication (download, unpack, store, parse, switch): {:.2} s = {:.2} x curl + unzip (target <= 1.5)",
+        hub.as_secs_f64(),
+        hub.as_secs_f64() / curl.as_secs_f64()
+    );
+    replica.db.close().await;
+}
