@@ -1,8 +1,12 @@
 import { defineConfig } from '@playwright/test';
 
-// The hub is started by end2end/start-hub.sh (a fresh SQLite database, a
-// known admin and viewer) on a port of its own.
+// Two hubs, each started by end2end/start-hub.sh (a fresh SQLite database,
+// a known admin and viewer, its own Azure DevOps emulator): a clean one for
+// sign-in and the admin journey, and a seeded one (two demo repositories
+// replicated) for the graph viewer.
 const port = Number(process.env.SPICEHUB_E2E_PORT ?? 3917);
+const seededPort = port + 1;
+export const seededURL = `http://127.0.0.1:${seededPort}`;
 
 export default defineConfig({
   testDir: './tests',
@@ -27,12 +31,26 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
-    command: `bash ./start-hub.sh ${port}`,
-    url: `http://127.0.0.1:${port}/healthz`,
-    timeout: 120_000,
-    reuseExistingServer: false,
-    stdout: 'pipe',
-    stderr: 'pipe',
-  },
+  projects: [
+    { name: 'hub', testIgnore: /viewer\.spec\.ts/ },
+    { name: 'viewer', testMatch: /viewer\.spec\.ts/, use: { baseURL: seededURL } },
+  ],
+  webServer: [
+    {
+      command: `bash ./start-hub.sh ${port} ${port + 100}`,
+      url: `http://127.0.0.1:${port}/healthz`,
+      timeout: 120_000,
+      reuseExistingServer: false,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+    {
+      command: `bash ./start-hub.sh ${seededPort} ${seededPort + 100} seed`,
+      url: `${seededURL}/healthz`,
+      timeout: 180_000,
+      reuseExistingServer: false,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+  ],
 });

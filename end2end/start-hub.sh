@@ -1,14 +1,57 @@
 #!/usr/bin/env bash
-# Starts the release build of the hub for the browser tests: fresh data
+# Starts the release build of the hub for the browser tests, next to its own
+# Azure DevOps emulator (the demo organization "contoso"): a fresh data
 # directory, one admin and one viewer with known test passwords.
+#   start-hub.sh PORT EMULATOR_PORT [seed]
+# With "seed", the demo provider is added and two demo repositories are
+# replicated before the hub answers (what the viewer tests read).
 set -euo pipefail
 port="$1"
+emu_port="$2"
+seed="${3:-}"
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 bin="$CARGO_TARGET_DIR/release/spicehub"
 data=$(mktemp -d -t spicehub-e2e-XXXXXX)
 export SPICEHUB_DATA_DIR="$data"
 unset DATABASE_URL
+emu="http://127.0.0.1:$emu_port"
+"$bin" emulator --demo --bind "127.0.0.1:$emu_port" --data-dir "$data/emulator" > "$data/emulator.log" 2>&1 &
+emulator_pid=$!
+trap 'kill $emulator_pid 2>/dev/null || true' EXIT
+for _ in $(seq 200); do curl -sf "$emu/_emulator/health" >/dev/null && break; sleep 0.1; done
+
+export SPICEHUB_AUTHORITY_URL="$emu/login" SPICEHUB_DEVOPS_URL="$emu/devops"
+export SPICEHUB_PUBLIC_URL="http://127.0.0.1:$port" SPICEHUB_SYNC_POLL_MS=100
 echo "admin-password-123" | "$bin" admin create --email admin@example.com --role admin >/dev/null
 echo "viewer-password-123" | "$bin" admin create --email viewer@example.com --role viewer >/dev/null
-exec "$bin" serve --bind "127.0.0.1:$port"
+
+if [ "$seed" = seed ]; then
+  out=$(echo 'Xq48Q~demo.Spicehub-Emulator_Secret.Value0' | "$bin" provider add --name "Contoso (demo)" \
+        --tenant 3f4e1a52-6c1d-4b8e-9a27-5d0c7e1b2a90 --client-id 0c6f8e2a-4d3b-4f7e-9b1a-2e5d7c9a1b30 \
+        --webhook-username e2e-hook)
+  hook_password=$(echo "$out" | sed -n 's/^webhook password[^:]*: //p')
+  for pr in Commerce/shop-pipelines Platform/data-platform; do
+    "$bin" repository add --provider "Contoso (demo)" --organization contoso \
+      --project "${pr%%/*}" --repository "${pr##*/}" >/dev/null
+  done
+  curl -sf -X POST "$emu/_emulator/webhook" -H 'Content-Type: application/json' \
+    -d "{\"url\":\"$SPICEHUB_PUBLIC_URL/gateway/public/sync\",\"username\":\"e2e-hook\",\"password\":\"$hook_password\"}" >/dev/null
+fi
+if [ "$seed" = seed ]; then
+  # Replicate first, with a hub on a port of its own, so that the tests
+  # start with graphs to look at (Playwright waits for /healthz on $port).
+  "$bin" serve --bind 127.0.0.1:0 > "$data/seed-hub.log" 2>&1 &
+  seed_pid=$!
+  for _ in $(seq 900); do
+    synced=$("$bin" repository list 2>/dev/null | awk -F'\t' '$3 == "synced"' | wc -l)
+    [ "$synced" -ge 2 ] && break
+    sleep 0.2
+  done
+  kill "$seed_pid"; wait "$seed_pid" || true
+fi
+# Not exec: the trap stops the emulator when the hub stops.
+"$bin" serve --bind "127.0.0.1:$port" &
+hub_pid=$!
+trap 'kill $hub_pid $emulator_pid 2>/dev/null || true' EXIT TERM INT
+wait $hub_pid
