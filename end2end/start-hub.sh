@@ -4,7 +4,9 @@
 # directory, one admin and one viewer with known test passwords.
 #   start-hub.sh PORT EMULATOR_PORT [seed]
 # With "seed", the demo provider is added and two demo repositories are
-# replicated before the hub answers (what the viewer tests read).
+# replicated before the hub answers (what the viewer tests read): the
+# data_pipeline fixture and a generated 600-entry registry, imported into the
+# emulator as repositories e2e-shop and e2e-big.
 set -euo pipefail
 port="$1"
 emu_port="$2"
@@ -16,7 +18,26 @@ data=$(mktemp -d -t spicehub-e2e-XXXXXX)
 export SPICEHUB_DATA_DIR="$data"
 unset DATABASE_URL
 emu="http://127.0.0.1:$emu_port"
-"$bin" emulator --demo --bind "127.0.0.1:$emu_port" --data-dir "$data/emulator" > "$data/emulator.log" 2>&1 &
+extra=()
+if [ "$seed" = seed ]; then
+  # Known data for tests/viewer.spec.ts: the data_pipeline fixture, and a
+  # registry of 600 entries in 12 modules (shown collapsed by module).
+  big="$data/big-src"
+  mkdir -p "$big/big"
+  : > "$big/big/__init__.py"
+  printf 'from spice import Registry\n\nbig = Registry("big")\n' > "$big/big/registry.py"
+  for m in $(seq 0 11); do
+    {
+      printf 'from big.registry import big\n'
+      for i in $(seq $((m * 50)) $((m * 50 + 49))); do
+        printf '\n\n@big.register\ndef entry_%d():\n    pass\n' "$i"
+      done
+    } > "$big/big/m$m.py"
+  done
+  extra=(--seed-repo "contoso/Commerce/e2e-shop=$PWD/tests/fixtures/data_pipeline"
+         --seed-repo "contoso/Commerce/e2e-big=$big")
+fi
+"$bin" emulator --demo "${extra[@]}" --bind "127.0.0.1:$emu_port" --data-dir "$data/emulator" > "$data/emulator.log" 2>&1 &
 emulator_pid=$!
 trap 'kill $emulator_pid 2>/dev/null || true' EXIT
 for _ in $(seq 200); do curl -sf "$emu/_emulator/health" >/dev/null && break; sleep 0.1; done
@@ -31,7 +52,7 @@ if [ "$seed" = seed ]; then
         --tenant 3f4e1a52-6c1d-4b8e-9a27-5d0c7e1b2a90 --client-id 0c6f8e2a-4d3b-4f7e-9b1a-2e5d7c9a1b30 \
         --webhook-username e2e-hook)
   hook_password=$(echo "$out" | sed -n 's/^webhook password[^:]*: //p')
-  for pr in Commerce/shop-pipelines Platform/data-platform; do
+  for pr in Commerce/e2e-shop Commerce/e2e-big; do
     "$bin" repository add --provider "Contoso (demo)" --organization contoso \
       --project "${pr%%/*}" --repository "${pr##*/}" >/dev/null
   done

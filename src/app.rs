@@ -9,7 +9,8 @@ use crate::api::session::{current_user, SignIn, UserInfo};
 use crate::ui::layout::Layout;
 use crate::ui::pages::{
     not_found::NotFound, providers::ProvidersPage, registries::RegistriesPage,
-    repositories::RepositoriesPage, signin::SignInPage,
+    registry::RegistryPage, repositories::RepositoriesPage, repository::RepositoryPage,
+    signin::SignInPage,
 };
 
 /// The document around the app, rendered on the server only.
@@ -70,6 +71,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/providers") view=ProvidersPage/>
                     <Route path=path!("/repositories") view=RepositoriesPage/>
                     <Route path=path!("/registries") view=RegistriesPage/>
+                    // The viewer's pages for one repository and one registry
+                    // (`/repositories` is the admin tab, a different page).
+                    <Route path=path!("/registries/:repo") view=RepositoryPage/>
+                    <Route path=path!("/registries/:repo/:registry") view=RegistryPage/>
                 </ParentRoute>
             </Routes>
         </Router>

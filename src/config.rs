@@ -71,6 +71,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SPICEHUB_WEBHOOK_BODY_LIMIT", default_value_t = DEFAULT_WEBHOOK_BODY_LIMIT)]
     pub webhook_body_limit: usize,
 
+    /// How long Graphviz may take to lay out one view of a registry, in
+    /// milliseconds. Past it the viewer says so and offers a smaller view.
+    #[arg(long, env = "SPICEHUB_LAYOUT_TIMEOUT_MS", default_value_t = DEFAULT_LAYOUT_TIMEOUT_MS)]
+    pub layout_timeout_ms: u64,
+
     #[command(flatten)]
     pub azure: AzureArgs,
 
@@ -137,6 +142,9 @@ pub struct SyncArgs {
 }
 
 pub const DEFAULT_WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
+pub const DEFAULT_LAYOUT_TIMEOUT_MS: u64 = 30_000;
+/// Ten minutes: a request that waits longer has been given up on anyway.
+pub const MAX_LAYOUT_TIMEOUT_MS: u64 = 600_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -158,6 +166,10 @@ pub enum ConfigError {
     SyncWorkers,
     #[error("SPICEHUB_SYNC_LEASE must be at least 10 seconds")]
     SyncLease,
+    #[error(
+        "SPICEHUB_LAYOUT_TIMEOUT_MS must be between 1 and {MAX_LAYOUT_TIMEOUT_MS} milliseconds"
+    )]
+    LayoutTimeout,
     #[error("SPICEHUB_ADMIN_EMAIL is set but SPICEHUB_ADMIN_PASSWORD is not")]
     AdminPasswordMissing,
     #[error("cannot create the data directory {path}: {source}")]
@@ -176,6 +188,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub secret_key: SecretKey,
     pub site_root: String,
+    /// The time limit of one `dot` run (`SPICEHUB_LAYOUT_TIMEOUT_MS`).
+    pub layout_timeout: std::time::Duration,
     pub first_admin: Option<(String, String)>,
     pub webhook_body_limit: usize,
     pub azure: AzureArgs,
@@ -212,6 +226,9 @@ impl Config {
         if args.sync.sync_lease < 10 {
             return Err(ConfigError::SyncLease);
         }
+        if !(1..=MAX_LAYOUT_TIMEOUT_MS).contains(&args.layout_timeout_ms) {
+            return Err(ConfigError::LayoutTimeout);
+        }
         ensure_dir(&args.database.data_dir)?;
         let secret_key = match &args.secret_key {
             Some(encoded) => SecretKey::from_base64(encoded)?,
@@ -230,6 +247,7 @@ impl Config {
             data_dir: args.database.data_dir,
             secret_key,
             site_root: args.site_root,
+            layout_timeout: std::time::Duration::from_millis(args.layout_timeout_ms),
             first_admin,
             webhook_body_limit: args.webhook_body_limit,
             azure: args.azure,
@@ -279,6 +297,7 @@ mod tests {
             admin_email: None,
             admin_password: None,
             webhook_body_limit: DEFAULT_WEBHOOK_BODY_LIMIT,
+            layout_timeout_ms: DEFAULT_LAYOUT_TIMEOUT_MS,
             azure: defaults().azure,
             sync: defaults().sync,
         }
@@ -369,6 +388,14 @@ mod tests {
             Config::from_args(a),
             Err(ConfigError::WebhookBodyLimit)
         ));
+        for bad in [0, MAX_LAYOUT_TIMEOUT_MS + 1] {
+            let mut a = args(dir.path());
+            a.layout_timeout_ms = bad;
+            assert!(matches!(
+                Config::from_args(a),
+                Err(ConfigError::LayoutTimeout)
+            ));
+        }
         let mut a = args(dir.path());
         a.admin_email = Some("a@b.c".into());
         assert!(matches!(

@@ -3,6 +3,7 @@
 //! wasm build) and check who is calling before doing anything.
 
 pub mod session;
+pub mod viewer;
 
 use leptos::prelude::ServerFnError;
 

@@ -17,7 +17,7 @@ pub(crate) fn request_user() -> Option<crate::auth::AuthUser> {
 }
 
 #[cfg(feature = "ssr")]
-fn app_state() -> Result<crate::server::AppState, ServerFnError> {
+pub(crate) fn app_state() -> Result<crate::server::AppState, ServerFnError> {
     use_context::<crate::server::AppState>()
         .ok_or_else(|| ServerFnError::new("The hub is not fully started yet."))
 }

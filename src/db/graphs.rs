@@ -20,11 +20,14 @@ use crate::parser::{Diagnostic, Edge, EdgeKind, Entry, EntryKind, Graph, Registr
 /// small enough to stay far below SQLite's 32,766 bound parameters.
 const ROWS_PER_INSERT: usize = 100;
 
-/// One registry of a repository's latest snapshot, as the registry list shows it.
+/// One registry of a repository's visible snapshot, as the registry list shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistrySummary {
     pub repository_id: String,
     pub commit_id: String,
+    /// `project/name` from the repositories table; `None` for graphs stored
+    /// without a repository row.
+    pub repository_name: Option<String>,
     pub registry: Registry,
     /// Entries registered in it (an entry registered twice counts twice).
     pub entry_count: i64,
@@ -266,19 +269,62 @@ impl Db {
         }))
     }
 
-    /// The registries of each repository's latest snapshot, with counts,
-    /// ordered by repository and registry id. `filter` keeps the registries
-    /// whose id, label or repository id contains it, ignoring ASCII case.
-    ///
-    /// "Latest" is the snapshot stored last (ties, within one second, go to
-    /// the greater commit id). Once the repositories table records each
-    /// repository's head commit, the viewer should list that commit instead.
+    /// The registries of each repository's *visible* snapshot (see
+    /// [`Db::visible_commit`]), with counts, ordered by repository and
+    /// registry id. `filter` keeps the registries whose id, label,
+    /// repository id or repository name (`project/name`) contains it,
+    /// ignoring ASCII case.
     pub async fn list_registries(
         &self,
         filter: Option<&str>,
     ) -> Result<Vec<RegistrySummary>, DbError> {
+        self.visible_registries(filter, None).await
+    }
+
+    /// The registries of one repository's visible snapshot, with counts.
+    pub async fn repository_registries(
+        &self,
+        repository_id: &str,
+    ) -> Result<Vec<RegistrySummary>, DbError> {
+        self.visible_registries(None, Some(repository_id)).await
+    }
+
+    /// The commit the viewer shows for a repository. When a `repositories`
+    /// row exists, it is its `last_synced_commit` (the sync engine moves it
+    /// atomically once a commit is stored; `None` before the first sync).
+    /// Graphs stored without a repository row (tests, imports) show the
+    /// latest snapshot: the one stored last, ties within one second going
+    /// to the greater commit id.
+    pub async fn visible_commit(&self, repository_id: &str) -> Result<Option<String>, DbError> {
+        let row = sqlx::query("SELECT last_synced_commit FROM repositories WHERE id = $1")
+            .bind(repository_id)
+            .fetch_optional(self.pool())
+            .await?;
+        if let Some(row) = row {
+            return Ok(row.try_get("last_synced_commit")?);
+        }
+        let row = sqlx::query(
+            "SELECT commit_id FROM graph_snapshots WHERE repository_id = $1 \
+             ORDER BY stored_at DESC, commit_id DESC LIMIT 1",
+        )
+        .bind(repository_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| r.try_get("commit_id"))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    async fn visible_registries(
+        &self,
+        filter: Option<&str>,
+        repository_id: Option<&str>,
+    ) -> Result<Vec<RegistrySummary>, DbError> {
+        // The visible snapshot: the repository's last synced commit when
+        // the repositories table knows it, else the latest one stored.
         let mut sql = String::from(
             "SELECT r.repository_id, r.commit_id, r.registry_id, r.label, r.file, r.line, \
+             rp.project_name, rp.name AS repository_name, \
              (SELECT COUNT(*) FROM graph_entries e WHERE e.repository_id = r.repository_id \
                AND e.commit_id = r.commit_id AND e.registry_id = r.registry_id) AS entry_count, \
              (SELECT COUNT(*) FROM graph_diagnostics d WHERE d.repository_id = r.repository_id \
@@ -288,34 +334,55 @@ impl Db {
                AS diagnostics_count \
              FROM graph_registries r JOIN graph_snapshots s \
                ON s.repository_id = r.repository_id AND s.commit_id = r.commit_id \
-             WHERE NOT EXISTS (SELECT 1 FROM graph_snapshots n \
-               WHERE n.repository_id = s.repository_id AND (n.stored_at > s.stored_at \
-                 OR (n.stored_at = s.stored_at AND n.commit_id > s.commit_id)))",
+             LEFT JOIN repositories rp ON rp.id = s.repository_id \
+             WHERE ((rp.id IS NOT NULL AND s.commit_id = rp.last_synced_commit) \
+               OR (rp.id IS NULL AND NOT EXISTS (SELECT 1 FROM graph_snapshots n \
+                 WHERE n.repository_id = s.repository_id AND (n.stored_at > s.stored_at \
+                   OR (n.stored_at = s.stored_at AND n.commit_id > s.commit_id)))))",
         );
         let pattern = filter
             .map(str::trim)
             .filter(|f| !f.is_empty())
             .map(like_pattern);
+        // SQLite numbers `$n` parameters by first appearance, so each use
+        // of a value gets its own placeholder (reuse is not portable).
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n
+        };
         if pattern.is_some() {
-            // Three placeholders rather than one used thrice: SQLite numbers
-            // `$n` parameters by first appearance, so reuse is not portable.
-            sql.push_str(
-                " AND (LOWER(r.registry_id) LIKE $1 ESCAPE '\\' \
-                 OR LOWER(r.label) LIKE $2 ESCAPE '\\' \
-                 OR LOWER(r.repository_id) LIKE $3 ESCAPE '\\')",
+            let (a, b, c, d) = (next(), next(), next(), next());
+            let _ = write!(
+                sql,
+                " AND (LOWER(r.registry_id) LIKE ${a} ESCAPE '\\' \
+                 OR LOWER(r.label) LIKE ${b} ESCAPE '\\' \
+                 OR LOWER(r.repository_id) LIKE ${c} ESCAPE '\\' \
+                 OR LOWER(COALESCE(rp.project_name || '/' || rp.name, '')) LIKE ${d} ESCAPE '\\')"
             );
+        }
+        if repository_id.is_some() {
+            let _ = write!(sql, " AND r.repository_id = ${}", next());
         }
         sql.push_str(" ORDER BY r.repository_id, r.registry_id, r.position");
         let mut query = sqlx::query(&sql);
         if let Some(p) = &pattern {
-            query = query.bind(p.as_str()).bind(p.as_str()).bind(p.as_str());
+            for _ in 0..4 {
+                query = query.bind(p.as_str());
+            }
+        }
+        if let Some(id) = repository_id {
+            query = query.bind(id);
         }
         let rows = query.fetch_all(self.pool()).await?;
         rows.iter()
             .map(|row| {
+                let project: Option<String> = row.try_get("project_name")?;
+                let name: Option<String> = row.try_get("repository_name")?;
                 Ok(RegistrySummary {
                     repository_id: row.try_get("repository_id")?,
                     commit_id: row.try_get("commit_id")?,
+                    repository_name: project.zip(name).map(|(p, n)| format!("{p}/{n}")),
                     registry: registry_from_row(row)?,
                     entry_count: row.try_get("entry_count")?,
                     diagnostics_count: row.try_get("diagnostics_count")?,

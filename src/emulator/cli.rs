@@ -21,6 +21,11 @@ pub struct EmulatorArgs {
     /// Use the demo dataset (the default when no --config is given).
     #[arg(long)]
     pub demo: bool,
+    /// Adds a repository made of one commit with the files of a local
+    /// directory, as `ORG/PROJECT/NAME=DIR` (the project must exist). Try
+    /// your own code in the emulator, or give browser tests known data.
+    #[arg(long = "seed-repo", value_name = "ORG/PROJECT/NAME=DIR")]
+    pub seed_repos: Vec<String>,
     /// Where to post `git.push` service-hook deliveries (e.g. http://127.0.0.1:3000/gateway/public/sync).
     #[arg(long, env = "SPICEHUB_EMULATOR_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
@@ -49,6 +54,9 @@ pub async fn run_cli(args: EmulatorArgs) -> Result<(), EmulatorError> {
         }
         _ => EmulatorConfig::demo(data_dir.clone()),
     };
+    for spec in &args.seed_repos {
+        config = seed_repo_from_dir(config, spec)?;
+    }
     if let Some(url) = &args.webhook_url {
         config.webhook = Some(WebhookTarget {
             url: url.clone(),
@@ -145,4 +153,60 @@ pub async fn run_cli(args: EmulatorArgs) -> Result<(), EmulatorError> {
     tokio::signal::ctrl_c().await?;
     emu.shutdown().await;
     Ok(())
+}
+
+/// `ORG/PROJECT/NAME=DIR` → the repository with one commit of DIR's files.
+fn seed_repo_from_dir(config: EmulatorConfig, spec: &str) -> Result<EmulatorConfig, EmulatorError> {
+    let invalid = || EmulatorError::Invalid(format!("--seed-repo `{spec}`: expected ORG/PROJECT/NAME=DIR"));
+    let (target, dir) = spec.split_once('=').ok_or_else(invalid)?;
+    let mut parts = target.splitn(3, '/');
+    let (Some(org), Some(project), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(invalid());
+    };
+    let exists = config.organizations.iter().any(|o| {
+        o.name.eq_ignore_ascii_case(org)
+            && o.projects.iter().any(|p| p.name.eq_ignore_ascii_case(project))
+    });
+    if !exists {
+        return Err(EmulatorError::Invalid(format!(
+            "--seed-repo `{spec}`: no project {org}/{project} in the configuration"
+        )));
+    }
+    let root = PathBuf::from(dir);
+    let mut changes = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d)
+            .map_err(|e| EmulatorError::Invalid(format!("--seed-repo: cannot read {}: {e}", d.display())))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                if entry.file_name() != ".git" {
+                    stack.push(path);
+                }
+            } else if kind.is_file() {
+                let rel = path.strip_prefix(&root).unwrap_or(&path);
+                let Some(rel) = rel.to_str() else { continue };
+                let bytes = std::fs::read(&path)
+                    .map_err(|e| EmulatorError::Invalid(format!("--seed-repo: cannot read {}: {e}", path.display())))?;
+                changes.push(crate::emulator::FileChange::put(rel.replace('\\', "/"), bytes));
+            }
+        }
+    }
+    changes.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    Ok(config.with_seeded_repo(
+        org,
+        project,
+        name,
+        vec![crate::emulator::SeedCommit {
+            branch: None,
+            from_branch: None,
+            message: format!("Import {dir}"),
+            author: None,
+            date: None,
+            changes,
+            tags: Vec::new(),
+        }],
+    ))
 }

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::layout::Layout;
+use super::layout::{Layout, LayoutEdge};
 use super::views::NodeKind;
 
 /// Escapes text for SVG element content and attribute values.
@@ -22,6 +22,32 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// The SVG path data (`d`) of an edge: its B-spline as cubic Béziers (or
+/// straight segments when `dot` gave no spline), then the arrow tip. `None`
+/// for an edge without points.
+pub fn edge_path(edge: &LayoutEdge) -> Option<String> {
+    let ((x0, y0), rest) = edge.points.split_first()?;
+    let mut d = format!("M{x0},{y0}");
+    // dot gives 1 + 3n control points; anything else is drawn as lines.
+    if rest.len() % 3 == 0 && !rest.is_empty() {
+        for c in rest.chunks(3) {
+            let _ = write!(
+                d,
+                "C{},{} {},{} {},{}",
+                c[0].0, c[0].1, c[1].0, c[1].1, c[2].0, c[2].1
+            );
+        }
+    } else {
+        for (x, y) in rest {
+            let _ = write!(d, "L{x},{y}");
+        }
+    }
+    if let Some((x, y)) = edge.arrow {
+        let _ = write!(d, "L{x},{y}");
+    }
+    Some(d)
 }
 
 /// The SVG document of `layout`. Classes (`node`, `entry`, `module`,
@@ -41,27 +67,9 @@ pub fn render(layout: &Layout) -> String {
         h = layout.height
     );
     for edge in &layout.edges {
-        let Some(((x0, y0), rest)) = edge.points.split_first() else {
+        let Some(d) = edge_path(edge) else {
             continue;
         };
-        let mut d = format!("M{x0},{y0}");
-        // dot gives 1 + 3n control points; anything else is drawn as lines.
-        if rest.len() % 3 == 0 && !rest.is_empty() {
-            for c in rest.chunks(3) {
-                let _ = write!(
-                    d,
-                    "C{},{} {},{} {},{}",
-                    c[0].0, c[0].1, c[1].0, c[1].1, c[2].0, c[2].1
-                );
-            }
-        } else {
-            for (x, y) in rest {
-                let _ = write!(d, "L{x},{y}");
-            }
-        }
-        if let Some((x, y)) = edge.arrow {
-            let _ = write!(d, "L{x},{y}");
-        }
         let mut class = String::from("edge");
         if edge.dangling {
             class.push_str(" dangling");

@@ -1,6 +1,7 @@
 //! What of a registry is drawn: every entry ([`View::Full`]), one box per
 //! module ([`View::Collapsed`], for registries too big to read node by
-//! node), or the neighbourhood of one entry ([`View::Focus`]).
+//! node), the collapsed view with some modules opened
+//! ([`View::Expanded`]), or the neighbourhood of one entry ([`View::Focus`]).
 //!
 //! A view is a plain graph ([`ViewGraph`]) that `layout` hands to Graphviz.
 
@@ -27,6 +28,11 @@ pub const MISSING_GROUP: &str = "(missing)";
 pub enum View {
     Full,
     Collapsed,
+    /// The collapsed view with these groups drawn entry by entry (sorted,
+    /// without duplicates: see [`View::expanded`]).
+    Expanded {
+        groups: Vec<String>,
+    },
     /// The entries within `k` edges upstream or downstream of `node`.
     Focus {
         node: String,
@@ -44,11 +50,32 @@ impl View {
         }
     }
 
+    /// The collapsed view with `groups` opened, normalised (sorted and
+    /// deduplicated) so that one set of groups has one cache key. No group
+    /// is the collapsed view itself.
+    pub fn expanded(groups: impl IntoIterator<Item = String>) -> View {
+        let groups: Vec<String> = groups
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if groups.is_empty() {
+            View::Collapsed
+        } else {
+            View::Expanded { groups }
+        }
+    }
+
     /// The layout cache key of this view.
     pub fn key(&self) -> String {
         match self {
             View::Full => format!("{VIEW_FORMAT}:full"),
             View::Collapsed => format!("{VIEW_FORMAT}:collapsed"),
+            // JSON: group names may contain any character.
+            View::Expanded { groups } => format!(
+                "{VIEW_FORMAT}:expanded:{}",
+                serde_json::to_string(groups).unwrap_or_default()
+            ),
             // The node name goes last: it may contain ':'.
             View::Focus { node, k } => format!("{VIEW_FORMAT}:focus:{k}:{node}"),
         }
@@ -108,6 +135,7 @@ pub fn build(graph: &RegistryGraph, view: &View) -> Result<ViewGraph, ViewError>
     match view {
         View::Full => Ok(full(graph)),
         View::Collapsed => Ok(collapsed(&full(graph))),
+        View::Expanded { groups } => Ok(expanded(&full(graph), groups)),
         View::Focus { node, k } => focus(&full(graph), node, *k),
     }
 }
@@ -223,6 +251,74 @@ pub fn collapsed(full: &ViewGraph) -> ViewGraph {
             .collect(),
         edges: edges.into_values().collect(),
     }
+}
+
+/// The collapsed view of `full`, except that the nodes of `groups` are
+/// drawn one by one: edges between an opened node and a closed group go to
+/// the group's box (aggregated), edges inside an opened group are kept, and
+/// edges inside a closed group are hidden as in [`collapsed`]. A closed
+/// group's box keeps the group name as its id, as in the collapsed view.
+pub fn expanded(full: &ViewGraph, groups: &[String]) -> ViewGraph {
+    let open: HashSet<&str> = groups.iter().map(String::as_str).collect();
+    let (opened, closed): (Vec<&ViewNode>, Vec<&ViewNode>) = full
+        .nodes
+        .iter()
+        .partition(|n| open.contains(n.group.as_str()));
+    let boxes = collapsed(&ViewGraph {
+        nodes: closed.into_iter().cloned().collect(),
+        edges: vec![],
+    });
+    // Where each node of the full view is drawn: itself, or its group's box.
+    let mut drawn_as: HashMap<&str, &str> = HashMap::new();
+    for node in &full.nodes {
+        let at = if open.contains(node.group.as_str()) {
+            node.id.as_str()
+        } else {
+            node.group.as_str()
+        };
+        drawn_as.insert(&node.id, at);
+    }
+    let mut edges: Vec<ViewEdge> = Vec::new();
+    let mut index: HashMap<(&str, &str), usize> = HashMap::new();
+    for edge in &full.edges {
+        let (Some(&from), Some(&to)) = (
+            drawn_as.get(edge.from.as_str()),
+            drawn_as.get(edge.to.as_str()),
+        ) else {
+            continue;
+        };
+        let between_nodes = from == edge.from && to == edge.to;
+        if from == to && !between_nodes {
+            continue;
+        }
+        if between_nodes {
+            edges.push(edge.clone());
+            continue;
+        }
+        match index.get(&(from, to)) {
+            Some(&i) => {
+                let agg = &mut edges[i];
+                agg.count += edge.count;
+                if edge.kind == EdgeKind::Explicit {
+                    agg.kind = EdgeKind::Explicit;
+                }
+                agg.dangling &= edge.dangling;
+            }
+            None => {
+                index.insert((from, to), edges.len());
+                edges.push(ViewEdge {
+                    from: from.to_owned(),
+                    to: to.to_owned(),
+                    kind: edge.kind,
+                    dangling: edge.dangling,
+                    count: edge.count,
+                });
+            }
+        }
+    }
+    let mut nodes: Vec<ViewNode> = opened.into_iter().cloned().collect();
+    nodes.extend(boxes.nodes);
+    ViewGraph { nodes, edges }
 }
 
 /// The nodes within `k` edges of `node` following edges backwards
@@ -401,6 +497,37 @@ mod tests {
     }
 
     #[test]
+    fn expanded_view_opens_groups_and_aggregates_the_rest() {
+        let f = full(&sample());
+        let v = expanded(&f, &["pkg.one".to_owned()]);
+        let mut ids: Vec<&str> = v.nodes.iter().map(|n| n.id.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["(missing)", "a", "b", "other.reg", "pkg.two"]);
+        let two = v.nodes.iter().find(|n| n.id == "pkg.two").expect("box");
+        assert_eq!((two.kind, two.count), (NodeKind::Module, 3));
+        let find = |from: &str, to: &str| {
+            v.edges
+                .iter()
+                .find(|e| e.from == from && e.to == to)
+                .cloned()
+        };
+        // a -> b stays; b -> c and b -> d become one edge to pkg.two.
+        assert!(find("a", "b").is_some());
+        assert_eq!(find("b", "pkg.two").expect("aggregated").count, 2);
+        assert!(find("(missing)", "a").expect("dangling").dangling);
+        assert!(find("other.reg", "b").is_some());
+        // Edges inside the closed pkg.two are hidden.
+        assert_eq!(v.edges.len(), 4);
+        assert_eq!(View::expanded(Vec::new()), View::Collapsed);
+        assert_eq!(
+            View::expanded(["b".to_owned(), "a".to_owned(), "b".to_owned()]),
+            View::Expanded {
+                groups: vec!["a".into(), "b".into()]
+            }
+        );
+    }
+
+    #[test]
     fn view_keys_differ_and_collapse_threshold_applies() {
         let keys: HashSet<String> = [
             View::Full,
@@ -413,11 +540,13 @@ mod tests {
                 node: "a".into(),
                 k: 2,
             },
+            View::expanded(["a".to_owned()]),
+            View::expanded(["a".to_owned(), "b".to_owned()]),
         ]
         .iter()
         .map(View::key)
         .collect();
-        assert_eq!(keys.len(), 4);
+        assert_eq!(keys.len(), 6);
         assert_eq!(
             View::default_for(500, DEFAULT_COLLAPSE_THRESHOLD),
             View::Full

@@ -3,5 +3,7 @@
 pub mod not_found;
 pub mod providers;
 pub mod registries;
+pub mod registry;
 pub mod repositories;
+pub mod repository;
 pub mod signin;

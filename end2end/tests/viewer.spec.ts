@@ -1,0 +1,129 @@
+import { test, expect, Page } from '@playwright/test';
+
+// The graph viewer in a browser: Registries tab → registry graph → search →
+// details → focus view, and a large registry collapsed by module.
+//
+// It runs against the seeded hub (playwright.config.ts, project "viewer"):
+// start-hub.sh imports the data_pipeline fixture and a generated 600-entry
+// registry into its emulator as repositories `e2e-shop` and `e2e-big`, and
+// the hub replicates both through the sync engine before the tests start.
+
+function watchConsole(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
+  page.on('pageerror', (err) => errors.push(err.message));
+  return errors;
+}
+
+async function signIn(page: Page) {
+  await page.goto('/signin');
+  await page.getByLabel('E-mail').fill('viewer@example.com');
+  await page.getByLabel('Password', { exact: true }).fill('viewer-password-123');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page).toHaveURL(/\/registries$/);
+}
+
+/// Hydrated once the zoom buttons are enabled (they do nothing before).
+async function waitForHydration(page: Page) {
+  await expect(page.getByRole('button', { name: 'Zoom in' })).toBeEnabled({ timeout: 20_000 });
+}
+
+test.describe('graph viewer', () => {
+
+  test('open a registry graph, search a node, open its details, follow the focus view', async ({ page }) => {
+    const errors = watchConsole(page);
+    await signIn(page);
+
+    // The filter is live once hydrated; before that it is a GET form.
+    const filter = page.getByLabel('Filter registries');
+    await expect(async () => {
+      await filter.fill('');
+      await filter.pressSequentially('pipel');
+      await expect(page).toHaveURL(/\?q=pipel/, { timeout: 1_000 });
+    }).toPass({ timeout: 20_000 });
+    await expect(page.getByRole('status')).toContainText('1 registry matching');
+    await page.getByRole('link', { name: 'pipelines', exact: true }).click();
+
+    await expect(page.getByRole('heading', { level: 1, name: 'pipelines' })).toBeVisible();
+    const graph = page.locator('svg.graph');
+    await expect(graph).toBeVisible();
+    await expect(graph.locator('a[data-node="load_users"]')).toBeVisible();
+    await expect(graph.locator('path.edge.dangling')).toHaveCount(1);
+    await expect(page.getByRole('heading', { name: 'Legend' })).toBeVisible();
+    await waitForHydration(page);
+
+    // Zoom and pan move the viewBox.
+    const initial = await graph.getAttribute('viewBox');
+    await page.getByRole('button', { name: 'Zoom in' }).click();
+    await expect(graph).not.toHaveAttribute('viewBox', initial!);
+    const box = await graph.boundingBox();
+    const zoomed = await graph.getAttribute('viewBox');
+    await page.mouse.move(box!.x + 20, box!.y + 20);
+    await page.mouse.down();
+    await page.mouse.move(box!.x + 80, box!.y + 50, { steps: 5 });
+    await page.mouse.up();
+    await expect(graph).not.toHaveAttribute('viewBox', zoomed!);
+    await page.getByRole('button', { name: 'Fit' }).click();
+    await expect(graph).toHaveAttribute('viewBox', initial!);
+
+    // Search, then Enter jumps to the best hit.
+    const search = page.getByLabel('Find a node');
+    await search.fill('load_us');
+    await expect(page.getByRole('list', { name: 'Matching nodes' }).getByRole('link', { name: 'load_users' })).toBeVisible();
+    await search.press('Enter');
+    await expect(page).toHaveURL(/node=load_users/);
+
+    // Details of the node, and its upstream and downstream lit up.
+    const details = page.getByRole('complementary');
+    await expect(details.getByRole('heading', { level: 2, name: 'load_users' })).toBeVisible();
+    await expect(details).toContainText('Load users from the CRM.');
+    await expect(details).toContainText('src/shopflow/steps/ingest.py:17');
+    await expect(details).toContainText('shopflow.steps.ingest.load_users');
+    await expect(graph.locator('g.node.selected > a[data-node="load_users"]')).toHaveCount(1);
+    await expect(graph.locator('g.node.upstream > a[data-node="fetch_raw"]')).toHaveCount(1);
+    await expect(graph.locator('g.node.downstream > a[data-node="daily_revenue"]')).toHaveCount(1);
+    await page.screenshot({ path: 'test-results/screens/viewer-registry.png', fullPage: true });
+
+    // Clicking a node selects it without a reload; so does the keyboard.
+    await graph.locator('a[data-node="enrich_orders"]').click();
+    await expect(page).toHaveURL(/node=enrich_orders/);
+    await expect(details.getByRole('heading', { level: 2, name: 'enrich_orders' })).toBeVisible();
+    await graph.locator('a[data-node="fetch_raw"]').focus();
+    await page.keyboard.press('Enter');
+    await expect(page).toHaveURL(/node=fetch_raw/);
+    await expect(details.getByRole('heading', { level: 2, name: 'fetch_raw' })).toBeVisible();
+
+    // The focus view: the node's neighbourhood, k adjustable.
+    await details.getByRole('link', { name: 'Focus on this node' }).click();
+    await expect(page).toHaveURL(/focus=fetch_raw&k=2/);
+    await expect(page.getByRole('heading', { name: 'Around fetch_raw: 2 hops' })).toBeVisible();
+    await expect(graph.locator('a[data-node="enrich_orders"]')).toHaveCount(1);
+    await expect(graph.locator('a[data-node="legacy_export"]')).toHaveCount(0);
+    await expect(graph.locator('a[data-node="daily_revenue"]')).toHaveCount(0);
+    await page.getByRole('link', { name: 'More hops' }).click();
+    await expect(page.getByRole('heading', { name: 'Around fetch_raw: 3 hops' })).toBeVisible();
+    await expect(graph.locator('a[data-node="daily_revenue"]')).toHaveCount(1);
+    await page.screenshot({ path: 'test-results/screens/viewer-focus.png', fullPage: true });
+    expect(errors).toEqual([]);
+  });
+
+  test('a large registry is shown by module and a module expands', async ({ page }) => {
+    const errors = watchConsole(page);
+    await signIn(page);
+    await page.goto('/registries?q=big.registry');
+    await page.getByRole('link', { name: 'big', exact: true }).click();
+    await expect(page.getByText('so it is shown by module')).toBeVisible();
+    const graph = page.locator('svg.graph');
+    await expect(graph.locator('a[data-node="entry_5"]')).toHaveCount(0);
+    await waitForHydration(page);
+    await graph.locator('a[data-node="big.m0"]').click();
+    await expect(page).toHaveURL(/group=big\.m0/);
+    const details = page.getByRole('complementary');
+    await expect(details.getByRole('heading', { level: 2, name: 'big.m0' })).toBeVisible();
+    await details.getByRole('link', { name: 'Expand this module' }).click();
+    await expect(page).toHaveURL(/expand=big\.m0/);
+    await expect(graph.locator('a[data-node="entry_5"]')).toHaveCount(1);
+    await page.screenshot({ path: 'test-results/screens/viewer-collapsed.png', fullPage: true });
+    expect(errors).toEqual([]);
+  });
+});

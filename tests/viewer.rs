@@ -1,0 +1,513 @@
+//! The graph viewer over HTTP against the real binary, on SQLite and
+//! PostgreSQL: the server-rendered HTML of the Registries tab, a
+//! repository's page and a registry's graph (full, collapsed, expanded,
+//! focus, timed out), and the server functions' own sign-in check.
+#![cfg(feature = "ssr")]
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use reqwest::StatusCode;
+use spicehub::db::repositories::NewRepository;
+use spicehub::db::Db;
+use spicehub::parser::{parse_dir, Edge, EdgeKind, Entry, EntryKind, Graph, Registry};
+
+const VIEWER: &str = "viewer@example.com";
+const VIEWER_PW: &str = "viewer-password-123";
+
+const SHOP: &str = "repo-shop";
+const PIPELINES: &str = "shopflow.registry.pipelines";
+
+fn fixture(name: &str) -> Graph {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    parse_dir(&dir).expect("fixture parses")
+}
+
+async fn open(db: &TestDb) -> Db {
+    let handle = Db::connect(&db.url).await.expect("connect");
+    handle.migrate().await.expect("migrate");
+    handle
+}
+
+/// A registry of `n` entries in modules of 50 (`big.m0`, `big.m1`, …);
+/// entry i depends on two earlier entries.
+fn synthetic(n: usize) -> Graph {
+    let registry = Registry {
+        id: "big.registry".into(),
+        label: "big".into(),
+        file: "big/registry.py".into(),
+        line: 1,
+    };
+    let entries = (0..n)
+        .map(|i| Entry {
+            registry: registry.id.clone(),
+            name: format!("entry_{i}"),
+            kind: EntryKind::Function,
+            target: format!("big.m{}.entry_{i}", i / 50),
+            file: format!("big/m{}.py", i / 50),
+            line: u32::try_from(i).unwrap_or(0) + 1,
+            doc: None,
+        })
+        .collect();
+    let mut edges = Vec::new();
+    for i in 1..n {
+        for back in [1 + i % 7, 1 + (i * 31) % 97] {
+            if back <= i {
+                edges.push(Edge {
+                    registry: registry.id.clone(),
+                    from: format!("entry_{}", i - back),
+                    to: format!("entry_{i}"),
+                    kind: EdgeKind::Parameter,
+                    dangling: false,
+                });
+            }
+        }
+    }
+    Graph {
+        registries: vec![registry],
+        entries,
+        edges,
+        diagnostics: vec![],
+    }
+}
+
+/// A hub with a signed-in viewer and the data_pipeline fixture stored as
+/// `repo-shop` (no repositories row: the latest snapshot is shown).
+struct Setup {
+    hub: Hub,
+    client: reqwest::Client,
+    db: Db,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(tdb: &TestDb, env: Vec<(&str, String)>) -> Setup {
+    let (dir_guard, dir) = data_dir();
+    let out = create_user(tdb, &dir, VIEWER, "viewer", VIEWER_PW);
+    assert!(
+        out.status.success(),
+        "admin create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let db = open(tdb).await;
+    db.store_graph(SHOP, "c1", &fixture("data_pipeline"))
+        .await
+        .expect("store");
+    let hub = Hub::start_with(HubOptions {
+        db: tdb,
+        data_dir: &dir,
+        env,
+    });
+    let client = client();
+    let signed = sign_in(&client, &hub, VIEWER, VIEWER_PW).await;
+    assert!(signed.status().is_redirection(), "{}", signed.status());
+    Setup {
+        hub,
+        client,
+        db,
+        _dir: dir_guard,
+    }
+}
+
+impl Setup {
+    async fn page(&self, path: &str) -> (StatusCode, String) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.hub.url))
+            .send()
+            .await
+            .expect("GET");
+        let status = r.status();
+        (status, r.text().await.expect("body"))
+    }
+
+    async fn ok(&self, path: &str) -> String {
+        let (status, html) = self.page(path).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}:\n{html}");
+        html
+    }
+}
+
+fn node(name: &str) -> String {
+    format!("data-node=\"{name}\"")
+}
+
+#[tokio::test]
+async fn registries_tab_lists_and_filters() {
+    for tdb in TestDb::all().await {
+        let s = setup(&tdb, vec![]).await;
+        s.db.store_graph("repo-zoo", "z1", &fixture("model_zoo"))
+            .await
+            .expect("store");
+
+        let html = s.ok("/registries").await;
+        // A plain GET form with a labelled input: it works before hydration.
+        assert!(html.contains("method=\"get\""), "{}", tdb.label);
+        assert!(html.contains("<label for=\"registry-filter\">Filter registries</label>"));
+        assert!(html.contains("name=\"q\""));
+        for id in [
+            PIPELINES,
+            "shopflow.registry.sources",
+            "zoo.registry.MODELS",
+        ] {
+            assert!(html.contains(id), "{id} listed on {}", tdb.label);
+        }
+        assert!(html.contains("href=\"/registries/repo-shop/shopflow.registry.pipelines\""));
+        assert!(
+            html.contains("href=\"/registries/repo-shop\""),
+            "repository link"
+        );
+        assert!(html.contains("5 registries"), "{html}");
+
+        let html = s.ok("/registries?q=ZOO").await;
+        assert!(html.contains("zoo.registry.MODELS"));
+        assert!(
+            !html.contains("href=\"/registries/repo-shop/"),
+            "filtered out"
+        );
+        assert!(html.contains("value=\"ZOO\""), "the box keeps the filter");
+
+        let html = s.ok("/registries?q=no-such-thing").await;
+        assert!(html.contains("No registry matches"), "{}", tdb.label);
+
+        // The server function checks the caller itself.
+        let anonymous = client()
+            .post(format!("{}/api/registries", s.hub.url))
+            .header("Origin", &s.hub.url)
+            .form(&[("q", "")])
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(
+            anonymous.status(),
+            StatusCode::UNAUTHORIZED,
+            "{}",
+            tdb.label
+        );
+        assert!(!anonymous.text().await.expect("body").contains(PIPELINES));
+        let anonymous = client()
+            .post(format!("{}/api/registry_view", s.hub.url))
+            .header("Origin", &s.hub.url)
+            .json(&serde_json::json!({
+                "repository": SHOP, "registry": PIPELINES, "request": {"mode": null, "focus": null, "k": null, "expand": []}
+            }))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+        s.db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn repository_page_lists_registries_and_diagnostics() {
+    for tdb in TestDb::all().await {
+        let s = setup(&tdb, vec![]).await;
+        let html = s.ok("/registries/repo-shop").await;
+        assert!(
+            html.contains("<h2 id=\"registries-title\">Registries</h2>"),
+            "{}",
+            tdb.label
+        );
+        assert!(html.contains("href=\"/registries/repo-shop/shopflow.registry.pipelines\""));
+        assert!(html.contains("<h2 id=\"diagnostics-title\">Diagnostics</h2>"));
+        assert!(html.contains("src/shopflow/legacy/broken.py"));
+        assert!(html.contains("syntax error: Simple statements must be separated"));
+        assert!(html.contains("dangling edge in `shopflow.registry.pipelines`"));
+        assert!(html.contains(">12<"), "diagnostic line");
+
+        let (status, html) = s.page("/registries/no-such-repo").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{}", tdb.label);
+        assert!(html.contains("There is no repository"));
+        s.db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn registry_page_draws_the_graph_server_side() {
+    for tdb in TestDb::all().await {
+        let s = setup(&tdb, vec![]).await;
+        let path = format!("/registries/{SHOP}/{PIPELINES}");
+        let html = s.ok(&path).await;
+        assert!(html.contains("<svg"), "{}", tdb.label);
+        assert!(html.contains("class=\"graph"));
+        // Every entry, the dangling source and the other registry's entry.
+        for name in [
+            "daily_revenue",
+            "debug_dump",
+            "enrich_orders",
+            "fetch_orders",
+            "fetch_raw",
+            "legacy_export",
+            "load_users",
+            "weekly_digest",
+            "send_email",
+            "shopflow.registry.sources:crm.users.v1",
+        ] {
+            assert!(html.contains(&node(name)), "{name} drawn on {}", tdb.label);
+        }
+        // Nodes are links with a name for screen readers.
+        assert!(html.contains("aria-label=\"load_users: entry\""));
+        assert!(html.contains("aria-label=\"send_email: missing dependency\""));
+        assert!(html.contains(&format!("href=\"{path}?node=load_users\"")));
+        // The dangling edge is dashed; the others are not.
+        assert!(html.contains("class=\"edge dangling"), "dangling class");
+        assert_eq!(
+            html.matches("stroke-dasharray=\"5 4\"").count(),
+            2,
+            "one edge + legend"
+        );
+        assert!(html.contains("class=\"edge explicit"));
+        assert!(html.contains("class=\"edge parameter"));
+        // The legend names the edge kinds.
+        assert!(html.contains("<h2 id=\"legend-title\">Legend</h2>"));
+        assert!(html.contains("Dependency by parameter name"));
+        assert!(html.contains("Dangling: the dependency names no entry"));
+        // Small registries are drawn whole, with labelled search and focus.
+        assert!(html.contains("Whole registry"));
+        assert!(html.contains("<label for=\"node-search\">Find a node</label>"));
+        assert!(html.contains("<label for=\"focus-node\">Focus on</label>"));
+
+        // The layout is cached per (commit, registry, view).
+        use sqlx::Row;
+        let cached: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM graph_layouts WHERE repository_id = $1 AND registry_id = $2",
+        )
+        .bind(SHOP)
+        .bind(PIPELINES)
+        .fetch_one(s.db.pool())
+        .await
+        .expect("count")
+        .try_get("n")
+        .expect("n");
+        assert_eq!(cached, 1, "{}", tdb.label);
+
+        // A selected node: details and the highlight, before any script runs.
+        let html = s.ok(&format!("{path}?node=load_users")).await;
+        assert!(html.contains("Load users from the CRM."), "{}", tdb.label);
+        assert!(html.contains("src/shopflow/steps/ingest.py:17"));
+        assert!(html.contains("shopflow.steps.ingest.load_users"));
+        assert!(html.contains("Depends on (upstream)"));
+        assert!(html.contains("class=\"node entry selected\""));
+        assert!(
+            html.contains("class=\"node entry upstream\""),
+            "fetch_raw is upstream"
+        );
+        assert!(
+            html.contains("class=\"node entry downstream\""),
+            "enrich_orders is downstream"
+        );
+        assert!(
+            html.contains("class=\"node entry dimmed\""),
+            "legacy_export is unrelated"
+        );
+        assert!(html.contains(&format!(
+            "href=\"{path}?focus=load_users&amp;k=2&amp;node=load_users\""
+        )));
+
+        // Search, as a plain GET form.
+        let html = s.ok(&format!("{path}?find=fetch")).await;
+        assert!(
+            html.contains(&format!("href=\"{path}?node=fetch_orders\"")),
+            "{}",
+            tdb.label
+        );
+        assert!(html.contains(&format!("href=\"{path}?node=fetch_raw\"")));
+
+        let (status, html) = s
+            .page(&format!("/registries/{SHOP}/no.such.registry"))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{}", tdb.label);
+        assert!(html.contains("has no registry"));
+        s.db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn focus_view_draws_a_neighbourhood() {
+    for tdb in TestDb::all().await {
+        let s = setup(&tdb, vec![]).await;
+        let path = format!("/registries/{SHOP}/{PIPELINES}");
+        let html = s.ok(&format!("{path}?focus=load_users&k=1")).await;
+        assert!(html.contains("Around load_users: 1 hop"), "{}", tdb.label);
+        for name in [
+            "load_users",
+            "fetch_raw",
+            "enrich_orders",
+            "shopflow.registry.sources:crm.users.v1",
+        ] {
+            assert!(
+                html.contains(&node(name)),
+                "{name} in focus on {}",
+                tdb.label
+            );
+        }
+        for name in [
+            "daily_revenue",
+            "weekly_digest",
+            "legacy_export",
+            "fetch_orders",
+        ] {
+            assert!(
+                !html.contains(&node(name)),
+                "{name} not in focus on {}",
+                tdb.label
+            );
+        }
+        // k is adjustable.
+        assert!(html.contains(&format!(
+            "href=\"{path}?focus=load_users&amp;k=2&amp;node=load_users\""
+        )));
+        let html = s.ok(&format!("{path}?focus=load_users&k=2")).await;
+        assert!(html.contains(&node("daily_revenue")), "two hops down");
+        assert!(!html.contains(&node("weekly_digest")), "three hops down");
+
+        let html = s.ok(&format!("{path}?focus=nope")).await;
+        assert!(html.contains("There is no node"), "{}", tdb.label);
+        s.db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn large_registries_are_collapsed_by_module_and_expand() {
+    for tdb in TestDb::all().await {
+        let s = setup(&tdb, vec![]).await;
+        s.db.store_graph("repo-big", "b1", &synthetic(600))
+            .await
+            .expect("store");
+        let path = "/registries/repo-big/big.registry";
+        let html = s.ok(path).await;
+        assert!(html.contains("so it is shown by module"), "{}", tdb.label);
+        assert!(html.contains("big.m0 (50)"));
+        assert!(html.contains("big.m11 (50)"));
+        assert!(html.contains("aria-label=\"big.m3: module with 50 entries\""));
+        assert!(
+            !html.contains(&node("entry_5")),
+            "entries are inside their modules"
+        );
+        assert!(html.contains(&format!("href=\"{path}?group=big.m0\"")));
+
+        // A module's details offer to expand it; expanded, its entries are drawn.
+        let html = s.ok(&format!("{path}?group=big.m0")).await;
+        assert!(html.contains("Expand this module"), "{}", tdb.label);
+        assert!(html.contains(&format!("href=\"{path}?expand=big.m0&amp;group=big.m0\"")));
+        let html = s.ok(&format!("{path}?expand=big.m0")).await;
+        assert!(html.contains(&node("entry_5")), "{}", tdb.label);
+        assert!(!html.contains(&node("entry_55")), "big.m1 stays closed");
+        assert!(html.contains("big.m1 (50)"));
+
+        // A node hidden in a module can still be searched and focused.
+        let html = s.ok(&format!("{path}?find=entry_123")).await;
+        assert!(
+            html.contains(&format!("href=\"{path}?node=entry_123\"")),
+            "{}",
+            tdb.label
+        );
+        let html = s.ok(&format!("{path}?node=entry_123")).await;
+        assert!(html.contains("Drawn inside the module box big.m2"));
+        let html = s.ok(&format!("{path}?focus=entry_123&k=1")).await;
+        assert!(html.contains(&node("entry_123")));
+        assert!(html.contains(&node("entry_118")), "a direct dependency");
+        assert!(!html.contains(&node("entry_300")));
+        s.db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_layout_timeout_is_said_and_the_focus_view_offered() {
+    for tdb in TestDb::all().await {
+        let s = setup(&tdb, vec![("SPICEHUB_LAYOUT_TIMEOUT_MS", "1".to_owned())]).await;
+        let path = format!("/registries/{SHOP}/{PIPELINES}");
+        let html = s.ok(&path).await;
+        assert!(
+            html.contains("This view took too long to lay out"),
+            "{}",
+            tdb.label
+        );
+        assert!(html.contains("did not finish within 1 ms"));
+        assert!(html.contains("Focus on one of the best-connected entries"));
+        assert!(html.contains(&format!(
+            "href=\"{path}?focus=enrich_orders&amp;k=2&amp;node=enrich_orders\""
+        )));
+        assert!(!html.contains("<svg class=\"graph"), "no drawing");
+        s.db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn the_repositorys_synced_commit_is_shown_with_links_to_azure_devops() {
+    for tdb in TestDb::all().await {
+        let s = setup(&tdb, vec![]).await;
+        let guid = "6f1c3d7e-0000-4000-8000-000000000001";
+        let old = "1111111111111111111111111111111111111111";
+        let new = "2222222222222222222222222222222222222222";
+        sqlx::query(
+            "INSERT INTO providers (id, display_name, kind, tenant_id, client_id, credential_kind, \
+             credential_sealed, webhook_username, webhook_password_verifier, created_at, updated_at) \
+             VALUES ('p1', 'Contoso', 'azure_devops', 't', 'c', 'client_secret', 'x', 'hook', 'v', 0, 0)",
+        )
+        .execute(s.db.pool())
+        .await
+        .expect("provider");
+        sqlx::query(
+            "INSERT INTO organizations (id, provider_id, name, created_at) VALUES ('o1', 'p1', 'contoso', 0)",
+        )
+        .execute(s.db.pool())
+        .await
+        .expect("organization");
+        s.db.create_repository(&NewRepository {
+            id: guid,
+            organization_id: "o1",
+            project_id: "proj",
+            project_name: "Shop",
+            name: "shopflow",
+            tracked_branch: "main",
+            web_url: Some("https://dev.azure.com/contoso/Shop/_git/shopflow"),
+        })
+        .await
+        .expect("repository");
+        s.db.store_graph(guid, old, &fixture("data_pipeline"))
+            .await
+            .expect("store");
+        s.db.store_graph(guid, new, &fixture("model_zoo"))
+            .await
+            .expect("store");
+
+        // Not synced yet: nothing of it is visible, though graphs are stored.
+        let html = s.ok("/registries?q=Shop/shopflow").await;
+        assert!(html.contains("No registry matches"), "{}", tdb.label);
+
+        // The synced commit is shown, not the snapshot stored last.
+        s.db.set_last_synced_commit(guid, old).await.expect("sync");
+        let html = s.ok("/registries?q=shop/SHOPFLOW").await;
+        assert!(html.contains("Shop/shopflow"), "{}", tdb.label);
+        assert!(html.contains(&format!("href=\"/registries/{guid}/{PIPELINES}\"")));
+        assert!(!html.contains("zoo.registry.MODELS"));
+        let path = format!("/registries/{guid}/{PIPELINES}");
+        let html = s.ok(&format!("{path}?node=load_users")).await;
+        assert!(html.contains(&format!(
+            "href=\"https://dev.azure.com/contoso/Shop/_git/shopflow?path=/src/shopflow/steps/ingest.py&amp;line=17&amp;version=GC{old}\""
+        )), "{}", tdb.label);
+        let html = s.ok(&format!("/registries/{guid}")).await;
+        assert!(html.contains("Shop/shopflow"));
+        assert!(html.contains(&format!(
+            "href=\"https://dev.azure.com/contoso/Shop/_git/shopflow?path=/src/shopflow/legacy/broken.py&amp;line=12&amp;version=GC{old}\""
+        )));
+
+        // The sync engine moves the commit: the viewer follows.
+        s.db.set_last_synced_commit(guid, new).await.expect("sync");
+        let html = s.ok("/registries?q=shopflow").await;
+        assert!(
+            html.contains(&format!("href=\"/registries/{guid}/zoo.registry.MODELS\"")),
+            "{}",
+            tdb.label
+        );
+        assert!(!html.contains(&format!("href=\"/registries/{guid}/{PIPELINES}\"")));
+        let (status, _) = s.page(&path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "gone at the new commit");
+        s.db.close().await;
+    }
+}
