@@ -481,7 +481,7 @@ async fn the_repositorys_synced_commit_is_shown_with_links_to_azure_devops() {
         assert!(html.contains("No registry matches"), "{}", tdb.label);
 
         // The synced commit is shown, not the snapshot stored last.
-        s.db.set_last_synced_commit(guid, old).await.expect("sync");
+        switch_to(&s.db, guid, old, &fixture("data_pipeline")).await;
         let html = s.ok("/registries?q=shop/SHOPFLOW").await;
         assert!(html.contains("Shop/shopflow"), "{}", tdb.label);
         assert!(html.contains(&format!("href=\"/registries/{guid}/{PIPELINES}\"")));
@@ -498,7 +498,7 @@ async fn the_repositorys_synced_commit_is_shown_with_links_to_azure_devops() {
         )));
 
         // The sync engine moves the commit: the viewer follows.
-        s.db.set_last_synced_commit(guid, new).await.expect("sync");
+        switch_to(&s.db, guid, new, &fixture("model_zoo")).await;
         let html = s.ok("/registries?q=shopflow").await;
         assert!(
             html.contains(&format!("href=\"/registries/{guid}/zoo.registry.MODELS\"")),
@@ -510,4 +510,24 @@ async fn the_repositorys_synced_commit_is_shown_with_links_to_azure_devops() {
         assert_eq!(status, StatusCode::NOT_FOUND, "gone at the new commit");
         s.db.close().await;
     }
+}
+
+/// What the sync engine does at the end of a sync: a snapshot of `commit`
+/// becomes visible with its graph, in one transaction.
+async fn switch_to(db: &Db, repository: &str, commit: &str, graph: &spicehub::parser::Graph) {
+    let snapshot = db
+        .begin_snapshot(repository, commit, None)
+        .await
+        .expect("snapshot");
+    db.switch_snapshot(
+        repository,
+        &spicehub::db::snapshots::SwitchInfo {
+            snapshot_id: &snapshot,
+            commit_id: commit,
+            graph,
+            note: None,
+        },
+    )
+    .await
+    .expect("switch");
 }
