@@ -157,7 +157,11 @@ pub async fn run_cli(args: EmulatorArgs) -> Result<(), EmulatorError> {
 
 /// `ORG/PROJECT/NAME=DIR` → the repository with one commit of DIR's files.
 fn seed_repo_from_dir(config: EmulatorConfig, spec: &str) -> Result<EmulatorConfig, EmulatorError> {
-    let invalid = || EmulatorError::Invalid(format!("--seed-repo `{spec}`: expected ORG/PROJECT/NAME=DIR"));
+    let invalid = || {
+        EmulatorError::Invalid(format!(
+            "--seed-repo `{spec}`: expected ORG/PROJECT/NAME=DIR"
+        ))
+    };
     let (target, dir) = spec.split_once('=').ok_or_else(invalid)?;
     let mut parts = target.splitn(3, '/');
     let (Some(org), Some(project), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
@@ -165,7 +169,9 @@ fn seed_repo_from_dir(config: EmulatorConfig, spec: &str) -> Result<EmulatorConf
     };
     let exists = config.organizations.iter().any(|o| {
         o.name.eq_ignore_ascii_case(org)
-            && o.projects.iter().any(|p| p.name.eq_ignore_ascii_case(project))
+            && o.projects
+                .iter()
+                .any(|p| p.name.eq_ignore_ascii_case(project))
     });
     if !exists {
         return Err(EmulatorError::Invalid(format!(
@@ -176,11 +182,14 @@ fn seed_repo_from_dir(config: EmulatorConfig, spec: &str) -> Result<EmulatorConf
     let mut changes = Vec::new();
     let mut stack = vec![root.clone()];
     while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d)
-            .map_err(|e| EmulatorError::Invalid(format!("--seed-repo: cannot read {}: {e}", d.display())))?;
+        let entries = std::fs::read_dir(&d).map_err(|e| {
+            EmulatorError::Invalid(format!("--seed-repo: cannot read {}: {e}", d.display()))
+        })?;
         for entry in entries.flatten() {
             let path = entry.path();
-            let Ok(kind) = entry.file_type() else { continue };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             if kind.is_dir() {
                 if entry.file_name() != ".git" {
                     stack.push(path);
@@ -188,9 +197,16 @@ fn seed_repo_from_dir(config: EmulatorConfig, spec: &str) -> Result<EmulatorConf
             } else if kind.is_file() {
                 let rel = path.strip_prefix(&root).unwrap_or(&path);
                 let Some(rel) = rel.to_str() else { continue };
-                let bytes = std::fs::read(&path)
-                    .map_err(|e| EmulatorError::Invalid(format!("--seed-repo: cannot read {}: {e}", path.display())))?;
-                changes.push(crate::emulator::FileChange::put(rel.replace('\\', "/"), bytes));
+                let bytes = std::fs::read(&path).map_err(|e| {
+                    EmulatorError::Invalid(format!(
+                        "--seed-repo: cannot read {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                changes.push(crate::emulator::FileChange::put(
+                    rel.replace('\\', "/"),
+                    bytes,
+                ));
             }
         }
     }
