@@ -124,7 +124,8 @@ async fn a_hub_killed_mid_sync_resumes_and_readers_never_see_a_mix() {
             "reader saw old {seen_old} new {seen_new}"
         );
 
-        let jobs = s.queue.jobs_for(&repo.id).await.unwrap();
+        // The switch is visible before the runner records the job's outcome.
+        let jobs = s.wait_jobs_done(&repo.id).await;
         let job = jobs
             .iter()
             .find(|j| j.kind == JobKind::EntireRepository)
