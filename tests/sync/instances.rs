@@ -69,7 +69,8 @@ async fn two_instances_run_fifty_jobs_exactly_once() {
     );
 
     for id in &ids {
-        let jobs = s.queue.jobs_for(id).await.unwrap();
+        // The switch is visible before the runner records the job's outcome.
+        let jobs = s.wait_jobs_done(id).await;
         assert_eq!(jobs.len(), 1, "{jobs:?}");
         assert_eq!(jobs[0].status, JobStatus::Succeeded);
         assert_eq!(jobs[0].attempts, 1, "claimed twice: {:?}", jobs[0]);
