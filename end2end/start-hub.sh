@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Starts the release build of the hub for the browser tests, next to its own
-# Azure DevOps emulator (the demo organization "contoso"): a fresh data
-# directory, one admin and one viewer with known test passwords.
+# Azure DevOps emulator (the demo organization "contoso") standing in for
+# Entra ID and Azure DevOps: a fresh data directory, one admin and one viewer
+# with known test passwords.
 #   start-hub.sh PORT EMULATOR_PORT [seed]
 # With "seed", the demo provider is added and two demo repositories are
 # replicated before the hub answers (what the viewer tests read): the
 # data_pipeline fixture and a generated 600-entry registry, imported into the
 # emulator as repositories e2e-shop and e2e-big.
+# The hub's log goes to end2end/logs/hub-PORT.log, which the tests search for
+# secrets.
 set -euo pipefail
 port="$1"
 emu_port="$2"
@@ -15,7 +18,10 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 bin="$CARGO_TARGET_DIR/release/spicehub"
 data=$(mktemp -d -t spicehub-e2e-XXXXXX)
-export SPICEHUB_DATA_DIR="$data"
+mkdir -p end2end/logs
+log="end2end/logs/hub-$port.log"
+: > "$log"
+export SPICEHUB_DATA_DIR="$data/hub"
 unset DATABASE_URL
 emu="http://127.0.0.1:$emu_port"
 extra=()
@@ -37,13 +43,20 @@ if [ "$seed" = seed ]; then
   extra=(--seed-repo "contoso/Commerce/e2e-shop=$PWD/tests/fixtures/data_pipeline"
          --seed-repo "contoso/Commerce/e2e-big=$big")
 fi
-"$bin" emulator --demo "${extra[@]}" --bind "127.0.0.1:$emu_port" --data-dir "$data/emulator" > "$data/emulator.log" 2>&1 &
+"$bin" emulator --demo "${extra[@]}" --bind "127.0.0.1:$emu_port" --data-dir "$data/emulator" \
+  > "end2end/logs/emulator-$emu_port.log" 2>&1 &
 emulator_pid=$!
 trap 'kill $emulator_pid 2>/dev/null || true' EXIT
 for _ in $(seq 200); do curl -sf "$emu/_emulator/health" >/dev/null && break; sleep 0.1; done
 
 export SPICEHUB_AUTHORITY_URL="$emu/login" SPICEHUB_DEVOPS_URL="$emu/devops"
-export SPICEHUB_PUBLIC_URL="http://127.0.0.1:$port" SPICEHUB_SYNC_POLL_MS=100
+export SPICEHUB_PUBLIC_URL="http://127.0.0.1:$port"
+# The emulator's multi-tenant "hub" app (demo values, not a real secret).
+export SPICEHUB_HUB_CLIENT_ID="6b8d0f2a-4c6e-4a8b-9d1f-3e5a7c9b1d74"
+export SPICEHUB_HUB_CLIENT_SECRET="Hb56Q~hub.Multitenant-Emulator_Secret.Value3"
+export SPICEHUB_SYNC_POLL_MS=100 SPICEHUB_SYNC_RETRY_DELAY=1 SPICEHUB_RECONCILE_INTERVAL=0
+# Debug logging, so that the secrets check reads everything the hub says.
+export RUST_LOG="${RUST_LOG:-debug,sqlx=warn,hyper=info,hyper_util=info,h2=info,tower_sessions=info}"
 echo "admin-password-123" | "$bin" admin create --email admin@example.com --role admin >/dev/null
 echo "viewer-password-123" | "$bin" admin create --email viewer@example.com --role viewer >/dev/null
 
@@ -58,11 +71,9 @@ if [ "$seed" = seed ]; then
   done
   curl -sf -X POST "$emu/_emulator/webhook" -H 'Content-Type: application/json' \
     -d "{\"url\":\"$SPICEHUB_PUBLIC_URL/gateway/public/sync\",\"username\":\"e2e-hook\",\"password\":\"$hook_password\"}" >/dev/null
-fi
-if [ "$seed" = seed ]; then
   # Replicate first, with a hub on a port of its own, so that the tests
   # start with graphs to look at (Playwright waits for /healthz on $port).
-  "$bin" serve --bind 127.0.0.1:0 > "$data/seed-hub.log" 2>&1 &
+  "$bin" serve --bind 127.0.0.1:0 >> "$log" 2>&1 &
   seed_pid=$!
   for _ in $(seq 900); do
     synced=$("$bin" repository list 2>/dev/null | awk -F'\t' '$3 == "synced"' | wc -l)
@@ -72,7 +83,7 @@ if [ "$seed" = seed ]; then
   kill "$seed_pid"; wait "$seed_pid" || true
 fi
 # Not exec: the trap stops the emulator when the hub stops.
-"$bin" serve --bind "127.0.0.1:$port" &
+"$bin" serve --bind "127.0.0.1:$port" >> "$log" 2>&1 &
 hub_pid=$!
 trap 'kill $hub_pid $emulator_pid 2>/dev/null || true' EXIT TERM INT
 wait $hub_pid

@@ -3,14 +3,19 @@
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
 use leptos_router::components::{ParentRoute, Redirect, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{path, SsrMode};
 
 use crate::api::session::{current_user, SignIn, UserInfo};
 use crate::ui::layout::Layout;
 use crate::ui::pages::{
-    not_found::NotFound, providers::ProvidersPage, registries::RegistriesPage,
-    registry::RegistryPage, repositories::RepositoriesPage, repository::RepositoryPage,
+    not_found::NotFound,
+    providers::{AddRepositoriesPage, NewProviderPage, ProviderFormPage, ProvidersPage},
+    registries::RegistriesPage,
+    registry::RegistryPage,
+    repositories::{RemoveRepositoryPage, RepositoriesPage},
+    repository::RepositoryPage,
     signin::SignInPage,
+    webhooks::WebhooksPage,
 };
 
 /// The document around the app, rendered on the server only.
@@ -68,8 +73,16 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/signin") view=SignInPage/>
                 <ParentRoute path=path!("") view=Layout>
                     <Route path=path!("/") view=|| view! { <Redirect path="/registries"/> }/>
-                    <Route path=path!("/providers") view=ProvidersPage/>
-                    <Route path=path!("/repositories") view=RepositoriesPage/>
+                    // The admin pages wait for their data before sending
+                    // HTML, so they work before (and without) the wasm bundle.
+                    <Route path=path!("/providers") view=ProvidersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/providers/new") view=NewProviderPage ssr=SsrMode::Async/>
+                    <Route path=path!("/providers/new/azure-devops") view=ProviderFormPage ssr=SsrMode::Async/>
+                    <Route path=path!("/providers/:id") view=ProviderFormPage ssr=SsrMode::Async/>
+                    <Route path=path!("/providers/:id/repositories") view=AddRepositoriesPage ssr=SsrMode::Async/>
+                    <Route path=path!("/repositories") view=RepositoriesPage ssr=SsrMode::Async/>
+                    <Route path=path!("/repositories/:id/remove") view=RemoveRepositoryPage ssr=SsrMode::Async/>
+                    <Route path=path!("/webhooks") view=WebhooksPage ssr=SsrMode::Async/>
                     <Route path=path!("/registries") view=RegistriesPage/>
                     // The viewer's pages for one repository and one registry
                     // (`/repositories` is the admin tab, a different page).

@@ -80,7 +80,39 @@ pub struct ServeArgs {
     pub azure: AzureArgs,
 
     #[command(flatten)]
+    pub hub_app: HubAppArgs,
+
+    #[command(flatten)]
     pub sync: SyncArgs,
+}
+
+/// The hub's own multi-tenant app registration (the admin-consent
+/// onboarding model). Optional: without it only customer-owned app
+/// registrations can be set up.
+#[derive(Args, Debug, Clone, Default)]
+pub struct HubAppArgs {
+    /// Application (client) ID of the hub's multi-tenant app registration.
+    #[arg(long, env = "SPICEHUB_HUB_CLIENT_ID")]
+    pub hub_client_id: Option<String>,
+
+    /// Its client secret (environment only, never a flag).
+    #[arg(skip = std::env::var("SPICEHUB_HUB_CLIENT_SECRET").ok().filter(|s| !s.is_empty()))]
+    pub hub_client_secret: Option<String>,
+}
+
+/// The hub's multi-tenant app, validated.
+#[derive(Clone)]
+pub struct HubApp {
+    pub client_id: String,
+    pub client_secret: secrecy::SecretString,
+}
+
+impl std::fmt::Debug for HubApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubApp")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where Entra ID and Azure DevOps are (sovereign clouds, the emulator).
@@ -170,6 +202,8 @@ pub enum ConfigError {
         "SPICEHUB_LAYOUT_TIMEOUT_MS must be between 1 and {MAX_LAYOUT_TIMEOUT_MS} milliseconds"
     )]
     LayoutTimeout,
+    #[error("SPICEHUB_HUB_CLIENT_ID and SPICEHUB_HUB_CLIENT_SECRET go together, and the client ID is a GUID")]
+    HubApp,
     #[error("SPICEHUB_ADMIN_EMAIL is set but SPICEHUB_ADMIN_PASSWORD is not")]
     AdminPasswordMissing,
     #[error("cannot create the data directory {path}: {source}")]
@@ -193,6 +227,7 @@ pub struct Config {
     pub first_admin: Option<(String, String)>,
     pub webhook_body_limit: usize,
     pub azure: AzureArgs,
+    pub hub_app: Option<HubApp>,
     pub sync: SyncArgs,
 }
 
@@ -235,6 +270,14 @@ impl Config {
             None if public_url.scheme() == "https" => return Err(ConfigError::SecretKeyRequired),
             None => SecretKey::load_or_generate(&args.database.data_dir.join("secret.key"))?,
         };
+        let hub_app = match (args.hub_app.hub_client_id, args.hub_app.hub_client_secret) {
+            (Some(id), Some(secret)) if is_guid(id.trim()) => Some(HubApp {
+                client_id: id.trim().to_ascii_lowercase(),
+                client_secret: secret.into(),
+            }),
+            (None, None) => None,
+            _ => return Err(ConfigError::HubApp),
+        };
         let first_admin = match (args.admin_email, args.admin_password) {
             (Some(email), Some(password)) => Some((email, password)),
             (Some(_), None) => return Err(ConfigError::AdminPasswordMissing),
@@ -251,6 +294,7 @@ impl Config {
             first_admin,
             webhook_body_limit: args.webhook_body_limit,
             azure: args.azure,
+            hub_app,
             sync: args.sync,
         })
     }
@@ -263,6 +307,16 @@ impl Config {
     pub fn public_origin(&self) -> String {
         self.public_url.origin().ascii_serialization()
     }
+}
+
+/// `8-4-4-4-12` hexadecimal digits.
+pub fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {
@@ -299,6 +353,7 @@ mod tests {
             webhook_body_limit: DEFAULT_WEBHOOK_BODY_LIMIT,
             layout_timeout_ms: DEFAULT_LAYOUT_TIMEOUT_MS,
             azure: defaults().azure,
+            hub_app: HubAppArgs::default(),
             sync: defaults().sync,
         }
     }

@@ -151,3 +151,148 @@ pub async fn request_sync(
         })
         .await?)
 }
+
+/// Jobs waiting or running, by repository (the Repositories tab's live state).
+struct ActiveJob {
+    running: bool,
+    phase: Option<String>,
+    done: Option<i64>,
+    total: Option<i64>,
+}
+
+async fn active_jobs(
+    db: &Db,
+) -> Result<std::collections::HashMap<String, Vec<ActiveJob>>, DbError> {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT repository_id, status, phase, progress_done, progress_total FROM sync_jobs \
+         WHERE status IN ('pending', 'running')",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    let mut out: std::collections::HashMap<String, Vec<ActiveJob>> = Default::default();
+    for row in rows {
+        let status: String = row.try_get("status")?;
+        out.entry(row.try_get("repository_id")?)
+            .or_default()
+            .push(ActiveJob {
+                running: status == "running",
+                phase: row.try_get("phase")?,
+                done: row.try_get("progress_done")?,
+                total: row.try_get("progress_total")?,
+            });
+    }
+    Ok(out)
+}
+
+/// One row per replicated repository, with its live state.
+pub async fn rows(db: &Db) -> Result<Vec<crate::api::admin::RepoRow>, DbError> {
+    use crate::db::repositories::RepoState;
+    let repos = db.repositories().await?;
+    let jobs = active_jobs(db).await?;
+    let mut orgs: std::collections::HashMap<String, (String, String)> = Default::default();
+    let mut out = Vec::with_capacity(repos.len());
+    for r in repos {
+        if !orgs.contains_key(&r.organization_id) {
+            let o = db.organization(&r.organization_id).await?;
+            orgs.insert(
+                r.organization_id.clone(),
+                o.map(|o| (o.name, o.provider_id)).unwrap_or_default(),
+            );
+        }
+        let (organization, provider_id) = orgs.get(&r.organization_id).cloned().unwrap_or_default();
+        let active = jobs.get(&r.id);
+        let running = active.and_then(|j| j.iter().find(|j| j.running));
+        let pending = active.is_some_and(|j| j.iter().any(|j| !j.running));
+        let (state, label) = match (running, r.state) {
+            (_, RepoState::Disabled) => ("disabled", "Disabled"),
+            (Some(_), _) => ("syncing", "Syncing"),
+            (None, _) if pending && r.state == RepoState::Syncing => ("queued", "Waiting to retry"),
+            (None, _) if pending => ("queued", "Queued"),
+            (None, RepoState::Pending) => ("queued", "Queued"),
+            (None, RepoState::Syncing) => ("syncing", "Syncing"),
+            (None, RepoState::Synced) => ("in_sync", "In sync"),
+            (None, RepoState::Error) => ("failed", "Failed"),
+        };
+        let error = r.last_error.clone();
+        out.push(crate::api::admin::RepoRow {
+            diagnosis: error.as_deref().and_then(super::diagnosis_in_message),
+            error,
+            commit_short: r
+                .last_synced_commit
+                .as_ref()
+                .map(|c| c.chars().take(8).collect()),
+            commit_url: match (&r.web_url, &r.last_synced_commit) {
+                (Some(w), Some(c)) => Some(format!("{}/commit/{c}", w.trim_end_matches('/'))),
+                _ => None,
+            },
+            commit: r.last_synced_commit.clone(),
+            web_url: r.web_url.clone(),
+            last_synced: r.last_synced_at.map(super::fmt_time),
+            state: state.into(),
+            state_label: label.into(),
+            phase: running.and_then(|j| j.phase.clone()),
+            progress_done: running.and_then(|j| j.done),
+            progress_total: running.and_then(|j| j.total),
+            note: r.last_sync_note.clone(),
+            last_webhook: r.last_webhook_at.map(super::fmt_time),
+            branch: r
+                .tracked_branch
+                .strip_prefix("refs/heads/")
+                .unwrap_or(&r.tracked_branch)
+                .to_owned(),
+            id: r.id,
+            provider_id,
+            organization,
+            project: r.project_name,
+            name: r.name,
+        });
+    }
+    Ok(out)
+}
+
+/// A manual action from the Repositories tab: `entire`, `recent`,
+/// `from_commit` (with a commit hash) or `reparse`.
+pub async fn action(
+    state: &crate::server::AppState,
+    id: &str,
+    action: &str,
+    commit: Option<&str>,
+) -> Result<String, crate::api::admin::AdminError> {
+    use crate::api::admin::{AdminError as UiError, FieldError};
+    let (kind, label) = match action {
+        "entire" => (JobKind::EntireRepository, "Synchronize entire repository"),
+        "recent" => (JobKind::RecentChanges, "Synchronize recent changes"),
+        "from_commit" => (JobKind::FromCommit, "Synchronize from commit hash"),
+        "reparse" => (JobKind::Reparse, "Re-parse"),
+        _ => return Err(UiError::Message(format!("Unknown action `{action}`."))),
+    };
+    let name = state
+        .db
+        .repository(id)
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.name)
+        .unwrap_or_default();
+    match request_sync(&state.db, &state.queue, id, kind, commit).await {
+        Ok(_) => Ok(format!("{label}: queued for {name}.")),
+        Err(AdminError::BadCommit(c)) => Err(UiError::Fields(vec![FieldError {
+            field: "commit".into(),
+            message: if c.is_empty() {
+                "Enter the commit hash to synchronize from (40 hexadecimal characters).".into()
+            } else {
+                format!("`{c}` is not a commit hash: it has 40 hexadecimal characters (0-9, a-f).")
+            },
+        }])),
+        Err(AdminError::UnknownRepository) => Err(UiError::Message(
+            "This repository is no longer replicated.".into(),
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "manual sync could not be queued");
+            Err(UiError::Message(
+                "The hub could not queue this (database error). Try again.".into(),
+            ))
+        }
+    }
+}

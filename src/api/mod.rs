@@ -2,6 +2,7 @@
 //! run only on the server (the `#[server]` macro leaves a fetch stub in the
 //! wasm build) and check who is calling before doing anything.
 
+pub mod admin;
 pub mod session;
 pub mod viewer;
 

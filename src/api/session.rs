@@ -23,7 +23,7 @@ pub(crate) fn app_state() -> Result<crate::server::AppState, ServerFnError> {
 }
 
 #[cfg(feature = "ssr")]
-fn set_status(status: http::StatusCode) {
+pub(crate) fn set_status(status: http::StatusCode) {
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(status);
     }

@@ -190,7 +190,7 @@ pub async fn check_with(
     mut client_config: ClientConfig,
 ) -> Result<CheckOutcome, UsageError> {
     let credential = load_credential(args)?;
-    let mut report = CheckReport {
+    let report = CheckReport {
         token: TokenReport {
             ok: false,
             expires_in: 0,
@@ -227,15 +227,40 @@ pub async fn check_with(
     client_config.devops_url = args.devops_url.clone();
     let client = match usage_or_diagnosis(AzureClient::new(
         client_config,
-        tokens.clone(),
-        principal.clone(),
+        tokens,
+        principal,
         &args.org,
     ))? {
         Ok(c) => c,
         Err(e) => return fail(report, e),
     };
 
-    match tokens.get(&principal).await {
+    let (report, error) = check_client(&client).await;
+    Ok(CheckOutcome {
+        report,
+        error,
+        credential_kind: kind,
+    })
+}
+
+/// The steps of the check with a client already built: a token, the
+/// organization's projects, and every project's repositories. Returns the
+/// report and the first problem found. The admin pages' **Test
+/// connection** runs exactly this.
+pub async fn check_client(client: &AzureClient) -> (CheckReport, Option<AzureError>) {
+    let mut report = CheckReport {
+        token: TokenReport {
+            ok: false,
+            expires_in: 0,
+        },
+        diagnosis: None,
+        projects: Vec::new(),
+    };
+    let fail = |mut report: CheckReport, e: AzureError| {
+        report.diagnosis = Some(diagnosis_report(&e));
+        (report, Some(e))
+    };
+    match client.tokens().get(client.principal()).await {
         Ok(t) => {
             report.token = TokenReport {
                 ok: true,
@@ -309,11 +334,7 @@ pub async fn check_with(
             AzureError::diagnosed(Diagnosis::NoRepositoriesVisible),
         );
     }
-    Ok(CheckOutcome {
-        report,
-        error: None,
-        credential_kind: kind,
-    })
+    (report, None)
 }
 
 fn project_report(p: &TeamProjectReference, repositories: Vec<RepositorySummary>) -> ProjectReport {
@@ -324,7 +345,8 @@ fn project_report(p: &TeamProjectReference, repositories: Vec<RepositorySummary>
     }
 }
 
-fn diagnosis_report(e: &AzureError) -> DiagnosisReport {
+/// Code, title and hint of an error (its diagnosis, or its text).
+pub fn diagnosis_report(e: &AzureError) -> DiagnosisReport {
     match e.diagnosis() {
         Some(d) => DiagnosisReport {
             code: d.code().to_string(),

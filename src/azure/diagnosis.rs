@@ -172,6 +172,32 @@ pub enum Diagnosis {
 }
 
 impl Diagnosis {
+    /// The diagnosis of a stored code, for those that carry no data (a sync
+    /// failure is stored as text ending in `[code]`; the UI shows its fix).
+    pub fn from_code(code: &str) -> Option<Diagnosis> {
+        Some(match code {
+            "unknown_tenant" => Diagnosis::UnknownTenant,
+            "malformed_tenant" => Diagnosis::MalformedTenant,
+            "unknown_client_id" => Diagnosis::UnknownClientId,
+            "wrong_client_secret" => Diagnosis::WrongClientSecret,
+            "expired_client_secret" => Diagnosis::ExpiredClientSecret,
+            "assertion_time_invalid" => Diagnosis::AssertionTimeInvalid,
+            "certificate_rejected" => Diagnosis::CertificateRejected,
+            "application_disabled" => Diagnosis::ApplicationDisabled,
+            "azure_devops_not_in_tenant" => Diagnosis::AzureDevOpsNotInTenant,
+            "service_principal_not_in_organization" => Diagnosis::ServicePrincipalNotInOrganization,
+            "not_authorized" => Diagnosis::NotAuthorized,
+            "organization_not_found" => Diagnosis::OrganizationNotFound,
+            "invalid_organization_name" => Diagnosis::InvalidOrganizationName,
+            "project_not_found" => Diagnosis::ProjectNotFound,
+            "no_projects_visible" => Diagnosis::NoProjectsVisible,
+            "repository_not_found" => Diagnosis::RepositoryNotFound,
+            "no_repositories_visible" => Diagnosis::NoRepositoriesVisible,
+            "timeout" => Diagnosis::Timeout,
+            _ => return None,
+        })
+    }
+
     /// Stable snake_case code. Never change an existing one: the UI and scripts match on it.
     pub fn code(&self) -> &'static str {
         match self {

@@ -19,6 +19,9 @@ use subtle::ConstantTimeEq;
 use super::{now, Db, DbError};
 use crate::crypto::{sha256_hex, CryptoError, SecretKey};
 
+/// How long an admin-consent link stays valid.
+pub const CONSENT_TTL_SECS: i64 = 3600;
+
 /// Shorter webhook passwords are refused: the fast verifier relies on entropy.
 pub const MIN_WEBHOOK_PASSWORD: usize = 20;
 
@@ -26,6 +29,11 @@ pub const MIN_WEBHOOK_PASSWORD: usize = 20;
 pub enum CredentialKind {
     ClientSecret,
     Certificate,
+    /// A personal access token: kept only to migrate old setups (deprecated).
+    Pat,
+    /// The hub's own multi-tenant app, after the tenant's admin consented:
+    /// nothing is stored, the hub's configured credential is used.
+    HubApp,
 }
 
 impl CredentialKind {
@@ -33,6 +41,18 @@ impl CredentialKind {
         match self {
             Self::ClientSecret => "client_secret",
             Self::Certificate => "certificate",
+            Self::Pat => "pat",
+            Self::HubApp => "hub_app",
+        }
+    }
+
+    /// The stored pair: `credential_kind` (`client_secret` or
+    /// `certificate`, which its CHECK allows) and `credential_variant` (the
+    /// kinds added later; see the migration `admin_ui`).
+    fn columns(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Self::ClientSecret | Self::Certificate => (self.as_str(), None),
+            Self::Pat | Self::HubApp => ("client_secret", Some(self.as_str())),
         }
     }
 
@@ -40,6 +60,8 @@ impl CredentialKind {
         match raw {
             "client_secret" => Some(Self::ClientSecret),
             "certificate" => Some(Self::Certificate),
+            "pat" => Some(Self::Pat),
+            "hub_app" => Some(Self::HubApp),
             _ => None,
         }
     }
@@ -71,6 +93,31 @@ pub struct Provider {
     pub secret_expires_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the current credential was saved ("set on DATE").
+    pub credential_set_at: Option<i64>,
+    /// The last connection test: when, whether it passed, and its JSON
+    /// report (`admin::providers::CheckRecord`).
+    pub last_check_at: Option<i64>,
+    pub last_check_ok: Option<bool>,
+    pub last_check: Option<String>,
+    /// The last time a token was obtained for this provider.
+    pub last_token_at: Option<i64>,
+    /// `HubApp`: when the tenant's admin consented.
+    pub consented_at: Option<i64>,
+}
+
+/// A change to a provider; `None` keeps the stored value of a secret.
+pub struct ProviderUpdate<'a> {
+    pub display_name: &'a str,
+    pub tenant_id: &'a str,
+    pub client_id: &'a str,
+    pub credential_kind: CredentialKind,
+    /// A new credential, or `None` to keep the stored one (the form never
+    /// shows it back, so an empty field means "unchanged").
+    pub credential: Option<&'a [u8]>,
+    pub webhook_username: &'a str,
+    pub webhook_password: Option<&'a str>,
+    pub secret_expires_at: Option<i64>,
 }
 
 #[derive(Clone, Debug)]
@@ -156,6 +203,8 @@ impl WebhookCredential {
 
 fn provider_from_row(row: &sqlx::any::AnyRow) -> Result<Provider, DbError> {
     let kind: String = row.try_get("credential_kind")?;
+    let variant: Option<String> = row.try_get("credential_variant")?;
+    let kind = variant.unwrap_or(kind);
     Ok(Provider {
         id: row.try_get("id")?,
         display_name: row.try_get("display_name")?,
@@ -167,20 +216,30 @@ fn provider_from_row(row: &sqlx::any::AnyRow) -> Result<Provider, DbError> {
         secret_expires_at: row.try_get("secret_expires_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        credential_set_at: row.try_get("credential_set_at")?,
+        last_check_at: row.try_get("last_check_at")?,
+        last_check_ok: row
+            .try_get::<Option<i64>, _>("last_check_ok")?
+            .map(|v| v != 0),
+        last_check: row.try_get("last_check")?,
+        last_token_at: row.try_get("last_token_at")?,
+        consented_at: row.try_get("consented_at")?,
     })
 }
 
-const PROVIDER_COLUMNS: &str = "id, display_name, tenant_id, client_id, credential_kind, \
-     webhook_username, secret_expires_at, created_at, updated_at";
+const PROVIDER_COLUMNS: &str =
+    "id, display_name, tenant_id, client_id, credential_kind, credential_variant, \
+     webhook_username, secret_expires_at, created_at, updated_at, credential_set_at, \
+     last_check_at, last_check_ok, last_check, last_token_at, consented_at";
 
-fn valid_username(name: &str) -> bool {
+pub fn valid_username(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 256
         && !name.contains(':')
         && !name.chars().any(char::is_whitespace)
 }
 
-fn valid_password(password: &str) -> bool {
+pub fn valid_password(password: &str) -> bool {
     password.chars().count() >= MIN_WEBHOOK_PASSWORD
         && password.len() <= 256
         && !password.chars().any(char::is_whitespace)
@@ -204,21 +263,22 @@ impl Db {
         let result = sqlx::query(
             "INSERT INTO providers (id, display_name, kind, tenant_id, client_id, credential_kind, \
              credential_sealed, webhook_username, webhook_password_verifier, secret_expires_at, \
-             created_at, updated_at, webhook_password_sealed) \
-             VALUES ($1, $2, 'azure_devops', $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) \
+             created_at, updated_at, webhook_password_sealed, credential_set_at, credential_variant) \
+             VALUES ($1, $2, 'azure_devops', $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $10, $12) \
              ON CONFLICT (webhook_username) DO NOTHING",
         )
         .bind(&id)
         .bind(new.display_name)
         .bind(new.tenant_id)
         .bind(new.client_id)
-        .bind(new.credential_kind.as_str())
+        .bind(new.credential_kind.columns().0)
         .bind(&sealed)
         .bind(new.webhook_username)
         .bind(webhook_verifier(&id, new.webhook_password))
         .bind(new.secret_expires_at)
         .bind(at)
         .bind(key.seal(&webhook_context(&id), new.webhook_password.as_bytes()))
+        .bind(new.credential_kind.columns().1)
         .execute(self.pool())
         .await?;
         if result.rows_affected() == 0 {
@@ -234,7 +294,195 @@ impl Db {
             secret_expires_at: new.secret_expires_at,
             created_at: at,
             updated_at: at,
+            credential_set_at: Some(at),
+            last_check_at: None,
+            last_check_ok: None,
+            last_check: None,
+            last_token_at: None,
+            consented_at: None,
         })
+    }
+
+    /// Changes a provider. Secrets left `None` keep their stored value;
+    /// a new credential resets the last connection test.
+    pub async fn update_provider(
+        &self,
+        key: &SecretKey,
+        id: &str,
+        change: &ProviderUpdate<'_>,
+    ) -> Result<Provider, ProviderError> {
+        if !valid_username(change.webhook_username) {
+            return Err(ProviderError::BadWebhookUsername);
+        }
+        if change.webhook_password.is_some_and(|p| !valid_password(p)) {
+            return Err(ProviderError::WeakWebhookPassword);
+        }
+        let existing = self.provider(id).await?.ok_or(ProviderError::NotFound)?;
+        let taken =
+            sqlx::query("SELECT id FROM providers WHERE webhook_username = $1 AND id <> $2")
+                .bind(change.webhook_username)
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        if taken.is_some() {
+            return Err(ProviderError::WebhookUsernameTaken);
+        }
+        // Never a smaller updated_at: caches key on it.
+        let at = now().max(existing.updated_at + 1);
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "UPDATE providers SET display_name = $2, tenant_id = $3, client_id = $4, \
+             credential_kind = $5, webhook_username = $6, secret_expires_at = $7, updated_at = $8, \
+             credential_variant = $9 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(change.display_name)
+        .bind(change.tenant_id)
+        .bind(change.client_id)
+        .bind(change.credential_kind.columns().0)
+        .bind(change.webhook_username)
+        .bind(change.secret_expires_at)
+        .bind(at)
+        .bind(change.credential_kind.columns().1)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(credential) = change.credential {
+            sqlx::query(
+                "UPDATE providers SET credential_sealed = $2, credential_set_at = $3, \
+                 last_check_at = NULL, last_check_ok = NULL, last_check = NULL WHERE id = $1",
+            )
+            .bind(id)
+            .bind(key.seal(&credential_context(id), credential))
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(password) = change.webhook_password {
+            sqlx::query(
+                "UPDATE providers SET webhook_password_verifier = $2, webhook_password_sealed = $3 \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(webhook_verifier(id, password))
+            .bind(key.seal(&webhook_context(id), password.as_bytes()))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.provider(id).await?.ok_or(ProviderError::NotFound)
+    }
+
+    /// Records a connection test (and, when a token was obtained, its time).
+    pub async fn record_provider_check(
+        &self,
+        id: &str,
+        ok: bool,
+        report_json: &str,
+        token_obtained: bool,
+    ) -> Result<(), DbError> {
+        let at = now();
+        sqlx::query(
+            "UPDATE providers SET last_check_at = $2, last_check_ok = $3, last_check = $4, \
+             last_token_at = CASE WHEN $5 = 1 THEN $2 ELSE last_token_at END WHERE id = $1",
+        )
+        .bind(id)
+        .bind(at)
+        .bind(i64::from(ok))
+        .bind(report_json)
+        .bind(i64::from(token_obtained))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a provider with its organizations, repositories and deliveries.
+    pub async fn delete_provider(&self, id: &str) -> Result<bool, DbError> {
+        let repos = sqlx::query(
+            "SELECT r.id FROM repositories r JOIN organizations o ON o.id = r.organization_id \
+             WHERE o.provider_id = $1",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        for row in &repos {
+            let repo: String = row.try_get("id")?;
+            self.delete_repository(&repo).await?;
+        }
+        let mut tx = self.pool().begin().await?;
+        for sql in [
+            "DELETE FROM webhook_deliveries WHERE provider_id = $1",
+            "DELETE FROM consent_requests WHERE provider_id = $1",
+            "DELETE FROM organizations WHERE provider_id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        let done = sqlx::query("DELETE FROM providers WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// A new admin-consent request for a hub-app provider: returns the
+    /// `state` to put in the link (only its hash is stored).
+    pub async fn create_consent_request(&self, provider_id: &str) -> Result<String, DbError> {
+        let mut bytes = [0u8; 24];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let state = URL_SAFE_NO_PAD.encode(bytes);
+        let at = now();
+        // Old requests are worthless after an hour.
+        sqlx::query("DELETE FROM consent_requests WHERE created_at < $1")
+            .bind(at - CONSENT_TTL_SECS)
+            .execute(self.pool())
+            .await?;
+        sqlx::query(
+            "INSERT INTO consent_requests (state_hash, provider_id, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(sha256_hex(&state))
+        .bind(provider_id)
+        .bind(at)
+        .execute(self.pool())
+        .await?;
+        Ok(state)
+    }
+
+    /// Consumes a consent request: the provider it was made for, if the
+    /// state is known and younger than an hour. A state works once.
+    pub async fn take_consent_request(&self, state: &str) -> Result<Option<String>, DbError> {
+        let hash = sha256_hex(state);
+        let row = sqlx::query(
+            "SELECT provider_id, created_at FROM consent_requests WHERE state_hash = $1",
+        )
+        .bind(&hash)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let done = sqlx::query("DELETE FROM consent_requests WHERE state_hash = $1")
+            .bind(&hash)
+            .execute(self.pool())
+            .await?;
+        let created: i64 = row.try_get("created_at")?;
+        if done.rows_affected() == 0 || created < now() - CONSENT_TTL_SECS {
+            return Ok(None);
+        }
+        Ok(Some(row.try_get("provider_id")?))
+    }
+
+    /// Records the tenant that consented to the hub's app.
+    pub async fn record_consent(&self, provider_id: &str, tenant_id: &str) -> Result<(), DbError> {
+        let at = now();
+        sqlx::query(
+            "UPDATE providers SET tenant_id = $2, consented_at = $3, \
+             updated_at = CASE WHEN updated_at >= $3 THEN updated_at + 1 ELSE $3 END, \
+             last_check_at = NULL, last_check_ok = NULL, last_check = NULL WHERE id = $1",
+        )
+        .bind(provider_id)
+        .bind(tenant_id)
+        .bind(at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 
     pub async fn provider(&self, id: &str) -> Result<Option<Provider>, DbError> {

@@ -2,6 +2,7 @@
 //! (`/healthz`, `/metrics`) and the middleware stack, started with graceful
 //! shutdown.
 
+pub mod consent;
 pub mod health;
 pub mod metrics;
 pub mod middleware;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         // Outside Leptos: Azure DevOps posts here with Basic Auth. The
         // sign-in gate and the CSRF check exempt `/gateway/public/`.
         .route(webhook::PATH, post(webhook::receive))
+        .route(consent::PATH, get(consent::callback))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -121,7 +123,7 @@ pub enum ServeError {
     Azure(#[from] crate::azure::AzureError),
 }
 
-pub async fn serve(config: Config) -> Result<(), ServeError> {
+pub async fn serve(mut config: Config) -> Result<(), ServeError> {
     let db = Db::connect(&config.database_url).await?;
     db.migrate().await?;
     ensure_first_admin(&db, &config).await?;
@@ -133,6 +135,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             source,
         })?;
     let local = listener.local_addr()?;
+    // Without SPICEHUB_PUBLIC_URL the public URL is the bind address; with
+    // port 0 it is only known now (webhook URLs and consent links need it).
+    if config.public_url.port() == Some(0) {
+        if let Ok(url) = url::Url::parse(&format!("http://{local}")) {
+            config.public_url = url;
+        }
+    }
     let leptos_options = LeptosOptions::builder()
         .output_name(env!("CARGO_PKG_NAME"))
         .site_root(config.site_root.clone())
@@ -148,7 +157,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             max_download_bytes: Some(config.sync.max_archive_bytes),
             ..Default::default()
         },
-    )?;
+    )?
+    .with_hub_app(config.hub_app.clone());
     let queue = crate::sync::Queue::new(
         db.clone(),
         crate::sync::QueueConfig {

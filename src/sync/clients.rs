@@ -24,6 +24,8 @@ pub enum ClientError {
     ProviderMissing,
     #[error("the provider's stored credential cannot be opened with this hub's SPICEHUB_SECRET_KEY (was the key changed?)")]
     Sealed,
+    #[error("this provider uses the hub's multi-tenant app, but SPICEHUB_HUB_CLIENT_ID and SPICEHUB_HUB_CLIENT_SECRET are not set on this hub")]
+    HubAppNotConfigured,
     #[error(transparent)]
     Azure(#[from] AzureError),
     #[error(transparent)]
@@ -57,6 +59,15 @@ pub fn credential_from_sealed(
                 .map_err(|_| AzureError::diagnosed(crate::azure::Diagnosis::WrongClientSecret))?;
             Credential::client_secret(SecretString::from(secret))
         }
+        CredentialKind::Pat => {
+            let pat = String::from_utf8(bytes)
+                .map_err(|_| AzureError::diagnosed(crate::azure::Diagnosis::NotAuthorized))?;
+            Credential::personal_access_token(SecretString::from(pat))
+        }
+        // Nothing is stored for the hub's app: `Clients` uses the hub's own.
+        CredentialKind::HubApp => Err(AzureError::diagnosed(
+            crate::azure::Diagnosis::CredentialMissing,
+        )),
         CredentialKind::Certificate => {
             let blocks = pem::parse_many(&bytes)
                 .map_err(|_| invalid("the stored certificate is not PEM"))?;
@@ -89,6 +100,7 @@ pub struct Clients {
     client_config: ClientConfig,
     tokens: TokenManager,
     cache: Arc<Mutex<HashMap<String, Cached>>>,
+    hub_app: Option<crate::config::HubApp>,
 }
 
 impl Clients {
@@ -109,7 +121,36 @@ impl Clients {
             azure,
             tokens,
             cache: Arc::new(Mutex::new(HashMap::new())),
+            hub_app: None,
         })
+    }
+
+    /// Providers of the hub-app kind authenticate with this app.
+    pub fn with_hub_app(mut self, hub_app: Option<crate::config::HubApp>) -> Self {
+        self.hub_app = hub_app;
+        self
+    }
+
+    pub fn hub_app(&self) -> Option<&crate::config::HubApp> {
+        self.hub_app.as_ref()
+    }
+
+    /// Drops the cached client of a provider (its credential changed).
+    pub fn forget(&self, provider_id: &str) {
+        if let Some(c) = self.cache.lock().remove(provider_id) {
+            self.tokens.forget(c.client.principal());
+        }
+    }
+
+    /// The token cache's view of a provider (last token obtained, last
+    /// error), if a client was built for it since the hub started.
+    pub fn token_status(&self, provider_id: &str) -> Option<crate::azure::token::TokenStatus> {
+        let principal = self
+            .cache
+            .lock()
+            .get(provider_id)
+            .map(|c| c.client.principal().clone())?;
+        Some(self.tokens.status(&principal))
     }
 
     pub fn tokens(&self) -> &TokenManager {
@@ -132,12 +173,29 @@ impl Clients {
                 return Ok(c.client.for_organization(organization)?);
             }
         }
-        let bytes = self.db.provider_credential(&self.key, provider_id).await?;
-        let credential = credential_from_sealed(provider.credential_kind, bytes)?;
+        let (client_id, credential) = match provider.credential_kind {
+            CredentialKind::HubApp => {
+                let hub = self
+                    .hub_app
+                    .as_ref()
+                    .ok_or(ClientError::HubAppNotConfigured)?;
+                (
+                    hub.client_id.clone(),
+                    Credential::client_secret(hub.client_secret.clone())?,
+                )
+            }
+            kind => {
+                let bytes = self.db.provider_credential(&self.key, provider_id).await?;
+                (
+                    provider.client_id.clone(),
+                    credential_from_sealed(kind, bytes)?,
+                )
+            }
+        };
         let principal = ServicePrincipal::with_authority(
             &self.azure.authority_url,
             &provider.tenant_id,
-            &provider.client_id,
+            &client_id,
             credential,
         )?;
         let client = AzureClient::new(

@@ -54,6 +54,7 @@ fn Nav(user: UserInfo) -> impl IntoView {
                 <Show when=move || is_admin>
                     <li><A href="/providers">"Git Providers"</A></li>
                     <li><A href="/repositories">"Repositories"</A></li>
+                    <li><A href="/webhooks">"Webhooks"</A></li>
                 </Show>
                 <li><A href="/registries">"Registries"</A></li>
             </ul>

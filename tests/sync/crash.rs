@@ -63,7 +63,16 @@ async fn a_hub_killed_mid_sync_resumes_and_readers_never_see_a_mix() {
             tokio::spawn(async move {
                 let mut seen_old = 0u32;
                 let mut seen_new = 0u32;
-                while !stop.load(Ordering::Relaxed) {
+                // After `stop`, it reads until it has seen the new commit
+                // once (the last poll may predate the switch), within a bound.
+                let mut stopped_at = None;
+                loop {
+                    if stop.load(Ordering::Relaxed) {
+                        let at = *stopped_at.get_or_insert_with(std::time::Instant::now);
+                        if seen_new > 0 || at.elapsed() > Duration::from_secs(30) {
+                            break;
+                        }
+                    }
                     let (commit, files) = db.visible_files(&repo_id).await.unwrap().unwrap();
                     let files: Files = files.into_iter().map(|f| (f.row.path, f.content)).collect();
                     if commit == old_commit {

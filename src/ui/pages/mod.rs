@@ -7,3 +7,4 @@ pub mod registry;
 pub mod repositories;
 pub mod repository;
 pub mod signin;
+pub mod webhooks;

@@ -1,26 +1,678 @@
+//! The Git Providers tab: the providers with their health, the Azure DevOps
+//! form (customer-owned app registration or the hub's multi-tenant app),
+//! **Test connection** with the diagnosis next to the field it concerns,
+//! and the repository picker. Every form is a plain HTML form first; once
+//! hydrated it posts without a page load.
+
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::components::Form;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::ui::components::{AdminOnly, EmptyState};
+use crate::api::admin::{
+    get_provider, get_provider_defaults, list_providers, AddRepositories, AdminError, CheckView,
+    DiagnosisView, GeneratePassword, OrgListing, ProviderDefaults, ProviderView, RemoteProject,
+    SaveProvider,
+};
+use crate::ui::components::{
+    loading, AdminErrorView, AdminOnly, CopyButton, DiagnosisBox, EmptyState,
+};
 
 /// The Git Providers tab.
 #[component]
 pub fn ProvidersPage() -> impl IntoView {
+    let providers = Resource::new(|| (), |_| list_providers());
     view! {
         <Title text="Git Providers"/>
         <AdminOnly>
-            <h1>"Git Providers"</h1>
-            <EmptyState title="No Git provider yet">
-                <p>
-                    "spicehub reads your repositories as an application: a Microsoft Entra ID app registration "
-                    "(tenant ID, client ID and a client secret or certificate) added as a user to your Azure DevOps organization. "
-                    "No personal access token tied to one person is needed."
-                </p>
-                <p>
-                    "Next step: register the app in Entra ID and add its service principal to the organization with the Basic access level. "
-                    "The in-hub setup form for Azure DevOps is not available in this version yet."
-                </p>
-            </EmptyState>
+            <div class="page-head">
+                <h1>"Git Providers"</h1>
+                <a class="button primary" href="/providers/new">"+ Set up Git provider"</a>
+            </div>
+            <Suspense fallback=loading>
+                {move || Suspend::new(async move {
+                    match providers.await {
+                        Ok(list) if list.is_empty() => view! { <NoProvider/> }.into_any(),
+                        Ok(list) => view! {
+                            <ul class="cards">
+                                {list.into_iter().map(|p| view! { <li><ProviderCard provider=p/></li> }).collect_view()}
+                            </ul>
+                        }
+                        .into_any(),
+                        Err(e) => view! { <AdminErrorView error=e/> }.into_any(),
+                    }
+                })}
+            </Suspense>
         </AdminOnly>
+    }
+}
+
+#[component]
+fn NoProvider() -> impl IntoView {
+    view! {
+        <EmptyState title="No Git provider yet">
+            <p>
+                "spicehub reads your repositories as an application: a Microsoft Entra ID app registration "
+                "(tenant ID, client ID and a client secret or certificate) added as a user to your Azure DevOps organization. "
+                "No personal access token tied to one person is needed."
+            </p>
+            <p>
+                "Next step: register the app in Entra ID, add its service principal to the organization with the Basic access level, then "
+                <a href="/providers/new">"set up the Git provider"</a> "."
+            </p>
+        </EmptyState>
+    }
+}
+
+#[component]
+fn CheckSummary(check: CheckView) -> impl IntoView {
+    let text = if check.ok {
+        format!(
+            "Connection OK on {}: token obtained, {} project(s) and {} repositories visible in {}.",
+            check.at, check.projects, check.repositories, check.organization
+        )
+    } else if check.token_ok {
+        format!(
+            "Token obtained on {}, but the organization {} check failed:",
+            check.at, check.organization
+        )
+    } else {
+        format!("Connection failed on {}:", check.at)
+    };
+    view! {
+        <p class=if check.ok { "status-ok" } else { "status-failed" }>{text}</p>
+    }
+}
+
+#[component]
+fn ProviderCard(provider: ProviderView) -> impl IntoView {
+    let p = provider;
+    let href = format!("/providers/{}", p.id);
+    let add = format!("/providers/{}/repositories", p.id);
+    let check = p.last_check.clone();
+    view! {
+        <article class="card provider-card" aria-labelledby=format!("p-{}", p.id)>
+            <h2 id=format!("p-{}", p.id)><a href=href.clone()>{p.display_name.clone()}</a></h2>
+            <p class="muted">
+                "Azure DevOps · tenant " <code>{p.tenant_id.clone()}</code>
+                {(p.onboarding == "app_registration").then(|| view! { " · client " <code>{p.client_id.clone()}</code> })}
+            </p>
+            <dl class="facts">
+                <dt>"Credential"</dt>
+                <dd>
+                    {p.credential_label.clone()}
+                    {p.deprecated.then(|| view! { " " <span class="badge badge-warn">"deprecated"</span> })}
+                    {p.credential_set.clone().map(|s| view! { <span class="muted">" (" {s} ")"</span> })}
+                </dd>
+                <dt>"Secret expiry"</dt>
+                <dd>{p.secret_expires.clone().unwrap_or_else(|| "not recorded".into())}</dd>
+                <dt>"Last token obtained"</dt>
+                <dd>{p.last_token.clone().unwrap_or_else(|| "never".into())}</dd>
+                <dt>"Organizations"</dt>
+                <dd>{if p.organizations.is_empty() { "none yet".to_owned() } else { p.organizations.join(", ") }}</dd>
+                <dt>"Repositories"</dt>
+                <dd>{p.repositories}</dd>
+            </dl>
+            {p.expiry_warning.clone().map(|w| view! { <p class="warning">{w}</p> })}
+            {(p.onboarding == "hub_app" && p.consented.is_none()).then(|| view! {
+                <p class="warning">"Waiting for the tenant's admin to grant consent: open the provider for the link."</p>
+            })}
+            {match check {
+                Some(c) => {
+                    let d = c.diagnosis.clone();
+                    view! {
+                        <CheckSummary check=c/>
+                        {d.map(|d| view! { <DiagnosisBox diagnosis=d/> })}
+                    }
+                        .into_any()
+                }
+                None => view! { <p class="muted">"Connection not tested yet."</p> }.into_any(),
+            }}
+            <p class="actions">
+                <a class="button secondary" href=href>"Edit and test"</a>
+                <a class="button secondary" href=add>"Add repositories"</a>
+                <a class="button secondary" href="/webhooks">"Webhook deliveries"</a>
+            </p>
+        </article>
+    }
+}
+
+/// "+ Set up Git provider": the kinds the hub supports.
+#[component]
+pub fn NewProviderPage() -> impl IntoView {
+    view! {
+        <Title text="Set up a Git provider"/>
+        <AdminOnly>
+            <h1>"Set up a Git provider"</h1>
+            <ul class="cards">
+                <li>
+                    <article class="card">
+                        <h2><a href="/providers/new/azure-devops">"Azure DevOps"</a></h2>
+                        <p class="muted">
+                            "Azure DevOps Services, read as a Microsoft Entra ID application: your own app registration "
+                            "(client secret or certificate), or the hub's multi-tenant app after admin consent."
+                        </p>
+                    </article>
+                </li>
+            </ul>
+        </AdminOnly>
+    }
+}
+
+/// Which form field a diagnosis concerns (`None`: the test result box).
+fn form_field(diagnosis_field: &str) -> Option<&'static str> {
+    Some(match diagnosis_field {
+        "tenant" => "tenant_id",
+        "client_id" => "client_id",
+        "secret" => "client_secret",
+        "certificate" => "certificate",
+        "pat" => "pat",
+        "organization" => "organization",
+        _ => return None,
+    })
+}
+
+/// The Azure DevOps form: `/providers/new/azure-devops` and `/providers/:id`.
+#[component]
+pub fn ProviderFormPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id");
+    let save = ServerAction::<SaveProvider>::new();
+    // Reload the provider after each successful save (not after a refused
+    // one: the form keeps what was typed).
+    let saved = Memo::new(move |previous: Option<&u32>| {
+        let n = previous.copied().unwrap_or(0);
+        if matches!(save.value().get(), Some(Ok(_))) {
+            n + 1
+        } else {
+            n
+        }
+    });
+    let data = Resource::new(
+        move || (id(), saved.get()),
+        |(id, _)| async move {
+            let defaults = get_provider_defaults().await?;
+            let provider = match id {
+                Some(id) => Some(get_provider(id).await?),
+                None => None,
+            };
+            Ok::<_, AdminError>((defaults, provider))
+        },
+    );
+    view! {
+        <Title text="Azure DevOps provider"/>
+        <AdminOnly>
+            <Suspense fallback=loading>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok((defaults, provider)) => view! { <ProviderForm defaults provider save/> }.into_any(),
+                        Err(e) => view! { <h1>"Azure DevOps provider"</h1> <AdminErrorView error=e/> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </AdminOnly>
+    }
+}
+
+#[component]
+fn FieldError(name: &'static str, save: ServerAction<SaveProvider>) -> impl IntoView {
+    let message = move || {
+        save.value()
+            .get()
+            .and_then(|r| r.err())
+            .and_then(|e| e.field(name))
+    };
+    view! {
+        <p class="field-error" id=format!("{name}-error") aria-live="polite">
+            {message}
+        </p>
+    }
+}
+
+#[component]
+fn ProviderForm(
+    defaults: ProviderDefaults,
+    provider: Option<ProviderView>,
+    save: ServerAction<SaveProvider>,
+) -> impl IntoView {
+    let query = use_query_map();
+    let editing = provider.is_some();
+    let p = provider.clone();
+    let get = move |f: fn(&ProviderView) -> String| p.as_ref().map(f).unwrap_or_default();
+    let id = get(|p| p.id.clone());
+    let title = if editing {
+        get(|p| p.display_name.clone())
+    } else {
+        "Set up Azure DevOps".to_owned()
+    };
+    let onboarding = provider
+        .as_ref()
+        .map(|p| p.onboarding.clone())
+        .unwrap_or_else(|| "app_registration".into());
+    let kind = provider
+        .as_ref()
+        .map(|p| p.credential_kind.clone())
+        .filter(|k| k != "hub_app")
+        .unwrap_or_else(|| "client_secret".into());
+    let check = provider.as_ref().and_then(|p| p.last_check.clone());
+    let diagnosis = check.as_ref().and_then(|c| c.diagnosis.clone());
+    let diag_at = {
+        let diagnosis = diagnosis.clone();
+        move |field: &'static str| -> Option<DiagnosisView> {
+            diagnosis
+                .clone()
+                .filter(|d| form_field(&d.field) == Some(field))
+        }
+    };
+    let general_diag = diagnosis.clone().filter(|d| form_field(&d.field).is_none());
+    let invalid = move |name: &'static str| {
+        move || {
+            save.value()
+                .get()
+                .and_then(|r| r.err())
+                .and_then(|e| e.field(name))
+                .is_some()
+                .then_some("true")
+        }
+    };
+    let password = RwSignal::new(String::new());
+    let generate = ServerAction::<GeneratePassword>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(p)) = generate.value().get() {
+            password.set(p);
+        }
+    });
+    let pending = save.pending();
+    let webhook_username = provider
+        .as_ref()
+        .map(|p| p.webhook_username.clone())
+        .unwrap_or_else(|| defaults.webhook_username.clone());
+    let webhook_url = defaults.webhook_url.clone();
+    let consent_banner = move || {
+        match query.read().get("consent").as_deref() {
+        Some("granted") => Some(view! {
+            <p class="status-ok" role="status">"Admin consent granted: the tenant was recorded. Test the connection now."</p>
+        }
+        .into_any()),
+        Some("refused") => Some(view! {
+            <div class="form-error" role="alert">
+                <p>"Admin consent was not granted."</p>
+                <p>{query.read().get("reason").unwrap_or_default()}</p>
+            </div>
+        }
+        .into_any()),
+        _ => None,
+    }
+    };
+    let hub_available = defaults.hub_app_client_id.is_some();
+    let credential_set = provider.as_ref().and_then(|p| p.credential_set.clone());
+    let stored_kind = provider.as_ref().map(|p| p.credential_kind.clone());
+    let set_note = move |section: &'static str| {
+        credential_set
+            .clone()
+            .filter(|_| stored_kind.as_deref() == Some(section))
+            .map(|s| {
+                view! { <p class="hint">"Stored: " {s} ". Leave empty to keep it."</p> }
+            })
+    };
+    let consent = provider
+        .as_ref()
+        .filter(|p| p.onboarding == "hub_app")
+        .map(|p| (p.consented.clone(), p.consent_link.clone()));
+    let add_link = provider
+        .as_ref()
+        .map(|p| format!("/providers/{}/repositories", p.id));
+
+    view! {
+        <div class="page-head">
+            <h1>{title}</h1>
+            {add_link.map(|add| view! { <a class="button secondary" href=add>"Add repositories"</a> })}
+        </div>
+        {consent_banner}
+        {provider.as_ref().and_then(|p| p.expiry_warning.clone()).map(|w| view! { <p class="warning" role="status">{w}</p> })}
+        <ActionForm action=save attr:class="form provider-form" attr:novalidate=true>
+            <input type="hidden" name="id" value=id/>
+            {move || save.value().get().and_then(|r| r.err()).map(|e| view! { <AdminErrorView error=e/> })}
+
+            <fieldset>
+                <legend>"Provider"</legend>
+                <label for="display_name">"Display name"</label>
+                <input id="display_name" name="display_name" type="text" maxlength="100"
+                    value=get(|p| p.display_name.clone())
+                    aria-describedby="display_name-error" aria-invalid=invalid("display_name")/>
+                <FieldError name="display_name" save/>
+            </fieldset>
+
+            <fieldset>
+                <legend>"Microsoft Entra ID application"</legend>
+                {hub_available.then(|| {
+                    let own = onboarding != "hub_app";
+                    view! {
+                        <div class="choices" role="radiogroup" aria-label="Onboarding model">
+                            <label class="choice">
+                                <input type="radio" id="onboarding-app_registration" name="onboarding" value="app_registration" checked=own/>
+                                " Our own app registration (tenant ID, client ID and a secret or certificate)"
+                            </label>
+                            <label class="choice">
+                                <input type="radio" id="onboarding-hub_app" name="onboarding" value="hub_app" checked=!own/>
+                                " The hub's multi-tenant app: an admin of our tenant grants consent, no secret to handle"
+                            </label>
+                        </div>
+                        <FieldError name="onboarding" save/>
+                    }
+                })}
+                {(!hub_available).then(|| view! { <input type="hidden" name="onboarding" value="app_registration"/> })}
+
+                <label for="tenant_id">"Directory (tenant) ID"</label>
+                <input id="tenant_id" name="tenant_id" type="text" autocomplete="off" spellcheck="false"
+                    placeholder="72f988bf-86f1-41af-91ab-2d7cd011db47 or contoso.onmicrosoft.com"
+                    value=get(|p| p.tenant_id.clone())
+                    aria-describedby="tenant_id-error" aria-invalid=invalid("tenant_id")/>
+                <FieldError name="tenant_id" save/>
+                {diag_at("tenant_id").map(|d| view! { <DiagnosisBox diagnosis=d/> })}
+
+                <div class="own-app">
+                    <label for="client_id">"Application (client) ID"</label>
+                    <input id="client_id" name="client_id" type="text" autocomplete="off" spellcheck="false"
+                        placeholder="0c6f8e2a-4d3b-4f7e-9b1a-2e5d7c9a1b30"
+                        value=if onboarding == "hub_app" { String::new() } else { get(|p| p.client_id.clone()) }
+                        aria-describedby="client_id-error" aria-invalid=invalid("client_id")/>
+                    <FieldError name="client_id" save/>
+                    {diag_at("client_id").map(|d| view! { <DiagnosisBox diagnosis=d/> })}
+
+                    <div class="choices" role="radiogroup" aria-label="Credential">
+                        <label class="choice">
+                            <input type="radio" id="kind-client_secret" name="credential_kind" value="client_secret" checked=kind == "client_secret"/>
+                            " Client secret"
+                        </label>
+                        <label class="choice">
+                            <input type="radio" id="kind-certificate" name="credential_kind" value="certificate" checked=kind == "certificate"/>
+                            " Certificate"
+                        </label>
+                        <label class="choice">
+                            <input type="radio" id="kind-pat" name="credential_kind" value="pat" checked=kind == "pat"/>
+                            " Personal access token " <span class="badge badge-warn">"deprecated"</span>
+                        </label>
+                    </div>
+
+                    <div class="cred-section cred-client_secret">
+                        <label for="client_secret">"Client secret (its Value, not its ID)"</label>
+                        <input id="client_secret" name="client_secret" type="password" autocomplete="new-password"
+                            spellcheck="false" aria-describedby="client_secret-error" aria-invalid=invalid("client_secret")/>
+                        {set_note("client_secret")}
+                        <FieldError name="client_secret" save/>
+                        {diag_at("client_secret").map(|d| view! { <DiagnosisBox diagnosis=d/> })}
+                    </div>
+                    <div class="cred-section cred-certificate">
+                        <label for="certificate">"Certificate (PEM)"</label>
+                        <textarea id="certificate" name="certificate" rows="4" spellcheck="false"
+                            placeholder="-----BEGIN CERTIFICATE-----" aria-describedby="certificate-error"></textarea>
+                        <label for="private_key">"Private key (PEM, unencrypted)"</label>
+                        <textarea id="private_key" name="private_key" rows="4" spellcheck="false"
+                            placeholder="-----BEGIN PRIVATE KEY-----"></textarea>
+                        {set_note("certificate")}
+                        <FieldError name="certificate" save/>
+                        {diag_at("certificate").map(|d| view! { <DiagnosisBox diagnosis=d/> })}
+                    </div>
+                    <div class="cred-section cred-pat">
+                        <p class="warning">"Personal access tokens belong to one person and expire with their account: use them only to migrate an old setup, then switch to a client secret or certificate."</p>
+                        <label for="pat">"Personal access token"</label>
+                        <input id="pat" name="pat" type="password" autocomplete="new-password" aria-describedby="pat-error"/>
+                        {set_note("pat")}
+                        <FieldError name="pat" save/>
+                        {diag_at("pat").map(|d| view! { <DiagnosisBox diagnosis=d/> })}
+                    </div>
+
+                    <label for="secret_expires">"Secret expiry date (optional)"</label>
+                    <input id="secret_expires" name="secret_expires" type="date"
+                        value=provider.as_ref().and_then(|p| p.secret_expires.clone()).unwrap_or_default()
+                        aria-describedby="secret_expires-error secret_expires-hint"/>
+                    <p class="hint" id="secret_expires-hint">"The hub warns from 30 days before it."</p>
+                    <FieldError name="secret_expires" save/>
+                </div>
+
+                <div class="hub-only">
+                    {defaults.hub_app_client_id.clone().map(|c| view! {
+                        <p class="hint">
+                            "The hub's app (client ID " <code>{c}</code> ") reads your organization after an admin of your tenant consents. "
+                            "Save, then send the admin-consent link shown here to that admin. The consent returns to "
+                            <code>{defaults.consent_redirect_uri.clone()}</code> "."
+                        </p>
+                    })}
+                    {consent.clone().map(|(consented, link)| match (consented, link) {
+                        (Some(at), _) => view! { <p class="status-ok">"Admin consent granted on " {at} "."</p> }.into_any(),
+                        (None, Some(link)) => view! {
+                            <p>
+                                <a class="button secondary" href=link.clone()>"Grant admin consent"</a>
+                                " (valid for one hour; or send this link to your tenant's admin)"
+                            </p>
+                            <p class="copy-row">
+                                <input type="text" readonly value=link.clone() aria-label="Admin-consent link"/>
+                                <CopyButton text=link label="admin-consent link"/>
+                            </p>
+                        }
+                        .into_any(),
+                        (None, None) => view! { <p class="warning">"The hub's app is not configured any more."</p> }.into_any(),
+                    })}
+                </div>
+            </fieldset>
+
+            <fieldset>
+                <legend>"Azure DevOps"</legend>
+                <label for="organization">"Organization"</label>
+                <div class="prefixed">
+                    <span class="prefix" aria-hidden="true">"dev.azure.com/"</span>
+                    <input id="organization" name="organization" type="text" autocomplete="off" spellcheck="false"
+                        value=get(|p| p.organization.clone())
+                        aria-describedby="organization-error" aria-invalid=invalid("organization")/>
+                </div>
+                <FieldError name="organization" save/>
+                {diag_at("organization").map(|d| view! { <DiagnosisBox diagnosis=d/> })}
+            </fieldset>
+
+            <fieldset>
+                <legend>"Webhook (service hook) credentials"</legend>
+                <label for="webhook_url">"Webhook URL"</label>
+                <p class="copy-row">
+                    <input id="webhook_url" type="text" readonly value=webhook_url.clone()/>
+                    <CopyButton text=webhook_url label="webhook URL"/>
+                </p>
+                <label for="webhook_username">"Basic authentication user name"</label>
+                <input id="webhook_username" name="webhook_username" type="text" autocomplete="off"
+                    value=webhook_username aria-describedby="webhook_username-error" aria-invalid=invalid("webhook_username")/>
+                <FieldError name="webhook_username" save/>
+                <label for="webhook_password">"Basic authentication password"</label>
+                <div class="copy-row">
+                    <input id="webhook_password" name="webhook_password" type="text" autocomplete="new-password"
+                        spellcheck="false" prop:value=move || password.get()
+                        on:input=move |ev| password.set(event_target_value(&ev))
+                        aria-describedby="webhook_password-error webhook_password-hint" aria-invalid=invalid("webhook_password")/>
+                    <button type="button" class="secondary" on:click=move |_| { generate.dispatch(GeneratePassword {}); }>
+                        "Generate"
+                    </button>
+                </div>
+                <p class="hint" id="webhook_password-hint">
+                    {if editing {
+                        "Stored. Leave empty to keep it; a new one replaces it when you save (update the service hook too)."
+                    } else {
+                        "Generate one (or type 20 to 256 characters without spaces), and copy it now: the hub never shows it again."
+                    }}
+                </p>
+                <FieldError name="webhook_password" save/>
+            </fieldset>
+
+            <section class="test-result" aria-live="polite" aria-label="Connection test">
+                {check.clone().map(|c| view! { <CheckSummary check=c/> })}
+                {general_diag.map(|d| view! { <DiagnosisBox diagnosis=d/> })}
+                {diagnosis.clone().filter(|d| form_field(&d.field).is_some()).map(|d| view! {
+                    <p class="status-failed">{d.title} " (see the field above)"</p>
+                })}
+            </section>
+
+            <div class="actions">
+                <button type="submit" name="intent" value="save" class="primary" disabled=pending>"Save"</button>
+                <button type="submit" name="intent" value="test" class="primary" disabled=pending>
+                    {move || if pending.get() { "Working…" } else { "Test connection" }}
+                </button>
+                <span class="hint">"Test connection saves the form, obtains a token and reads the organization."</span>
+            </div>
+        </ActionForm>
+    }
+}
+
+/// Add repositories: the organization's projects and repositories as the
+/// service principal sees them; pick some, their first replication is
+/// queued.
+#[component]
+pub fn AddRepositoriesPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let org = move || query.read().get("org");
+    let provider = Resource::new(id, get_provider);
+    let listing = Resource::new(
+        move || (id(), org()),
+        |(id, org)| async move {
+            match org.filter(|o| !o.trim().is_empty()) {
+                Some(o) => crate::api::admin::browse_organization(id, o)
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        },
+    );
+    let add = ServerAction::<AddRepositories>::new();
+    view! {
+        <Title text="Add repositories"/>
+        <AdminOnly>
+            <h1>"Add repositories"</h1>
+            <Suspense fallback=loading>
+                {move || Suspend::new(async move {
+                    let provider = match provider.await {
+                        Ok(p) => p,
+                        Err(e) => return view! { <AdminErrorView error=e/> }.into_any(),
+                    };
+                    let current = org().unwrap_or_else(|| provider.organization.clone());
+                    let action = format!("/providers/{}/repositories", provider.id);
+                    let listing = listing.await;
+                    view! {
+                        <p class="muted">"As " <a href=format!("/providers/{}", provider.id)>{provider.display_name.clone()}</a> " sees it."</p>
+                        <Form method="GET" action=action attr:class="form inline-form">
+                            <label for="org">"Organization"</label>
+                            <div class="prefixed">
+                                <span class="prefix" aria-hidden="true">"dev.azure.com/"</span>
+                                <input id="org" name="org" type="text" value=current autocomplete="off" spellcheck="false"/>
+                            </div>
+                            <button type="submit" class="primary">"Look up"</button>
+                        </Form>
+                        {match listing {
+                            Ok(None) => view! { <p class="muted">"Type the organization's name and look it up."</p> }.into_any(),
+                            Err(e) => view! { <AdminErrorView error=e/> }.into_any(),
+                            Ok(Some(l)) => view! { <Picker listing=l provider_id=provider.id.clone() add/> }.into_any(),
+                        }}
+                    }
+                    .into_any()
+                })}
+            </Suspense>
+        </AdminOnly>
+    }
+}
+
+#[component]
+fn Picker(
+    listing: OrgListing,
+    provider_id: String,
+    add: ServerAction<AddRepositories>,
+) -> impl IntoView {
+    let pending = add.pending();
+    let organization = listing.organization.clone();
+    view! {
+        <ActionForm action=add attr:class="form picker">
+            <input type="hidden" name="provider_id" value=provider_id/>
+            <input type="hidden" name="organization" value=organization.clone()/>
+            <h2>"Projects and repositories in " {organization}</h2>
+            {listing.projects.into_iter().map(|p| view! { <ProjectPicker project=p/> }).collect_view()}
+            {move || add.value().get().and_then(|r| r.err()).map(|e| view! { <AdminErrorView error=e/> })}
+            <div class="actions">
+                <button type="submit" class="primary" disabled=pending>
+                    {move || if pending.get() { "Adding…" } else { "Continue" }}
+                </button>
+                <span class="hint">"The first replication of each repository is queued; you land on the Repositories tab."</span>
+            </div>
+        </ActionForm>
+    }
+}
+
+#[component]
+fn ProjectPicker(project: RemoteProject) -> impl IntoView {
+    let all = RwSignal::new(false);
+    let selectable: Vec<bool> = project
+        .repositories
+        .iter()
+        .map(|r| r.unavailable.is_none() && !r.added)
+        .collect();
+    let checks: Vec<RwSignal<bool>> = selectable.iter().map(|_| RwSignal::new(false)).collect();
+    let any_selectable = selectable.iter().any(|s| *s);
+    let all_id = format!("all-{}", project.id);
+    let all_for = all_id.clone();
+    let checks_for_all = checks.clone();
+    let project_id = project.id.clone();
+    view! {
+        <fieldset class="project">
+            <legend>{project.name.clone()}</legend>
+            {project.diagnosis.clone().map(|d| view! { <DiagnosisBox diagnosis=d/> })}
+            {any_selectable.then(|| view! {
+                <label class="choice select-all" for=all_for.clone()>
+                    <input type="checkbox" id=all_id.clone() name=format!("project[id-{}]", project.id) value="all"
+                        prop:checked=move || all.get()
+                        on:change=move |ev| {
+                            let on = event_target_checked(&ev);
+                            all.set(on);
+                            for c in &checks_for_all {
+                                c.set(on);
+                            }
+                        }/>
+                    " Select all in " {project.name.clone()}
+                </label>
+            })}
+            {project.repositories.is_empty().then(|| view! { <p class="muted">"No repository in this project."</p> })}
+            <ul class="repo-list">
+                {project
+                    .repositories
+                    .into_iter()
+                    .zip(checks)
+                    .map(|(r, checked)| {
+                        let input_id = format!("repo-{}", r.id);
+                        let label_for = input_id.clone();
+                        let disabled = r.unavailable.is_some() || r.added;
+                        let reason = if r.added { Some("Already added".to_owned()) } else { r.unavailable.clone() };
+                        let details = [r.default_branch.clone(), r.size.clone()]
+                            .into_iter()
+                            .flatten()
+                            .collect::<Vec<_>>()
+                            .join(" · ");
+                        view! {
+                            <li class=if disabled { "repo unavailable" } else { "repo" }>
+                                <label class="choice" for=label_for>
+                                    <input type="checkbox" id=input_id name=format!("repo[id-{}]", r.id) value=project_id.clone()
+                                        disabled=disabled
+                                        prop:checked=move || checked.get()
+                                        on:change=move |ev| {
+                                            let on = event_target_checked(&ev);
+                                            checked.set(on);
+                                            if !on {
+                                                all.set(false);
+                                            }
+                                        }/>
+                                    " " <span class="repo-name">{r.name.clone()}</span>
+                                    {(!details.is_empty()).then(|| view! { <span class="muted">" " {details}</span> })}
+                                    {reason.map(|why| view! { " " <span class="badge">{why}</span> })}
+                                </label>
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ul>
+        </fieldset>
     }
 }

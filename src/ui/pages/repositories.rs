@@ -1,21 +1,259 @@
+//! The Repositories tab: every replicated repository with its live state
+//! (polled every two seconds after hydration), a filter, and the manual
+//! actions. Each action is a small plain form inside a `<details>` menu,
+//! so the page works without JavaScript too.
+
+use std::time::Duration;
+
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::ui::components::{AdminOnly, EmptyState};
+use crate::api::admin::{list_repositories, RemoveRepository, RepoRow, RepositoryAction};
+use crate::ui::components::{loading, AdminErrorView, AdminOnly, DiagnosisBox, EmptyState};
+
+fn matches(row: &RepoRow, filter: &str) -> bool {
+    let f = filter.trim().to_lowercase();
+    f.is_empty()
+        || [
+            &row.organization,
+            &row.project,
+            &row.name,
+            &row.branch,
+            &row.state_label,
+        ]
+        .iter()
+        .any(|v| v.to_lowercase().contains(&f))
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+pub fn encode_query(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
 
 /// The Repositories tab.
 #[component]
 pub fn RepositoriesPage() -> impl IntoView {
+    let query = use_query_map();
+    let filter = RwSignal::new(query.read_untracked().get("q").unwrap_or_default());
+    let tick = RwSignal::new(0u64);
+    let act = ServerAction::<RepositoryAction>::new();
+    let rows = Resource::new(
+        move || (tick.get(), act.version().get()),
+        |_| list_repositories(),
+    );
+    // Live status: poll while the page is open (the browser only).
+    Effect::new(move |_| {
+        let handle =
+            set_interval_with_handle(move || tick.update(|t| *t += 1), Duration::from_secs(2)).ok();
+        on_cleanup(move || {
+            if let Some(h) = handle {
+                h.clear();
+            }
+        });
+    });
+    let all = move || rows.get().and_then(|r| r.ok()).unwrap_or_default();
+    let shown = move || {
+        let f = filter.get();
+        all()
+            .into_iter()
+            .filter(|r| matches(r, &f))
+            .collect::<Vec<_>>()
+    };
+    let error = move || rows.get().and_then(|r| r.err());
     view! {
         <Title text="Repositories"/>
         <AdminOnly>
-            <h1>"Repositories"</h1>
-            <EmptyState title="No repository is replicated yet">
-                <p>
-                    "Repositories appear here once a Git provider is set up and you pick them from your Azure DevOps organization. "
-                    "Start in " <a href="/providers">"Git Providers"</a> "."
-                </p>
-            </EmptyState>
+            <div class="page-head">
+                <h1>"Repositories"</h1>
+                <a class="button secondary" href="/providers">"Add repositories"</a>
+            </div>
+            <form method="get" action="/repositories" class="filter" role="search">
+                <label for="filter">"Filter"</label>
+                <input id="filter" name="q" type="search" placeholder="organization, project, repository, state"
+                    prop:value=move || filter.get()
+                    on:input=move |ev| filter.set(event_target_value(&ev))/>
+                <noscript><button type="submit" class="secondary">"Filter"</button></noscript>
+            </form>
+            <div class="live" role="status" aria-live="polite">
+                {move || act.value().get().map(|r| match r {
+                    Ok(message) => view! { <p class="status-ok">{message}</p> }.into_any(),
+                    Err(e) => view! { <AdminErrorView error=e/> }.into_any(),
+                })}
+            </div>
+            <Transition fallback=loading>
+                {move || error().map(|e| view! { <AdminErrorView error=e/> })}
+                <Show when=move || rows.get().is_some_and(|r| r.as_ref().is_ok_and(|v| v.is_empty()))>
+                    <EmptyState title="No repository is replicated yet">
+                        <p>
+                            "Repositories appear here once a Git provider is set up and you pick them from your Azure DevOps organization. "
+                            "Start in " <a href="/providers">"Git Providers"</a> "."
+                        </p>
+                    </EmptyState>
+                </Show>
+                <Show when=move || !all().is_empty()>
+                    <table class="repos">
+                        <caption class="sr-only">"Replicated repositories and their sync state"</caption>
+                        <thead>
+                            <tr>
+                                <th scope="col">"Repository"</th>
+                                <th scope="col">"Branch"</th>
+                                <th scope="col">"Last synced commit"</th>
+                                <th scope="col">"Last sync"</th>
+                                <th scope="col">"State"</th>
+                                <th scope="col">"Last webhook"</th>
+                                <th scope="col"><span class="sr-only">"Actions"</span></th>
+                            </tr>
+                        </thead>
+                        <tbody>
+                            <For each=shown key=|r| r.clone() let:row>
+                                <Row row act/>
+                            </For>
+                        </tbody>
+                    </table>
+                </Show>
+            </Transition>
+        </AdminOnly>
+    }
+}
+
+#[component]
+fn Row(row: RepoRow, act: ServerAction<RepositoryAction>) -> impl IntoView {
+    let r = row;
+    let label = format!("{}/{}/{}", r.organization, r.project, r.name);
+    let registries = format!("/registries?q={}", encode_query(&r.name));
+    let remove = format!("/repositories/{}/remove", r.id);
+    let commit_input = format!("commit-{}", r.id);
+    let progress = (r.state == "syncing").then(|| {
+        let phase = r.phase.clone().unwrap_or_else(|| "starting".into());
+        let text = match (r.progress_done, r.progress_total) {
+            (Some(d), Some(t)) if t > 0 => format!("{phase} {d} / {t}"),
+            (Some(d), _) => format!("{phase} {d}"),
+            _ => phase,
+        };
+        let max = r.progress_total.filter(|t| *t > 0);
+        view! {
+            <span class="progress-text">{text.clone()}</span>
+            {max.map(|t| view! {
+                <progress max=t.to_string() value=r.progress_done.unwrap_or(0).to_string() aria-label=text/>
+            })}
+        }
+    });
+    let id = r.id.clone();
+    let form = move |action: &'static str, text: &'static str| {
+        let id = id.clone();
+        view! {
+            <ActionForm action=act attr:class="menu-form">
+                <input type="hidden" name="id" value=id/>
+                <input type="hidden" name="action" value=action/>
+                <button type="submit" class="menu-item">{text}</button>
+            </ActionForm>
+        }
+    };
+    view! {
+        <tr data-state=r.state.clone() data-repo=r.name.clone()>
+            <th scope="row">
+                <span class="muted">{r.organization.clone()} " / " {r.project.clone()} " / "</span>
+                {match r.web_url.clone() {
+                    Some(u) => view! { <a href=u rel="noreferrer" target="_blank">{r.name.clone()}</a> }.into_any(),
+                    None => view! { <span>{r.name.clone()}</span> }.into_any(),
+                }}
+            </th>
+            <td>{r.branch.clone()}</td>
+            <td>
+                {match (r.commit_short.clone(), r.commit_url.clone()) {
+                    (Some(s), Some(u)) => view! { <a class="commit" href=u rel="noreferrer" target="_blank" title=r.commit.clone()><code>{s}</code></a> }.into_any(),
+                    (Some(s), None) => view! { <code class="commit">{s}</code> }.into_any(),
+                    _ => view! { <span class="muted">"none yet"</span> }.into_any(),
+                }}
+            </td>
+            <td>{r.last_synced.clone().unwrap_or_else(|| "never".into())}</td>
+            <td class="state">
+                <span class=format!("badge state-{}", r.state)>{r.state_label.clone()}</span>
+                {progress}
+                {r.note.clone().filter(|_| r.state == "in_sync").map(|n| view! { <span class="muted note">{n}</span> })}
+                {match r.diagnosis.clone() {
+                    Some(d) if r.state != "in_sync" => view! { <DiagnosisBox diagnosis=d/> }.into_any(),
+                    _ => r.error.clone().filter(|_| r.state != "in_sync").map(|e| view! { <p class="error-text">{e}</p> }).into_any(),
+                }}
+            </td>
+            <td>{r.last_webhook.clone().unwrap_or_else(|| "none".into())}</td>
+            <td>
+                <details class="row-menu">
+                    <summary>"Actions" <span class="sr-only">" for " {label.clone()}</span></summary>
+                    <div class="menu">
+                        {form("entire", "Synchronize entire repository")}
+                        {form("recent", "Synchronize recent changes")}
+                        <ActionForm action=act attr:class="menu-form from-commit">
+                            <input type="hidden" name="id" value=r.id.clone()/>
+                            <input type="hidden" name="action" value="from_commit"/>
+                            <label for=commit_input.clone()>"Synchronize from commit hash"</label>
+                            <input id=commit_input name="commit" type="text" required pattern="[0-9a-fA-F]{40}"
+                                minlength="40" maxlength="40" spellcheck="false" autocomplete="off"
+                                placeholder="40 hexadecimal characters"/>
+                            <button type="submit" class="menu-item">"Synchronize from this commit"</button>
+                        </ActionForm>
+                        {form("reparse", "Re-parse")}
+                        <a class="menu-item" href=registries>"Open its registries"</a>
+                        <a class="menu-item danger" href=remove>"Remove…"</a>
+                    </div>
+                </details>
+            </td>
+        </tr>
+    }
+}
+
+/// Remove: asks for confirmation.
+#[component]
+pub fn RemoveRepositoryPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let rows = Resource::new(|| (), |_| list_repositories());
+    let remove = ServerAction::<RemoveRepository>::new();
+    view! {
+        <Title text="Remove repository"/>
+        <AdminOnly>
+            <h1>"Remove repository"</h1>
+            <Suspense fallback=loading>
+                {move || Suspend::new(async move {
+                    let rows = match rows.await {
+                        Ok(r) => r,
+                        Err(e) => return view! { <AdminErrorView error=e/> }.into_any(),
+                    };
+                    match rows.into_iter().find(|r| r.id == id()) {
+                        None => view! {
+                            <p>"This repository is not replicated (any more). " <a href="/repositories">"Back to Repositories"</a></p>
+                        }
+                        .into_any(),
+                        Some(r) => view! {
+                            <section class="card confirm">
+                                <p>
+                                    "Remove " <strong>{format!("{}/{}/{}", r.organization, r.project, r.name)}</strong>
+                                    " from the hub? Its replicated files, graphs and pending syncs are deleted. "
+                                    "Nothing changes in Azure DevOps; you can add it again later."
+                                </p>
+                                <ActionForm action=remove attr:class="form">
+                                    <input type="hidden" name="id" value=r.id.clone()/>
+                                    {move || remove.value().get().and_then(|v| v.err()).map(|e| view! { <AdminErrorView error=e/> })}
+                                    <div class="actions">
+                                        <button type="submit" class="danger">"Remove repository"</button>
+                                        <a class="button secondary" href="/repositories">"Cancel"</a>
+                                    </div>
+                                </ActionForm>
+                            </section>
+                        }
+                        .into_any(),
+                    }
+                })}
+            </Suspense>
         </AdminOnly>
     }
 }
