@@ -309,7 +309,7 @@ test('misconfigurations are named next to the field, with the keyboard only', as
   await generatePassword(page); // waits for hydration; not saved (the field is cleared below)
   await typeInto(page, '#webhook_password', '');
 
-  const test = async (fields: Record<string, string>) => {
+  const tryFields = async (fields: Record<string, string>) => {
     for (const [selector, value] of Object.entries(fields)) await typeInto(page, selector, value);
     await tabTo(page, 'button[value="test"]');
     await page.keyboard.press('Enter');
@@ -318,29 +318,29 @@ test('misconfigurations are named next to the field, with the keyboard only', as
     await expect(page.locator(where)).toContainText(text, { timeout: 20_000 });
   const ok = { '#tenant_id': TENANT_ID, '#client_id': CLIENT_ID, '#organization': 'contoso' };
 
-  await test({ ...ok, '#tenant_id': UNKNOWN_GUID });
+  await tryFields({ ...ok, '#tenant_id': UNKNOWN_GUID });
   await expectIn('fieldset:has(#tenant_id) > .diagnosis', 'Unknown tenant');
   await shot(page, '12-unknown-tenant');
 
-  await test({ ...ok, '#client_id': UNKNOWN_GUID });
+  await tryFields({ ...ok, '#client_id': UNKNOWN_GUID });
   await expectIn('.own-app > .diagnosis', 'Unknown client ID in this tenant');
 
-  await test({ ...ok, '#client_secret': SECRET_ID });
+  await tryFields({ ...ok, '#client_secret': SECRET_ID });
   await expectIn('#client_secret-error', "looks like the secret's ID");
   await shot(page, '13-secret-id-pasted');
 
-  await test({ ...ok, '#client_secret': EXPIRED_SECRET });
+  await tryFields({ ...ok, '#client_secret': EXPIRED_SECRET });
   await expectIn('.cred-client_secret .diagnosis', 'Client secret has expired');
 
-  await test({ ...ok, '#client_secret': CLIENT_SECRET, '#organization': 'tailspin' });
+  await tryFields({ ...ok, '#client_secret': CLIENT_SECRET, '#organization': 'tailspin' });
   await expectIn('fieldset:has(#organization) > .diagnosis', 'Service principal is not a member of the organization');
   await shot(page, '14-sp-not-in-org');
 
-  await test({ ...ok, '#organization': 'northwind' });
+  await tryFields({ ...ok, '#organization': 'northwind' });
   await expectIn('.test-result', 'No repository is visible to the service principal');
   await shot(page, '15-no-repository-access');
 
-  await test(ok);
+  await tryFields(ok);
   await expectIn('.test-result', 'Connection OK');
 });
 
