@@ -3,29 +3,15 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::TestDb;
+use common::{fixture_graph, open_db, synthetic_registry, TestDb};
 use spicehub::db::Db;
 use spicehub::graph::views::{self, NodeKind};
 use spicehub::graph::{get_or_compute_layout, Layout, LayoutError, Layouter, View};
-use spicehub::parser::{parse_dir, to_json, Edge, EdgeKind, Entry, EntryKind, Graph, Registry};
+use spicehub::parser::{to_json, Edge, Entry, Registry};
 
 const FIXTURES: [&str; 3] = ["data_pipeline", "fixture_project", "model_zoo"];
-
-fn fixture(name: &str) -> Graph {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    parse_dir(&dir).expect("fixture parses")
-}
-
-async fn open(db: &TestDb) -> Db {
-    let handle = Db::connect(&db.url).await.expect("connect");
-    handle.migrate().await.expect("migrate");
-    handle
-}
 
 async fn count(db: &Db, table: &str, repository_id: &str, commit_id: &str) -> i64 {
     use sqlx::Row;
@@ -41,54 +27,12 @@ async fn count(db: &Db, table: &str, repository_id: &str, commit_id: &str) -> i6
     .expect("n")
 }
 
-/// A registry `r` of `n` entries over `n / 50` modules; entry i depends on
-/// two earlier entries, so the graph is a DAG with about 2n edges.
-fn synthetic(n: usize) -> Graph {
-    let registry = Registry {
-        id: "big.registry".into(),
-        label: "registry".into(),
-        file: "big/registry.py".into(),
-        line: 1,
-    };
-    let entries = (0..n)
-        .map(|i| Entry {
-            registry: registry.id.clone(),
-            name: format!("entry_{i}"),
-            kind: EntryKind::Function,
-            target: format!("big.m{}.entry_{i}", i / 50),
-            file: format!("big/m{}.py", i / 50),
-            line: u32::try_from(i).unwrap_or(0) + 1,
-            doc: None,
-        })
-        .collect();
-    let mut edges = Vec::new();
-    for i in 1..n {
-        for back in [1 + i % 7, 1 + (i * 31) % 97] {
-            if back <= i {
-                edges.push(Edge {
-                    registry: registry.id.clone(),
-                    from: format!("entry_{}", i - back),
-                    to: format!("entry_{i}"),
-                    kind: EdgeKind::Parameter,
-                    dangling: false,
-                });
-            }
-        }
-    }
-    Graph {
-        registries: vec![registry],
-        entries,
-        edges,
-        diagnostics: vec![],
-    }
-}
-
 #[tokio::test]
 async fn stored_graphs_load_identical() {
     for tdb in TestDb::all().await {
-        let db = open(&tdb).await;
+        let db = open_db(&tdb).await;
         for (i, name) in FIXTURES.iter().enumerate() {
-            let graph = fixture(name);
+            let graph = fixture_graph(name);
             assert!(!graph.entries.is_empty(), "{name} has entries");
             let commit = format!("c{i}");
             db.store_graph("repo", &commit, &graph)
@@ -104,7 +48,7 @@ async fn stored_graphs_load_identical() {
         }
         // An unsorted graph keeps its order too; a big one crosses the
         // batch size of the inserts.
-        let mut big = synthetic(700);
+        let mut big = synthetic_registry(700, "registry");
         big.edges.reverse();
         db.store_graph("repo", "big", &big).await.expect("store");
         assert_eq!(
@@ -122,9 +66,9 @@ async fn stored_graphs_load_identical() {
 #[tokio::test]
 async fn storing_again_replaces_the_snapshot() {
     for tdb in TestDb::all().await {
-        let db = open(&tdb).await;
-        let first = fixture("fixture_project");
-        let second = fixture("data_pipeline");
+        let db = open_db(&tdb).await;
+        let first = fixture_graph("fixture_project");
+        let second = fixture_graph("data_pipeline");
         db.store_graph("repo", "c1", &first).await.expect("store");
         db.store_graph("repo", "c2", &first).await.expect("store");
         let layouter = Layouter::new();
@@ -169,8 +113,8 @@ async fn storing_again_replaces_the_snapshot() {
 #[tokio::test]
 async fn a_failed_store_keeps_the_previous_snapshot() {
     for tdb in TestDb::all().await {
-        let db = open(&tdb).await;
-        let good = fixture("fixture_project");
+        let db = open_db(&tdb).await;
+        let good = fixture_graph("fixture_project");
         db.store_graph("repo", "c1", &good).await.expect("store");
         // Renaming a column of the last table written makes the next store
         // fail after its deletes and its other inserts have run.
@@ -178,7 +122,7 @@ async fn a_failed_store_keeps_the_previous_snapshot() {
             .execute(db.pool())
             .await
             .expect("rename");
-        let mut bad = fixture("data_pipeline");
+        let mut bad = fixture_graph("data_pipeline");
         bad.diagnostics.push(spicehub::parser::Diagnostic::new(
             "x.py",
             1,
@@ -208,9 +152,9 @@ async fn a_failed_store_keeps_the_previous_snapshot() {
 #[tokio::test]
 async fn registries_are_listed_with_counts() {
     for tdb in TestDb::all().await {
-        let db = open(&tdb).await;
-        let project = fixture("fixture_project");
-        let zoo = fixture("model_zoo");
+        let db = open_db(&tdb).await;
+        let project = fixture_graph("fixture_project");
+        let zoo = fixture_graph("model_zoo");
         // repo-a has an older commit with the zoo: only its latest counts.
         db.store_graph("repo-a", "old", &zoo).await.expect("store");
         sqlx::query("UPDATE graph_snapshots SET stored_at = stored_at - 100")
@@ -350,7 +294,7 @@ fn assert_inside(layout: &Layout) {
 
 #[tokio::test]
 async fn small_registry_is_laid_out() {
-    let graph = fixture("fixture_project");
+    let graph = fixture_graph("fixture_project");
     let registry = graph
         .registries
         .iter()
@@ -398,7 +342,7 @@ async fn small_registry_is_laid_out() {
 
 #[tokio::test]
 async fn collapsed_and_focus_views_are_laid_out() {
-    let graph = synthetic(600);
+    let graph = synthetic_registry(600, "registry");
     let rg = spicehub::db::graphs::RegistryGraph {
         registry: graph.registries[0].clone(),
         entries: graph.entries.clone(),
@@ -470,7 +414,7 @@ fn dot_zombies() -> Vec<String> {
 
 #[tokio::test]
 async fn a_slow_layout_times_out_and_dot_is_reaped() {
-    let graph = synthetic(3_000);
+    let graph = synthetic_registry(3_000, "registry");
     let rg = spicehub::db::graphs::RegistryGraph {
         registry: graph.registries[0].clone(),
         entries: graph.entries,
@@ -505,7 +449,7 @@ async fn missing_graphviz_is_reported() {
             file: "r.py".into(),
             line: 1,
         },
-        entries: synthetic(2).entries,
+        entries: synthetic_registry(2, "registry").entries,
         edges: vec![],
     });
     assert!(matches!(
@@ -522,8 +466,8 @@ async fn missing_graphviz_is_reported() {
 #[tokio::test]
 async fn layouts_are_cached_per_view() {
     for tdb in TestDb::all().await {
-        let db = open(&tdb).await;
-        let graph = fixture("fixture_project");
+        let db = open_db(&tdb).await;
+        let graph = fixture_graph("fixture_project");
         db.store_graph("repo", "c1", &graph).await.expect("store");
         let registry = &graph.registries[0].id;
         let layouter = Layouter::new();

@@ -6,74 +6,16 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 use reqwest::StatusCode;
 use spicehub::db::repositories::NewRepository;
 use spicehub::db::Db;
-use spicehub::parser::{parse_dir, Edge, EdgeKind, Entry, EntryKind, Graph, Registry};
 
 const VIEWER: &str = "viewer@example.com";
 const VIEWER_PW: &str = "viewer-password-123";
 
 const SHOP: &str = "repo-shop";
 const PIPELINES: &str = "shopflow.registry.pipelines";
-
-fn fixture(name: &str) -> Graph {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    parse_dir(&dir).expect("fixture parses")
-}
-
-async fn open(db: &TestDb) -> Db {
-    let handle = Db::connect(&db.url).await.expect("connect");
-    handle.migrate().await.expect("migrate");
-    handle
-}
-
-/// A registry of `n` entries in modules of 50 (`big.m0`, `big.m1`, …);
-/// entry i depends on two earlier entries.
-fn synthetic(n: usize) -> Graph {
-    let registry = Registry {
-        id: "big.registry".into(),
-        label: "big".into(),
-        file: "big/registry.py".into(),
-        line: 1,
-    };
-    let entries = (0..n)
-        .map(|i| Entry {
-            registry: registry.id.clone(),
-            name: format!("entry_{i}"),
-            kind: EntryKind::Function,
-            target: format!("big.m{}.entry_{i}", i / 50),
-            file: format!("big/m{}.py", i / 50),
-            line: u32::try_from(i).unwrap_or(0) + 1,
-            doc: None,
-        })
-        .collect();
-    let mut edges = Vec::new();
-    for i in 1..n {
-        for back in [1 + i % 7, 1 + (i * 31) % 97] {
-            if back <= i {
-                edges.push(Edge {
-                    registry: registry.id.clone(),
-                    from: format!("entry_{}", i - back),
-                    to: format!("entry_{i}"),
-                    kind: EdgeKind::Parameter,
-                    dangling: false,
-                });
-            }
-        }
-    }
-    Graph {
-        registries: vec![registry],
-        entries,
-        edges,
-        diagnostics: vec![],
-    }
-}
 
 /// A hub with a signed-in viewer and the data_pipeline fixture stored as
 /// `repo-shop` (no repositories row: the latest snapshot is shown).
@@ -92,8 +34,8 @@ async fn setup(tdb: &TestDb, env: Vec<(&str, String)>) -> Setup {
         "admin create: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let db = open(tdb).await;
-    db.store_graph(SHOP, "c1", &fixture("data_pipeline"))
+    let db = open_db(tdb).await;
+    db.store_graph(SHOP, "c1", &fixture_graph("data_pipeline"))
         .await
         .expect("store");
     let hub = Hub::start_with(HubOptions {
@@ -139,7 +81,7 @@ fn node(name: &str) -> String {
 async fn registries_tab_lists_and_filters() {
     for tdb in TestDb::all().await {
         let s = setup(&tdb, vec![]).await;
-        s.db.store_graph("repo-zoo", "z1", &fixture("model_zoo"))
+        s.db.store_graph("repo-zoo", "z1", &fixture_graph("model_zoo"))
             .await
             .expect("store");
 
@@ -375,7 +317,7 @@ async fn focus_view_draws_a_neighbourhood() {
 async fn large_registries_are_collapsed_by_module_and_expand() {
     for tdb in TestDb::all().await {
         let s = setup(&tdb, vec![]).await;
-        s.db.store_graph("repo-big", "b1", &synthetic(600))
+        s.db.store_graph("repo-big", "b1", &synthetic_registry(600, "big"))
             .await
             .expect("store");
         let path = "/registries/repo-big/big.registry";
@@ -469,10 +411,10 @@ async fn the_repositorys_synced_commit_is_shown_with_links_to_azure_devops() {
         })
         .await
         .expect("repository");
-        s.db.store_graph(guid, old, &fixture("data_pipeline"))
+        s.db.store_graph(guid, old, &fixture_graph("data_pipeline"))
             .await
             .expect("store");
-        s.db.store_graph(guid, new, &fixture("model_zoo"))
+        s.db.store_graph(guid, new, &fixture_graph("model_zoo"))
             .await
             .expect("store");
 
@@ -481,7 +423,7 @@ async fn the_repositorys_synced_commit_is_shown_with_links_to_azure_devops() {
         assert!(html.contains("No registry matches"), "{}", tdb.label);
 
         // The synced commit is shown, not the snapshot stored last.
-        switch_to(&s.db, guid, old, &fixture("data_pipeline")).await;
+        switch_to(&s.db, guid, old, &fixture_graph("data_pipeline")).await;
         let html = s.ok("/registries?q=shop/SHOPFLOW").await;
         assert!(html.contains("Shop/shopflow"), "{}", tdb.label);
         assert!(html.contains(&format!("href=\"/registries/{guid}/{PIPELINES}\"")));
@@ -498,7 +440,7 @@ async fn the_repositorys_synced_commit_is_shown_with_links_to_azure_devops() {
         )));
 
         // The sync engine moves the commit: the viewer follows.
-        switch_to(&s.db, guid, new, &fixture("model_zoo")).await;
+        switch_to(&s.db, guid, new, &fixture_graph("model_zoo")).await;
         let html = s.ok("/registries?q=shopflow").await;
         assert!(
             html.contains(&format!("href=\"/registries/{guid}/zoo.registry.MODELS\"")),

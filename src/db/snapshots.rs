@@ -346,27 +346,11 @@ impl Db {
 
     /// Every path of a snapshot with its content, sorted by path.
     pub async fn snapshot_files(&self, snapshot_id: &str) -> Result<Vec<StoredFile>, DbError> {
-        let rows = sqlx::query(
-            "SELECT f.path, f.object_id, f.size, f.note, b.content FROM repository_files f \
-             LEFT JOIN file_blobs b ON b.repository_id = f.repository_id AND b.object_id = f.object_id \
-             WHERE f.snapshot_id = $1 ORDER BY f.path",
-        )
-        .bind(snapshot_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredFile {
-                    row: FileRow {
-                        path: r.try_get("path")?,
-                        object_id: r.try_get("object_id")?,
-                        size: r.try_get("size")?,
-                        note: r.try_get("note")?,
-                    },
-                    content: r.try_get("content")?,
-                })
-            })
-            .collect()
+        let rows = sqlx::query(SNAPSHOT_FILES_WITH_CONTENT)
+            .bind(snapshot_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(stored_file).collect()
     }
 
     /// The visible snapshot of a repository and its commit, if it ever synced.
@@ -404,28 +388,14 @@ impl Db {
         };
         let snapshot: String = row.try_get("id")?;
         let commit: String = row.try_get("commit_id")?;
-        let rows = sqlx::query(
-            "SELECT f.path, f.object_id, f.size, f.note, b.content FROM repository_files f \
-             LEFT JOIN file_blobs b ON b.repository_id = f.repository_id AND b.object_id = f.object_id \
-             WHERE f.snapshot_id = $1 ORDER BY f.path",
-        )
-        .bind(&snapshot)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows = sqlx::query(SNAPSHOT_FILES_WITH_CONTENT)
+            .bind(&snapshot)
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         let files = rows
             .iter()
-            .map(|r| {
-                Ok(StoredFile {
-                    row: FileRow {
-                        path: r.try_get("path")?,
-                        object_id: r.try_get("object_id")?,
-                        size: r.try_get("size")?,
-                        note: r.try_get("note")?,
-                    },
-                    content: r.try_get("content")?,
-                })
-            })
+            .map(stored_file)
             .collect::<Result<Vec<_>, DbError>>()?;
         Ok(Some((commit, files)))
     }
@@ -504,6 +474,24 @@ impl Db {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// A snapshot's files with their contents, in path order (`$1`: snapshot id).
+const SNAPSHOT_FILES_WITH_CONTENT: &str = "SELECT f.path, f.object_id, f.size, f.note, b.content \
+     FROM repository_files f LEFT JOIN file_blobs b \
+     ON b.repository_id = f.repository_id AND b.object_id = f.object_id \
+     WHERE f.snapshot_id = $1 ORDER BY f.path";
+
+fn stored_file(r: &sqlx::any::AnyRow) -> Result<StoredFile, DbError> {
+    Ok(StoredFile {
+        row: FileRow {
+            path: r.try_get("path")?,
+            object_id: r.try_get("object_id")?,
+            size: r.try_get("size")?,
+            note: r.try_get("note")?,
+        },
+        content: r.try_get("content")?,
+    })
 }
 
 #[cfg(test)]

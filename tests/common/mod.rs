@@ -257,3 +257,62 @@ pub fn data_dir() -> (tempfile::TempDir, PathBuf) {
     let path = dir.path().to_owned();
     (dir, path)
 }
+
+/// A parsed fixture from `tests/fixtures`.
+pub fn fixture_graph(name: &str) -> spicehub::parser::Graph {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    spicehub::parser::parse_dir(&dir).expect("fixture parses")
+}
+
+/// A migrated handle on a test database.
+pub async fn open_db(db: &TestDb) -> spicehub::db::Db {
+    let handle = spicehub::db::Db::connect(&db.url).await.expect("connect");
+    handle.migrate().await.expect("migrate");
+    handle
+}
+
+/// A registry `big.registry` labelled `label` with `n` entries in modules
+/// of 50 (`big.m0`, `big.m1`, …); entry i depends on two earlier entries, so
+/// the graph is a DAG with about 2n edges.
+pub fn synthetic_registry(n: usize, label: &str) -> spicehub::parser::Graph {
+    use spicehub::parser::{Edge, EdgeKind, Entry, EntryKind, Graph, Registry};
+    let registry = Registry {
+        id: "big.registry".into(),
+        label: label.into(),
+        file: "big/registry.py".into(),
+        line: 1,
+    };
+    let entries = (0..n)
+        .map(|i| Entry {
+            registry: registry.id.clone(),
+            name: format!("entry_{i}"),
+            kind: EntryKind::Function,
+            target: format!("big.m{}.entry_{i}", i / 50),
+            file: format!("big/m{}.py", i / 50),
+            line: u32::try_from(i).unwrap_or(0) + 1,
+            doc: None,
+        })
+        .collect();
+    let mut edges = Vec::new();
+    for i in 1..n {
+        for back in [1 + i % 7, 1 + (i * 31) % 97] {
+            if back <= i {
+                edges.push(Edge {
+                    registry: registry.id.clone(),
+                    from: format!("entry_{}", i - back),
+                    to: format!("entry_{i}"),
+                    kind: EdgeKind::Parameter,
+                    dangling: false,
+                });
+            }
+        }
+    }
+    Graph {
+        registries: vec![registry],
+        entries,
+        edges,
+        diagnostics: vec![],
+    }
+}
