@@ -3,7 +3,7 @@
 //! redelivery is recognised by the database, even when two instances receive
 //! it at once.
 
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use super::{now, Db, DbError};
 use crate::sync::queue::{enqueue_on, NewJob};
@@ -66,65 +66,25 @@ impl Db {
         decision: Decision<'_>,
         max_attempts: i64,
     ) -> Result<Recorded, DbError> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let at = now();
-        let (status, reason) = match &decision {
-            Decision::Ignore(reason) => ("ignored", Some(reason.as_str())),
-            Decision::Enqueue(_) => ("queued", None),
-        };
         let mut tx = self.pool().begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO webhook_deliveries (id, provider_id, event_id, event_type, repository_id, \
-             ref_name, new_commit, status, reason, body, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             ON CONFLICT (provider_id, event_id) DO NOTHING",
-        )
-        .bind(&id)
-        .bind(new.provider_id)
-        .bind(new.event_id)
-        .bind(new.event_type)
-        .bind(new.repository_id)
-        .bind(new.ref_name)
-        .bind(new.new_commit)
-        .bind(status)
-        .bind(reason)
-        .bind(new.body)
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(Recorded::Duplicate);
+        let recorded = record_on(&mut tx, new, decision, max_attempts).await?;
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    /// Records several deliveries in one transaction (group commit: one
+    /// durable write for the lot), each with the guarantees of
+    /// [`Db::record_delivery`]. Either all are recorded or none is.
+    pub async fn record_deliveries(
+        &self,
+        batch: Vec<(NewDelivery<'_>, Decision<'_>)>,
+        max_attempts: i64,
+    ) -> Result<Vec<Recorded>, DbError> {
+        let mut tx = self.pool().begin().await?;
+        let mut recorded = Vec::with_capacity(batch.len());
+        for (new, decision) in batch {
+            recorded.push(record_on(&mut tx, &new, decision, max_attempts).await?);
         }
-        if let Some(repository_id) = new.repository_id {
-            sqlx::query("UPDATE repositories SET last_webhook_at = $2 WHERE id = $1")
-                .bind(repository_id)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let recorded = match decision {
-            Decision::Ignore(reason) => Recorded::Ignored {
-                delivery_id: id,
-                reason,
-            },
-            Decision::Enqueue(job) => {
-                let job = NewJob {
-                    delivery_id: Some(&id),
-                    ..job
-                };
-                let job_id = enqueue_on(&mut tx, &job, max_attempts).await?;
-                sqlx::query("UPDATE webhook_deliveries SET job_id = $2 WHERE id = $1")
-                    .bind(&id)
-                    .bind(&job_id)
-                    .execute(&mut *tx)
-                    .await?;
-                Recorded::Queued {
-                    delivery_id: id,
-                    job_id,
-                }
-            }
-        };
         tx.commit().await?;
         Ok(recorded)
     }
@@ -157,4 +117,72 @@ impl Db {
             })
             .collect()
     }
+}
+
+/// One delivery's statements, inside the caller's transaction.
+async fn record_on(
+    conn: &mut AnyConnection,
+    new: &NewDelivery<'_>,
+    decision: Decision<'_>,
+    max_attempts: i64,
+) -> Result<Recorded, DbError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let at = now();
+    let (status, reason) = match &decision {
+        Decision::Ignore(reason) => ("ignored", Some(reason.as_str())),
+        Decision::Enqueue(_) => ("queued", None),
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO webhook_deliveries (id, provider_id, event_id, event_type, repository_id, \
+         ref_name, new_commit, status, reason, body, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (provider_id, event_id) DO NOTHING",
+    )
+    .bind(&id)
+    .bind(new.provider_id)
+    .bind(new.event_id)
+    .bind(new.event_type)
+    .bind(new.repository_id)
+    .bind(new.ref_name)
+    .bind(new.new_commit)
+    .bind(status)
+    .bind(reason)
+    .bind(new.body)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        // Nothing was written for it: the rest of a batch goes on.
+        return Ok(Recorded::Duplicate);
+    }
+    if let Some(repository_id) = new.repository_id {
+        sqlx::query("UPDATE repositories SET last_webhook_at = $2 WHERE id = $1")
+            .bind(repository_id)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let recorded = match decision {
+        Decision::Ignore(reason) => Recorded::Ignored {
+            delivery_id: id,
+            reason,
+        },
+        Decision::Enqueue(job) => {
+            let job = NewJob {
+                delivery_id: Some(&id),
+                ..job
+            };
+            let job_id = enqueue_on(conn, &job, max_attempts).await?;
+            sqlx::query("UPDATE webhook_deliveries SET job_id = $2 WHERE id = $1")
+                .bind(&id)
+                .bind(&job_id)
+                .execute(&mut *conn)
+                .await?;
+            Recorded::Queued {
+                delivery_id: id,
+                job_id,
+            }
+        }
+    };
+    Ok(recorded)
 }

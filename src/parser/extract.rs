@@ -251,7 +251,7 @@ pub(crate) fn extract_source(path: &str, text: &str) -> FileFacts {
 }
 
 fn memchr_nul(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == 0)
+    memchr::memchr(0, bytes)
 }
 
 fn line_of_offset(bytes: &[u8], offset: usize) -> u32 {

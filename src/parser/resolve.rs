@@ -6,6 +6,7 @@
 //! `b` which imports it from `a`) and alias loops are common enough in real
 //! code, and must end in "unresolved" rather than in a hang.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -31,12 +32,6 @@ const MAX_EDGES_PER_REGISTRATION: usize = 10_000;
 /// The default constructor names of spec §1.
 const REGISTRY_CLASS: &str = "Registry";
 const CATALOGUE_CREATE: &str = "catalogue.create";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Symbol {
-    Def(usize, usize),
-    Registry(usize),
-}
 
 /// What a name or dotted path refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,19 +67,24 @@ impl Budget {
 struct Index<'a> {
     files: &'a [FileFacts],
     modules: HashMap<&'a str, usize>,
-    /// `[file]`: definitions and registries by their qualified name within
-    /// the module (`Zoo.BACKBONES`), borrowed from the facts.
-    locals: Vec<HashMap<&'a str, Symbol>>,
-    /// `[file][scope]`: name → indices into the file's bindings, in source order.
-    scopes: Vec<Vec<HashMap<&'a str, Vec<usize>>>>,
+    /// `[file]`: definitions by their qualified name within the module
+    /// (`Zoo.BACKBONES`), borrowed from the facts. Built on first use: most
+    /// files of a repository never have a name looked up in them.
+    defs_by_name: Vec<OnceCell<HashMap<&'a str, usize>>>,
+    /// Registries by `(file, qualified name within the module)`; they shadow
+    /// a definition of the same name.
+    registry_locals: HashMap<(usize, &'a str), usize>,
+    /// `[file][scope]`: name → indices into the file's bindings, in source
+    /// order. Built on first use, like `defs_by_name`.
+    scopes: Vec<OnceCell<ScopeMaps<'a>>>,
     registries: Vec<Registry>,
 }
+
+type ScopeMaps<'a> = Vec<HashMap<&'a str, Vec<usize>>>;
 
 impl<'a> Index<'a> {
     fn new(files: &'a [FileFacts], diagnostics: &mut Vec<Diagnostic>) -> Self {
         let mut modules: HashMap<&str, usize> = HashMap::default();
-        let mut locals = Vec::with_capacity(files.len());
-        let mut scopes = Vec::with_capacity(files.len());
         for (fi, file) in files.iter().enumerate() {
             if !file.scopes.is_empty() {
                 match modules.get(file.module.as_str()) {
@@ -102,29 +102,39 @@ impl<'a> Index<'a> {
                     }
                 }
             }
-            let mut symbols: HashMap<&str, Symbol> = HashMap::default();
-            for (di, def) in file.defs.iter().enumerate() {
-                symbols
-                    .entry(file.local_qualname(def))
-                    .or_insert(Symbol::Def(fi, di));
-            }
-            locals.push(symbols);
-            let mut by_scope: Vec<HashMap<&str, Vec<usize>>> =
-                vec![HashMap::default(); file.scopes.len().max(1)];
-            for (bi, binding) in file.bindings.iter().enumerate() {
-                if let Some(map) = by_scope.get_mut(binding.scope) {
-                    map.entry(binding.name.as_str()).or_default().push(bi);
-                }
-            }
-            scopes.push(by_scope);
         }
         Index {
             files,
             modules,
-            locals,
-            scopes,
+            defs_by_name: files.iter().map(|_| OnceCell::new()).collect(),
+            registry_locals: HashMap::default(),
+            scopes: files.iter().map(|_| OnceCell::new()).collect(),
             registries: Vec::new(),
         }
+    }
+
+    fn defs_by_name(&self, file: usize) -> Option<&HashMap<&'a str, usize>> {
+        let facts: &'a FileFacts = self.files.get(file)?;
+        Some(self.defs_by_name.get(file)?.get_or_init(|| {
+            let mut symbols: HashMap<&str, usize> = HashMap::default();
+            for (di, def) in facts.defs.iter().enumerate() {
+                symbols.entry(facts.local_qualname(def)).or_insert(di);
+            }
+            symbols
+        }))
+    }
+
+    fn scope_maps(&self, file: usize) -> Option<&ScopeMaps<'a>> {
+        let facts: &'a FileFacts = self.files.get(file)?;
+        Some(self.scopes.get(file)?.get_or_init(|| {
+            let mut by_scope: ScopeMaps<'a> = vec![HashMap::default(); facts.scopes.len().max(1)];
+            for (bi, binding) in facts.bindings.iter().enumerate() {
+                if let Some(map) = by_scope.get_mut(binding.scope) {
+                    map.entry(binding.name.as_str()).or_default().push(bi);
+                }
+            }
+            by_scope
+        }))
     }
 
     fn def(&self, file: usize, def: usize) -> Option<&'a DefFacts> {
@@ -138,10 +148,11 @@ impl<'a> Index<'a> {
     }
 
     fn local_symbol(&self, file: usize, local: &str) -> Option<Resolved> {
-        match self.locals.get(file)?.get(local)? {
-            Symbol::Registry(r) => Some(Resolved::Registry(*r)),
-            Symbol::Def(f, d) => Some(Resolved::Def(*f, *d)),
+        if let Some(&r) = self.registry_locals.get(&(file, local)) {
+            return Some(Resolved::Registry(r));
         }
+        let &d = self.defs_by_name(file)?.get(local)?;
+        Some(Resolved::Def(file, d))
     }
 
     /// The dotted path of a resolution, for further attribute lookups and for targets.
@@ -210,7 +221,7 @@ impl<'a> Index<'a> {
         name: &str,
         budget: &mut Budget,
     ) -> Option<Resolved> {
-        let indices = self.scopes.get(file)?.get(scope)?.get(name)?;
+        let indices = self.scope_maps(file)?.get(scope)?.get(name)?;
         let mut fallback = None;
         for &bi in indices.iter().rev() {
             // Each binding examined costs a step: a name imported 100,000
@@ -483,9 +494,9 @@ fn declare_registries(index: &mut Index<'_>, config: &Config, diagnostics: &mut 
                 line: decl.line,
             });
             first_seen.insert(id, (&file.path, decl.line));
-            if let Some(locals) = index.locals.get_mut(fi) {
-                locals.insert(&decl.local, Symbol::Registry(registry_index));
-            }
+            index
+                .registry_locals
+                .insert((fi, decl.local.as_str()), registry_index);
         }
     }
 }

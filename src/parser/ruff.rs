@@ -120,7 +120,8 @@ impl<'a> Lowerer<'a> {
                 stack.pop();
                 continue;
             };
-            let line = self.line(stmt.start());
+            // Most statements are skipped: their line is looked up only when kept.
+            let line = || self.line(stmt.start());
             match stmt {
                 ast::Stmt::FunctionDef(f) => {
                     let body_scope = new_scope(module, scope, ScopeKind::Function, f.name.as_str());
@@ -177,14 +178,14 @@ impl<'a> Lowerer<'a> {
                         .iter()
                         .filter_map(|t| t.as_name_expr().map(|n| n.id.as_str().to_owned()))
                         .collect();
-                    self.push_assign(module, scope, line, targets, &a.value);
+                    self.push_assign(module, scope, stmt.start(), targets, &a.value);
                 }
                 ast::Stmt::AnnAssign(a) => {
                     if let (Some(value), Some(name)) = (&a.value, a.target.as_name_expr()) {
                         self.push_assign(
                             module,
                             scope,
-                            line,
+                            stmt.start(),
                             vec![name.id.as_str().to_owned()],
                             value,
                         );
@@ -201,7 +202,7 @@ impl<'a> Lowerer<'a> {
                     if registers {
                         module.stmts.push(Stmt {
                             scope,
-                            line,
+                            line: line(),
                             kind: StmtKind::Expr(self.lower_expr(&e.value, 0)),
                         });
                     }
@@ -209,14 +210,14 @@ impl<'a> Lowerer<'a> {
                 ast::Stmt::Import(i) => {
                     module.stmts.push(Stmt {
                         scope,
-                        line,
+                        line: line(),
                         kind: StmtKind::Import(lower_aliases(&i.names)),
                     });
                 }
                 ast::Stmt::ImportFrom(i) => {
                     module.stmts.push(Stmt {
                         scope,
-                        line,
+                        line: line(),
                         kind: StmtKind::ImportFrom {
                             module: i.module.as_ref().map(|m| m.as_str().to_owned()),
                             level: i.level,
@@ -264,7 +265,7 @@ impl<'a> Lowerer<'a> {
         &self,
         module: &mut Module,
         scope: ScopeId,
-        line: u32,
+        start: TextSize,
         targets: Vec<String>,
         value: &ast::Expr,
     ) {
@@ -280,7 +281,7 @@ impl<'a> Lowerer<'a> {
         }
         module.stmts.push(Stmt {
             scope,
-            line,
+            line: self.line(start),
             kind: StmtKind::Assign {
                 targets,
                 value: self.lower_expr(value, 0),

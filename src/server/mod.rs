@@ -4,6 +4,7 @@
 
 pub mod consent;
 pub mod health;
+pub mod ingest;
 pub mod metrics;
 pub mod middleware;
 pub mod webhook;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub queue: crate::sync::Queue,
     /// Azure DevOps clients per provider (shared token cache).
     pub clients: crate::sync::clients::Clients,
+    /// Webhook deliveries are committed through this writer (group commit).
+    pub ingest: ingest::Ingest,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -176,6 +179,7 @@ pub async fn serve(mut config: Config) -> Result<(), ServeError> {
         metrics: Arc::new(metrics::Metrics::new()),
         queue,
         clients,
+        ingest: ingest::Ingest::start(db.clone(), crate::sync::QueueConfig::default().max_attempts),
     };
     let sessions = DbSessionStore::new(db.clone());
     let cleanup = tokio::spawn(async move {

@@ -22,9 +22,10 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::ingest::{PendingAction, PendingDelivery};
 use super::AppState;
-use crate::db::deliveries::{Decision, NewDelivery, Recorded};
-use crate::sync::queue::{JobKind, NewJob, QueueConfig};
+use crate::db::deliveries::Recorded;
+use crate::sync::queue::JobKind;
 
 pub const PATH: &str = "/gateway/public/sync";
 
@@ -207,31 +208,24 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bo
             return unavailable();
         }
     };
-    let delivery = NewDelivery {
-        provider_id: &provider_id,
-        event_id: outcome.dedupe.then_some(event_id),
-        event_type: str_at(&event, "/eventType"),
-        repository_id: outcome.repository_id.as_deref(),
-        ref_name: outcome.ref_name.as_deref(),
-        new_commit: outcome.new_commit.as_deref(),
-        body: text,
-    };
-    let decision = match (&outcome.action, outcome.repository_id.as_deref()) {
-        (Some(Ok(kind)), Some(repository_id)) => Decision::Enqueue(NewJob {
-            repository_id,
-            kind: *kind,
-            target_commit: outcome.new_commit.as_deref(),
-            delivery_id: None,
-        }),
-        (Some(Err(reason)), _) => Decision::Ignore(reason.clone()),
+    let action = match (outcome.action, outcome.repository_id.is_some()) {
+        (Some(Ok(kind)), true) => PendingAction::Enqueue(kind),
+        (Some(Err(reason)), _) => PendingAction::Ignore(reason),
         // decide() always sets an action, and a repository with Ok.
-        _ => Decision::Ignore("nothing to do".into()),
+        _ => PendingAction::Ignore("nothing to do".into()),
     };
-    match state
-        .db
-        .record_delivery(&delivery, decision, QueueConfig::default().max_attempts)
-        .await
-    {
+    let delivery = PendingDelivery {
+        provider_id: provider_id.clone(),
+        event_id: outcome.dedupe.then(|| event_id.to_owned()),
+        event_type: str_at(&event, "/eventType").map(str::to_owned),
+        repository_id: outcome.repository_id,
+        ref_name: outcome.ref_name,
+        new_commit: outcome.new_commit,
+        body: text.to_owned(),
+        action,
+    };
+    let repository_id = delivery.repository_id.clone();
+    match state.ingest.record(delivery).await {
         Ok(Recorded::Queued {
             delivery_id,
             job_id,
@@ -239,7 +233,7 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bo
             tracing::info!(
                 provider = %provider_id,
                 event = %event_id,
-                repository = delivery.repository_id.unwrap_or("-"),
+                repository = repository_id.as_deref().unwrap_or("-"),
                 job = %job_id,
                 "webhook: push queued"
             );
@@ -272,10 +266,8 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bo
                 format!("event {event_id} was already received (redelivery)"),
             )
         }
-        Err(e) => {
-            tracing::error!(error = %e, "webhook: cannot record the delivery");
-            unavailable()
-        }
+        // The writer logged the cause.
+        Err(_) => unavailable(),
     }
 }
 
