@@ -327,6 +327,69 @@ async fn a_push_queues_one_job_and_redeliveries_are_recognised() {
     }
 }
 
+/// Deliveries arriving together are committed together (group commit):
+/// each still gets its own answer, and a redelivery racing its original in
+/// the same batch is recognised.
+#[tokio::test]
+async fn concurrent_deliveries_are_each_recorded_once() {
+    for test_db in TestDb::all().await {
+        let (_dir, data) = data_dir();
+        let db = seed(&test_db.url, &data, REPO).await;
+        let hub = Hub::start(&test_db, &data);
+        let label = test_db.label;
+        let events: Vec<Value> = (0..40)
+            .map(|i| {
+                push(
+                    &format!("burst-{i}"),
+                    REPO,
+                    "refs/heads/main",
+                    &format!("{i:040x}"),
+                )
+            })
+            .collect();
+        // Every event twice, all at once.
+        let answers = futures_util::future::join_all(
+            events
+                .iter()
+                .chain(events.iter())
+                .map(|body| post_json(&hub, body)),
+        )
+        .await;
+        assert!(
+            answers.iter().all(|r| r.status == 200),
+            "{label}: all answered 200"
+        );
+        let queued: Vec<&Posted> = answers
+            .iter()
+            .filter(|r| r.body["status"] == "queued")
+            .collect();
+        let repeats = answers
+            .iter()
+            .filter(|r| {
+                r.body["status"] == "ignored"
+                    && r.body["reason"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("already received"))
+            })
+            .count();
+        assert_eq!(
+            (queued.len(), repeats),
+            (40, 40),
+            "{label}: one of each pair queued"
+        );
+        // All pushes coalesce into the one pending job.
+        let job = queued[0].body["job"].clone();
+        assert!(
+            queued.iter().all(|r| r.body["job"] == job),
+            "{label}: one job"
+        );
+        assert_eq!(queue(&db).jobs_for(REPO).await.unwrap().len(), 1, "{label}");
+        let deliveries = db.recent_deliveries(200).await.unwrap();
+        assert_eq!(deliveries.len(), 40, "{label}: each event stored once");
+        db.close().await;
+    }
+}
+
 #[tokio::test]
 async fn the_emulator_posts_a_real_push_that_queues_a_job() {
     use spicehub::emulator::{
