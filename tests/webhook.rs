@@ -343,11 +343,12 @@ async fn concurrent_deliveries_are_each_recorded_once() {
                     &format!("burst-{i}"),
                     REPO,
                     "refs/heads/main",
-                    &format!("{i:040x}"),
+                    &format!("{:040x}", i + 1),
                 )
             })
             .collect();
-        // Every event twice, all at once.
+        // Every event twice, all at once (commit ids count from 1: all
+        // zeros would mean a deleted branch).
         let answers = futures_util::future::join_all(
             events
                 .iter()
