@@ -9,44 +9,105 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use spicehub::parser::{
-    parse_tree, syntax_error_count, to_json, DirSource, MemorySource, ParseOptions, SourceTree,
+    parse_tree, prepare_file, syntax_error_count, to_json, DirSource, MemorySource, ParseOptions,
+    SourceTree,
 };
 
-/// Counts live heap bytes, so that memory figures are not blurred by how
-/// the system allocator keeps freed pages.
-struct Counting;
+/// The allocator the hub's binary uses (`src/main.rs`), so the figures are
+/// what `spicehub serve` and `spicehub parse` get. Heap bytes are counted
+/// only in the fresh child processes that measure memory: counting costs two
+/// atomic read-modify-writes on shared cache lines per allocation, which
+/// serialises the threads of a throughput run (earlier versions of this
+/// bench counted everywhere and under-reported the 2-core speed-up).
+/// `SPICEHUB_BENCH_ALLOC=system` measures with glibc's malloc instead.
+struct Bench;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// 0: not decided yet; otherwise `MODE_SET` plus the flags below.
+static MODE: AtomicU8 = AtomicU8::new(0);
+const MODE_SET: u8 = 1;
+const MODE_COUNT: u8 = 2;
+const MODE_SYSTEM: u8 = 4;
 
-unsafe impl GlobalAlloc for Counting {
+unsafe extern "C" {
+    // glibc's getenv allocates nothing, so it can run inside the allocator.
+    fn getenv(name: *const std::ffi::c_char) -> *const std::ffi::c_char;
+}
+
+fn mode() -> u8 {
+    let mode = MODE.load(Ordering::Relaxed);
+    if mode != 0 {
+        return mode;
+    }
+    let set = |name: &std::ffi::CStr| unsafe { !getenv(name.as_ptr()).is_null() };
+    let mut mode = MODE_SET;
+    if set(c"SPICEHUB_BENCH_CHILD") {
+        mode |= MODE_COUNT;
+    }
+    let system = unsafe { getenv(c"SPICEHUB_BENCH_ALLOC".as_ptr()) };
+    if !system.is_null() && unsafe { std::ffi::CStr::from_ptr(system) } == c"system" {
+        mode |= MODE_SYSTEM;
+    }
+    // Decided before the first allocation and never changed: a block is
+    // always freed by the allocator that gave it.
+    MODE.store(mode, Ordering::Relaxed);
+    mode
+}
+
+fn grew(by: usize) {
+    let live = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(live, Ordering::Relaxed);
+}
+
+unsafe impl GlobalAlloc for Bench {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
+        let mode = mode();
+        let ptr = unsafe {
+            if mode & MODE_SYSTEM != 0 {
+                System.alloc(layout)
+            } else {
+                mimalloc::MiMalloc.alloc(layout)
+            }
+        };
+        if mode & MODE_COUNT != 0 && !ptr.is_null() {
+            grew(layout.size());
         }
         ptr
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        let mode = mode();
+        unsafe {
+            if mode & MODE_SYSTEM != 0 {
+                System.dealloc(ptr, layout)
+            } else {
+                mimalloc::MiMalloc.dealloc(ptr, layout)
+            }
+        };
+        if mode & MODE_COUNT != 0 {
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
+        let mode = mode();
+        let new = unsafe {
+            if mode & MODE_SYSTEM != 0 {
+                System.realloc(ptr, layout, new_size)
+            } else {
+                mimalloc::MiMalloc.realloc(ptr, layout, new_size)
+            }
+        };
+        if mode & MODE_COUNT != 0 && !new.is_null() {
             if new_size >= layout.size() {
-                let grow = new_size - layout.size();
-                let live = LIVE.fetch_add(grow, Ordering::Relaxed) + grow;
-                PEAK.fetch_max(live, Ordering::Relaxed);
+                grew(new_size - layout.size());
             } else {
                 LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
             }
@@ -56,7 +117,7 @@ unsafe impl GlobalAlloc for Counting {
 }
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: Bench = Bench;
 
 const PACKAGES: [&str; 2] = ["django", "sqlalchemy"];
 const RUNS: usize = 3;
@@ -139,6 +200,8 @@ struct Package {
     name: String,
     files: MemorySource,
     texts: Vec<String>,
+    /// `(path, content)` for the per-file phase alone (`prepare_file`).
+    raw: Vec<(String, Vec<u8>)>,
     bytes: u64,
 }
 
@@ -146,16 +209,18 @@ fn load(root: &Path) -> BenchResult<Package> {
     let disk = DirSource::new(root)?;
     let mut files = MemorySource::new();
     let mut texts = Vec::new();
+    let mut raw = Vec::new();
     let mut bytes = 0;
     for (path, size) in disk.paths() {
         if !path.ends_with(".py") {
             continue;
         }
-        let content = disk.read(&path)?;
+        let content = disk.read(&path)?.into_owned();
         bytes += size;
         if let Ok(text) = String::from_utf8(content.clone()) {
             texts.push(text);
         }
+        raw.push((path.clone(), content.clone()));
         files.insert(path, content);
     }
     let name = root
@@ -166,6 +231,7 @@ fn load(root: &Path) -> BenchResult<Package> {
         name,
         files,
         texts,
+        raw,
         bytes,
     })
 }
@@ -312,7 +378,7 @@ fn main() -> BenchResult<()> {
     let bytes: u64 = packages.iter().map(|p| p.bytes).sum();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "corpus: {} ({} .py files, {:.2} MB); {} cores",
+        "corpus: {} ({} .py files, {:.2} MB); {} cores; allocator: {}",
         packages
             .iter()
             .map(|p| p.name.as_str())
@@ -320,7 +386,12 @@ fn main() -> BenchResult<()> {
             .join(", "),
         files,
         bytes as f64 / 1_000_000.0,
-        cores
+        cores,
+        if mode() & MODE_SYSTEM != 0 {
+            "glibc malloc (SPICEHUB_BENCH_ALLOC=system)"
+        } else {
+            "mimalloc, as the spicehub binary"
+        }
     );
     println!(
         "VmHWM after loading the corpus: {} KiB",
@@ -355,6 +426,24 @@ fn main() -> BenchResult<()> {
     );
 
     let options = ParseOptions::default();
+    // The per-file phase alone (what the sync engine runs while unpacking):
+    // the gap between this and (b) is the per-repository resolution.
+    for &threads in &thread_counts {
+        let pool = pool(threads)?;
+        let elapsed = best_of(|| {
+            pool.install(|| {
+                for p in &packages {
+                    let prepared: Vec<_> = p
+                        .raw
+                        .par_iter()
+                        .map(|(path, content)| prepare_file(path, content, &options))
+                        .collect();
+                    std::hint::black_box(prepared);
+                }
+            });
+        });
+        report("(b1) per-file phase", threads, files, bytes, elapsed);
+    }
     for &threads in &thread_counts {
         let pool = pool(threads)?;
         let elapsed = best_of(|| {

@@ -114,6 +114,20 @@ enum ProviderCommand {
         #[command(flatten)]
         hub: HubArgs,
     },
+    /// Test a saved provider's connection as the admin page's "Test
+    /// connection" does (a token, then its organization's projects and
+    /// repositories) and record the outcome as its health. Exit 0 when all
+    /// is well, 2 with a diagnosis, 1 on usage errors.
+    Check {
+        /// Provider display name or id.
+        provider: String,
+        /// The organization to test (default: the provider's own, as the
+        /// admin page saved it or a repository added).
+        #[arg(long)]
+        organization: Option<String>,
+        #[command(flatten)]
+        hub: HubArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -226,7 +240,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Some(Command::Emulator(args)) => crate::emulator::run_cli(args)
             .await
             .map_err(|e| e.to_string()),
-        Some(Command::Provider { command }) => provider_command(command).await,
+        Some(Command::Provider { command }) => return provider_command(command).await,
         Some(Command::Repository { command }) => repository_command(command).await,
         Some(Command::Admin {
             command:
@@ -286,7 +300,7 @@ fn read_secret(prompt: &str) -> Result<String, String> {
     }
 }
 
-async fn provider_command(command: ProviderCommand) -> Result<(), String> {
+async fn provider_command(command: ProviderCommand) -> Result<ExitCode, String> {
     use crate::db::providers::{generate_webhook_password, CredentialKind, NewProvider};
     match command {
         ProviderCommand::Add {
@@ -342,8 +356,13 @@ async fn provider_command(command: ProviderCommand) -> Result<(), String> {
             );
             println!("webhook user name: {username}");
             println!("webhook password (shown once, store it in the service hook): {password}");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
+        ProviderCommand::Check {
+            provider,
+            organization,
+            hub,
+        } => check_provider(&provider, organization.as_deref(), hub).await,
         ProviderCommand::List { hub } => {
             let hub = open_hub(hub).await?;
             for p in hub.db.providers().await.map_err(|e| e.to_string())? {
@@ -356,9 +375,64 @@ async fn provider_command(command: ProviderCommand) -> Result<(), String> {
                     p.credential_kind.as_str()
                 );
             }
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn check_provider(
+    provider: &str,
+    organization: Option<&str>,
+    hub: HubArgs,
+) -> Result<ExitCode, String> {
+    use crate::admin::repositories::find_provider;
+    let hub = open_hub(hub).await?;
+    let id = find_provider(&hub.db, provider)
+        .await
+        .map_err(|e| e.to_string())?;
+    let clients = hub_clients(&hub)?;
+    let check = crate::admin::providers::test_with(&hub.db, &clients, &id, organization)
+        .await
+        .map_err(|e| e.to_string())?;
+    let organization = if check.organization.is_empty() {
+        "(no organization saved)".to_owned()
+    } else {
+        check.organization.clone()
+    };
+    println!(
+        "token: {}",
+        if check.token_ok {
+            "obtained"
+        } else {
+            "not obtained"
+        }
+    );
+    println!("organization: {organization}");
+    match &check.diagnosis {
+        None => {
+            println!(
+                "OK: {} projects, {} repositories visible",
+                check.projects, check.repositories
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(d) => {
+            println!("FAILED: {}", d.title);
+            println!("what to do: {}", d.hint);
+            println!("code: {}", d.code);
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn hub_clients(hub: &Hub) -> Result<crate::sync::clients::Clients, String> {
+    crate::sync::clients::Clients::new(
+        hub.db.clone(),
+        hub.key.clone(),
+        hub.azure.clone(),
+        Default::default(),
+    )
+    .map_err(|e| e.to_string())
 }
 
 async fn repository_command(command: RepositoryCommand) -> Result<(), String> {
@@ -377,13 +451,7 @@ async fn repository_command(command: RepositoryCommand) -> Result<(), String> {
             let provider_id = find_provider(&hub.db, &provider)
                 .await
                 .map_err(|e| e.to_string())?;
-            let clients = crate::sync::clients::Clients::new(
-                hub.db.clone(),
-                hub.key.clone(),
-                hub.azure.clone(),
-                Default::default(),
-            )
-            .map_err(|e| e.to_string())?;
+            let clients = hub_clients(&hub)?;
             let queue = Queue::new(hub.db.clone(), QueueConfig::default());
             let repo = add_repository(
                 &hub.db,

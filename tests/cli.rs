@@ -109,3 +109,122 @@ fn parse_prints_the_registries_or_says_why_it_cannot() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read /no/such/checkout"));
 }
+
+/// `provider add` then `provider check` against the emulator: all well
+/// (exit 0), then a provider whose secret is wrong (exit 2 with the
+/// diagnosis, the secret not echoed), then a name that matches nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_check_tests_the_saved_connection_and_says_what_is_wrong() {
+    use spicehub::emulator::{start, AccessLevel, EmulatorConfig};
+    const TENANT: &str = "11111111-2222-4333-8444-555555555555";
+    const CLIENT: &str = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
+    const SECRET: &str = "good~secret.Value-0123456789";
+    const WRONG: &str = "wrong~secret.Value-9876543210";
+    let emu_dir = tempfile::tempdir().expect("tempdir");
+    let emu = start(
+        EmulatorConfig::new(emu_dir.path().to_path_buf())
+            .with_tenant(TENANT, &["contoso.test"])
+            .with_app(TENANT, CLIENT, "spicehub sync")
+            .with_secret(CLIENT, SECRET, None)
+            .with_org("acme", "0a0a0a0a-1b1b-4c2c-8d3d-4e4e4e4e4e4e", TENANT)
+            .with_member("acme", CLIENT, AccessLevel::Basic)
+            .with_project("acme", "Alpha")
+            .with_repo("acme", "Alpha", "app"),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("emulator");
+    let (authority, devops) = (emu.authority_url(), emu.devops_url());
+    for db in TestDb::all().await {
+        let (_d, dir) = data_dir();
+        let dir = dir.to_str().unwrap().to_owned();
+        let env = [
+            ("DATABASE_URL", db.url.as_str()),
+            ("SPICEHUB_DATA_DIR", dir.as_str()),
+            ("SPICEHUB_AUTHORITY_URL", authority.as_str()),
+            ("SPICEHUB_DEVOPS_URL", devops.as_str()),
+        ];
+        let add = |name: &str, secret: &str| {
+            let mut cmd = Command::new(BIN);
+            cmd.args(["provider", "add", "--name", name, "--tenant", TENANT])
+                .args(["--client-id", CLIENT])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let mut child = cmd.spawn().expect("spawn provider add");
+            let mut stdin = child.stdin.take().expect("stdin");
+            std::io::Write::write_all(&mut stdin, format!("{secret}\n").as_bytes())
+                .expect("write secret");
+            drop(stdin);
+            let out = child.wait_with_output().expect("provider add");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        add("Contoso", SECRET);
+        add("Broken", WRONG);
+
+        let ok = run(
+            &["provider", "check", "Contoso", "--organization", "acme"],
+            &env,
+        );
+        let stdout = String::from_utf8_lossy(&ok.stdout);
+        assert_eq!(
+            ok.status.code(),
+            Some(0),
+            "{stdout}{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        assert!(stdout.contains("token: obtained"), "{stdout}");
+        assert!(
+            stdout.contains("OK: 1 projects, 1 repositories visible"),
+            "{stdout}"
+        );
+
+        let bad = run(
+            &["provider", "check", "Broken", "--organization", "acme"],
+            &env,
+        );
+        let stdout = String::from_utf8_lossy(&bad.stdout);
+        assert_eq!(
+            bad.status.code(),
+            Some(2),
+            "{stdout}{}",
+            String::from_utf8_lossy(&bad.stderr)
+        );
+        assert!(
+            stdout.contains("FAILED: ") && stdout.contains("what to do: "),
+            "{stdout}"
+        );
+        assert!(stdout.contains("token: not obtained"), "{stdout}");
+        let everything = format!("{stdout}{}", String::from_utf8_lossy(&bad.stderr));
+        assert!(!everything.contains(WRONG), "the secret was echoed");
+
+        // The outcome is the provider's health, as on the Providers page.
+        let handle = open_db(&db).await;
+        let mut health: Vec<_> = handle
+            .providers()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.display_name, p.last_check_ok))
+            .collect();
+        health.sort();
+        assert_eq!(
+            health,
+            [
+                ("Broken".to_owned(), Some(false)),
+                ("Contoso".to_owned(), Some(true))
+            ]
+        );
+        handle.close().await;
+        let unknown = run(&["provider", "check", "Nobody"], &env);
+        assert_eq!(unknown.status.code(), Some(1));
+        assert!(!String::from_utf8_lossy(&unknown.stderr).is_empty());
+    }
+}

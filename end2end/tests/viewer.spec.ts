@@ -1,4 +1,5 @@
 import { test, expect, Page } from '@playwright/test';
+import { submitSignIn, watchConsole } from './support';
 
 // The graph viewer in a browser: Registries tab → registry graph → search →
 // details → focus view, and a large registry collapsed by module.
@@ -8,18 +9,8 @@ import { test, expect, Page } from '@playwright/test';
 // registry into its emulator as repositories `e2e-shop` and `e2e-big`, and
 // the hub replicates both through the sync engine before the tests start.
 
-function watchConsole(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
-  page.on('pageerror', (err) => errors.push(err.message));
-  return errors;
-}
-
 async function signIn(page: Page) {
-  await page.goto('/signin');
-  await page.getByLabel('E-mail').fill('viewer@example.com');
-  await page.getByLabel('Password', { exact: true }).fill('viewer-password-123');
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await submitSignIn(page, 'viewer@example.com', 'viewer-password-123');
   await expect(page).toHaveURL(/\/registries$/);
 }
 

@@ -2,6 +2,7 @@ import { test, expect, Page, Locator } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
 import * as fs from 'fs';
 import * as path from 'path';
+import { submitSignIn, watchConsole } from './support';
 
 // The admin journey in the browser, against the hub and the Azure DevOps
 // emulator's demo dataset started by start-hub.sh (emulator on port + 100).
@@ -26,18 +27,8 @@ const secrets: string[] = [CLIENT_SECRET, EXPIRED_SECRET, HUB_CLIENT_SECRET, WRO
 
 test.describe.configure({ mode: 'serial' });
 
-function watchConsole(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
-  page.on('pageerror', (err) => errors.push(err.message));
-  return errors;
-}
-
 async function signIn(page: Page) {
-  await page.goto('/signin');
-  await page.getByLabel('E-mail').fill('admin@example.com');
-  await page.getByLabel('Password', { exact: true }).fill('admin-password-123');
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await submitSignIn(page, 'admin@example.com', 'admin-password-123');
   await expect(page).toHaveURL(/\/registries/);
 }
 
@@ -216,6 +207,9 @@ test('the full journey: provider, diagnosis, fix, repositories, sync, push, acti
   await expect(page.getByText('Code pushed').first()).toBeVisible();
   await page.getByRole('button', { name: 'Create the webhook for me for ml-models' }).click();
   await expect(page.getByText('Service hook created')).toBeVisible({ timeout: 20_000 });
+  // A second press checks the hub's hook instead of creating another one.
+  await page.getByRole('button', { name: 'Check the webhook for ml-models' }).click();
+  await expect(page.getByText('is in place; nothing to do')).toBeVisible({ timeout: 20_000 });
   await axe(page, 'webhook deliveries');
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Repositories' }).click();
   await expect(row(page, 'ml-models').locator('.state .badge')).toHaveText('In sync');

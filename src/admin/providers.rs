@@ -441,12 +441,25 @@ pub async fn primary_organization(db: &crate::db::Db, p: &Provider) -> Result<St
 /// repositories, as the saved provider. The outcome is stored with the
 /// provider (its health) and returned.
 pub async fn test(state: &AppState, id: &str) -> Result<CheckView, DbError> {
-    let db = &state.db;
+    test_with(&state.db, &state.clients, id, None).await
+}
+
+/// [`test`] without a running server (`spicehub provider check`), against
+/// `organization` if given, else the provider's own.
+pub async fn test_with(
+    db: &crate::db::Db,
+    clients: &crate::sync::clients::Clients,
+    id: &str,
+    organization: Option<&str>,
+) -> Result<CheckView, DbError> {
     let Some(provider) = db.provider(id).await? else {
         return Err(DbError::Sqlx(sqlx::Error::RowNotFound));
     };
-    let organization = primary_organization(db, &provider).await?;
-    state.clients.forget(id);
+    let organization = match organization {
+        Some(o) => o.to_owned(),
+        None => primary_organization(db, &provider).await?,
+    };
+    clients.forget(id);
     let mut record = CheckRecord {
         ok: false,
         token_ok: false,
@@ -455,7 +468,7 @@ pub async fn test(state: &AppState, id: &str) -> Result<CheckView, DbError> {
         repositories: 0,
         diagnosis: None,
     };
-    match state.clients.for_org(id, &organization).await {
+    match clients.for_org(id, &organization).await {
         Ok(client) => {
             let (report, error) = crate::azure::check::check_client(&client).await;
             record.ok = error.is_none();

@@ -10,7 +10,7 @@ use crate::api::admin::{
 use crate::db::DbError;
 use crate::server::AppState;
 use crate::sync::clients::ClientError;
-use crate::sync::hooks::{create_webhook, webhook_url, HookError};
+use crate::sync::hooks::{create_webhook, webhook_url, HookError, HookOutcome};
 
 /// What the Test button's sample delivery is recorded with.
 const TEST_REASON_PREFIX: &str = "Azure DevOps test notification";
@@ -126,11 +126,20 @@ pub async fn create(state: &AppState, repository_id: &str) -> Result<String, Adm
         AdminError::Diagnosed(view)
     };
     match created {
-        Ok(hook) => Ok(format!(
-            "Service hook created (subscription {}, {}).",
-            hook.devops_subscription_id,
-            hook.status.as_deref().unwrap_or("status unknown")
-        )),
+        Ok((hook, outcome)) => {
+            let what = match outcome {
+                HookOutcome::Created => "Service hook created",
+                HookOutcome::Kept => "The service hook the hub created is in place; nothing to do",
+                HookOutcome::Replaced => {
+                    "The service hook had been disabled or deleted in Azure DevOps; a new one was created"
+                }
+            };
+            Ok(format!(
+                "{what} (subscription {}, {}).",
+                hook.devops_subscription_id,
+                hook.status.as_deref().unwrap_or("status unknown")
+            ))
+        }
         Err(HookError::Azure(e)) | Err(HookError::Client(ClientError::Azure(e))) => Err(azure(&e)),
         Err(HookError::Db(e)) | Err(HookError::Client(ClientError::Db(e))) => {
             tracing::error!(error = %e, "create webhook: database error");

@@ -16,6 +16,8 @@ pub mod users;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
@@ -50,6 +52,10 @@ pub enum DbError {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// Bumped by this process's writes to providers and repositories, so
+    /// in-memory caches of them (the webhook's `server::directory`) drop
+    /// what they hold at once instead of at their expiry.
+    directory_version: Arc<AtomicU64>,
 }
 
 impl Backend {
@@ -87,7 +93,11 @@ impl Db {
                 .execute(&pool)
                 .await?;
         }
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            directory_version: Arc::new(AtomicU64::new(0)),
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), DbError> {
@@ -98,6 +108,17 @@ impl Db {
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
         }
         Ok(())
+    }
+
+    /// See [`Db::directory_changed`].
+    pub fn directory_version(&self) -> u64 {
+        self.directory_version.load(Ordering::Acquire)
+    }
+
+    /// Called after a write to providers' webhook credentials or to the set
+    /// of repositories.
+    pub(crate) fn directory_changed(&self) {
+        self.directory_version.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -284,6 +284,7 @@ impl Db {
         if result.rows_affected() == 0 {
             return Err(ProviderError::WebhookUsernameTaken);
         }
+        self.directory_changed();
         Ok(Provider {
             id,
             display_name: new.display_name.to_owned(),
@@ -369,6 +370,7 @@ impl Db {
             .await?;
         }
         tx.commit().await?;
+        self.directory_changed();
         self.provider(id).await?.ok_or(ProviderError::NotFound)
     }
 
@@ -421,6 +423,7 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.directory_changed();
         Ok(done.rows_affected() > 0)
     }
 
@@ -539,6 +542,7 @@ impl Db {
         .bind(key.seal(&webhook_context(id), password.as_bytes()))
         .execute(self.pool())
         .await?;
+        self.directory_changed();
         if done.rows_affected() == 0 {
             return Err(ProviderError::NotFound);
         }

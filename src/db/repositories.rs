@@ -143,6 +143,7 @@ impl Db {
         .bind(at)
         .execute(self.pool())
         .await?;
+        self.directory_changed();
         if result.rows_affected() == 0 {
             return Err(RepositoryError::Exists);
         }
@@ -255,6 +256,7 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.directory_changed();
         Ok(done.rows_affected() > 0)
     }
 }

@@ -366,6 +366,14 @@ impl Emulator {
             None => false,
         }
     }
+    /// Deletes a subscription, as a person can in the project settings.
+    /// False when there is no such subscription.
+    pub fn remove_subscription(&self, id: &str) -> bool {
+        let mut subs = self.shared.subscriptions.lock();
+        let before = subs.len();
+        subs.retain(|s| s.id != id);
+        subs.len() != before
+    }
     /// Waits until at least `n` delivery attempts were made (or `timeout`), returns them.
     pub async fn wait_for_deliveries(&self, n: usize, timeout: Duration) -> Vec<WebhookDelivery> {
         let deadline = tokio::time::Instant::now() + timeout;

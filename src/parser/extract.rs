@@ -3,7 +3,7 @@
 //! possible registrations). Ruff's tree is gone when this returns, so memory
 //! stays bounded by the largest file being parsed at a time.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::parser::model::{Diagnostic, Severity};
@@ -179,49 +179,55 @@ pub(crate) fn extract_file(
     listed_size: u64,
     limits: FileLimits,
 ) -> FileFacts {
-    let skipped = |severity: Severity, line: u32, message: String| FileFacts {
-        path: path.to_owned(),
-        diagnostics: vec![Diagnostic::new(path, line, severity, message)],
-        ..FileFacts::default()
-    };
-    let too_big = |size: u64| {
-        format!(
-            "skipped: {size} bytes is over the {} byte limit per file",
-            limits.max_file_size
-        )
-    };
     // Checked before reading, so a huge file is never loaded.
     if listed_size > limits.max_file_size {
-        return skipped(Severity::Warning, 0, too_big(listed_size));
+        return skipped(path, 0, too_big(listed_size, limits));
     }
-    let bytes = match tree.read(path) {
-        Ok(bytes) => bytes,
-        Err(err) => return skipped(Severity::Warning, 0, format!("skipped: cannot read: {err}")),
-    };
+    match tree.read(path) {
+        Ok(bytes) => extract_bytes(path, &bytes, limits),
+        Err(err) => skipped(path, 0, format!("skipped: cannot read: {err}")),
+    }
+}
+
+/// Facts of a file that was left out, with the warning saying why.
+fn skipped(path: &str, line: u32, message: String) -> FileFacts {
+    FileFacts {
+        path: path.to_owned(),
+        diagnostics: vec![Diagnostic::new(path, line, Severity::Warning, message)],
+        ..FileFacts::default()
+    }
+}
+
+fn too_big(size: u64, limits: FileLimits) -> String {
+    format!(
+        "skipped: {size} bytes is over the {} byte limit per file",
+        limits.max_file_size
+    )
+}
+
+/// Parses one file's content, read by the caller. Problems with the content
+/// (too big, binary, not UTF-8) give a [`FileFacts`] with only a diagnostic.
+pub(crate) fn extract_bytes(path: &str, bytes: &[u8], limits: FileLimits) -> FileFacts {
     if bytes.len() as u64 > limits.max_file_size {
-        return skipped(Severity::Warning, 0, too_big(bytes.len() as u64));
+        return skipped(path, 0, too_big(bytes.len() as u64, limits));
     }
-    if let Some(offset) = memchr_nul(&bytes) {
-        let line = line_of_offset(&bytes, offset);
-        return skipped(
-            Severity::Warning,
-            line,
-            "skipped: binary file (NUL byte)".into(),
-        );
+    if let Some(offset) = memchr_nul(bytes) {
+        let line = line_of_offset(bytes, offset);
+        return skipped(path, line, "skipped: binary file (NUL byte)".into());
     }
-    let text = match String::from_utf8(bytes) {
+    let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(err) => {
-            let offset = err.utf8_error().valid_up_to();
-            let line = line_of_offset(err.as_bytes(), offset);
+            let offset = err.valid_up_to();
+            let line = line_of_offset(bytes, offset);
             return skipped(
-                Severity::Warning,
+                path,
                 line,
                 format!("skipped: not valid UTF-8 (byte {offset})"),
             );
         }
     };
-    extract_source(path, &text)
+    extract_source(path, text)
 }
 
 /// Parses and digests one file's text.
@@ -266,8 +272,17 @@ fn qualify(module: &str, qualname: &str) -> String {
     } else if qualname.is_empty() {
         module.to_owned()
     } else {
-        format!("{module}.{qualname}")
+        join_dotted(module, qualname)
     }
+}
+
+/// `a.b`: one exact allocation (`format!` is slow for a hot path).
+fn join_dotted(left: &str, right: &str) -> String {
+    let mut joined = String::with_capacity(left.len() + 1 + right.len());
+    joined.push_str(left);
+    joined.push('.');
+    joined.push_str(right);
+    joined
 }
 
 fn cap_chars(text: String, max: usize) -> Box<str> {
@@ -330,7 +345,7 @@ pub(crate) fn digest(
                     is_class: def.is_class,
                     line,
                     doc: def.doc.map(|d| cap_chars(d, MAX_DOC_CHARS)),
-                    params: def.params.into_iter().map(String::into_boxed_str).collect(),
+                    params: def.params,
                     bases: def
                         .bases
                         .iter()
@@ -391,7 +406,7 @@ pub(crate) fn digest(
                         facts.stars.push((scope, base.clone()));
                         continue;
                     }
-                    let target = format!("{base}.{}", name.name);
+                    let target = join_dotted(&base, &name.name);
                     facts.bindings.push(Binding {
                         scope,
                         name: name.asname.unwrap_or(name.name),
@@ -411,44 +426,49 @@ pub(crate) fn digest(
 /// repository phase. A name stays if any registration, dependency, registry
 /// declaration, base class or alias of the file starts with it.
 fn prune_private_bindings(facts: &mut FileFacts, scopes: &[Scope]) {
-    let mut heads: HashSet<String> = HashSet::new();
-    let mut add = |parts: &[String]| {
-        if let Some(head) = parts.first() {
-            heads.insert(head.clone());
-        }
-    };
+    fn head(parts: &[String]) -> Option<&str> {
+        parts.first().map(String::as_str)
+    }
+    let mut heads: FxHashSet<&str> = FxHashSet::default();
     for used in &facts.uses {
-        add(&used.callee);
+        heads.extend(head(&used.callee));
         if let UseSite::Statement {
             obj: Some(Expr::Dotted(parts)),
         } = &used.site
         {
-            add(parts);
+            heads.extend(head(parts));
         }
         for dep in &used.deps {
             if let DepRef::Ref(parts) = dep {
-                add(parts);
+                heads.extend(head(parts));
             }
         }
     }
     for decl in &facts.registry_decls {
-        add(&decl.callee);
+        heads.extend(head(&decl.callee));
     }
     for def in &facts.defs {
         for base in def.bases.iter() {
-            add(base);
+            heads.extend(head(base));
         }
     }
     for binding in &facts.bindings {
         if let BindingTarget::Alias(parts) = &binding.target {
-            add(parts);
+            heads.extend(head(parts));
         }
     }
-    facts.bindings.retain(|b| {
-        matches!(b.target, BindingTarget::Def(_))
-            || !scopes.get(b.scope).is_some_and(Scope::is_private)
-            || heads.contains(&b.name)
-    });
+    // Decided first, while `heads` borrows the facts; dropped afterwards.
+    let keep: Vec<bool> = facts
+        .bindings
+        .iter()
+        .map(|b| {
+            matches!(b.target, BindingTarget::Def(_))
+                || !scopes.get(b.scope).is_some_and(Scope::is_private)
+                || heads.contains(b.name.as_str())
+        })
+        .collect();
+    let mut keep = keep.into_iter();
+    facts.bindings.retain(|_| keep.next().unwrap_or(true));
 }
 
 /// The absolute module a `from ... import` refers to.

@@ -17,7 +17,7 @@ mod ruff;
 mod source;
 mod syntax;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -107,8 +107,34 @@ pub fn syntax_error_count(source: &str) -> usize {
     ruff::parse_only(source)
 }
 
+/// The per-file phase of one file, done ahead of the parse by a caller that
+/// already holds the content (the sync engine, while it unpacks an archive),
+/// so that parsing overlaps the download instead of following it.
+pub struct PreparedFile(extract::FileFacts);
+
+/// Runs the per-file phase on content the caller read. Any path may be
+/// prepared: the parse uses it only if the repository's configuration
+/// selects the file.
+pub fn prepare_file(path: &str, content: &[u8], options: &ParseOptions) -> PreparedFile {
+    let limits = extract::FileLimits {
+        max_file_size: options.max_file_size,
+    };
+    PreparedFile(extract::extract_bytes(path, content, limits))
+}
+
 /// Parses every Python file of a tree and returns its sorted graph.
 pub fn parse_tree(tree: &dyn SourceTree, options: &ParseOptions) -> Graph {
+    parse_tree_prepared(tree, options, HashMap::new())
+}
+
+/// [`parse_tree`], taking the per-file phase of the files in `prepared` as
+/// done (keyed by path; they must hold the tree's current content). The
+/// result is the same as [`parse_tree`]'s.
+pub fn parse_tree_prepared(
+    tree: &dyn SourceTree,
+    options: &ParseOptions,
+    mut prepared: HashMap<String, PreparedFile>,
+) -> Graph {
     let mut diagnostics = Vec::new();
     let listed: BTreeMap<String, u64> = tree.paths().into_iter().collect();
 
@@ -116,13 +142,16 @@ pub fn parse_tree(tree: &dyn SourceTree, options: &ParseOptions) -> Graph {
         diagnostics.push(skipped_diagnostic(skipped));
     }
 
-    let (config, config_diagnostics) =
-        config::load(|file| listed.contains_key(file).then(|| tree.read(file)));
+    let (config, config_diagnostics) = config::load(|file| {
+        listed
+            .contains_key(file)
+            .then(|| tree.read(file).map(|c| c.into_owned()))
+    });
     diagnostics.extend(config_diagnostics);
 
     // Sources other than `DirSource` may list vendored files: one diagnostic per tree.
     let mut vendored = BTreeSet::new();
-    let mut files: Vec<(&str, u64)> = Vec::new();
+    let mut files: Vec<(&str, u64, Option<PreparedFile>)> = Vec::new();
     for (path, &size) in &listed {
         if let Some(root) = vendored_root(path) {
             vendored.insert(root.to_owned());
@@ -135,7 +164,7 @@ pub fn parse_tree(tree: &dyn SourceTree, options: &ParseOptions) -> Graph {
             continue;
         }
         if path.ends_with(".py") && config.selects(path) {
-            files.push((path, size));
+            files.push((path, size, prepared.remove(path.as_str())));
         }
     }
     for root in vendored {
@@ -153,9 +182,12 @@ pub fn parse_tree(tree: &dyn SourceTree, options: &ParseOptions) -> Graph {
     // Indexed parallel iteration keeps the file order, so the result does not
     // depend on thread scheduling.
     let facts: Vec<extract::FileFacts> = files
-        .par_iter()
-        .map(|&(path, size)| {
-            let facts = extract::extract_file(tree, path, size, limits);
+        .into_par_iter()
+        .map(|(path, size, prepared)| {
+            let facts = match prepared {
+                Some(PreparedFile(facts)) => facts,
+                None => extract::extract_file(tree, path, size, limits),
+            };
             if let Some(progress) = &options.progress {
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
             }
@@ -163,7 +195,9 @@ pub fn parse_tree(tree: &dyn SourceTree, options: &ParseOptions) -> Graph {
         })
         .collect();
 
-    let mut graph = resolve::resolve(facts, &config);
+    let mut graph = resolve::resolve(&facts, &config);
+    // Thousands of small allocations: freed on all the parser's threads.
+    facts.into_par_iter().for_each(drop);
     graph.diagnostics.extend(diagnostics);
     graph.sort();
     graph

@@ -74,13 +74,37 @@ struct Index<'a> {
     /// Registries by `(file, qualified name within the module)`; they shadow
     /// a definition of the same name.
     registry_locals: HashMap<(usize, &'a str), usize>,
-    /// `[file][scope]`: name → indices into the file's bindings, in source
-    /// order. Built on first use, like `defs_by_name`.
+    /// `[file]`: `(scope, name)` → indices into the file's bindings, in
+    /// source order. Built on first use, like `defs_by_name`.
     scopes: Vec<OnceCell<ScopeMaps<'a>>>,
     registries: Vec<Registry>,
 }
 
-type ScopeMaps<'a> = Vec<HashMap<&'a str, Vec<usize>>>;
+/// One table per file (not one per scope) and no vector for the common
+/// name bound once: building these was most of the resolver's time.
+type ScopeMaps<'a> = HashMap<(ScopeId, &'a str), Bindings>;
+
+/// Indices of the bindings of one name in one scope, in source order.
+enum Bindings {
+    One(usize),
+    Many(Vec<usize>),
+}
+
+impl Bindings {
+    fn push(&mut self, index: usize) {
+        match self {
+            Bindings::One(first) => *self = Bindings::Many(vec![*first, index]),
+            Bindings::Many(all) => all.push(index),
+        }
+    }
+
+    fn as_slice(&self) -> &[usize] {
+        match self {
+            Bindings::One(index) => std::slice::from_ref(index),
+            Bindings::Many(all) => all,
+        }
+    }
+}
 
 impl<'a> Index<'a> {
     fn new(files: &'a [FileFacts], diagnostics: &mut Vec<Diagnostic>) -> Self {
@@ -127,13 +151,14 @@ impl<'a> Index<'a> {
     fn scope_maps(&self, file: usize) -> Option<&ScopeMaps<'a>> {
         let facts: &'a FileFacts = self.files.get(file)?;
         Some(self.scopes.get(file)?.get_or_init(|| {
-            let mut by_scope: ScopeMaps<'a> = vec![HashMap::default(); facts.scopes.len().max(1)];
+            let mut maps: ScopeMaps<'a> =
+                HashMap::with_capacity_and_hasher(facts.bindings.len(), Default::default());
             for (bi, binding) in facts.bindings.iter().enumerate() {
-                if let Some(map) = by_scope.get_mut(binding.scope) {
-                    map.entry(binding.name.as_str()).or_default().push(bi);
-                }
+                maps.entry((binding.scope, binding.name.as_str()))
+                    .and_modify(|b| b.push(bi))
+                    .or_insert(Bindings::One(bi));
             }
-            by_scope
+            maps
         }))
     }
 
@@ -221,9 +246,9 @@ impl<'a> Index<'a> {
         name: &str,
         budget: &mut Budget,
     ) -> Option<Resolved> {
-        let indices = self.scope_maps(file)?.get(scope)?.get(name)?;
+        let indices = self.scope_maps(file)?.get(&(scope, name))?;
         let mut fallback = None;
-        for &bi in indices.iter().rev() {
+        for &bi in indices.as_slice().iter().rev() {
             // Each binding examined costs a step: a name imported 100,000
             // times must not make every lookup of it that slow.
             if !budget.spend() {
@@ -294,8 +319,11 @@ impl<'a> Index<'a> {
         if path.len() > MAX_PATH_SEGMENTS || !budget.spend() {
             return Resolved::External(path.to_vec());
         }
+        let joined = path.join(".");
+        let mut prefixes = prefixes_longest_first(&joined, path);
         for i in (1..=path.len()).rev() {
-            if let Some(&module) = self.modules.get(path[..i].join(".").as_str()) {
+            let prefix = prefixes.next().unwrap_or_default();
+            if let Some(&module) = self.modules.get(prefix) {
                 return self.in_module(module, &path[i..], path, budget);
             }
         }
@@ -316,8 +344,11 @@ impl<'a> Index<'a> {
         full: &[String],
         budget: &mut Budget,
     ) -> Resolved {
+        let joined = rest.join(".");
+        let mut prefixes = prefixes_longest_first(&joined, rest);
         for j in (1..=rest.len()).rev() {
-            if let Some(symbol) = self.local_symbol(module, &rest[..j].join(".")) {
+            let prefix = prefixes.next().unwrap_or_default();
+            if let Some(symbol) = self.local_symbol(module, prefix) {
                 return self.member(symbol, &rest[j..], full, budget);
             }
         }
@@ -375,6 +406,20 @@ impl<'a> Index<'a> {
     }
 }
 
+/// `a.b.c`, `a.b`, `a` for `parts` `[a, b, c]` and `joined` their join
+/// with dots: slices of one string, not a new one per prefix.
+fn prefixes_longest_first<'s>(
+    joined: &'s str,
+    parts: &'s [String],
+) -> impl Iterator<Item = &'s str> + 's {
+    let mut end = joined.len();
+    parts.iter().rev().map(move |part| {
+        let prefix = joined.get(..end).unwrap_or_default();
+        end = end.saturating_sub(part.len() + 1);
+        prefix
+    })
+}
+
 fn split(dotted: &str) -> Vec<String> {
     dotted
         .split('.')
@@ -417,9 +462,9 @@ struct Produced<'a> {
 
 /// Builds the graph from every file's facts. Diagnostics of the files are
 /// carried over; the caller sorts the result.
-pub(crate) fn resolve(files: Vec<FileFacts>, config: &Config) -> Graph {
+pub(crate) fn resolve(files: &[FileFacts], config: &Config) -> Graph {
     let mut diagnostics: Vec<Diagnostic> = Vec::new();
-    let mut index = Index::new(&files, &mut diagnostics);
+    let mut index = Index::new(files, &mut diagnostics);
 
     declare_registries(&mut index, config, &mut diagnostics);
     let decorator_registries = declare_decorator_registries(&mut index, config, &mut diagnostics);
@@ -444,7 +489,7 @@ pub(crate) fn resolve(files: Vec<FileFacts>, config: &Config) -> Graph {
     let edges = build_edges(&index, &produced, &mut diagnostics);
     duplicate_entries(&index, &produced, &mut diagnostics);
 
-    for file in &files {
+    for file in files {
         diagnostics.extend(file.diagnostics.iter().cloned());
     }
     Graph {

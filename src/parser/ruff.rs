@@ -1,5 +1,5 @@
 //! The only module that touches Ruff's API (`ruff_python_parser`,
-//! `ruff_python_ast`, `ruff_text_size`, `ruff_source_file`). Ruff's crates are
+//! `ruff_python_ast`, `ruff_text_size`). Ruff's crates are
 //! internal components with no stability promise, so every use of them is kept
 //! here: the rest of the parser only sees [`crate::parser::syntax`].
 //!
@@ -10,13 +10,12 @@
 //!   nesting, and would overflow on `[[[[...]]]]` or `a+a+a+...` long before the
 //!   size limit. [`dismantle`] therefore takes the tree apart iteratively.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use ruff_python_ast as ast;
 use ruff_python_ast::token::TokenKind;
 use ruff_python_ast::visitor::transformer::{self, Transformer};
 use ruff_python_parser::{Mode, ParseOptions};
-use ruff_source_file::LineIndex;
 use ruff_text_size::{Ranged, TextRange, TextSize};
 
 use crate::parser::syntax::{
@@ -45,10 +44,9 @@ pub(crate) fn lower(source: &str) -> Module {
     let Some(parsed) = parsed.try_into_module() else {
         return Module::default();
     };
-    let lines = LineIndex::from_source_text(source);
     let lowerer = Lowerer {
         source,
-        lines: &lines,
+        lines: Lines::new(source),
         tokens: parsed.tokens(),
     };
 
@@ -97,13 +95,63 @@ pub(crate) fn parse_only(source: &str) -> usize {
 
 struct Lowerer<'a> {
     source: &'a str,
-    lines: &'a LineIndex,
+    lines: Lines<'a>,
     tokens: &'a ast::token::Tokens,
+}
+
+/// Line numbers of offsets, counted on demand from the last offset asked
+/// for. Only the few kept statements need a line, in source order, so this
+/// costs at most one pass over the text up to the last of them; a full line
+/// index of every file cost more than all of the lowering.
+struct Lines<'a> {
+    bytes: &'a [u8],
+    /// `(offset, line of offset)` of the last lookup.
+    cursor: Cell<(usize, u32)>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(source: &'a str) -> Self {
+        Lines {
+            bytes: source.as_bytes(),
+            cursor: Cell::new((0, 1)),
+        }
+    }
+
+    fn line(&self, offset: TextSize) -> u32 {
+        let offset = usize::from(offset).min(self.bytes.len());
+        let (at, line) = self.cursor.get();
+        let line = if offset >= at {
+            line.saturating_add(self.breaks(at, offset))
+        } else {
+            line.saturating_sub(self.breaks(offset, at))
+        };
+        self.cursor.set((offset, line));
+        line
+    }
+
+    /// Line breaks in `bytes[from..to]`, as Python counts them: `\n`,
+    /// `\r\n` and a lone `\r`.
+    fn breaks(&self, from: usize, to: usize) -> u32 {
+        let Some(span) = self.bytes.get(from..to) else {
+            return 0;
+        };
+        let mut count = bytecount::count(span, b'\n');
+        if memchr::memchr(b'\r', span).is_some() {
+            // `\r\n` was counted at its `\n`; the next byte is looked up in
+            // the whole text, so a span ending between the two is right too.
+            count += span
+                .iter()
+                .enumerate()
+                .filter(|&(i, &b)| b == b'\r' && self.bytes.get(from + i + 1) != Some(&b'\n'))
+                .count();
+        }
+        u32::try_from(count).unwrap_or(u32::MAX)
+    }
 }
 
 impl<'a> Lowerer<'a> {
     fn line(&self, offset: TextSize) -> u32 {
-        u32::try_from(self.lines.line_index(offset).get()).unwrap_or(u32::MAX)
+        self.lines.line(offset)
     }
 
     /// Walks nested bodies with an explicit stack: indentation depth is only
@@ -131,7 +179,7 @@ impl<'a> Lowerer<'a> {
                         .iter()
                         .chain(&f.parameters.args)
                         .chain(&f.parameters.kwonlyargs)
-                        .map(|p| p.parameter.name.as_str().to_owned())
+                        .map(|p| Box::from(p.parameter.name.as_str()))
                         .collect();
                     let def = Def {
                         name: f.name.as_str().to_owned(),
@@ -160,7 +208,7 @@ impl<'a> Lowerer<'a> {
                         name: c.name.as_str().to_owned(),
                         is_class: true,
                         decorators: self.lower_decorators(&c.decorator_list),
-                        params: Vec::new(),
+                        params: Box::default(),
                         bases,
                         doc: docstring(&c.body),
                         body_scope,
@@ -172,7 +220,9 @@ impl<'a> Lowerer<'a> {
                     });
                     stack.push((c.body.iter(), body_scope));
                 }
-                ast::Stmt::Assign(a) => {
+                // Most assignments matter to no rule: their targets are only
+                // collected once the value shows that one might.
+                ast::Stmt::Assign(a) if assign_matters(module, scope, &a.value) => {
                     let targets = a
                         .targets
                         .iter()
@@ -181,7 +231,11 @@ impl<'a> Lowerer<'a> {
                     self.push_assign(module, scope, stmt.start(), targets, &a.value);
                 }
                 ast::Stmt::AnnAssign(a) => {
-                    if let (Some(value), Some(name)) = (&a.value, a.target.as_name_expr()) {
+                    let value = a
+                        .value
+                        .as_deref()
+                        .filter(|v| assign_matters(module, scope, v));
+                    if let (Some(value), Some(name)) = (value, a.target.as_name_expr()) {
                         self.push_assign(
                             module,
                             scope,
@@ -269,14 +323,7 @@ impl<'a> Lowerer<'a> {
         targets: Vec<String>,
         value: &ast::Expr,
     ) {
-        // Only dotted names (aliases of a registry or of a constructor) and,
-        // where a registry can be declared, calls matter to the registry rules.
-        let relevant = match value {
-            ast::Expr::Name(_) | ast::Expr::Attribute(_) => true,
-            ast::Expr::Call(_) => module.scopes.get(scope).is_some_and(Scope::can_declare),
-            _ => false,
-        };
-        if targets.is_empty() || !relevant {
+        if targets.is_empty() {
             return;
         }
         module.stmts.push(Stmt {
@@ -307,8 +354,14 @@ impl<'a> Lowerer<'a> {
         name: &ast::Identifier,
         keyword: TokenKind,
     ) -> u32 {
-        let from = decorators.last().map_or(stmt.start(), |d| d.end());
         let to = name.start();
+        // Only blanks and explicit line joins can stand between the keyword
+        // and the name (a comment would end the line), so the keyword is
+        // nearly always found by looking back from the name.
+        if let Some(start) = keyword_before(self.source, usize::from(to), keyword) {
+            return self.line(TextSize::new(start));
+        }
+        let from = decorators.last().map_or(stmt.start(), |d| d.end());
         // Binary searches by hand: `Tokens::in_range` panics on offsets inside tokens.
         let tokens: &[ast::token::Token] = self.tokens;
         let lo = tokens.partition_point(|t| t.start() < from);
@@ -411,19 +464,72 @@ impl<'a> Lowerer<'a> {
     }
 }
 
+/// Only dotted names (aliases of a registry or of a constructor) and, where
+/// a registry can be declared, calls matter to the registry rules.
+fn assign_matters(module: &Module, scope: ScopeId, value: &ast::Expr) -> bool {
+    match value {
+        ast::Expr::Name(_) | ast::Expr::Attribute(_) => true,
+        ast::Expr::Call(_) => module.scopes.get(scope).is_some_and(Scope::can_declare),
+        _ => false,
+    }
+}
+
+/// Start of the `def`/`class` keyword that ends just before `name_start`,
+/// past blanks and backslash-newline joins; `None` if the text there is not
+/// plainly that keyword.
+fn keyword_before(source: &str, name_start: usize, keyword: TokenKind) -> Option<u32> {
+    let word: &[u8] = match keyword {
+        TokenKind::Def => b"def",
+        TokenKind::Class => b"class",
+        _ => return None,
+    };
+    let bytes = source.as_bytes().get(..name_start)?;
+    let mut end = bytes.len();
+    loop {
+        match bytes.get(..end)? {
+            [.., b' ' | b'\t' | b'\x0c'] => end -= 1,
+            [.., b'\\', b'\n'] | [.., b'\\', b'\r'] => end -= 2,
+            [.., b'\\', b'\r', b'\n'] => end -= 3,
+            _ => break,
+        }
+    }
+    let start = end.checked_sub(word.len())?;
+    if bytes.get(start..end)? != word {
+        return None;
+    }
+    // `xdef` or `_class` would be another word.
+    if start > 0
+        && bytes
+            .get(start - 1)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    {
+        return None;
+    }
+    u32::try_from(start).ok()
+}
+
 fn new_scope(module: &mut Module, parent: ScopeId, kind: ScopeKind, name: &str) -> ScopeId {
     let (parent_qual, parent_kind, parent_static) = module
         .scopes
         .get(parent)
-        .map_or((String::new(), ScopeKind::Module, true), |p| {
-            (p.qualname.clone(), p.kind, p.static_path)
+        .map_or(("", ScopeKind::Module, true), |p| {
+            (p.qualname.as_str(), p.kind, p.static_path)
         });
     // Python's `__qualname__` rules: names defined in a function get `<locals>`.
-    let qualname = match parent_kind {
-        ScopeKind::Module => name.to_owned(),
-        ScopeKind::Class => format!("{parent_qual}.{name}"),
-        ScopeKind::Function => format!("{parent_qual}.<locals>.{name}"),
+    let separator = match parent_kind {
+        ScopeKind::Module => "",
+        ScopeKind::Class => ".",
+        ScopeKind::Function => ".<locals>.",
     };
+    let prefix = if separator.is_empty() {
+        ""
+    } else {
+        parent_qual
+    };
+    let mut qualname = String::with_capacity(prefix.len() + separator.len() + name.len());
+    qualname.push_str(prefix);
+    qualname.push_str(separator);
+    qualname.push_str(name);
     let static_path = parent_static && parent_kind != ScopeKind::Function;
     module.scopes.push(Scope {
         parent: Some(parent),

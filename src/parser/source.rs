@@ -1,6 +1,7 @@
 //! Where the files of a repository come from: a directory on disk, or files
 //! held in memory (for example loaded from the hub's database).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -20,8 +21,9 @@ pub trait SourceTree: Sync {
     /// Every file with its size in bytes. The order does not matter.
     fn paths(&self) -> Vec<(String, u64)>;
 
-    /// The content of one file listed by [`SourceTree::paths`].
-    fn read(&self, path: &str) -> io::Result<Vec<u8>>;
+    /// The content of one file listed by [`SourceTree::paths`]; borrowed
+    /// where the tree already holds it, so parsing copies nothing.
+    fn read(&self, path: &str) -> io::Result<Cow<'_, [u8]>>;
 
     /// What the listing deliberately left out (vendored trees, entries that
     /// could not be read), so that the parser can report it.
@@ -97,10 +99,10 @@ impl SourceTree for MemorySource {
             .collect()
     }
 
-    fn read(&self, path: &str) -> io::Result<Vec<u8>> {
+    fn read(&self, path: &str) -> io::Result<Cow<'_, [u8]>> {
         self.files
             .get(path)
-            .cloned()
+            .map(|content| Cow::Borrowed(content.as_slice()))
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no file {path}")))
     }
 }
@@ -208,7 +210,7 @@ impl SourceTree for DirSource {
         self.files.clone()
     }
 
-    fn read(&self, path: &str) -> io::Result<Vec<u8>> {
+    fn read(&self, path: &str) -> io::Result<Cow<'_, [u8]>> {
         let rel = Path::new(path);
         // Paths are ours, but the trait is public: never read outside the root.
         if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
@@ -225,7 +227,7 @@ impl SourceTree for DirSource {
                 format!("not a regular file: {path}"),
             ));
         }
-        std::fs::read(full)
+        std::fs::read(full).map(Cow::Owned)
     }
 
     fn skipped(&self) -> Vec<SkippedPath> {

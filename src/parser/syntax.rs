@@ -115,7 +115,7 @@ pub(crate) struct Def {
     pub is_class: bool,
     pub decorators: Vec<Decorator>,
     /// Names of the positional and keyword parameters, without `*args`/`**kwargs`.
-    pub params: Vec<String>,
+    pub params: Box<[Box<str>]>,
     /// Base classes of a class, as written.
     pub bases: Vec<Expr>,
     /// First line of the docstring.

@@ -1099,6 +1099,28 @@ fn s6_line_numbers_with_a_bom_and_crlf_line_endings() {
 }
 
 #[test]
+fn s6_line_numbers_with_lone_cr_joined_lines_and_an_earlier_syntax_error() {
+    // Lone `\r` ends a line for Python; `def \` + newline puts the name on
+    // the next line but the entry is reported at the keyword; the syntax
+    // error near the end is reported before any statement's line is asked.
+    let g = parse(&[(
+        "m.py",
+        "from spice import Registry\rR = Registry('r')\r\n\n@R.register\nclass \\\n  C: pass\n@R.register\nasync \\\r\ndef \\\n f(): pass\nx = (\n",
+    )]);
+    assert_eq!(g.registries[0].line, 2);
+    assert_eq!(entry(&g, "C").line, 5);
+    assert_eq!(entry(&g, "f").line, 9);
+    let errors: Vec<_> = g
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| d.line)
+        .collect();
+    assert!(errors.iter().all(|&l| l >= 11), "{errors:?}");
+    assert!(!errors.is_empty());
+}
+
+#[test]
 fn resolution_through_function_local_imports_and_aliases() {
     let g = parse(&[
         ("pkg/regs.py", "from spice import Registry\nR = Registry('r')\n"),
@@ -1118,5 +1140,55 @@ fn resolution_through_function_local_imports_and_aliases() {
             ("handler", "pkg.plugins.setup.<locals>.handler"),
             ("other", "pkg.plugins.setup.<locals>.other"),
         ]
+    );
+}
+
+#[test]
+fn prepared_files_give_the_same_graph_as_a_plain_parse() {
+    let files: &[(&str, &[u8])] = &[
+        (
+            "spice.toml",
+            b"exclude = [\"legacy\"]\nregistry_constructors = [\"make\"]\n",
+        ),
+        ("regs.py", b"from spice import Registry\nR = Registry('r')\nM = make('m')\n"),
+        ("a.py", b"from regs import R\n@R.register\ndef a(): pass\n"),
+        ("b.py", b"from regs import R, M\n@R.register(requires=['a'])\ndef b(a): pass\n@M.register\nclass C: pass\n"),
+        ("legacy/old.py", b"from regs import R\n@R.register\ndef old(): pass\n"),
+        ("broken.py", b"def oops(:\n"),
+        ("blob.py", b"x = 1\0"),
+        ("big.py", b"# a comment longer than the limit of this test ................................................................................................................................................................................................................"),
+    ];
+    let source: MemorySource = files.iter().map(|&(p, c)| (p, c.to_vec())).collect();
+    let options = ParseOptions {
+        max_file_size: 200,
+        ..ParseOptions::default()
+    };
+    let plain = to_json(&parse_tree(&source, &options));
+    // Every Python file prepared, including one the configuration excludes,
+    // plus one the tree does not hold (it must not appear).
+    let mut prepared: HashMap<String, PreparedFile> = files
+        .iter()
+        .filter(|(p, _)| p.ends_with(".py"))
+        .map(|&(p, c)| (p.to_owned(), prepare_file(p, c, &options)))
+        .collect();
+    prepared.insert(
+        "ghost.py".into(),
+        prepare_file(
+            "ghost.py",
+            b"from regs import R\n@R.register\ndef ghost(): pass\n",
+            &options,
+        ),
+    );
+    let all = to_json(&parse_tree_prepared(&source, &options, prepared));
+    assert_eq!(plain, all);
+    assert!(plain.contains("\"b\"") && !plain.contains("ghost") && !plain.contains("\"old\""));
+    // Some prepared, the rest read from the tree.
+    let some: HashMap<String, PreparedFile> = [("a.py", files[2].1)]
+        .into_iter()
+        .map(|(p, c)| (p.to_owned(), prepare_file(p, c, &options)))
+        .collect();
+    assert_eq!(
+        plain,
+        to_json(&parse_tree_prepared(&source, &options, some))
     );
 }

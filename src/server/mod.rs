@@ -3,6 +3,7 @@
 //! shutdown.
 
 pub mod consent;
+pub mod directory;
 pub mod health;
 pub mod ingest;
 pub mod metrics;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub clients: crate::sync::clients::Clients,
     /// Webhook deliveries are committed through this writer (group commit).
     pub ingest: ingest::Ingest,
+    /// Webhook credentials and repositories, cached for the webhook route.
+    pub directory: Arc<directory::Directory>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -180,6 +183,7 @@ pub async fn serve(mut config: Config) -> Result<(), ServeError> {
         queue,
         clients,
         ingest: ingest::Ingest::start(db.clone(), crate::sync::QueueConfig::default().max_attempts),
+        directory: Arc::new(directory::Directory::new(db.clone())),
     };
     let sessions = DbSessionStore::new(db.clone());
     let cleanup = tokio::spawn(async move {

@@ -125,21 +125,13 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bo
     let Some((user, password)) = basic_credentials(&headers) else {
         return unauthorized();
     };
-    let credentials = match state.db.webhook_credentials().await {
-        Ok(c) => c,
+    let provider_id = match state.directory.authenticate(&user, &password).await {
+        Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, "webhook: cannot read provider credentials");
             return unavailable();
         }
     };
-    // No early exit: every provider is compared, so timing does not tell
-    // how many providers there are before the matching one.
-    let mut provider_id = None;
-    for c in &credentials {
-        if c.matches(&user, &password) {
-            provider_id = Some(c.provider_id.clone());
-        }
-    }
     drop(password);
     let Some(provider_id) = provider_id else {
         tracing::warn!("webhook: delivery with wrong or unknown credentials refused");
@@ -327,11 +319,7 @@ async fn decide(
             "the push names no repository (set \"Resource details to send\" to All)".into(),
         ));
     };
-    let Some(repository) = state
-        .db
-        .repository_of_provider(provider_id, &repo_guid)
-        .await?
-    else {
+    let Some(repository) = state.directory.repository(provider_id, &repo_guid).await? else {
         return Ok(ignored(format!(
             "repository {repo_guid} is not replicated by this hub"
         )));
@@ -372,7 +360,7 @@ async fn decide(
     }
     // The payload only triggers: the runner diffs from the last synced
     // commit to the branch head it reads itself (spec §0.8).
-    outcome.action = Some(Ok(if repository.last_synced_commit.is_some() {
+    outcome.action = Some(Ok(if repository.synced {
         JobKind::RecentChanges
     } else {
         JobKind::FirstReplication

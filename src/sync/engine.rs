@@ -31,6 +31,7 @@ use super::files::{
     noted, stage_content, unpack_zip, wanted, ArchiveError, ArchiveLimits, SnapshotTree, Staged,
     Wanted, NOTE_SUBMODULES, NOTE_SYMLINK, NOTE_VENDORED,
 };
+use super::prepare::Preparer;
 use super::queue::{Job, JobKind};
 use super::runner::{JobFailure, JobHandler, Progress};
 use crate::azure::client::AzureClient;
@@ -39,7 +40,7 @@ use crate::azure::AzureError;
 use crate::db::repositories::{RepoState, Repository};
 use crate::db::snapshots::SwitchInfo;
 use crate::db::{Db, DbError};
-use crate::parser::{parse_tree, Graph, ParseOptions};
+use crate::parser::{parse_tree_prepared, Graph, ParseOptions, PreparedFile};
 
 /// Bytes of file contents written to the database per batch.
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
@@ -283,13 +284,19 @@ impl SyncEngine {
                 tx.blocking_send(batch).map_err(|_| ArchiveError::Stopped)
             })
         });
+        let preparer = Preparer::start(self.parse_options(None));
         let mut stored = 0i64;
         let mut failed = None;
         while let Some(batch) = rx.recv().await {
             stored += batch.len() as i64;
-            if let Err(e) = self.store(&repo.id, &snapshot, batch).await {
-                failed = Some(e);
-                break;
+            match self.store(&repo.id, &snapshot, batch).await {
+                // Only stored files are parsed ahead: the parse must see
+                // exactly the snapshot.
+                Ok(contents) => preparer.send(contents).await,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
             progress.report("storing files", stored, None).await.ok();
         }
@@ -308,7 +315,8 @@ impl SyncEngine {
                 stats.unsafe_paths
             ));
         }
-        self.parse_and_switch(repo, &snapshot, head, note, progress)
+        let prepared = preparer.finish().await;
+        self.parse_and_switch(repo, &snapshot, head, note, progress, prepared)
             .await
     }
 
@@ -497,35 +505,55 @@ impl SyncEngine {
             diff.changes.len(),
             short(base),
         );
-        self.parse_and_switch(repo, &snapshot, head, note, progress)
+        self.parse_and_switch(repo, &snapshot, head, note, progress, HashMap::new())
             .await
     }
 
+    /// Stores a batch of files in a snapshot and gives back `(path,
+    /// content)` of those that had content.
     async fn store(
         &self,
         repository_id: &str,
         snapshot: &str,
         batch: Vec<Staged>,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Vec<(String, Vec<u8>)>, SyncError> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut blobs = Vec::new();
+        let mut paths = Vec::new();
         let mut rows = Vec::with_capacity(batch.len());
         for s in batch {
             if let (Some(content), Some(id)) = (s.content, s.row.object_id.clone()) {
                 blobs.push((id, content));
+                paths.push(s.row.path.clone());
             }
             rows.push(s.row);
         }
         self.db.put_blobs(repository_id, &blobs).await?;
         self.db.put_files(snapshot, repository_id, &rows).await?;
-        Ok(())
+        Ok(paths
+            .into_iter()
+            .zip(blobs)
+            .map(|(path, (_, content))| (path, content))
+            .collect())
+    }
+
+    fn parse_options(&self, progress: Option<Arc<crate::parser::ProgressFn>>) -> ParseOptions {
+        ParseOptions {
+            max_file_size: self.settings.limits.max_file_bytes,
+            progress,
+        }
     }
 
     /// Parses a snapshot. Contents are read from the database on demand,
     /// on the parser's threads.
-    async fn parse(&self, snapshot: &str, progress: &Progress) -> Result<Graph, SyncError> {
+    async fn parse(
+        &self,
+        snapshot: &str,
+        progress: &Progress,
+        prepared: HashMap<String, PreparedFile>,
+    ) -> Result<Graph, SyncError> {
         let rows = self.db.snapshot_rows(snapshot).await?;
         let total = rows.iter().filter(|r| r.note.is_none()).count() as i64;
         progress.report("parsing", 0, Some(total)).await.ok();
@@ -533,15 +561,12 @@ impl SyncEngine {
         let db = self.db.clone();
         let handle = tokio::runtime::Handle::current();
         let snapshot_id = snapshot.to_owned();
-        let options = ParseOptions {
-            max_file_size: self.settings.limits.max_file_bytes,
-            progress: Some({
-                let done = done.clone();
-                Arc::new(move |n, _| {
-                    done.store(n, Ordering::Relaxed);
-                })
-            }),
-        };
+        let options = self.parse_options(Some({
+            let done = done.clone();
+            Arc::new(move |n, _| {
+                done.store(n, Ordering::Relaxed);
+            })
+        }));
         let mut task = tokio::task::spawn_blocking(move || {
             let read = |path: &str| -> std::io::Result<Vec<u8>> {
                 handle
@@ -549,7 +574,7 @@ impl SyncEngine {
                     .map_err(|e| std::io::Error::other(e.to_string()))?
                     .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no content"))
             };
-            parse_tree(&SnapshotTree::new(rows, read), &options)
+            parse_tree_prepared(&SnapshotTree::new(rows, read), &options, prepared)
         });
         loop {
             tokio::select! {
@@ -571,8 +596,9 @@ impl SyncEngine {
         head: &str,
         note: String,
         progress: &Progress,
+        prepared: HashMap<String, PreparedFile>,
     ) -> Result<(), SyncError> {
-        let graph = self.parse(snapshot, progress).await?;
+        let graph = self.parse(snapshot, progress, prepared).await?;
         progress.report("saving", 0, None).await.ok();
         self.db
             .switch_snapshot(
@@ -595,7 +621,7 @@ impl SyncEngine {
             .visible_snapshot(&repo.id)
             .await?
             .ok_or(SyncError::NothingStored)?;
-        let graph = self.parse(&snapshot, progress).await?;
+        let graph = self.parse(&snapshot, progress, HashMap::new()).await?;
         self.db
             .replace_visible_graph(
                 &repo.id,

@@ -289,8 +289,8 @@ where
             .collect()
     }
 
-    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
-        (self.read)(path)
+    fn read(&self, path: &str) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
+        (self.read)(path).map(std::borrow::Cow::Owned)
     }
 
     fn skipped(&self) -> Vec<SkippedPath> {

@@ -86,19 +86,124 @@ async fn create_for(
     Ok((created, org.name))
 }
 
-/// Creates the `git.push` subscription of one repository (needs "Edit
-/// subscriptions" on its project) and records it.
+/// What [`create_webhook`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookOutcome {
+    Created,
+    /// The hub's subscription for this repository exists and is active:
+    /// nothing was created (a second one would deliver every push twice).
+    Kept,
+    /// The hub's subscription was disabled or deleted in Azure DevOps and
+    /// was replaced.
+    Replaced,
+}
+
+/// Makes sure the repository has a working `git.push` subscription created
+/// by the hub (needs "Edit subscriptions" on its project): creates one, or
+/// checks the one already recorded and replaces it when Azure DevOps
+/// disabled or deleted it.
 pub async fn create_webhook(
     db: &Db,
     clients: &Clients,
     key: &SecretKey,
     public_url: &Url,
     repository_id: &str,
-) -> Result<HookSubscription, HookError> {
-    let (created, _) = create_for(db, clients, key, public_url, repository_id).await?;
-    Ok(db
-        .record_hook_subscription(repository_id, &created.id, status_str(&created.status))
+) -> Result<(HookSubscription, HookOutcome), HookError> {
+    let Some(existing) = db.hook_subscriptions_of(repository_id).await?.pop() else {
+        let (created, _) = create_for(db, clients, key, public_url, repository_id).await?;
+        let hook = db
+            .record_hook_subscription(repository_id, &created.id, status_str(&created.status))
+            .await?;
+        return Ok((hook, HookOutcome::Created));
+    };
+    let current = match subscription_of(db, clients, &existing).await {
+        Ok(current) => Some(current),
+        // Deleted in Azure DevOps (the hub's record outlived it).
+        Err(HookError::Azure(e)) if e.context().and_then(|c| c.status) == Some(404) => None,
+        Err(e) => return Err(e),
+    };
+    let outcome = match current {
+        Some(s)
+            if matches!(
+                s.status,
+                Some(SubscriptionStatus::Enabled | SubscriptionStatus::OnProbation)
+            ) =>
+        {
+            db.update_hook_subscription(&existing.id, status_str(&s.status), None)
+                .await?;
+            HookOutcome::Kept
+        }
+        current => {
+            replace(db, clients, key, public_url, &existing, current.is_some()).await?;
+            HookOutcome::Replaced
+        }
+    };
+    let hook = db
+        .hook_subscriptions_of(repository_id)
+        .await?
+        .pop()
+        .ok_or(HookError::UnknownRepository)?;
+    Ok((hook, outcome))
+}
+
+/// The subscription as Azure DevOps has it now.
+async fn subscription_of(
+    db: &Db,
+    clients: &Clients,
+    hook: &HookSubscription,
+) -> Result<Subscription, HookError> {
+    let repo = db
+        .repository(&hook.repository_id)
+        .await?
+        .ok_or(HookError::UnknownRepository)?;
+    let org = db
+        .organization(&repo.organization_id)
+        .await?
+        .ok_or(HookError::UnknownRepository)?;
+    let client = clients.for_org(&org.provider_id, &org.name).await?;
+    Ok(client
+        .get_subscription(&hook.devops_subscription_id)
         .await?)
+}
+
+/// Deletes the hub's subscription (if it still exists) and records a new one
+/// in its place. "Update subscription does not work for disabled
+/// subscriptions."
+async fn replace(
+    db: &Db,
+    clients: &Clients,
+    key: &SecretKey,
+    public_url: &Url,
+    hook: &HookSubscription,
+    exists: bool,
+) -> Result<Subscription, HookError> {
+    if exists {
+        let repo = db
+            .repository(&hook.repository_id)
+            .await?
+            .ok_or(HookError::UnknownRepository)?;
+        let org = db
+            .organization(&repo.organization_id)
+            .await?
+            .ok_or(HookError::UnknownRepository)?;
+        let client = clients.for_org(&org.provider_id, &org.name).await?;
+        if let Err(e) = client
+            .delete_subscription(&hook.devops_subscription_id)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot delete a disabled subscription; creating a new one anyway");
+        }
+    }
+    let (created, _) = create_for(db, clients, key, public_url, &hook.repository_id).await?;
+    db.update_hook_subscription(&hook.id, status_str(&created.status), Some(&created.id))
+        .await?;
+    tracing::info!(
+        repository = %hook.repository_id,
+        old = %hook.devops_subscription_id,
+        new = %created.id,
+        "re-created a service hook subscription that Azure DevOps had disabled or deleted"
+    );
+    Ok(created)
 }
 
 /// Checks every subscription the hub created; re-creates those Azure DevOps
@@ -132,38 +237,12 @@ async fn check_one(
     public_url: &Url,
     hook: &HookSubscription,
 ) -> Result<bool, HookError> {
-    let repo = db
-        .repository(&hook.repository_id)
-        .await?
-        .ok_or(HookError::UnknownRepository)?;
-    let org = db
-        .organization(&repo.organization_id)
-        .await?
-        .ok_or(HookError::UnknownRepository)?;
-    let client = clients.for_org(&org.provider_id, &org.name).await?;
-    let current = client
-        .get_subscription(&hook.devops_subscription_id)
-        .await?;
+    let current = subscription_of(db, clients, hook).await?;
     if current.status != Some(SubscriptionStatus::DisabledBySystem) {
         db.update_hook_subscription(&hook.id, status_str(&current.status), None)
             .await?;
         return Ok(false);
     }
-    // "Update subscription does not work for disabled subscriptions."
-    if let Err(e) = client
-        .delete_subscription(&hook.devops_subscription_id)
-        .await
-    {
-        tracing::warn!(error = %e, "reconcile: cannot delete a disabled subscription; creating a new one anyway");
-    }
-    let (created, _) = create_for(db, clients, key, public_url, &hook.repository_id).await?;
-    db.update_hook_subscription(&hook.id, status_str(&created.status), Some(&created.id))
-        .await?;
-    tracing::info!(
-        repository = %hook.repository_id,
-        old = %hook.devops_subscription_id,
-        new = %created.id,
-        "reconcile: re-created a service hook subscription Azure DevOps had disabled"
-    );
+    replace(db, clients, key, public_url, hook, true).await?;
     Ok(true)
 }

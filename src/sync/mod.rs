@@ -2,7 +2,8 @@
 //! reconcile enqueue jobs on a durable queue in the database (`queue`);
 //! runners on any hub instance claim them with a lease (`runner`) and hand
 //! them to the `engine`, which fetches from Azure DevOps (`clients`), stages
-//! the kept files (`files`) as a new snapshot, parses it and switches the
+//! the kept files (`files`) as a new snapshot, parses it (a full sync
+//! parses each file as it is stored: `prepare`) and switches the
 //! repository to it atomically. `reconcile` catches up missed webhooks and
 //! `hooks` creates and repairs service hook subscriptions.
 
@@ -10,6 +11,7 @@ pub mod clients;
 pub mod engine;
 pub mod files;
 pub mod hooks;
+pub mod prepare;
 pub mod queue;
 pub mod reconcile;
 pub mod runner;

@@ -25,6 +25,12 @@ fn project_files() -> Vec<FileChange> {
             "pkg/steps/load.py",
             "from pkg.registry import pipelines\n\n@pipelines.register(\"load\")\ndef load(clean):\n    pass\n",
         ),
+        // Stored, but the configuration leaves it out of the graph.
+        FileChange::put(
+            "pkg/legacy/old.py",
+            "from pkg.registry import pipelines\n\n@pipelines.register(\"old\")\ndef old():\n    pass\n",
+        ),
+        FileChange::put("spice.toml", "exclude = [\"pkg/legacy\"]\n"),
         FileChange::put("docs/README.md", "# not Python\n"),
         FileChange::put(".venv/lib/site.py", "X = 1\n"),
         FileChange::put(
@@ -60,9 +66,11 @@ async fn first_replication_then_pushes_sync_only_what_changed() {
                 ".venv",
                 "assets/model.py",
                 "pkg/__init__.py",
+                "pkg/legacy/old.py",
                 "pkg/registry.py",
                 "pkg/steps/clean.py",
-                "pkg/steps/load.py"
+                "pkg/steps/load.py",
+                "spice.toml"
             ],
             "{}",
             s.label
@@ -93,6 +101,20 @@ async fn first_replication_then_pushes_sync_only_what_changed() {
             "{diags:?}"
         );
         assert!(diags.iter().any(|d| d.file == ".venv"), "{diags:?}");
+
+        // The first replication parses files while it stores them; a
+        // re-parse reads them back from the database. Same graph.
+        let first = s.db.load_graph(&repo.id, &head).await.unwrap().unwrap();
+        request_sync(&s.db, &s.queue, &repo.id, JobKind::Reparse, None)
+            .await
+            .unwrap();
+        s.wait_jobs_done(&repo.id).await;
+        let again = s.db.load_graph(&repo.id, &head).await.unwrap().unwrap();
+        assert_eq!(
+            spicehub::parser::to_json(&first),
+            spicehub::parser::to_json(&again)
+        );
+        assert!(!first.entries.iter().any(|e| e.name == "old"));
 
         // A push with an add, an edit, a delete, a rename and a non-Python change.
         s.emu.clear_request_log();
@@ -331,9 +353,14 @@ async fn reconcile_catches_a_missed_push_and_recreates_a_disabled_hook() {
         let public: url::Url = "http://127.0.0.1:9/".parse().unwrap();
         let key =
             spicehub::crypto::SecretKey::load_or_generate(&s.data.join("secret.key")).unwrap();
-        let hook = hooks::create_webhook(&s.db, &s.clients, &key, &public, &repo.id)
-            .await
-            .expect("create webhook");
+        let ensure = || hooks::create_webhook(&s.db, &s.clients, &key, &public, &repo.id);
+        let (hook, outcome) = ensure().await.expect("create webhook");
+        assert_eq!(outcome, hooks::HookOutcome::Created);
+        // A second click checks the hub's subscription instead of adding one.
+        let (again, outcome) = ensure().await.expect("check webhook");
+        assert_eq!(outcome, hooks::HookOutcome::Kept);
+        assert_eq!(again.devops_subscription_id, hook.devops_subscription_id);
+        assert_eq!(s.emu.subscriptions().len(), 1);
         let sub = s
             .emu
             .subscriptions()
@@ -374,6 +401,26 @@ async fn reconcile_catches_a_missed_push_and_recreates_a_disabled_hook() {
             .find(|x| x.id == hooks[0].devops_subscription_id)
             .unwrap();
         assert_eq!(new.status, SubscriptionStatus::Enabled);
+
+        // Disabled by a person in Azure DevOps: the button replaces it.
+        assert!(s
+            .emu
+            .set_subscription_status(&new.id, SubscriptionStatus::DisabledByUser));
+        let (replaced, outcome) = ensure().await.expect("replace webhook");
+        assert_eq!(outcome, hooks::HookOutcome::Replaced);
+        assert_ne!(replaced.devops_subscription_id, new.id);
+        let subs = s.emu.subscriptions();
+        assert_eq!(subs.len(), 1, "the disabled one was deleted");
+        assert_eq!(subs[0].id, replaced.devops_subscription_id);
+
+        // Deleted by a person in Azure DevOps: the button creates it again.
+        assert!(s.emu.remove_subscription(&replaced.devops_subscription_id));
+        let (again, outcome) = ensure().await.expect("re-create webhook");
+        assert_eq!(outcome, hooks::HookOutcome::Replaced);
+        let subs = s.emu.subscriptions();
+        assert_eq!(subs.len(), 1);
+        assert_eq!(subs[0].id, again.devops_subscription_id);
+        assert_eq!(s.db.hook_subscriptions_of(&repo.id).await.unwrap().len(), 1);
         s.db.close().await;
     }
 }

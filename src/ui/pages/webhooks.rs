@@ -125,7 +125,10 @@ fn Setup(setup: HookSetup, create: ServerAction<CreateWebhook>) -> impl IntoView
                         </tr></thead>
                         <tbody>
                             {setup.repositories.into_iter().map(|r| {
-                                let label = format!("Create the webhook for me for {}", r.name);
+                                // Once the hub made one, the button checks it (and
+                                // replaces it if Azure DevOps disabled or deleted it).
+                                let text = if r.hook_status.is_some() { "Check the webhook" } else { "Create the webhook for me" };
+                                let label = format!("{text} for {}", r.name);
                                 view! {
                                     <tr>
                                         <th scope="row"><span class="muted">{r.organization.clone()} " / " {r.project.clone()} " / "</span>{r.name.clone()}</th>
@@ -134,7 +137,7 @@ fn Setup(setup: HookSetup, create: ServerAction<CreateWebhook>) -> impl IntoView
                                             {r.hook_status.clone().map(|s| view! { <p class="status-ok">{s}</p> })}
                                             <ActionForm action=create attr:class="inline">
                                                 <input type="hidden" name="repository_id" value=r.id.clone()/>
-                                                <button type="submit" class="secondary" aria-label=label>"Create the webhook for me"</button>
+                                                <button type="submit" class="secondary" aria-label=label>{text}</button>
                                             </ActionForm>
                                         </td>
                                     </tr>
@@ -142,7 +145,7 @@ fn Setup(setup: HookSetup, create: ServerAction<CreateWebhook>) -> impl IntoView
                             }).collect_view()}
                         </tbody>
                     </table>
-                    <p class="hint">"Create the webhook for me needs the service principal to have the Edit subscriptions permission on the project; when it has not, the reason is shown above."</p>
+                    <p class="hint">"Create the webhook for me needs the service principal to have the Edit subscriptions permission on the project; when it has not, the reason is shown above. Check the webhook replaces a hook that Azure DevOps disabled or that was deleted there."</p>
                 }
                 .into_any()
             }}

@@ -1,0 +1,274 @@
+//! What the webhook route looks up for every delivery: the providers'
+//! webhook credentials and the replicated repository a push names. Reading
+//! both from the database for each of thousands of deliveries a second cost
+//! more than recording them, so they are kept in memory.
+//!
+//! Freshness: anything this process writes to providers or repositories
+//! empties the cache at once (`Db::directory_version`). A change made by
+//! another instance sharing the database is seen within [`TTL`]; until then
+//! a delivery is judged as it would have been just before the change,
+//! which only decides whether a sync is queued (the sync itself reads the
+//! database and Azure DevOps). Credentials that match nothing, unknown
+//! repositories and repositories never synced yet are not cached: those are
+//! always read again, so a provider or repository just added elsewhere
+//! works at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::db::providers::WebhookCredential;
+use crate::db::{Db, DbError};
+
+/// How long another instance's change can go unseen.
+pub const TTL: Duration = Duration::from_secs(2);
+
+/// The repository a push is for, as the webhook needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookTarget {
+    pub id: String,
+    pub tracked_branch: String,
+    /// Whether a commit was ever synced (a push then syncs recent changes).
+    pub synced: bool,
+}
+
+pub struct Directory {
+    db: Db,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    /// The `Db::directory_version` the contents were read at.
+    version: u64,
+    credentials: Option<(Instant, Arc<Vec<WebhookCredential>>)>,
+    /// `(provider id, repository GUID)`.
+    repositories: HashMap<(String, String), (Instant, HookTarget)>,
+}
+
+/// Bounds the repositories kept, against a flood of made-up GUIDs (which
+/// are not cached anyway) or a very large hub.
+const MAX_REPOSITORIES: usize = 100_000;
+
+impl Directory {
+    pub fn new(db: Db) -> Directory {
+        Directory {
+            inner: Mutex::new(Inner {
+                version: db.directory_version(),
+                credentials: None,
+                repositories: HashMap::new(),
+            }),
+            db,
+        }
+    }
+
+    /// Locks the cache, emptied first if this process changed the directory.
+    fn current(&self) -> parking_lot::MutexGuard<'_, Inner> {
+        let mut inner = self.inner.lock();
+        let version = self.db.directory_version();
+        if inner.version != version {
+            inner.version = version;
+            inner.credentials = None;
+            inner.repositories.clear();
+        }
+        inner
+    }
+
+    /// The provider whose webhook credentials these are.
+    pub async fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Option<String>, DbError> {
+        let cached = self
+            .current()
+            .credentials
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < TTL)
+            .map(|(_, c)| c.clone());
+        if let Some(credentials) = cached {
+            if let Some(provider) = matching(&credentials, user, password) {
+                return Ok(Some(provider));
+            }
+        }
+        let version = self.db.directory_version();
+        let credentials = Arc::new(self.db.webhook_credentials().await?);
+        let provider = matching(&credentials, user, password);
+        let mut inner = self.current();
+        // A write during the read may not be in it: keep it only if none came.
+        if inner.version == version {
+            inner.credentials = Some((Instant::now(), credentials));
+        }
+        Ok(provider)
+    }
+
+    /// The repository with this GUID, if it is replicated for this provider.
+    pub async fn repository(
+        &self,
+        provider_id: &str,
+        guid: &str,
+    ) -> Result<Option<HookTarget>, DbError> {
+        let key = (provider_id.to_owned(), guid.to_ascii_lowercase());
+        {
+            let inner = self.current();
+            if let Some((at, target)) = inner.repositories.get(&key) {
+                if at.elapsed() < TTL {
+                    return Ok(Some(target.clone()));
+                }
+            }
+        }
+        let version = self.db.directory_version();
+        let Some(repository) = self.db.repository_of_provider(provider_id, guid).await? else {
+            return Ok(None);
+        };
+        let target = HookTarget {
+            id: repository.id,
+            tracked_branch: repository.tracked_branch,
+            synced: repository.last_synced_commit.is_some(),
+        };
+        // Not synced yet can change any second without a directory write.
+        if target.synced {
+            let mut inner = self.current();
+            if inner.version == version {
+                if inner.repositories.len() >= MAX_REPOSITORIES {
+                    inner.repositories.retain(|_, (at, _)| at.elapsed() < TTL);
+                }
+                if inner.repositories.len() < MAX_REPOSITORIES {
+                    inner
+                        .repositories
+                        .insert(key, (Instant::now(), target.clone()));
+                }
+            }
+        }
+        Ok(Some(target))
+    }
+}
+
+/// Every credential is compared, with no early exit, so timing does not
+/// tell how many providers there are before the matching one.
+fn matching(credentials: &[WebhookCredential], user: &str, password: &str) -> Option<String> {
+    let mut provider = None;
+    for c in credentials {
+        if c.matches(user, password) {
+            provider = Some(c.provider_id.clone());
+        }
+    }
+    provider
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SecretKey;
+    use crate::db::providers::{CredentialKind, NewProvider};
+    use crate::db::repositories::NewRepository;
+    use crate::sync::queue::tests::TestDb;
+
+    const REPO: &str = "5f3c8a10-1111-4222-8333-000000000001";
+
+    async fn provider(db: &Db, key: &SecretKey, user: &str, password: &str) -> String {
+        db.create_provider(
+            key,
+            &NewProvider {
+                display_name: user,
+                tenant_id: "11111111-2222-4333-8444-555555555555",
+                client_id: "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee",
+                credential_kind: CredentialKind::ClientSecret,
+                credential: b"client~secret",
+                webhook_username: user,
+                webhook_password: password,
+                secret_expires_at: None,
+            },
+        )
+        .await
+        .expect("provider")
+        .id
+    }
+
+    async fn repository(db: &Db, provider: &str) {
+        let org = db
+            .create_organization(provider, "acme", None)
+            .await
+            .expect("organization");
+        db.create_repository(&NewRepository {
+            id: REPO,
+            organization_id: &org.id,
+            project_id: "6ce954b1-ce1f-45d1-b94d-e6bf2464ba2c",
+            project_name: "Alpha",
+            name: "app",
+            tracked_branch: "main",
+            web_url: None,
+        })
+        .await
+        .expect("repository");
+    }
+
+    #[tokio::test]
+    async fn writes_of_this_process_are_seen_at_once_and_misses_are_read_again() {
+        for test_db in TestDb::all().await {
+            let db = test_db.open().await;
+            // A second instance on the same database.
+            let other = test_db.open().await;
+            let dir = tempfile::tempdir().expect("dir");
+            let key = SecretKey::load_or_generate(&dir.path().join("k")).expect("key");
+            let directory = Directory::new(db.clone());
+            let first = provider(&db, &key, "hook-a", "password-a-0123456789").await;
+
+            let auth = |u: &'static str, p: &'static str| directory.authenticate(u, p);
+            assert_eq!(
+                auth("hook-a", "password-a-0123456789").await.unwrap(),
+                Some(first.clone())
+            );
+            assert_eq!(
+                auth("hook-a", "wrong-password-0123456").await.unwrap(),
+                None
+            );
+            // Added by the other instance: found on the miss, not after the TTL.
+            let second = provider(&other, &key, "hook-b", "password-b-0123456789").await;
+            assert_eq!(
+                auth("hook-b", "password-b-0123456789").await.unwrap(),
+                Some(second)
+            );
+            // Changed here: the old password stops working at once.
+            db.set_webhook_password(&key, &first, "password-c-0123456789")
+                .await
+                .unwrap();
+            assert_eq!(auth("hook-a", "password-a-0123456789").await.unwrap(), None);
+            assert_eq!(
+                auth("hook-a", "password-c-0123456789").await.unwrap(),
+                Some(first.clone())
+            );
+
+            // Unknown, then added elsewhere: found at once (misses are not cached).
+            assert_eq!(directory.repository(&first, REPO).await.unwrap(), None);
+            repository(&other, &first).await;
+            let found = directory.repository(&first, REPO).await.unwrap().unwrap();
+            assert!(!found.synced);
+            assert_eq!(found.tracked_branch, "refs/heads/main");
+            // Another provider's credentials never reach it.
+            let not_mine = directory.repository("someone-else", REPO).await.unwrap();
+            assert_eq!(not_mine, None);
+            // Synced elsewhere: not-yet-synced answers are never cached.
+            sqlx::query("UPDATE repositories SET last_synced_commit = 'c0ffee' WHERE id = $1")
+                .bind(REPO)
+                .execute(other.pool())
+                .await
+                .unwrap();
+            let upper = REPO.to_ascii_uppercase();
+            assert!(
+                directory
+                    .repository(&first, &upper)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .synced
+            );
+            // Removed here: gone at once although the synced entry was cached.
+            assert!(db.delete_repository(REPO).await.unwrap());
+            assert_eq!(directory.repository(&first, REPO).await.unwrap(), None);
+            db.close().await;
+            other.close().await;
+        }
+    }
+}
