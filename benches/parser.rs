@@ -195,6 +195,15 @@ fn unpack(sdist: &Path, into: &Path) -> BenchResult<PathBuf> {
     Ok(target)
 }
 
+/// Ruff's parser on its own; its tree is dropped by Ruff's own drop glue.
+/// The only use of Ruff outside `parser::ruff`: this measures Ruff itself.
+fn ruff_alone(source: &str) -> usize {
+    let options = ruff_python_parser::ParseOptions::from(ruff_python_parser::Mode::Module);
+    ruff_python_parser::parse_unchecked(source, options)
+        .errors()
+        .len()
+}
+
 /// One package's Python files, held in memory so that only parsing is timed.
 struct Package {
     name: String,
@@ -402,23 +411,41 @@ fn main() -> BenchResult<()> {
     if cores > 1 {
         thread_counts.push(cores);
     }
-    for &threads in &thread_counts {
-        let pool = pool(threads)?;
-        let elapsed = best_of(|| {
-            let errors: usize = pool.install(|| {
-                packages
-                    .iter()
-                    .flat_map(|p| {
-                        p.texts
-                            .par_iter()
-                            .map(|t| syntax_error_count(t))
-                            .collect::<Vec<_>>()
-                    })
-                    .sum()
+    // (a) is Ruff alone, as any user of it would call it: parse, then let
+    // Ruff's tree drop itself. (a2) adds the hub's stack-safe teardown
+    // (`ruff::dismantle`), which hostile input needs and (b) includes.
+    let mut bare = Vec::new();
+    for (what, ours) in [
+        ("(a) bare Ruff parse", false),
+        ("(a2) + safe teardown", true),
+    ] {
+        for &threads in &thread_counts {
+            let pool = pool(threads)?;
+            let elapsed = best_of(|| {
+                let errors: usize = pool.install(|| {
+                    packages
+                        .iter()
+                        .flat_map(|p| {
+                            p.texts
+                                .par_iter()
+                                .map(|t| {
+                                    if ours {
+                                        syntax_error_count(t)
+                                    } else {
+                                        ruff_alone(t)
+                                    }
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                        .sum()
+                });
+                std::hint::black_box(errors);
             });
-            std::hint::black_box(errors);
-        });
-        report("(a) bare Ruff parse", threads, files, bytes, elapsed);
+            report(what, threads, files, bytes, elapsed);
+            if !ours {
+                bare.push(elapsed.0);
+            }
+        }
     }
     println!(
         "VmHWM after bare parsing: {} KiB",
@@ -444,6 +471,7 @@ fn main() -> BenchResult<()> {
         });
         report("(b1) per-file phase", threads, files, bytes, elapsed);
     }
+    let mut full = Vec::new();
     for &threads in &thread_counts {
         let pool = pool(threads)?;
         let elapsed = best_of(|| {
@@ -454,6 +482,19 @@ fn main() -> BenchResult<()> {
             });
         });
         report("(b) full extraction", threads, files, bytes, elapsed);
+        full.push(elapsed.0);
+    }
+    if let (Some(a1), Some(b1)) = (bare.first(), full.first()) {
+        println!(
+            "extraction / bare parse throughput, 1 thread: {:.2} (target >= 0.80)",
+            a1.as_secs_f64() / b1.as_secs_f64()
+        );
+    }
+    if let (Some(b1), Some(bn), true) = (full.first(), full.last(), full.len() > 1) {
+        println!(
+            "extraction speed-up, 1 -> {cores} threads: {:.2}x (target >= 1.7x on 2 cores)",
+            b1.as_secs_f64() / bn.as_secs_f64()
+        );
     }
     println!(
         "VmHWM after full extraction: {} KiB",

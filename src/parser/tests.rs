@@ -870,6 +870,42 @@ fn parse_on_small_stack(files: Vec<(String, String)>, max_file_size: u64) -> Gra
     }
 }
 
+/// Statements that fit the native-drop size of `ruff::dismantle` but nest
+/// as deeply as a kilobyte allows, parsed and dropped on a thread with a
+/// quarter of the stack the parser's threads have: if that bound were wrong
+/// this test would die with a stack overflow.
+#[test]
+fn s5_deepest_small_statements_drop_on_a_small_stack() {
+    let fit = |head: &str, open: &str, leaf: &str, close: &str| {
+        let room = 1000 - head.len() - leaf.len();
+        let n = room / (open.len() + close.len());
+        format!("{head}{}{leaf}{}\n", open.repeat(n), close.repeat(n))
+    };
+    let source = [
+        fit("x = ", "-", "y", ""),
+        fit("x = ", "not ", "y", ""),
+        fit("x = ", "[", "", "]"),
+        fit("x = ", "f(", "0", ")"),
+        fit("x = ", "a[", "0", "]"),
+        fit("x = ", "lambda:", "0", ""),
+        fit("x = ", "a+", "a", ""),
+        fit("x = ", "(a,", "", ")"),
+        fit("x = a", "", "", ".b"),
+        fit("x = ", "{1:", "1", "}"),
+    ]
+    .concat();
+    assert!(source.lines().all(|l| l.len() <= 1000));
+    let handle = std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(move || {
+            extract::extract_source("deep.py", &source)
+                .diagnostics
+                .len()
+        })
+        .expect("spawn");
+    assert_eq!(handle.join().expect("no overflow"), 0);
+}
+
 #[test]
 fn s5_hundred_thousand_nested_parentheses() {
     let depth = 100_000;

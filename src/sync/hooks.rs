@@ -6,11 +6,13 @@
 use url::Url;
 
 use super::clients::{ClientError, Clients};
+use crate::azure::client::AzureClient;
 use crate::azure::models::{Subscription, SubscriptionCreate, SubscriptionStatus};
 use crate::azure::AzureError;
 use crate::crypto::SecretKey;
 use crate::db::hooks::HookSubscription;
-use crate::db::providers::ProviderError;
+use crate::db::providers::{Organization, ProviderError};
+use crate::db::repositories::Repository;
 use crate::db::{Db, DbError};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,13 +48,11 @@ fn status_str(s: &Option<SubscriptionStatus>) -> Option<&'static str> {
     })
 }
 
-async fn create_for(
+/// The repository and the organization that holds it.
+async fn repository_and_org(
     db: &Db,
-    clients: &Clients,
-    key: &SecretKey,
-    public_url: &Url,
     repository_id: &str,
-) -> Result<(Subscription, String), HookError> {
+) -> Result<(Repository, Organization), HookError> {
     let repo = db
         .repository(repository_id)
         .await?
@@ -61,6 +61,27 @@ async fn create_for(
         .organization(&repo.organization_id)
         .await?
         .ok_or(HookError::UnknownRepository)?;
+    Ok((repo, org))
+}
+
+/// A client of the organization that holds the hook's repository.
+async fn client_for(
+    db: &Db,
+    clients: &Clients,
+    hook: &HookSubscription,
+) -> Result<AzureClient, HookError> {
+    let (_, org) = repository_and_org(db, &hook.repository_id).await?;
+    Ok(clients.for_org(&org.provider_id, &org.name).await?)
+}
+
+async fn create_for(
+    db: &Db,
+    clients: &Clients,
+    key: &SecretKey,
+    public_url: &Url,
+    repository_id: &str,
+) -> Result<(Subscription, String), HookError> {
+    let (repo, org) = repository_and_org(db, repository_id).await?;
     let provider = db
         .provider(&org.provider_id)
         .await?
@@ -152,15 +173,7 @@ async fn subscription_of(
     clients: &Clients,
     hook: &HookSubscription,
 ) -> Result<Subscription, HookError> {
-    let repo = db
-        .repository(&hook.repository_id)
-        .await?
-        .ok_or(HookError::UnknownRepository)?;
-    let org = db
-        .organization(&repo.organization_id)
-        .await?
-        .ok_or(HookError::UnknownRepository)?;
-    let client = clients.for_org(&org.provider_id, &org.name).await?;
+    let client = client_for(db, clients, hook).await?;
     Ok(client
         .get_subscription(&hook.devops_subscription_id)
         .await?)
@@ -178,15 +191,7 @@ async fn replace(
     exists: bool,
 ) -> Result<Subscription, HookError> {
     if exists {
-        let repo = db
-            .repository(&hook.repository_id)
-            .await?
-            .ok_or(HookError::UnknownRepository)?;
-        let org = db
-            .organization(&repo.organization_id)
-            .await?
-            .ok_or(HookError::UnknownRepository)?;
-        let client = clients.for_org(&org.provider_id, &org.name).await?;
+        let client = client_for(db, clients, hook).await?;
         if let Err(e) = client
             .delete_subscription(&hook.devops_subscription_id)
             .await
