@@ -299,6 +299,43 @@ fn report(what: &str, threads: usize, files: usize, bytes: u64, (elapsed, cpu): 
     );
 }
 
+/// Profile mode (`SPICEHUB_BENCH_PROFILE=a|b1|b`, under `perf record`):
+/// runs one phase 20 times on one thread and prints nothing else, so that a
+/// profile of (a) and one of (b1) can be compared symbol by symbol.
+fn profile(packages: &[Package], phase: &str) -> BenchResult<()> {
+    let options = ParseOptions::default();
+    let pool = pool(1)?;
+    let start = Instant::now();
+    for _ in 0..20 {
+        pool.install(|| {
+            for p in packages {
+                match phase {
+                    "a" => {
+                        let errors: usize = p.texts.iter().map(|t| ruff_alone(t)).sum();
+                        std::hint::black_box(errors);
+                    }
+                    "b1" => {
+                        let prepared: Vec<_> = p
+                            .raw
+                            .iter()
+                            .map(|(path, content)| prepare_file(path, content, &options))
+                            .collect();
+                        std::hint::black_box(prepared);
+                    }
+                    _ => {
+                        std::hint::black_box(parse_tree(&p.files, &options));
+                    }
+                }
+            }
+        });
+    }
+    println!(
+        "{phase}: {:.3} s per run",
+        start.elapsed().as_secs_f64() / 20.0
+    );
+    Ok(())
+}
+
 /// Child mode: parse one directory from disk and report the peak resident
 /// memory of a process that did nothing else.
 fn child(root: &Path) -> BenchResult<()> {
@@ -385,6 +422,9 @@ fn main() -> BenchResult<()> {
     }
     let files: usize = packages.iter().map(|p| p.texts.len()).sum();
     let bytes: u64 = packages.iter().map(|p| p.bytes).sum();
+    if let Ok(phase) = std::env::var("SPICEHUB_BENCH_PROFILE") {
+        return profile(&packages, &phase);
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "corpus: {} ({} .py files, {:.2} MB); {} cores; allocator: {}",

@@ -10,11 +10,21 @@ use crate::parser::model::{Diagnostic, Severity};
 use crate::parser::ruff;
 use crate::parser::source::{is_package_file, module_name, SourceTree};
 use crate::parser::syntax::{
-    self, Expr, Keyword, Scope, ScopeId, StmtKind, DEPENDENCY_KEYWORDS, REGISTER_METHODS,
+    Def, Expr, Ident, Keyword, Scope, ScopeId, Scopes, Sink, Stmt, StmtKind, DEPENDENCY_KEYWORDS,
+    REGISTER_METHODS,
 };
 
 /// Longest docstring line kept: it is shown in a tooltip, not read as a book.
 const MAX_DOC_CHARS: usize = 300;
+
+/// A dotted name as written, joined with dots (`a.b.c`): one string,
+/// usually short enough to be stored inline.
+pub(crate) type Dotted = Ident;
+
+/// The parts of a dotted name.
+pub(crate) fn parts(dotted: &str) -> impl Iterator<Item = &str> {
+    dotted.split('.').filter(|p| !p.is_empty())
+}
 
 /// Everything the repository phase needs from one file. These are kept for
 /// every file until the repository phase ends, so they are stored compactly:
@@ -23,7 +33,7 @@ const MAX_DOC_CHARS: usize = 300;
 pub(crate) struct FileFacts {
     pub path: String,
     pub module: String,
-    pub scopes: Vec<Scope>,
+    pub scopes: Scopes,
     pub bindings: Vec<Binding>,
     /// `from module import *`: the scope and the absolute dotted module.
     pub stars: Vec<(ScopeId, String)>,
@@ -36,9 +46,7 @@ pub(crate) struct FileFacts {
 impl FileFacts {
     /// `__qualname__` of a definition within its module (`Outer.<locals>.inner`).
     pub(crate) fn local_qualname(&self, def: &DefFacts) -> &str {
-        self.scopes
-            .get(def.body_scope)
-            .map_or("", |s| s.qualname.as_str())
+        self.scopes.qualname(def.body_scope)
     }
 
     /// The definition's own name (`inner`).
@@ -56,20 +64,20 @@ impl FileFacts {
 #[derive(Debug, Clone)]
 pub(crate) struct Binding {
     pub scope: ScopeId,
-    pub name: String,
+    pub name: Ident,
     pub target: BindingTarget,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) enum BindingTarget {
     /// An absolute dotted path (`a.b.c`), from an import.
-    Import(String),
+    Import(Ident),
     /// A `def` or `class` of this file: index into [`FileFacts::defs`].
     Def(usize),
     /// A possible registry of this file: index into [`FileFacts::registry_decls`].
     Decl(usize),
     /// `X = a.b`: the dotted name, resolved in the binding's scope.
-    Alias(Vec<String>),
+    Alias(Dotted),
 }
 
 #[derive(Debug, Clone)]
@@ -77,13 +85,43 @@ pub(crate) struct DefFacts {
     pub is_class: bool,
     pub line: u32,
     pub doc: Option<Box<str>>,
-    pub params: Box<[Box<str>]>,
-    /// Dotted base classes, resolved in `scope`.
-    pub bases: Box<[Vec<String>]>,
+    /// Names of the positional and keyword parameters, comma-separated
+    /// (read with [`DefFacts::param_names`]): one string, usually short
+    /// enough to be stored inline.
+    pub params: Ident,
+    /// Dotted base classes, resolved in `scope`, separated by commas (read
+    /// with [`DefFacts::base_names`]).
+    pub bases: Ident,
     /// The scope the definition is made in.
     pub scope: ScopeId,
     /// The scope of its body, whose `qualname` is the definition's `__qualname__`.
     pub body_scope: ScopeId,
+}
+
+impl DefFacts {
+    /// The names in a comma-separated parameter list.
+    pub(crate) fn param_names(params: &str) -> impl Iterator<Item = &str> {
+        params.split(',').filter(|p| !p.is_empty())
+    }
+
+    /// The dotted base classes.
+    pub(crate) fn base_names(&self) -> impl Iterator<Item = &str> {
+        self.bases.split(',').filter(|b| !b.is_empty())
+    }
+}
+
+/// Identifiers cannot contain a comma.
+fn join_params<'t>(names: impl Iterator<Item = &'t str> + Clone) -> Ident {
+    // Sized first: growing past the inline capacity would copy it twice.
+    let len = names.clone().map(|n| n.len() + 1).sum::<usize>();
+    let mut joined = Ident::with_capacity(len.saturating_sub(1));
+    for name in names {
+        if !joined.is_empty() {
+            joined.push(',');
+        }
+        joined.push_str(name);
+    }
+    joined
 }
 
 /// `VAR = callee(...)` at module or class level: a registry if `callee`
@@ -94,8 +132,8 @@ pub(crate) struct RegistryDecl {
     pub line: u32,
     /// The variable qualified within its module (`VAR`, `Class.VAR`).
     pub local: String,
-    pub var: String,
-    pub callee: Vec<String>,
+    pub var: Ident,
+    pub callee: Dotted,
     /// Positional string arguments, in order.
     pub strings: Vec<String>,
     /// `name="..."`, used when there is no positional string.
@@ -121,9 +159,21 @@ pub(crate) enum DepRef {
     /// `"entry"` or `"other_registry:entry"`.
     Name(String),
     /// A name or attribute chain referring to a registered target.
-    Ref(Vec<String>),
+    Ref(Dotted),
     /// An expression that cannot name a dependency statically.
     Unsupported(String),
+}
+
+/// The object a registration statement registers.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Registered {
+    /// A name or attribute chain, resolved in the use's scope.
+    Dotted(Dotted),
+    /// Any other expression, with an excerpt of its source (empty when
+    /// nested too deep to quote).
+    Other(String),
+    /// A call, string or list: there is no object name to read.
+    Unquoted,
 }
 
 #[derive(Debug, Clone)]
@@ -131,7 +181,7 @@ pub(crate) enum UseSite {
     /// A decorator of `defs[def]`.
     Decorator { def: usize, called: bool },
     /// `R.method(...)` as a statement, registering `obj`.
-    Statement { obj: Option<Expr> },
+    Statement { obj: Option<Registered> },
 }
 
 /// A decorator or call statement that registers something if its callee
@@ -143,7 +193,7 @@ pub(crate) struct Use {
     /// The line the entry is reported at.
     pub line: u32,
     /// The decorator or called function, as written (`R.register`, `pytest.fixture`).
-    pub callee: Vec<String>,
+    pub callee: Dotted,
     pub names: NameSpec,
     pub deps: Vec<DepRef>,
     pub site: UseSite,
@@ -151,10 +201,10 @@ pub(crate) struct Use {
 
 impl Use {
     /// For `R.register`/`R.register_module`: the registry part and the method.
-    pub(crate) fn registry_method(&self) -> Option<(&[String], &str)> {
-        match self.callee.split_last() {
-            Some((method, registry)) if !registry.is_empty() && is_register_method(method) => {
-                Some((registry, method.as_str()))
+    pub(crate) fn registry_method(&self) -> Option<(&str, &str)> {
+        match self.callee.rsplit_once('.') {
+            Some((registry, method)) if !registry.is_empty() && is_register_method(method) => {
+                Some((registry, method))
             }
             _ => None,
         }
@@ -211,21 +261,26 @@ pub(crate) fn extract_bytes(path: &str, bytes: &[u8], limits: FileLimits) -> Fil
     if bytes.len() as u64 > limits.max_file_size {
         return skipped(path, 0, too_big(bytes.len() as u64, limits));
     }
-    if let Some(offset) = memchr_nul(bytes) {
+    if let Some(offset) = memchr::memchr(0, bytes) {
         let line = line_of_offset(bytes, offset);
         return skipped(path, line, "skipped: binary file (NUL byte)".into());
     }
-    let text = match std::str::from_utf8(bytes) {
+    // The SIMD check first (most files are valid); std's only to say where
+    // an invalid file goes wrong.
+    let text = match simdutf8::basic::from_utf8(bytes) {
         Ok(text) => text,
-        Err(err) => {
-            let offset = err.valid_up_to();
-            let line = line_of_offset(bytes, offset);
-            return skipped(
-                path,
-                line,
-                format!("skipped: not valid UTF-8 (byte {offset})"),
-            );
-        }
+        Err(_) => match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(err) => {
+                let offset = err.valid_up_to();
+                let line = line_of_offset(bytes, offset);
+                return skipped(
+                    path,
+                    line,
+                    format!("skipped: not valid UTF-8 (byte {offset})"),
+                );
+            }
+        },
     };
     extract_source(path, text)
 }
@@ -235,34 +290,35 @@ pub(crate) fn extract_source(path: &str, text: &str) -> FileFacts {
     // Python accepts a UTF-8 byte order mark; it is not part of the code.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let module = module_name(path).unwrap_or_default();
+    let mut digest = Digest {
+        facts: FileFacts {
+            path: path.to_owned(),
+            module,
+            ..FileFacts::default()
+        },
+        is_package: is_package_file(path),
+    };
     // Ruff is third-party code fed hostile input: a bug there must cost one
     // file, not the whole repository (or the server).
-    let lowered = match catch_unwind(AssertUnwindSafe(|| ruff::lower(text))) {
-        Ok(lowered) => lowered,
-        Err(_) => {
-            return FileFacts {
-                path: path.to_owned(),
-                module,
-                diagnostics: vec![Diagnostic::new(
-                    path,
-                    0,
-                    Severity::Error,
-                    "internal error while parsing this file; skipped",
-                )],
-                ..FileFacts::default()
-            };
-        }
-    };
-    digest(path, module, is_package_file(path), lowered)
-}
-
-fn memchr_nul(bytes: &[u8]) -> Option<usize> {
-    memchr::memchr(0, bytes)
+    match catch_unwind(AssertUnwindSafe(|| ruff::lower(text, &mut digest))) {
+        Ok(scopes) => digest.finish(scopes),
+        Err(_) => FileFacts {
+            path: path.to_owned(),
+            module: std::mem::take(&mut digest.facts.module),
+            diagnostics: vec![Diagnostic::new(
+                path,
+                0,
+                Severity::Error,
+                "internal error while parsing this file; skipped",
+            )],
+            ..FileFacts::default()
+        },
+    }
 }
 
 fn line_of_offset(bytes: &[u8], offset: usize) -> u32 {
     let end = offset.min(bytes.len());
-    let newlines = bytes[..end].iter().filter(|&&b| b == b'\n').count();
+    let newlines = bytecount::count(&bytes[..end], b'\n');
     u32::try_from(newlines + 1).unwrap_or(u32::MAX)
 }
 
@@ -285,78 +341,37 @@ fn join_dotted(left: &str, right: &str) -> String {
     joined
 }
 
-fn cap_chars(text: String, max: usize) -> Box<str> {
+fn cap_chars(text: &str, max: usize) -> Box<str> {
     match text.char_indices().nth(max) {
         Some((end, _)) => format!("{}…", &text[..end]).into_boxed_str(),
-        None => text.into_boxed_str(),
+        None => Box::from(text),
     }
 }
 
-fn split_dotted(name: &str) -> Vec<String> {
-    name.split('.')
-        .filter(|p| !p.is_empty())
-        .map(str::to_owned)
-        .collect()
+/// Turns the lowered statements of a file into facts, as they come.
+struct Digest {
+    facts: FileFacts,
+    is_package: bool,
 }
 
-/// Turns the lowered syntax of a file into facts.
-pub(crate) fn digest(
-    path: &str,
-    module: String,
-    is_package: bool,
-    lowered: syntax::Module,
-) -> FileFacts {
-    let syntax::Module {
-        scopes,
-        stmts,
-        errors,
-    } = lowered;
-    let mut facts = FileFacts {
-        path: path.to_owned(),
-        module,
-        ..FileFacts::default()
-    };
-    for error in errors {
+impl<'t> Sink<'t> for Digest {
+    fn syntax_error(&mut self, line: u32, message: String) {
+        let facts = &mut self.facts;
         facts.diagnostics.push(Diagnostic::new(
-            path,
-            error.line,
+            &facts.path,
+            line,
             Severity::Error,
-            format!("syntax error: {}", error.message),
+            format!("syntax error: {message}"),
         ));
     }
 
-    for stmt in stmts {
-        let scope = stmt.scope;
-        let line = stmt.line;
-        match stmt.kind {
-            StmtKind::Def(def) => {
-                let index = facts.defs.len();
-                facts.bindings.push(Binding {
-                    scope,
-                    name: def.name,
-                    target: BindingTarget::Def(index),
-                });
-                for decorator in &def.decorators {
-                    if let Some(used) = decorator_use(scope, line, index, &decorator.expr) {
-                        facts.uses.push(used);
-                    }
-                }
-                facts.defs.push(DefFacts {
-                    is_class: def.is_class,
-                    line,
-                    doc: def.doc.map(|d| cap_chars(d, MAX_DOC_CHARS)),
-                    params: def.params,
-                    bases: def
-                        .bases
-                        .iter()
-                        .filter_map(|b| b.as_dotted().map(<[String]>::to_vec))
-                        .collect(),
-                    scope,
-                    body_scope: def.body_scope,
-                });
-            }
+    fn stmt(&mut self, scopes: &Scopes, stmt: Stmt<'t>) {
+        let Stmt { scope, line, kind } = stmt;
+        let facts = &mut self.facts;
+        match kind {
+            StmtKind::Def(def) => self.def(scope, line, def),
             StmtKind::Assign { targets, value } => {
-                assign(&mut facts, &scopes, scope, line, targets, value);
+                assign(facts, scopes, scope, line, targets.iter(), value);
             }
             StmtKind::Expr(expr) => {
                 if let Some(used) = statement_use(scope, line, expr) {
@@ -364,20 +379,20 @@ pub(crate) fn digest(
                 }
             }
             StmtKind::Import(names) => {
-                for name in names {
+                for name in names.iter() {
                     let (bound, target) = match name.asname {
                         // `import a.b as c` binds c to a.b.
                         Some(asname) => (asname, name.name),
                         // `import a.b` binds a, through which a.b is reached.
                         None => match name.name.split('.').next() {
-                            Some(head) if !head.is_empty() => (head.to_owned(), head.to_owned()),
+                            Some(head) if !head.is_empty() => (head, head),
                             _ => continue,
                         },
                     };
                     facts.bindings.push(Binding {
                         scope,
-                        name: bound,
-                        target: BindingTarget::Import(target),
+                        name: Ident::from(bound),
+                        target: BindingTarget::Import(Ident::from(target)),
                     });
                 }
             }
@@ -386,54 +401,80 @@ pub(crate) fn digest(
                 level,
                 names,
             } => {
-                let Some(base) = import_base(&facts.module, is_package, module.as_deref(), level)
-                else {
+                let Some(base) = import_base(&facts.module, self.is_package, module, level) else {
                     facts.diagnostics.push(Diagnostic::new(
-                        path,
+                        &facts.path,
                         line,
                         Severity::Warning,
                         format!(
                             "relative import `from {}{}` goes above the top-level package; ignored",
                             ".".repeat(level as usize),
-                            module.as_deref().unwrap_or("")
+                            module.unwrap_or("")
                         ),
                     ));
-                    continue;
+                    return;
                 };
-                let base = base.join(".");
-                for name in names {
+                for name in names.iter() {
                     if name.name == "*" {
-                        facts.stars.push((scope, base.clone()));
+                        facts.stars.push((scope, base.joined()));
                         continue;
                     }
-                    let target = join_dotted(&base, &name.name);
                     facts.bindings.push(Binding {
                         scope,
-                        name: name.asname.unwrap_or(name.name),
-                        target: BindingTarget::Import(target),
+                        name: Ident::from(name.asname.unwrap_or(name.name)),
+                        target: BindingTarget::Import(base.join(name.name)),
                     });
                 }
             }
         }
     }
-    prune_private_bindings(&mut facts, &scopes);
-    facts.scopes = scopes;
-    facts
+}
+
+impl Digest {
+    fn def(&mut self, scope: ScopeId, line: u32, def: Def<'_>) {
+        let facts = &mut self.facts;
+        let index = facts.defs.len();
+        facts.bindings.push(Binding {
+            scope,
+            name: Ident::from(def.name),
+            target: BindingTarget::Def(index),
+        });
+        for decorator in &def.decorators {
+            if let Some(used) = decorator_use(scope, line, index, decorator) {
+                facts.uses.push(used);
+            }
+        }
+        facts.defs.push(DefFacts {
+            is_class: def.is_class,
+            line,
+            doc: def.doc.map(|d| cap_chars(d, MAX_DOC_CHARS)),
+            params: join_params(def.params.iter()),
+            bases: def.bases,
+            scope,
+            body_scope: def.body_scope,
+        });
+    }
+
+    fn finish(mut self, scopes: Scopes) -> FileFacts {
+        prune_private_bindings(&mut self.facts, &scopes);
+        self.facts.scopes = scopes;
+        self.facts
+    }
 }
 
 /// Drops bindings of function scopes that nothing in the file can look up:
 /// `x = self.y` in every method would otherwise be kept for the whole
 /// repository phase. A name stays if any registration, dependency, registry
 /// declaration, base class or alias of the file starts with it.
-fn prune_private_bindings(facts: &mut FileFacts, scopes: &[Scope]) {
-    fn head(parts: &[String]) -> Option<&str> {
-        parts.first().map(String::as_str)
+fn prune_private_bindings(facts: &mut FileFacts, scopes: &Scopes) {
+    fn head(dotted: &str) -> Option<&str> {
+        parts(dotted).next()
     }
     let mut heads: FxHashSet<&str> = FxHashSet::default();
     for used in &facts.uses {
         heads.extend(head(&used.callee));
         if let UseSite::Statement {
-            obj: Some(Expr::Dotted(parts)),
+            obj: Some(Registered::Dotted(parts)),
         } = &used.site
         {
             heads.extend(head(parts));
@@ -448,7 +489,7 @@ fn prune_private_bindings(facts: &mut FileFacts, scopes: &[Scope]) {
         heads.extend(head(&decl.callee));
     }
     for def in &facts.defs {
-        for base in def.bases.iter() {
+        for base in def.base_names() {
             heads.extend(head(base));
         }
     }
@@ -471,23 +512,63 @@ fn prune_private_bindings(facts: &mut FileFacts, scopes: &[Scope]) {
     facts.bindings.retain(|_| keep.next().unwrap_or(true));
 }
 
-/// The absolute module a `from ... import` refers to.
-fn import_base(
-    module: &str,
-    is_package: bool,
-    from: Option<&str>,
-    level: u32,
-) -> Option<Vec<String>> {
-    let mut base = if level == 0 {
-        Vec::new()
-    } else {
-        let mut package = split_dotted(module);
-        // In a module, `.` is its package; in a package's `__init__`, the package itself.
-        if !is_package {
-            package.pop()?;
+/// The absolute module of a `from ... import`: a package prefix of the
+/// importing module and the module named after the dots, either possibly
+/// empty, never both.
+struct ImportBase<'a> {
+    package: &'a str,
+    from: &'a str,
+}
+
+impl ImportBase<'_> {
+    fn joined(&self) -> String {
+        match (self.package.is_empty(), self.from.is_empty()) {
+            (true, _) => self.from.to_owned(),
+            (_, true) => self.package.to_owned(),
+            _ => join_dotted(self.package, self.from),
         }
-        for _ in 1..level {
-            package.pop()?;
+    }
+
+    /// `base.name`, in at most one allocation.
+    fn join(&self, name: &str) -> Ident {
+        let mut out = Ident::with_capacity(self.package.len() + self.from.len() + name.len() + 2);
+        for part in [self.package, self.from, name] {
+            if part.is_empty() {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+        out
+    }
+}
+
+/// The absolute module a `from ... import` refers to; `None` when the
+/// import goes above the top-level package (or names nothing).
+fn import_base<'a>(
+    module: &'a str,
+    is_package: bool,
+    from: Option<&'a str>,
+    level: u32,
+) -> Option<ImportBase<'a>> {
+    // Ruff only produces well-formed dotted names; error recovery aside.
+    let from = from.unwrap_or("");
+    if from.starts_with('.') || from.ends_with('.') || from.contains("..") {
+        return None;
+    }
+    let package = if level == 0 {
+        ""
+    } else {
+        // In a module, `.` is its package; in a package's `__init__`, the package itself.
+        let mut package = module;
+        let pops = level - 1 + u32::from(!is_package);
+        for _ in 0..pops {
+            if package.is_empty() {
+                return None;
+            }
+            package = package.rfind('.').map_or("", |dot| &package[..dot]);
         }
         // An empty package is above the top level: Python refuses the import.
         if package.is_empty() {
@@ -495,22 +576,19 @@ fn import_base(
         }
         package
     };
-    if let Some(from) = from {
-        base.extend(split_dotted(from));
-    }
-    if base.is_empty() {
+    if package.is_empty() && from.is_empty() {
         return None;
     }
-    Some(base)
+    Some(ImportBase { package, from })
 }
 
-fn assign(
+fn assign<'t>(
     facts: &mut FileFacts,
-    scopes: &[Scope],
+    scopes: &Scopes,
     scope: ScopeId,
     line: u32,
-    targets: Vec<String>,
-    value: Expr,
+    mut targets: impl Iterator<Item = &'t str>,
+    value: Expr<'t>,
 ) {
     let scope_info = scopes.get(scope);
     let declares = scope_info.is_some_and(Scope::can_declare);
@@ -519,7 +597,7 @@ fn assign(
             for name in targets {
                 facts.bindings.push(Binding {
                     scope,
-                    name,
+                    name: Ident::from(name),
                     target: BindingTarget::Alias(dotted.clone()),
                 });
             }
@@ -532,16 +610,15 @@ fn assign(
             let Expr::Dotted(callee) = *func else {
                 return;
             };
-            let Some(first) = targets.first() else {
+            let Some(first) = targets.next() else {
                 return;
             };
-            let scope_qual = scope_info.map_or("", |s| s.qualname.as_str());
-            let local = qualify(scope_qual, first);
+            let local = qualify(scopes.qualname(scope), first);
             let decl = facts.registry_decls.len();
-            for name in &targets {
+            for name in std::iter::once(first).chain(targets) {
                 facts.bindings.push(Binding {
                     scope,
-                    name: name.clone(),
+                    name: Ident::from(name),
                     target: BindingTarget::Decl(decl),
                 });
             }
@@ -549,7 +626,7 @@ fn assign(
                 scope,
                 line,
                 local,
-                var: first.clone(),
+                var: Ident::from(first),
                 callee,
                 strings: args
                     .iter()
@@ -563,17 +640,14 @@ fn assign(
     }
 }
 
-fn keyword<'a>(keywords: &'a [Keyword], name: &str) -> Option<&'a Expr> {
-    keywords
-        .iter()
-        .find(|k| k.name.as_deref() == Some(name))
-        .map(|k| &k.value)
+fn keyword<'e, 't>(keywords: &'e [Keyword<'t>], name: &str) -> Option<&'e Expr<'t>> {
+    keywords.iter().find(|k| k.name == name).map(|k| &k.value)
 }
 
 /// A string, or a list/tuple of strings.
-fn literal_names(expr: &Expr) -> Option<Vec<String>> {
+fn literal_names(expr: &Expr<'_>) -> Option<Vec<String>> {
     match expr {
-        Expr::Str(s) => Some(vec![s.clone()]),
+        Expr::Str(s) => Some(vec![(*s).to_owned()]),
         Expr::Sequence(items) => items
             .iter()
             .map(|i| i.as_str().map(str::to_owned))
@@ -582,9 +656,9 @@ fn literal_names(expr: &Expr) -> Option<Vec<String>> {
     }
 }
 
-fn describe(expr: &Expr) -> String {
+fn describe(expr: &Expr<'_>) -> String {
     match expr {
-        Expr::Dotted(parts) => parts.join("."),
+        Expr::Dotted(dotted) => dotted.to_string(),
         Expr::Str(s) => format!("{s:?}"),
         Expr::Other(snippet) => snippet.clone(),
         Expr::Call { func, .. } => format!("{}(...)", describe(func)),
@@ -592,7 +666,7 @@ fn describe(expr: &Expr) -> String {
     }
 }
 
-fn name_from(expr: &Expr, positional: bool) -> NameSpec {
+fn name_from(expr: &Expr<'_>, positional: bool) -> NameSpec {
     match literal_names(expr) {
         Some(names) => NameSpec::Given(names),
         None => NameSpec::NotLiteral {
@@ -602,24 +676,20 @@ fn name_from(expr: &Expr, positional: bool) -> NameSpec {
     }
 }
 
-fn dependencies(keywords: &[Keyword]) -> Vec<DepRef> {
+fn dependencies(keywords: &[Keyword<'_>]) -> Vec<DepRef> {
     let mut deps = Vec::new();
     for kw in keywords {
-        if !kw
-            .name
-            .as_deref()
-            .is_some_and(|n| DEPENDENCY_KEYWORDS.contains(&n))
-        {
+        if !DEPENDENCY_KEYWORDS.contains(&kw.name) {
             continue;
         }
-        let items: &[Expr] = match &kw.value {
+        let items: &[Expr<'_>] = match &kw.value {
             Expr::Sequence(items) => items,
             single => std::slice::from_ref(single),
         };
         for item in items {
             deps.push(match item {
-                Expr::Str(s) => DepRef::Name(s.clone()),
-                Expr::Dotted(parts) => DepRef::Ref(parts.clone()),
+                Expr::Str(s) => DepRef::Name((*s).to_owned()),
+                Expr::Dotted(dotted) => DepRef::Ref(dotted.clone()),
                 other => DepRef::Unsupported(describe(other)),
             });
         }
@@ -627,9 +697,17 @@ fn dependencies(keywords: &[Keyword]) -> Vec<DepRef> {
     deps
 }
 
-fn decorator_use(scope: ScopeId, line: u32, def: usize, expr: &Expr) -> Option<Use> {
-    let (callee, called, args, keywords): (&[String], bool, &[Expr], &[Keyword]) = match expr {
-        Expr::Dotted(parts) => (parts, false, &[], &[]),
+fn registered(expr: &Expr<'_>) -> Registered {
+    match expr {
+        Expr::Dotted(dotted) => Registered::Dotted(dotted.clone()),
+        Expr::Other(snippet) => Registered::Other(snippet.clone()),
+        Expr::Call { .. } | Expr::Str(_) | Expr::Sequence(_) => Registered::Unquoted,
+    }
+}
+
+fn decorator_use(scope: ScopeId, line: u32, def: usize, expr: &Expr<'_>) -> Option<Use> {
+    let (callee, called, args, keywords): (&Ident, bool, &[Expr<'_>], &[Keyword<'_>]) = match expr {
+        Expr::Dotted(dotted) => (dotted, false, &[], &[]),
         Expr::Call {
             func,
             args,
@@ -646,14 +724,14 @@ fn decorator_use(scope: ScopeId, line: u32, def: usize, expr: &Expr) -> Option<U
     Some(Use {
         scope,
         line,
-        callee: callee.to_vec(),
+        callee: callee.clone(),
         names,
         deps: dependencies(keywords),
         site: UseSite::Decorator { def, called },
     })
 }
 
-fn statement_use(scope: ScopeId, line: u32, expr: Expr) -> Option<Use> {
+fn statement_use(scope: ScopeId, line: u32, expr: Expr<'_>) -> Option<Use> {
     let Expr::Call {
         func,
         args,
@@ -663,10 +741,12 @@ fn statement_use(scope: ScopeId, line: u32, expr: Expr) -> Option<Use> {
         return None;
     };
     let callee = match *func {
-        Expr::Dotted(parts)
-            if parts.len() >= 2 && parts.last().is_some_and(|m| is_register_method(m)) =>
+        Expr::Dotted(dotted)
+            if dotted
+                .rsplit_once('.')
+                .is_some_and(|(_, method)| is_register_method(method)) =>
         {
-            parts
+            dotted
         }
         _ => return None,
     };
@@ -675,17 +755,17 @@ fn statement_use(scope: ScopeId, line: u32, expr: Expr) -> Option<Use> {
     let (names, obj) = match positional.next() {
         // `R.register("x", obj)`, `R.register_module("x", module=obj)`
         Some(first @ (Expr::Str(_) | Expr::Sequence(_))) if name_kw.is_none() => {
-            (name_from(first, true), positional.next().cloned())
+            (name_from(first, true), positional.next())
         }
         // `R.register(obj)`, `R.register_module(obj)`
-        Some(obj) => (name_kw.unwrap_or(NameSpec::Default), Some(obj.clone())),
+        Some(obj) => (name_kw.unwrap_or(NameSpec::Default), Some(obj)),
         None => (name_kw.unwrap_or(NameSpec::Default), None),
     };
     // catalogue's `register(name, func=...)`, mmengine's `register_module(module=...)`.
     let obj = obj.or_else(|| {
         ["module", "func", "obj"]
             .iter()
-            .find_map(|k| keyword(&keywords, k).cloned())
+            .find_map(|k| keyword(&keywords, k))
     });
     Some(Use {
         scope,
@@ -693,7 +773,9 @@ fn statement_use(scope: ScopeId, line: u32, expr: Expr) -> Option<Use> {
         callee,
         names,
         deps: dependencies(&keywords),
-        site: UseSite::Statement { obj },
+        site: UseSite::Statement {
+            obj: obj.map(registered),
+        },
     })
 }
 
@@ -723,7 +805,7 @@ mod tests {
         );
         assert_eq!(f.module, "shop.orders.views");
         let import = |n| match binding(&f, n) {
-            Some(BindingTarget::Import(p)) => p.clone(),
+            Some(BindingTarget::Import(p)) => p.to_string(),
             other => format!("{other:?}"),
         };
         assert_eq!(import("a"), "a");
@@ -814,7 +896,7 @@ mod tests {
             "@R.register_module(name=['x', 'y'], depends_on=['a', other.b], requires=c)\nclass K: pass\n@R.register(f'{x}')\ndef g(): pass\n",
         );
         assert_eq!(f.uses.len(), 2);
-        assert_eq!(f.uses[0].callee, vec!["R", "register_module"]);
+        assert_eq!(f.uses[0].callee, "R.register_module");
         assert_eq!(
             f.uses[0].names,
             NameSpec::Given(vec!["x".into(), "y".into()])
@@ -823,8 +905,8 @@ mod tests {
             f.uses[0].deps,
             vec![
                 DepRef::Name("a".into()),
-                DepRef::Ref(vec!["other".into(), "b".into()]),
-                DepRef::Ref(vec!["c".into()]),
+                DepRef::Ref("other.b".into()),
+                DepRef::Ref("c".into()),
             ]
         );
         assert!(matches!(
@@ -851,7 +933,7 @@ mod tests {
                 UseSite::Decorator { .. } => (u.names.clone(), None),
             })
             .collect();
-        let dotted = |s: &str| Some(Expr::Dotted(vec![s.into()]));
+        let dotted = |s: &str| Some(Registered::Dotted(s.into()));
         assert_eq!(
             summary,
             vec![

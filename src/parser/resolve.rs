@@ -12,11 +12,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::parser::config::Config;
-use crate::parser::extract::{BindingTarget, DefFacts, DepRef, FileFacts, NameSpec, Use, UseSite};
+use crate::parser::extract::{
+    BindingTarget, DefFacts, DepRef, FileFacts, NameSpec, Registered, Use, UseSite,
+};
 use crate::parser::model::{
     Diagnostic, Edge, EdgeKind, Entry, EntryKind, Graph, Registry, Severity,
 };
-use crate::parser::syntax::{Expr, ScopeId, ScopeKind, MODULE_SCOPE};
+use crate::parser::syntax::{Ident, ScopeId, ScopeKind, MODULE_SCOPE};
 
 /// Steps one name resolution may take before it is given up as unresolved.
 const RESOLUTION_BUDGET: u32 = 256;
@@ -41,7 +43,7 @@ enum Resolved {
     Module(usize),
     /// Not defined in the repository (or not resolvable): the most canonical
     /// dotted path reached, e.g. `django.contrib.admin.register`.
-    External(Vec<String>),
+    External(Vec<Ident>),
 }
 
 struct Budget(u32);
@@ -181,7 +183,7 @@ impl<'a> Index<'a> {
     }
 
     /// The dotted path of a resolution, for further attribute lookups and for targets.
-    fn path_of(&self, resolved: &Resolved) -> Vec<String> {
+    fn path_of(&self, resolved: &Resolved) -> Vec<Ident> {
         match resolved {
             Resolved::Registry(r) => split(&self.registries[*r].id),
             Resolved::Def(f, d) => self.qualname(*f, *d).map_or_else(Vec::new, |q| split(&q)),
@@ -195,18 +197,19 @@ impl<'a> Index<'a> {
         &self,
         file: usize,
         scope: ScopeId,
-        parts: &[String],
+        dotted: &str,
         budget: &mut Budget,
     ) -> Resolved {
-        let Some((head, rest)) = parts.split_first() else {
-            return Resolved::External(Vec::new());
-        };
+        let (head, rest) = dotted.split_once('.').unwrap_or((dotted, ""));
+        if head.is_empty() {
+            return Resolved::External(split(dotted));
+        }
         if !budget.spend() {
-            return Resolved::External(parts.to_vec());
+            return Resolved::External(split(dotted));
         }
         match self.lookup_name(file, scope, head, budget) {
-            None => Resolved::External(parts.to_vec()),
-            Some(found) => self.attribute(found, rest, budget),
+            None => Resolved::External(split(dotted)),
+            Some(found) => self.attribute(found, &split(rest), budget),
         }
     }
 
@@ -291,7 +294,7 @@ impl<'a> Index<'a> {
                 continue;
             }
             let mut path = split(module);
-            path.push(name.to_owned());
+            path.push(Ident::from(name));
             match self.resolve_abs(&path, budget) {
                 Resolved::External(_) => {}
                 found => return Some(found),
@@ -300,7 +303,7 @@ impl<'a> Index<'a> {
         None
     }
 
-    fn attribute(&self, base: Resolved, rest: &[String], budget: &mut Budget) -> Resolved {
+    fn attribute(&self, base: Resolved, rest: &[Ident], budget: &mut Budget) -> Resolved {
         if rest.is_empty() {
             return base;
         }
@@ -315,7 +318,7 @@ impl<'a> Index<'a> {
     /// Resolves an absolute dotted path: the longest prefix that is a module
     /// of the repository, then the longest that is a definition or registry
     /// in it, then the rest as attributes.
-    fn resolve_abs(&self, path: &[String], budget: &mut Budget) -> Resolved {
+    fn resolve_abs(&self, path: &[Ident], budget: &mut Budget) -> Resolved {
         if path.len() > MAX_PATH_SEGMENTS || !budget.spend() {
             return Resolved::External(path.to_vec());
         }
@@ -340,8 +343,8 @@ impl<'a> Index<'a> {
     fn in_module(
         &self,
         module: usize,
-        rest: &[String],
-        full: &[String],
+        rest: &[Ident],
+        full: &[Ident],
         budget: &mut Budget,
     ) -> Resolved {
         let joined = rest.join(".");
@@ -358,8 +361,8 @@ impl<'a> Index<'a> {
     fn member(
         &self,
         base: Resolved,
-        rest: &[String],
-        full: &[String],
+        rest: &[Ident],
+        full: &[Ident],
         budget: &mut Budget,
     ) -> Resolved {
         let Some((name, tail)) = rest.split_first() else {
@@ -387,7 +390,7 @@ impl<'a> Index<'a> {
                 if let Some(found) = self.lookup_in_scope(f, def.body_scope, name, budget) {
                     return self.attribute(found, tail, budget);
                 }
-                for base_class in &def.bases {
+                for base_class in def.base_names() {
                     if budget.exhausted() {
                         break;
                     }
@@ -410,7 +413,7 @@ impl<'a> Index<'a> {
 /// with dots: slices of one string, not a new one per prefix.
 fn prefixes_longest_first<'s>(
     joined: &'s str,
-    parts: &'s [String],
+    parts: &'s [Ident],
 ) -> impl Iterator<Item = &'s str> + 's {
     let mut end = joined.len();
     parts.iter().rev().map(move |part| {
@@ -420,22 +423,22 @@ fn prefixes_longest_first<'s>(
     })
 }
 
-fn split(dotted: &str) -> Vec<String> {
+fn split(dotted: &str) -> Vec<Ident> {
     dotted
         .split('.')
         .filter(|p| !p.is_empty())
-        .map(str::to_owned)
+        .map(Ident::from)
         .collect()
 }
 
 /// Whether a resolved callee is a registry constructor, and whether it is
 /// `catalogue.create` (whose label joins its string arguments).
-fn constructor_kind(path: &[String], config: &Config) -> Option<bool> {
+fn constructor_kind(path: &[Ident], config: &Config) -> Option<bool> {
     let joined = path.join(".");
     if joined == CATALOGUE_CREATE {
         return Some(true);
     }
-    let last = path.last().map(String::as_str).unwrap_or_default();
+    let last = path.last().map(Ident::as_str).unwrap_or_default();
     if last == REGISTRY_CLASS {
         return Some(false);
     }
@@ -455,7 +458,8 @@ struct Produced<'a> {
     name: String,
     target: String,
     /// Parameters of the registered function, for §3.2.
-    params: &'a [Box<str>],
+    /// Comma-separated, as [`DefFacts::params`].
+    params: &'a str,
     file: usize,
     use_index: usize,
 }
@@ -529,7 +533,7 @@ fn declare_registries(index: &mut Index<'_>, config: &Config, diagnostics: &mut 
                     .first()
                     .or(decl.name_keyword.as_ref())
                     .cloned()
-                    .unwrap_or_else(|| decl.var.clone())
+                    .unwrap_or_else(|| decl.var.to_string())
             };
             let registry_index = index.registries.len();
             index.registries.push(Registry {
@@ -631,7 +635,10 @@ fn register<'a>(
                 // Matched on the last name of the decorator however it was
                 // imported (spec §4): the resolved name, not the local alias.
                 let path = index.path_of(&callee);
-                if let Some(&r) = path.last().and_then(|last| decorator_registries.get(last)) {
+                if let Some(&r) = path
+                    .last()
+                    .and_then(|last| decorator_registries.get(last.as_str()))
+                {
                     found = Some((r, Form::Decorator));
                 }
             }
@@ -654,7 +661,7 @@ fn register<'a>(
             } else {
                 EntryKind::Function
             };
-            let params: &[Box<str>] = if def.is_class { &[] } else { &def.params };
+            let params: &str = if def.is_class { "" } else { &def.params };
             (
                 kind,
                 file.qualify(file.local_qualname(def)),
@@ -669,29 +676,29 @@ fn register<'a>(
                 return;
             };
             match obj {
-                Expr::Dotted(parts) => {
+                Registered::Dotted(parts) => {
                     let mut budget = Budget::new();
                     let resolved = index.resolve_dotted(fi, used.scope, parts, &mut budget);
                     let path = index.path_of(&resolved);
-                    let (doc, params): (Option<String>, &[Box<str>]) = match resolved {
+                    let (doc, params): (Option<String>, &str) = match resolved {
                         Resolved::Def(f, d) => match index.def(f, d) {
                             Some(def) if def.is_class => {
-                                (def.doc.as_deref().map(str::to_owned), &[])
+                                (def.doc.as_deref().map(str::to_owned), "")
                             }
                             Some(def) => (def.doc.as_deref().map(str::to_owned), &def.params),
-                            None => (None, &[]),
+                            None => (None, ""),
                         },
-                        _ => (None, &[]),
+                        _ => (None, ""),
                     };
-                    let name = path.last().cloned();
+                    let name = path.last().map(Ident::to_string);
                     (EntryKind::Object, path.join("."), doc, params, name)
                 }
                 other => {
                     let text = match other {
-                        Expr::Other(snippet) => snippet.clone(),
+                        Registered::Other(snippet) => snippet.clone(),
                         _ => "<expression>".to_owned(),
                     };
-                    (EntryKind::Object, text, None, &[][..], None)
+                    (EntryKind::Object, text, None, "", None)
                 }
             }
         }
@@ -862,7 +869,7 @@ fn build_edges(
                     // A target registered under several names: the name it
                     // is referred to by, else the first name, in this registry
                     // before any other.
-                    let written = parts.last().map(String::as_str).unwrap_or_default();
+                    let written = parts.rsplit('.').next().unwrap_or_default();
                     let same = candidates.and_then(|c| {
                         c.iter()
                             .find(|(r, n)| *r == registry && *n == written)
@@ -870,7 +877,7 @@ fn build_edges(
                     });
                     match same.or_else(|| candidates.and_then(|c| c.iter().next())) {
                         Some(&(other, name)) => (reference(registry, other, name), false),
-                        None => (parts.join("."), true),
+                        None => (parts.to_string(), true),
                     }
                 }
                 DepRef::Unsupported(text) => {
@@ -901,11 +908,9 @@ fn build_edges(
         let mut count = 0usize;
         let mut truncated = false;
         for p in group {
-            let params = p
-                .params
-                .iter()
-                .filter(|param| ***param != *p.name && has(registry, param))
-                .map(|param| (param.to_string(), EdgeKind::Parameter, false));
+            let params = DefFacts::param_names(p.params)
+                .filter(|param| *param != p.name && has(registry, param))
+                .map(|param| (param.to_owned(), EdgeKind::Parameter, false));
             for (from, kind, dangling) in sources.iter().cloned().chain(params) {
                 if count == MAX_EDGES_PER_REGISTRATION {
                     truncated = true;

@@ -1,7 +1,9 @@
 //! The only module that touches Ruff's API (`ruff_python_parser`,
 //! `ruff_python_ast`, `ruff_text_size`). Ruff's crates are
 //! internal components with no stability promise, so every use of them is kept
-//! here: the rest of the parser only sees [`crate::parser::syntax`].
+//! here: the rest of the parser only sees [`crate::parser::syntax`] and the
+//! small views below ([`Aliases`], [`Params`], [`Targets`]), which read
+//! Ruff's tree only when the per-file phase keeps what they name.
 //!
 //! Two hazards of deep input are handled here:
 //! - Ruff's parser itself guards its recursion by growing its stack (it uses
@@ -11,6 +13,7 @@
 //!   size limit. [`dismantle`] therefore takes the tree apart iteratively.
 
 use std::cell::{Cell, RefCell};
+use std::fmt;
 
 use ruff_python_ast as ast;
 use ruff_python_ast::token::TokenKind;
@@ -19,8 +22,8 @@ use ruff_python_parser::{Mode, ParseOptions};
 use ruff_text_size::{Ranged, TextRange, TextSize};
 
 use crate::parser::syntax::{
-    Decorator, Def, Expr, ImportName, Keyword, Module, Scope, ScopeId, ScopeKind, Stmt, StmtKind,
-    SyntaxError, MODULE_SCOPE, READ_KEYWORDS, READ_POSITIONAL, REGISTER_METHODS,
+    Def, Expr, Ident, ImportName, Keyword, ScopeId, ScopeKind, Scopes, Sink, Stmt, StmtKind,
+    MODULE_SCOPE, READ_KEYWORDS, READ_POSITIONAL, REGISTER_METHODS,
 };
 
 /// Registry syntax never nests deeply (`R.register(name=["a", "b"])` is depth 3);
@@ -36,13 +39,74 @@ const SNIPPET_MAX_DEPTH: u32 = 2;
 /// A hostile file can produce one syntax error per token; a few are enough to act on.
 pub(crate) const MAX_SYNTAX_ERRORS: usize = 20;
 
-/// Parses `source` with Ruff's error-recovering parser and lowers it to the
-/// small syntax tree the registry rules need. Never fails: a file with syntax
-/// errors yields the recovered statements plus [`Module::errors`].
-pub(crate) fn lower(source: &str) -> Module {
+/// The names of an `import` or `from ... import` statement.
+#[derive(Clone, Copy)]
+pub(crate) struct Aliases<'t>(&'t [ast::Alias]);
+
+impl<'t> Aliases<'t> {
+    pub(crate) fn iter(self) -> impl Iterator<Item = ImportName<'t>> {
+        self.0.iter().map(|a| ImportName {
+            name: a.name.as_str(),
+            asname: a.asname.as_ref().map(ast::Identifier::as_str),
+        })
+    }
+}
+
+/// The positional and keyword parameters of a function (none for a class).
+#[derive(Clone, Copy)]
+pub(crate) struct Params<'t>(Option<&'t ast::Parameters>);
+
+impl<'t> Params<'t> {
+    pub(crate) fn iter(self) -> impl Iterator<Item = &'t str> + Clone {
+        self.0
+            .into_iter()
+            .flat_map(|p| p.posonlyargs.iter().chain(&p.args).chain(&p.kwonlyargs))
+            .map(|p| p.parameter.name.as_str())
+    }
+}
+
+/// The simple-name targets of an assignment.
+#[derive(Clone, Copy)]
+pub(crate) struct Targets<'t>(&'t [ast::Expr]);
+
+impl<'t> Targets<'t> {
+    pub(crate) fn iter(self) -> impl Iterator<Item = &'t str> {
+        self.0
+            .iter()
+            .filter_map(|t| t.as_name_expr().map(|n| n.id.as_str()))
+    }
+}
+
+impl fmt::Debug for Aliases<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl fmt::Debug for Params<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl fmt::Debug for Targets<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// Parses `source` with Ruff's error-recovering parser and hands the
+/// statements the registry rules need to `sink`, then returns the file's
+/// scopes. Never fails: a file with syntax errors yields the recovered
+/// statements, after the errors.
+pub(crate) fn lower<S>(source: &str, sink: &mut S) -> Scopes
+where
+    S: for<'t> Sink<'t>,
+{
     let parsed = ruff_python_parser::parse_unchecked(source, ParseOptions::from(Mode::Module));
+    let mut scopes = Scopes::new();
     let Some(parsed) = parsed.try_into_module() else {
-        return Module::default();
+        return scopes;
     };
     let lowerer = Lowerer {
         source,
@@ -50,37 +114,25 @@ pub(crate) fn lower(source: &str) -> Module {
         tokens: parsed.tokens(),
     };
 
-    let mut module = Module {
-        scopes: vec![Scope {
-            parent: None,
-            kind: ScopeKind::Module,
-            qualname: String::new(),
-            static_path: true,
-        }],
-        stmts: Vec::new(),
-        errors: Vec::new(),
-    };
     let error_count = parsed.errors().len();
+    let mut last_line = 1;
     for error in parsed.errors().iter().take(MAX_SYNTAX_ERRORS) {
-        module.errors.push(SyntaxError {
-            line: lowerer.line(error.location.start()),
-            message: error.error.to_string(),
-        });
+        last_line = lowerer.line(error.location.start());
+        sink.syntax_error(last_line, error.error.to_string());
     }
     if error_count > MAX_SYNTAX_ERRORS {
-        let line = module.errors.last().map_or(1, |e| e.line);
-        module.errors.push(SyntaxError {
-            line,
-            message: format!(
+        sink.syntax_error(
+            last_line,
+            format!(
                 "{} more syntax errors not shown",
                 error_count - MAX_SYNTAX_ERRORS
             ),
-        });
+        );
     }
 
-    lowerer.lower_body(parsed.suite(), &mut module);
+    lowerer.lower_body(parsed.suite(), &mut scopes, sink);
     dismantle(parsed.into_suite());
-    module
+    scopes
 }
 
 /// Parses and tears the tree down safely, nothing else (the benchmark
@@ -108,13 +160,18 @@ struct Lines<'a> {
     bytes: &'a [u8],
     /// `(offset, line of offset)` of the last lookup.
     cursor: Cell<(usize, u32)>,
+    /// Whether the text has a `\r` at all: nearly no file does, and then
+    /// counting `\n` is all there is to it.
+    has_cr: bool,
 }
 
 impl<'a> Lines<'a> {
     fn new(source: &'a str) -> Self {
+        let bytes = source.as_bytes();
         Lines {
-            bytes: source.as_bytes(),
+            bytes,
             cursor: Cell::new((0, 1)),
+            has_cr: memchr::memchr(b'\r', bytes).is_some(),
         }
     }
 
@@ -137,13 +194,11 @@ impl<'a> Lines<'a> {
             return 0;
         };
         let mut count = bytecount::count(span, b'\n');
-        if memchr::memchr(b'\r', span).is_some() {
+        if self.has_cr {
             // `\r\n` was counted at its `\n`; the next byte is looked up in
             // the whole text, so a span ending between the two is right too.
-            count += span
-                .iter()
-                .enumerate()
-                .filter(|&(i, &b)| b == b'\r' && self.bytes.get(from + i + 1) != Some(&b'\n'))
+            count += memchr::memchr_iter(b'\r', span)
+                .filter(|&i| self.bytes.get(from + i + 1) != Some(&b'\n'))
                 .count();
         }
         u32::try_from(count).unwrap_or(u32::MAX)
@@ -157,7 +212,7 @@ impl<'a> Lowerer<'a> {
 
     /// Walks nested bodies with an explicit stack: indentation depth is only
     /// bounded by the file size, so recursion here could be driven arbitrarily deep.
-    fn lower_body(&self, suite: &'a [ast::Stmt], module: &mut Module) {
+    fn lower_body<S: Sink<'a>>(&self, suite: &'a [ast::Stmt], scopes: &mut Scopes, sink: &mut S) {
         let mut stack: Vec<(std::slice::Iter<'a, ast::Stmt>, ScopeId)> =
             vec![(suite.iter(), MODULE_SCOPE)];
         loop {
@@ -171,79 +226,65 @@ impl<'a> Lowerer<'a> {
             };
             // Most statements are skipped: their line is looked up only when kept.
             let line = || self.line(stmt.start());
-            match stmt {
+            let kind = match stmt {
                 ast::Stmt::FunctionDef(f) => {
-                    let body_scope = new_scope(module, scope, ScopeKind::Function, f.name.as_str());
-                    let params = f
-                        .parameters
-                        .posonlyargs
-                        .iter()
-                        .chain(&f.parameters.args)
-                        .chain(&f.parameters.kwonlyargs)
-                        .map(|p| Box::from(p.parameter.name.as_str()))
-                        .collect();
-                    let def = Def {
-                        name: f.name.as_str().to_owned(),
+                    let body_scope = scopes.open(scope, ScopeKind::Function, f.name.as_str());
+                    stack.push((f.body.iter(), body_scope));
+                    StmtKind::Def(Def {
+                        name: f.name.as_str(),
                         is_class: false,
                         decorators: self.lower_decorators(&f.decorator_list),
-                        params,
-                        bases: Vec::new(),
+                        params: Params(Some(&f.parameters)),
+                        bases: Ident::default(),
                         doc: docstring(&f.body),
                         body_scope,
-                    };
-                    module.stmts.push(Stmt {
-                        scope,
-                        line: self.keyword_line(stmt, &f.decorator_list, &f.name, TokenKind::Def),
-                        kind: StmtKind::Def(def),
-                    });
-                    stack.push((f.body.iter(), body_scope));
+                    })
                 }
                 ast::Stmt::ClassDef(c) => {
-                    let body_scope = new_scope(module, scope, ScopeKind::Class, c.name.as_str());
-                    let bases = c
-                        .arguments
-                        .as_deref()
-                        .map(|a| a.args.iter().map(|b| self.lower_expr(b, 0)).collect())
-                        .unwrap_or_default();
-                    let def = Def {
-                        name: c.name.as_str().to_owned(),
+                    let body_scope = scopes.open(scope, ScopeKind::Class, c.name.as_str());
+                    stack.push((c.body.iter(), body_scope));
+                    let mut bases = Ident::default();
+                    for base in c.arguments.as_deref().map_or(&[][..], |a| &a.args) {
+                        if let Some(base) = dotted(base) {
+                            if !bases.is_empty() {
+                                bases.push(',');
+                            }
+                            bases.push_str(&base);
+                        }
+                    }
+                    StmtKind::Def(Def {
+                        name: c.name.as_str(),
                         is_class: true,
                         decorators: self.lower_decorators(&c.decorator_list),
-                        params: Box::default(),
+                        params: Params(None),
                         bases,
                         doc: docstring(&c.body),
                         body_scope,
-                    };
-                    module.stmts.push(Stmt {
-                        scope,
-                        line: self.keyword_line(stmt, &c.decorator_list, &c.name, TokenKind::Class),
-                        kind: StmtKind::Def(def),
-                    });
-                    stack.push((c.body.iter(), body_scope));
+                    })
                 }
-                // Most assignments matter to no rule: their targets are only
-                // collected once the value shows that one might.
-                ast::Stmt::Assign(a) if assign_matters(module, scope, &a.value) => {
-                    let targets = a
-                        .targets
-                        .iter()
-                        .filter_map(|t| t.as_name_expr().map(|n| n.id.as_str().to_owned()))
-                        .collect();
-                    self.push_assign(module, scope, stmt.start(), targets, &a.value);
+                // Most assignments matter to no rule: nothing of them is
+                // lowered unless the value shows that one might.
+                ast::Stmt::Assign(a) if assign_matters(scopes, scope, &a.value) => {
+                    let targets = Targets(&a.targets);
+                    if targets.iter().next().is_none() {
+                        continue;
+                    }
+                    StmtKind::Assign {
+                        targets,
+                        value: self.lower_expr(&a.value, 0),
+                    }
                 }
                 ast::Stmt::AnnAssign(a) => {
                     let value = a
                         .value
                         .as_deref()
-                        .filter(|v| assign_matters(module, scope, v));
-                    if let (Some(value), Some(name)) = (value, a.target.as_name_expr()) {
-                        self.push_assign(
-                            module,
-                            scope,
-                            stmt.start(),
-                            vec![name.id.as_str().to_owned()],
-                            value,
-                        );
+                        .filter(|v| assign_matters(scopes, scope, v));
+                    match value {
+                        Some(value) if a.target.is_name_expr() => StmtKind::Assign {
+                            targets: Targets(std::slice::from_ref(&a.target)),
+                            value: self.lower_expr(value, 0),
+                        },
+                        _ => continue,
                     }
                 }
                 ast::Stmt::Expr(e) => {
@@ -254,32 +295,17 @@ impl<'a> Lowerer<'a> {
                             .as_attribute_expr()
                             .is_some_and(|a| REGISTER_METHODS.contains(&a.attr.as_str()))
                     });
-                    if registers {
-                        module.stmts.push(Stmt {
-                            scope,
-                            line: line(),
-                            kind: StmtKind::Expr(self.lower_expr(&e.value, 0)),
-                        });
+                    if !registers {
+                        continue;
                     }
+                    StmtKind::Expr(self.lower_expr(&e.value, 0))
                 }
-                ast::Stmt::Import(i) => {
-                    module.stmts.push(Stmt {
-                        scope,
-                        line: line(),
-                        kind: StmtKind::Import(lower_aliases(&i.names)),
-                    });
-                }
-                ast::Stmt::ImportFrom(i) => {
-                    module.stmts.push(Stmt {
-                        scope,
-                        line: line(),
-                        kind: StmtKind::ImportFrom {
-                            module: i.module.as_ref().map(|m| m.as_str().to_owned()),
-                            level: i.level,
-                            names: lower_aliases(&i.names),
-                        },
-                    });
-                }
+                ast::Stmt::Import(i) => StmtKind::Import(Aliases(&i.names)),
+                ast::Stmt::ImportFrom(i) => StmtKind::ImportFrom {
+                    module: i.module.as_ref().map(ast::Identifier::as_str),
+                    level: i.level,
+                    names: Aliases(&i.names),
+                },
                 // Compound statements are transparent. Bodies are pushed last
                 // first so that they come off the stack in source order.
                 ast::Stmt::If(s) => {
@@ -287,16 +313,22 @@ impl<'a> Lowerer<'a> {
                         stack.push((clause.body.iter(), scope));
                     }
                     stack.push((s.body.iter(), scope));
+                    continue;
                 }
                 ast::Stmt::For(s) => {
                     stack.push((s.orelse.iter(), scope));
                     stack.push((s.body.iter(), scope));
+                    continue;
                 }
                 ast::Stmt::While(s) => {
                     stack.push((s.orelse.iter(), scope));
                     stack.push((s.body.iter(), scope));
+                    continue;
                 }
-                ast::Stmt::With(s) => stack.push((s.body.iter(), scope)),
+                ast::Stmt::With(s) => {
+                    stack.push((s.body.iter(), scope));
+                    continue;
+                }
                 ast::Stmt::Try(s) => {
                     stack.push((s.finalbody.iter(), scope));
                     stack.push((s.orelse.iter(), scope));
@@ -305,44 +337,33 @@ impl<'a> Lowerer<'a> {
                         stack.push((h.body.iter(), scope));
                     }
                     stack.push((s.body.iter(), scope));
+                    continue;
                 }
                 ast::Stmt::Match(s) => {
                     for case in s.cases.iter().rev() {
                         stack.push((case.body.iter(), scope));
                     }
+                    continue;
                 }
-                _ => {}
-            }
+                _ => continue,
+            };
+            let line = match (&kind, stmt) {
+                (StmtKind::Def(_), ast::Stmt::FunctionDef(f)) => {
+                    self.keyword_line(stmt, &f.decorator_list, &f.name, TokenKind::Def)
+                }
+                (StmtKind::Def(_), ast::Stmt::ClassDef(c)) => {
+                    self.keyword_line(stmt, &c.decorator_list, &c.name, TokenKind::Class)
+                }
+                _ => line(),
+            };
+            sink.stmt(scopes, Stmt { scope, line, kind });
         }
     }
 
-    fn push_assign(
-        &self,
-        module: &mut Module,
-        scope: ScopeId,
-        start: TextSize,
-        targets: Vec<String>,
-        value: &ast::Expr,
-    ) {
-        if targets.is_empty() {
-            return;
-        }
-        module.stmts.push(Stmt {
-            scope,
-            line: self.line(start),
-            kind: StmtKind::Assign {
-                targets,
-                value: self.lower_expr(value, 0),
-            },
-        });
-    }
-
-    fn lower_decorators(&self, decorators: &[ast::Decorator]) -> Vec<Decorator> {
+    fn lower_decorators(&self, decorators: &'a [ast::Decorator]) -> Vec<Expr<'a>> {
         decorators
             .iter()
-            .map(|d| Decorator {
-                expr: self.lower_expr(&d.expression, 0),
-            })
+            .map(|d| self.lower_expr(&d.expression, 0))
             .collect()
     }
 
@@ -373,13 +394,15 @@ impl<'a> Lowerer<'a> {
             .map_or_else(|| self.line(to), |t| self.line(t.start()))
     }
 
-    fn lower_expr(&self, expr: &ast::Expr, depth: u32) -> Expr {
+    fn lower_expr(&self, expr: &'a ast::Expr, depth: u32) -> Expr<'a> {
         if depth > MAX_EXPR_DEPTH {
             return Expr::Other(String::new());
         }
         match expr {
-            ast::Expr::Name(n) => Expr::Dotted(vec![n.id.as_str().to_owned()]),
-            ast::Expr::Attribute(_) => self.dotted(expr).unwrap_or_else(|| self.other(expr, depth)),
+            ast::Expr::Name(n) => Expr::Dotted(Ident::from(n.id.as_str())),
+            ast::Expr::Attribute(_) => dotted(expr)
+                .map(Expr::Dotted)
+                .unwrap_or_else(|| self.other(expr, depth)),
             ast::Expr::Call(c) => Expr::Call {
                 func: Box::new(self.lower_expr(&c.func, depth + 1)),
                 args: c
@@ -389,7 +412,7 @@ impl<'a> Lowerer<'a> {
                     .enumerate()
                     .map(|(i, a)| match a {
                         _ if i < READ_POSITIONAL => self.lower_expr(a, depth + 1),
-                        ast::Expr::StringLiteral(s) => Expr::Str(s.value.to_str().to_owned()),
+                        ast::Expr::StringLiteral(s) => Expr::Str(s.value.to_str()),
                         _ => Expr::Other(String::new()),
                     })
                     .collect(),
@@ -398,15 +421,16 @@ impl<'a> Lowerer<'a> {
                     .keywords
                     .iter()
                     .filter_map(|k| {
-                        let name = k.arg.as_ref()?.as_str();
-                        READ_KEYWORDS.contains(&name).then(|| Keyword {
-                            name: Some(name.to_owned()),
+                        let written = k.arg.as_ref()?.as_str();
+                        let name = READ_KEYWORDS.iter().find(|&&n| n == written)?;
+                        Some(Keyword {
+                            name,
                             value: self.lower_expr(&k.value, depth + 1),
                         })
                     })
                     .collect(),
             },
-            ast::Expr::StringLiteral(s) => Expr::Str(s.value.to_str().to_owned()),
+            ast::Expr::StringLiteral(s) => Expr::Str(s.value.to_str()),
             ast::Expr::List(l) => self.sequence(&l.elts, depth),
             ast::Expr::Tuple(t) => self.sequence(&t.elts, depth),
             ast::Expr::Set(s) => self.sequence(&s.elts, depth),
@@ -414,39 +438,15 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    fn other(&self, expr: &ast::Expr, depth: u32) -> Expr {
+    fn other(&self, expr: &ast::Expr, depth: u32) -> Expr<'a> {
         if depth > SNIPPET_MAX_DEPTH {
             return Expr::Other(String::new());
         }
         Expr::Other(self.snippet(expr.range()))
     }
 
-    fn sequence(&self, elts: &[ast::Expr], depth: u32) -> Expr {
+    fn sequence(&self, elts: &'a [ast::Expr], depth: u32) -> Expr<'a> {
         Expr::Sequence(elts.iter().map(|e| self.lower_expr(e, depth + 1)).collect())
-    }
-
-    /// Follows `a.b.c` down to its name iteratively: an attribute chain is a
-    /// left-deep tree as deep as it is long.
-    fn dotted(&self, expr: &ast::Expr) -> Option<Expr> {
-        let mut parts = Vec::new();
-        let mut current = expr;
-        loop {
-            match current {
-                ast::Expr::Attribute(a) => {
-                    if parts.len() >= MAX_DOTTED_LEN {
-                        return None;
-                    }
-                    parts.push(a.attr.as_str().to_owned());
-                    current = &a.value;
-                }
-                ast::Expr::Name(n) => {
-                    parts.push(n.id.as_str().to_owned());
-                    parts.reverse();
-                    return Some(Expr::Dotted(parts));
-                }
-                _ => return None,
-            }
-        }
     }
 
     fn snippet(&self, range: TextRange) -> String {
@@ -465,12 +465,45 @@ impl<'a> Lowerer<'a> {
     }
 }
 
+/// `a.b.c` joined with dots, followed down to its name iteratively (an
+/// attribute chain is a left-deep tree as deep as it is long); `None` for
+/// anything else. The parts are gathered on the stack: most chains fit
+/// inline in the result, so this usually allocates nothing.
+fn dotted(expr: &ast::Expr) -> Option<Ident> {
+    let mut parts: [&str; MAX_DOTTED_LEN + 1] = [""; MAX_DOTTED_LEN + 1];
+    let mut count = 0;
+    let mut len = 0;
+    let mut current = expr;
+    loop {
+        let part = match current {
+            ast::Expr::Attribute(a) => a.attr.as_str(),
+            ast::Expr::Name(n) => n.id.as_str(),
+            _ => return None,
+        };
+        *parts.get_mut(count)? = part;
+        count += 1;
+        len += part.len() + 1;
+        match current {
+            ast::Expr::Attribute(a) => current = &a.value,
+            _ => break,
+        }
+    }
+    let mut joined = Ident::with_capacity(len.saturating_sub(1));
+    for part in parts.get(..count)?.iter().rev() {
+        if !joined.is_empty() {
+            joined.push('.');
+        }
+        joined.push_str(part);
+    }
+    Some(joined)
+}
+
 /// Only dotted names (aliases of a registry or of a constructor) and, where
 /// a registry can be declared, calls matter to the registry rules.
-fn assign_matters(module: &Module, scope: ScopeId, value: &ast::Expr) -> bool {
+fn assign_matters(scopes: &Scopes, scope: ScopeId, value: &ast::Expr) -> bool {
     match value {
         ast::Expr::Name(_) | ast::Expr::Attribute(_) => true,
-        ast::Expr::Call(_) => module.scopes.get(scope).is_some_and(Scope::can_declare),
+        ast::Expr::Call(_) => scopes.get(scope).is_some_and(|s| s.can_declare()),
         _ => false,
     }
 }
@@ -509,50 +542,8 @@ fn keyword_before(source: &str, name_start: usize, keyword: TokenKind) -> Option
     u32::try_from(start).ok()
 }
 
-fn new_scope(module: &mut Module, parent: ScopeId, kind: ScopeKind, name: &str) -> ScopeId {
-    let (parent_qual, parent_kind, parent_static) = module
-        .scopes
-        .get(parent)
-        .map_or(("", ScopeKind::Module, true), |p| {
-            (p.qualname.as_str(), p.kind, p.static_path)
-        });
-    // Python's `__qualname__` rules: names defined in a function get `<locals>`.
-    let separator = match parent_kind {
-        ScopeKind::Module => "",
-        ScopeKind::Class => ".",
-        ScopeKind::Function => ".<locals>.",
-    };
-    let prefix = if separator.is_empty() {
-        ""
-    } else {
-        parent_qual
-    };
-    let mut qualname = String::with_capacity(prefix.len() + separator.len() + name.len());
-    qualname.push_str(prefix);
-    qualname.push_str(separator);
-    qualname.push_str(name);
-    let static_path = parent_static && parent_kind != ScopeKind::Function;
-    module.scopes.push(Scope {
-        parent: Some(parent),
-        kind,
-        qualname,
-        static_path,
-    });
-    module.scopes.len() - 1
-}
-
-fn lower_aliases(aliases: &[ast::Alias]) -> Vec<ImportName> {
-    aliases
-        .iter()
-        .map(|a| ImportName {
-            name: a.name.as_str().to_owned(),
-            asname: a.asname.as_ref().map(|n| n.as_str().to_owned()),
-        })
-        .collect()
-}
-
 /// The first line of a docstring, as `inspect.cleandoc` would show it.
-fn docstring(body: &[ast::Stmt]) -> Option<String> {
+fn docstring(body: &[ast::Stmt]) -> Option<&str> {
     let ast::Stmt::Expr(first) = body.first()? else {
         return None;
     };
@@ -564,7 +555,6 @@ fn docstring(body: &[ast::Stmt]) -> Option<String> {
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
-        .map(str::to_owned)
 }
 
 /// Nodes spanning at most this many bytes are dropped by Rust's own
