@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use spicehub::parser::{
     parse_tree, prepare_file, syntax_error_count, to_json, DirSource, MemorySource, ParseOptions,
-    SourceTree,
+    SourceTree, SPICE_TOML,
 };
 
 /// The allocator the hub's binary uses (`src/main.rs`), so the figures are
@@ -30,6 +30,8 @@ struct Bench;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// Blocks allocated and not freed yet.
+static LIVE_BLOCKS: AtomicUsize = AtomicUsize::new(0);
 /// 0: not decided yet; otherwise `MODE_SET` plus the flags below.
 static MODE: AtomicU8 = AtomicU8::new(0);
 const MODE_SET: u8 = 1;
@@ -77,6 +79,7 @@ unsafe impl GlobalAlloc for Bench {
             }
         };
         if mode & MODE_COUNT != 0 && !ptr.is_null() {
+            LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
             grew(layout.size());
         }
         ptr
@@ -92,6 +95,7 @@ unsafe impl GlobalAlloc for Bench {
             }
         };
         if mode & MODE_COUNT != 0 {
+            LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
             LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
         }
     }
@@ -120,7 +124,8 @@ unsafe impl GlobalAlloc for Bench {
 static ALLOCATOR: Bench = Bench;
 
 const PACKAGES: [&str; 2] = ["django", "sqlalchemy"];
-const RUNS: usize = 3;
+/// Best of five: the minimum is the least noisy estimate on a shared machine.
+const RUNS: usize = 5;
 
 type BenchResult<T> = Result<T, Box<dyn Error>>;
 
@@ -159,7 +164,16 @@ fn ensure_downloaded(dir: &Path) -> BenchResult<Vec<PathBuf>> {
     if missing {
         std::fs::create_dir_all(dir)?;
         eprintln!("downloading {PACKAGES:?} sdists into {}", dir.display());
-        let mut args = vec!["download", "--no-deps", "--no-binary", ":all:", "-d"];
+        // Source archives of the packages only: `:all:` would also build
+        // their build tools (setuptools...) from source, for minutes.
+        let no_binary = PACKAGES.join(",");
+        let mut args = vec![
+            "download",
+            "--no-deps",
+            "--no-binary",
+            no_binary.as_str(),
+            "-d",
+        ];
         let dir_str = dir.to_str().ok_or("corpus path is not UTF-8")?;
         args.push(dir_str);
         args.extend(PACKAGES);
@@ -221,6 +235,12 @@ fn load(root: &Path) -> BenchResult<Package> {
     let mut raw = Vec::new();
     let mut bytes = 0;
     for (path, size) in disk.paths() {
+        // A `spice.toml` dropped into an unpacked package gives it
+        // registries (to compare outputs across changes; see `SPICEHUB_BENCH_JSON`).
+        if path == SPICE_TOML {
+            files.insert(path.clone(), disk.read(&path)?.into_owned());
+            continue;
+        }
         if !path.ends_with(".py") {
             continue;
         }
@@ -346,12 +366,17 @@ fn child(root: &Path) -> BenchResult<()> {
         .unwrap_or(1);
     let base = vm_hwm_kib().unwrap_or(0);
     // Live heap when the last file is done: what the per-file phase keeps.
-    let after_files = Arc::new(AtomicUsize::new(0));
+    let after_files = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
     let probe = Arc::clone(&after_files);
     let options = ParseOptions {
         progress: Some(Arc::new(move |done, total| {
             if done == total {
-                probe.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+                probe
+                    .0
+                    .store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+                probe
+                    .1
+                    .store(LIVE_BLOCKS.load(Ordering::Relaxed), Ordering::Relaxed);
             }
         })),
         ..ParseOptions::default()
@@ -361,14 +386,15 @@ fn child(root: &Path) -> BenchResult<()> {
     let elapsed = start.elapsed();
     let json = to_json(&graph);
     println!(
-        "{:.3} {} {} {} {:.2} {} {}",
+        "{:.3} {} {} {} {:.2} {} {} {}",
         elapsed.as_secs_f64(),
         base,
         vm_hwm_kib().unwrap_or(0),
         json.len(),
         cpu_seconds() - cpu,
         PEAK.load(Ordering::Relaxed) / 1024,
-        after_files.load(Ordering::Relaxed) / 1024,
+        after_files.0.load(Ordering::Relaxed) / 1024,
+        after_files.1.load(Ordering::Relaxed),
     );
     Ok(())
 }
@@ -380,6 +406,7 @@ struct DiskRun {
     cpu: f64,
     peak_heap_kib: u64,
     facts_heap_kib: u64,
+    facts_blocks: u64,
 }
 
 fn disk_run(root: &Path, threads: usize) -> BenchResult<DiskRun> {
@@ -399,6 +426,7 @@ fn disk_run(root: &Path, threads: usize) -> BenchResult<DiskRun> {
     let cpu: f64 = parts.next().ok_or("no cpu")?.parse()?;
     let peak_heap_kib: u64 = parts.next().ok_or("no heap")?.parse()?;
     let facts_heap_kib: u64 = parts.next().ok_or("no facts")?.parse()?;
+    let facts_blocks: u64 = parts.next().ok_or("no blocks")?.parse()?;
     Ok(DiskRun {
         secs,
         base_kib: base,
@@ -406,6 +434,7 @@ fn disk_run(root: &Path, threads: usize) -> BenchResult<DiskRun> {
         cpu,
         peak_heap_kib,
         facts_heap_kib,
+        facts_blocks,
     })
 }
 
@@ -547,7 +576,7 @@ fn main() -> BenchResult<()> {
         for &threads in &thread_counts {
             let run = disk_run(&root, threads)?;
             println!(
-                "  {:<18} {threads:>2} thread(s)  {:>6.3} s wall ({:.2} s CPU)  VmHWM {} KiB (start {} KiB)  heap peak {} KiB, after per-file phase {} KiB",
+                "  {:<18} {threads:>2} thread(s)  {:>6.3} s wall ({:.2} s CPU)  VmHWM {} KiB (start {} KiB)  heap peak {} KiB, after per-file phase {} KiB in {} blocks",
                 root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
                 run.secs,
                 run.cpu,
@@ -555,12 +584,17 @@ fn main() -> BenchResult<()> {
                 run.base_kib,
                 run.peak_heap_kib,
                 run.facts_heap_kib,
+                run.facts_blocks,
             );
         }
     }
 
+    // `SPICEHUB_BENCH_JSON=DIR` keeps each package's JSON, so that two
+    // builds can be checked to give the same bytes.
+    let keep_json = std::env::var_os("SPICEHUB_BENCH_JSON").map(PathBuf::from);
     for p in &packages {
         let graph = parse_tree(&p.files, &options);
+        let json = to_json(&graph);
         println!(
             "{}: {} registries, {} entries, {} edges, {} diagnostics, {} bytes of JSON",
             p.name,
@@ -568,8 +602,12 @@ fn main() -> BenchResult<()> {
             graph.entries.len(),
             graph.edges.len(),
             graph.diagnostics.len(),
-            to_json(&graph).len()
+            json.len()
         );
+        if let Some(dir) = &keep_json {
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(dir.join(format!("{}.json", p.name)), json)?;
+        }
     }
     Ok(())
 }

@@ -17,10 +17,6 @@ use crate::parser::syntax::{
 /// Longest docstring line kept: it is shown in a tooltip, not read as a book.
 const MAX_DOC_CHARS: usize = 300;
 
-/// A dotted name as written, joined with dots (`a.b.c`): one string,
-/// usually short enough to be stored inline.
-pub(crate) type Dotted = Ident;
-
 /// The parts of a dotted name.
 pub(crate) fn parts(dotted: &str) -> impl Iterator<Item = &str> {
     dotted.split('.').filter(|p| !p.is_empty())
@@ -28,22 +24,164 @@ pub(crate) fn parts(dotted: &str) -> impl Iterator<Item = &str> {
 
 /// Everything the repository phase needs from one file. These are kept for
 /// every file until the repository phase ends, so they are stored compactly:
-/// definitions refer to their scope's qualified name instead of copying it.
+/// every string in one buffer ([`Text`]), string lists and dependencies in
+/// one vector each, and definitions refer to their scope's qualified name
+/// instead of copying it. Per-item allocations (a docstring, a long import
+/// path, a list of names) were most of the blocks kept through the parse,
+/// and scattered among Ruff's short-lived nodes they slowed the parse of
+/// every later file.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FileFacts {
     pub path: String,
     pub module: String,
     pub scopes: Scopes,
+    /// The strings of the facts below, read with [`FileFacts::str`].
+    pub text: Text,
     pub bindings: Vec<Binding>,
     /// `from module import *`: the scope and the absolute dotted module.
-    pub stars: Vec<(ScopeId, String)>,
+    pub stars: Vec<(ScopeId, Str)>,
     pub defs: Vec<DefFacts>,
     pub registry_decls: Vec<RegistryDecl>,
     pub uses: Vec<Use>,
+    /// Items of the string lists ([`Run`]s of [`RegistryDecl::strings`]
+    /// and [`NameSpec::Given`]).
+    lists: Vec<Str>,
+    /// Dependencies of the uses ([`Run`]s of [`Use::deps`]).
+    deps: Vec<DepRef>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// A string of a file's facts: a range of its [`Text`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Str {
+    start: u32,
+    end: u32,
+}
+
+/// A run of consecutive items of [`FileFacts`]' string lists or dependencies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Run {
+    start: u32,
+    end: u32,
+}
+
+impl Run {
+    pub(crate) fn is_empty(self) -> bool {
+        self.start >= self.end
+    }
+
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+
+    /// The run from `start` to the end of a vector of `len` items.
+    fn since(start: usize, len: usize) -> Run {
+        let index = |i: usize| u32::try_from(i).unwrap_or(u32::MAX);
+        Run {
+            start: index(start),
+            end: index(len),
+        }
+    }
+}
+
+/// One buffer holding every string of a file's facts.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Text(String);
+
+impl Text {
+    pub(crate) fn get(&self, s: Str) -> &str {
+        self.0.get(s.start as usize..s.end as usize).unwrap_or("")
+    }
+
+    fn span_from(&self, start: usize) -> Str {
+        // Offsets fit in u32 for any file under the size limit; past that
+        // (a limit raised beyond 4 GiB) a string reads as empty.
+        match (u32::try_from(start), u32::try_from(self.0.len())) {
+            (Ok(start), Ok(end)) => Str { start, end },
+            _ => Str::default(),
+        }
+    }
+
+    fn keep(&mut self, s: &str) -> Str {
+        let start = self.0.len();
+        self.0.push_str(s);
+        self.span_from(start)
+    }
+
+    /// The non-empty `parts` joined with `separator` (`a.b.c`, `x,y`).
+    fn keep_joined<'s>(
+        &mut self,
+        parts: impl IntoIterator<Item = &'s str>,
+        separator: char,
+    ) -> Str {
+        let start = self.0.len();
+        for part in parts {
+            if part.is_empty() {
+                continue;
+            }
+            if self.0.len() > start {
+                self.0.push(separator);
+            }
+            self.0.push_str(part);
+        }
+        self.span_from(start)
+    }
+
+    /// `text` cut after `max` characters, with an ellipsis if it was cut.
+    fn keep_capped(&mut self, text: &str, max: usize) -> Str {
+        let start = self.0.len();
+        match text.char_indices().nth(max) {
+            Some((end, _)) => {
+                self.0.push_str(&text[..end]);
+                self.0.push('…');
+            }
+            None => self.0.push_str(text),
+        }
+        self.span_from(start)
+    }
+}
+
 impl FileFacts {
+    /// A string of these facts.
+    pub(crate) fn str(&self, s: Str) -> &str {
+        self.text.get(s)
+    }
+
+    /// The strings of a list (names given to a registration, string
+    /// arguments of a registry constructor).
+    pub(crate) fn strings(&self, run: Run) -> impl ExactSizeIterator<Item = &str> + Clone {
+        self.lists
+            .get(run.range())
+            .unwrap_or_default()
+            .iter()
+            .map(|s| self.text.get(*s))
+    }
+
+    /// The dependencies of a use.
+    pub(crate) fn deps(&self, run: Run) -> &[DepRef] {
+        self.deps.get(run.range()).unwrap_or_default()
+    }
+
+    /// For `R.register`/`R.register_module`: the registry part and the method.
+    pub(crate) fn registry_method(&self, used: &Use) -> Option<(&str, &str)> {
+        match self.str(used.callee).rsplit_once('.') {
+            Some((registry, method)) if !registry.is_empty() && is_register_method(method) => {
+                Some((registry, method))
+            }
+            _ => None,
+        }
+    }
+
+    /// Keeps a list of strings.
+    fn keep_strings<'s>(&mut self, items: impl IntoIterator<Item = &'s str>) -> Run {
+        let start = self.lists.len();
+        for item in items {
+            let kept = self.text.keep(item);
+            self.lists.push(kept);
+        }
+        Run::since(start, self.lists.len())
+    }
+
     /// `__qualname__` of a definition within its module (`Outer.<locals>.inner`).
     pub(crate) fn local_qualname(&self, def: &DefFacts) -> &str {
         self.scopes.qualname(def.body_scope)
@@ -64,34 +202,34 @@ impl FileFacts {
 #[derive(Debug, Clone)]
 pub(crate) struct Binding {
     pub scope: ScopeId,
-    pub name: Ident,
+    pub name: Str,
     pub target: BindingTarget,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) enum BindingTarget {
     /// An absolute dotted path (`a.b.c`), from an import.
-    Import(Ident),
+    Import(Str),
     /// A `def` or `class` of this file: index into [`FileFacts::defs`].
     Def(usize),
     /// A possible registry of this file: index into [`FileFacts::registry_decls`].
     Decl(usize),
     /// `X = a.b`: the dotted name, resolved in the binding's scope.
-    Alias(Dotted),
+    Alias(Str),
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct DefFacts {
     pub is_class: bool,
     pub line: u32,
-    pub doc: Option<Box<str>>,
+    /// First line of the docstring, capped.
+    pub doc: Option<Str>,
     /// Names of the positional and keyword parameters, comma-separated
-    /// (read with [`DefFacts::param_names`]): one string, usually short
-    /// enough to be stored inline.
-    pub params: Ident,
+    /// (read with [`DefFacts::param_names`]).
+    pub params: Str,
     /// Dotted base classes, resolved in `scope`, separated by commas (read
     /// with [`DefFacts::base_names`]).
-    pub bases: Ident,
+    pub bases: Str,
     /// The scope the definition is made in.
     pub scope: ScopeId,
     /// The scope of its body, whose `qualname` is the definition's `__qualname__`.
@@ -104,24 +242,10 @@ impl DefFacts {
         params.split(',').filter(|p| !p.is_empty())
     }
 
-    /// The dotted base classes.
-    pub(crate) fn base_names(&self) -> impl Iterator<Item = &str> {
-        self.bases.split(',').filter(|b| !b.is_empty())
+    /// The dotted base classes, from the definition's file.
+    pub(crate) fn base_names<'f>(&self, file: &'f FileFacts) -> impl Iterator<Item = &'f str> {
+        file.str(self.bases).split(',').filter(|b| !b.is_empty())
     }
-}
-
-/// Identifiers cannot contain a comma.
-fn join_params<'t>(names: impl Iterator<Item = &'t str> + Clone) -> Ident {
-    // Sized first: growing past the inline capacity would copy it twice.
-    let len = names.clone().map(|n| n.len() + 1).sum::<usize>();
-    let mut joined = Ident::with_capacity(len.saturating_sub(1));
-    for name in names {
-        if !joined.is_empty() {
-            joined.push(',');
-        }
-        joined.push_str(name);
-    }
-    joined
 }
 
 /// `VAR = callee(...)` at module or class level: a registry if `callee`
@@ -131,13 +255,13 @@ pub(crate) struct RegistryDecl {
     pub scope: ScopeId,
     pub line: u32,
     /// The variable qualified within its module (`VAR`, `Class.VAR`).
-    pub local: String,
-    pub var: Ident,
-    pub callee: Dotted,
-    /// Positional string arguments, in order.
-    pub strings: Vec<String>,
+    pub local: Str,
+    pub var: Str,
+    pub callee: Str,
+    /// Positional string arguments, in order ([`FileFacts::strings`]).
+    pub strings: Run,
     /// `name="..."`, used when there is no positional string.
-    pub name_keyword: Option<String>,
+    pub name_keyword: Option<Str>,
 }
 
 /// What a registration names its entry.
@@ -145,33 +269,31 @@ pub(crate) struct RegistryDecl {
 pub(crate) enum NameSpec {
     /// No name given: the function, class or object name is used.
     Default,
-    Given(Vec<String>),
+    /// The names ([`FileFacts::strings`]).
+    Given(Run),
     /// A name that is not a string literal (or list of them): an excerpt,
     /// and whether it was the first positional argument rather than `name=`.
-    NotLiteral {
-        text: String,
-        positional: bool,
-    },
+    NotLiteral { text: Str, positional: bool },
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum DepRef {
     /// `"entry"` or `"other_registry:entry"`.
-    Name(String),
+    Name(Str),
     /// A name or attribute chain referring to a registered target.
-    Ref(Dotted),
+    Ref(Str),
     /// An expression that cannot name a dependency statically.
-    Unsupported(String),
+    Unsupported(Str),
 }
 
 /// The object a registration statement registers.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Registered {
     /// A name or attribute chain, resolved in the use's scope.
-    Dotted(Dotted),
+    Dotted(Str),
     /// Any other expression, with an excerpt of its source (empty when
     /// nested too deep to quote).
-    Other(String),
+    Other(Str),
     /// A call, string or list: there is no object name to read.
     Unquoted,
 }
@@ -193,22 +315,11 @@ pub(crate) struct Use {
     /// The line the entry is reported at.
     pub line: u32,
     /// The decorator or called function, as written (`R.register`, `pytest.fixture`).
-    pub callee: Dotted,
+    pub callee: Str,
     pub names: NameSpec,
-    pub deps: Vec<DepRef>,
+    /// [`FileFacts::deps`].
+    pub deps: Run,
     pub site: UseSite,
-}
-
-impl Use {
-    /// For `R.register`/`R.register_module`: the registry part and the method.
-    pub(crate) fn registry_method(&self) -> Option<(&str, &str)> {
-        match self.callee.rsplit_once('.') {
-            Some((registry, method)) if !registry.is_empty() && is_register_method(method) => {
-                Some((registry, method))
-            }
-            _ => None,
-        }
-    }
 }
 
 fn is_register_method(name: &str) -> bool {
@@ -261,7 +372,14 @@ pub(crate) fn extract_bytes(path: &str, bytes: &[u8], limits: FileLimits) -> Fil
     if bytes.len() as u64 > limits.max_file_size {
         return skipped(path, 0, too_big(bytes.len() as u64, limits));
     }
-    if let Some(offset) = memchr::memchr(0, bytes) {
+    // One pass looks for both a NUL (a binary file) and a `\r` (then line
+    // numbers must count `\r\n` and lone `\r` too; nearly no file has one).
+    let (nul, has_cr) = match memchr::memchr2(0, b'\r', bytes) {
+        None => (None, false),
+        Some(at) if bytes[at] == 0 => (Some(at), false),
+        Some(at) => (memchr::memchr(0, &bytes[at..]).map(|nul| at + nul), true),
+    };
+    if let Some(offset) = nul {
         let line = line_of_offset(bytes, offset);
         return skipped(path, line, "skipped: binary file (NUL byte)".into());
     }
@@ -282,11 +400,17 @@ pub(crate) fn extract_bytes(path: &str, bytes: &[u8], limits: FileLimits) -> Fil
             }
         },
     };
-    extract_source(path, text)
+    extract_text(path, text, has_cr)
 }
 
 /// Parses and digests one file's text.
+#[cfg(test)]
 pub(crate) fn extract_source(path: &str, text: &str) -> FileFacts {
+    extract_text(path, text, text.contains('\r'))
+}
+
+/// Parses and digests one file's text; `has_cr` says whether it holds a `\r`.
+fn extract_text(path: &str, text: &str, has_cr: bool) -> FileFacts {
     // Python accepts a UTF-8 byte order mark; it is not part of the code.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let module = module_name(path).unwrap_or_default();
@@ -300,7 +424,7 @@ pub(crate) fn extract_source(path: &str, text: &str) -> FileFacts {
     };
     // Ruff is third-party code fed hostile input: a bug there must cost one
     // file, not the whole repository (or the server).
-    match catch_unwind(AssertUnwindSafe(|| ruff::lower(text, &mut digest))) {
+    match catch_unwind(AssertUnwindSafe(|| ruff::lower(text, has_cr, &mut digest))) {
         Ok(scopes) => digest.finish(scopes),
         Err(_) => FileFacts {
             path: path.to_owned(),
@@ -341,13 +465,6 @@ fn join_dotted(left: &str, right: &str) -> String {
     joined
 }
 
-fn cap_chars(text: &str, max: usize) -> Box<str> {
-    match text.char_indices().nth(max) {
-        Some((end, _)) => format!("{}…", &text[..end]).into_boxed_str(),
-        None => Box::from(text),
-    }
-}
-
 /// Turns the lowered statements of a file into facts, as they come.
 struct Digest {
     facts: FileFacts,
@@ -374,7 +491,7 @@ impl<'t> Sink<'t> for Digest {
                 assign(facts, scopes, scope, line, targets.iter(), value);
             }
             StmtKind::Expr(expr) => {
-                if let Some(used) = statement_use(scope, line, expr) {
+                if let Some(used) = statement_use(facts, scope, line, expr) {
                     facts.uses.push(used);
                 }
             }
@@ -389,10 +506,16 @@ impl<'t> Sink<'t> for Digest {
                             _ => continue,
                         },
                     };
+                    let name = facts.text.keep(bound);
+                    let target = if target == bound {
+                        name
+                    } else {
+                        facts.text.keep(target)
+                    };
                     facts.bindings.push(Binding {
                         scope,
-                        name: Ident::from(bound),
-                        target: BindingTarget::Import(Ident::from(target)),
+                        name,
+                        target: BindingTarget::Import(target),
                     });
                 }
             }
@@ -416,13 +539,18 @@ impl<'t> Sink<'t> for Digest {
                 };
                 for name in names.iter() {
                     if name.name == "*" {
-                        facts.stars.push((scope, base.joined()));
+                        let module = facts.text.keep_joined([base.package, base.from], '.');
+                        facts.stars.push((scope, module));
                         continue;
                     }
+                    let bound = facts.text.keep(name.asname.unwrap_or(name.name));
+                    let target = facts
+                        .text
+                        .keep_joined([base.package, base.from, name.name], '.');
                     facts.bindings.push(Binding {
                         scope,
-                        name: Ident::from(name.asname.unwrap_or(name.name)),
-                        target: BindingTarget::Import(base.join(name.name)),
+                        name: bound,
+                        target: BindingTarget::Import(target),
                     });
                 }
             }
@@ -434,22 +562,27 @@ impl Digest {
     fn def(&mut self, scope: ScopeId, line: u32, def: Def<'_>) {
         let facts = &mut self.facts;
         let index = facts.defs.len();
+        let name = facts.text.keep(def.name);
         facts.bindings.push(Binding {
             scope,
-            name: Ident::from(def.name),
+            name,
             target: BindingTarget::Def(index),
         });
         for decorator in &def.decorators {
-            if let Some(used) = decorator_use(scope, line, index, decorator) {
+            if let Some(used) = decorator_use(facts, scope, line, index, decorator) {
                 facts.uses.push(used);
             }
         }
+        let doc = def.doc.map(|d| facts.text.keep_capped(d, MAX_DOC_CHARS));
+        // Identifiers cannot contain a comma.
+        let params = facts.text.keep_joined(def.params.iter(), ',');
+        let bases = facts.text.keep(&def.bases);
         facts.defs.push(DefFacts {
             is_class: def.is_class,
             line,
-            doc: def.doc.map(|d| cap_chars(d, MAX_DOC_CHARS)),
-            params: join_params(def.params.iter()),
-            bases: def.bases,
+            doc,
+            params,
+            bases,
             scope,
             body_scope: def.body_scope,
         });
@@ -470,32 +603,33 @@ fn prune_private_bindings(facts: &mut FileFacts, scopes: &Scopes) {
     fn head(dotted: &str) -> Option<&str> {
         parts(dotted).next()
     }
+    let text = &facts.text;
     let mut heads: FxHashSet<&str> = FxHashSet::default();
     for used in &facts.uses {
-        heads.extend(head(&used.callee));
+        heads.extend(head(text.get(used.callee)));
         if let UseSite::Statement {
-            obj: Some(Registered::Dotted(parts)),
+            obj: Some(Registered::Dotted(dotted)),
         } = &used.site
         {
-            heads.extend(head(parts));
+            heads.extend(head(text.get(*dotted)));
         }
-        for dep in &used.deps {
-            if let DepRef::Ref(parts) = dep {
-                heads.extend(head(parts));
-            }
+    }
+    for dep in &facts.deps {
+        if let DepRef::Ref(dotted) = dep {
+            heads.extend(head(text.get(*dotted)));
         }
     }
     for decl in &facts.registry_decls {
-        heads.extend(head(&decl.callee));
+        heads.extend(head(text.get(decl.callee)));
     }
     for def in &facts.defs {
-        for base in def.base_names() {
+        for base in text.get(def.bases).split(',') {
             heads.extend(head(base));
         }
     }
     for binding in &facts.bindings {
-        if let BindingTarget::Alias(parts) = &binding.target {
-            heads.extend(head(parts));
+        if let BindingTarget::Alias(dotted) = &binding.target {
+            heads.extend(head(text.get(*dotted)));
         }
     }
     // Decided first, while `heads` borrows the facts; dropped afterwards.
@@ -505,7 +639,7 @@ fn prune_private_bindings(facts: &mut FileFacts, scopes: &Scopes) {
         .map(|b| {
             matches!(b.target, BindingTarget::Def(_))
                 || !scopes.get(b.scope).is_some_and(Scope::is_private)
-                || heads.contains(b.name.as_str())
+                || heads.contains(text.get(b.name))
         })
         .collect();
     let mut keep = keep.into_iter();
@@ -518,31 +652,6 @@ fn prune_private_bindings(facts: &mut FileFacts, scopes: &Scopes) {
 struct ImportBase<'a> {
     package: &'a str,
     from: &'a str,
-}
-
-impl ImportBase<'_> {
-    fn joined(&self) -> String {
-        match (self.package.is_empty(), self.from.is_empty()) {
-            (true, _) => self.from.to_owned(),
-            (_, true) => self.package.to_owned(),
-            _ => join_dotted(self.package, self.from),
-        }
-    }
-
-    /// `base.name`, in at most one allocation.
-    fn join(&self, name: &str) -> Ident {
-        let mut out = Ident::with_capacity(self.package.len() + self.from.len() + name.len() + 2);
-        for part in [self.package, self.from, name] {
-            if part.is_empty() {
-                continue;
-            }
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(part);
-        }
-        out
-    }
 }
 
 /// The absolute module a `from ... import` refers to; `None` when the
@@ -594,11 +703,13 @@ fn assign<'t>(
     let declares = scope_info.is_some_and(Scope::can_declare);
     match value {
         Expr::Dotted(dotted) => {
+            let dotted = facts.text.keep(&dotted);
             for name in targets {
+                let name = facts.text.keep(name);
                 facts.bindings.push(Binding {
                     scope,
-                    name: Ident::from(name),
-                    target: BindingTarget::Alias(dotted.clone()),
+                    name,
+                    target: BindingTarget::Alias(dotted),
                 });
             }
         }
@@ -613,27 +724,31 @@ fn assign<'t>(
             let Some(first) = targets.next() else {
                 return;
             };
-            let local = qualify(scopes.qualname(scope), first);
+            let local = facts.text.keep_joined([scopes.qualname(scope), first], '.');
             let decl = facts.registry_decls.len();
+            let mut var = None;
             for name in std::iter::once(first).chain(targets) {
+                let name = facts.text.keep(name);
+                var.get_or_insert(name);
                 facts.bindings.push(Binding {
                     scope,
-                    name: Ident::from(name),
+                    name,
                     target: BindingTarget::Decl(decl),
                 });
             }
+            let callee = facts.text.keep(&callee);
+            let strings = facts.keep_strings(args.iter().filter_map(Expr::as_str));
+            let name_keyword = keyword(&keywords, "name")
+                .and_then(Expr::as_str)
+                .map(|name| facts.text.keep(name));
             facts.registry_decls.push(RegistryDecl {
                 scope,
                 line,
                 local,
-                var: Ident::from(first),
+                var: var.unwrap_or_default(),
                 callee,
-                strings: args
-                    .iter()
-                    .filter_map(|a| a.as_str().map(str::to_owned))
-                    .collect(),
-                name_keyword: keyword(&keywords, "name")
-                    .and_then(|v| v.as_str().map(str::to_owned)),
+                strings,
+                name_keyword,
             });
         }
         _ => {}
@@ -642,18 +757,6 @@ fn assign<'t>(
 
 fn keyword<'e, 't>(keywords: &'e [Keyword<'t>], name: &str) -> Option<&'e Expr<'t>> {
     keywords.iter().find(|k| k.name == name).map(|k| &k.value)
-}
-
-/// A string, or a list/tuple of strings.
-fn literal_names(expr: &Expr<'_>) -> Option<Vec<String>> {
-    match expr {
-        Expr::Str(s) => Some(vec![(*s).to_owned()]),
-        Expr::Sequence(items) => items
-            .iter()
-            .map(|i| i.as_str().map(str::to_owned))
-            .collect(),
-        _ => None,
-    }
 }
 
 fn describe(expr: &Expr<'_>) -> String {
@@ -666,18 +769,23 @@ fn describe(expr: &Expr<'_>) -> String {
     }
 }
 
-fn name_from(expr: &Expr<'_>, positional: bool) -> NameSpec {
-    match literal_names(expr) {
-        Some(names) => NameSpec::Given(names),
-        None => NameSpec::NotLiteral {
-            text: describe(expr),
+/// A string, or a list/tuple of strings, names the entries; anything else
+/// is quoted for a message.
+fn name_from(facts: &mut FileFacts, expr: &Expr<'_>, positional: bool) -> NameSpec {
+    match expr {
+        Expr::Str(s) => NameSpec::Given(facts.keep_strings([*s])),
+        Expr::Sequence(items) if items.iter().all(|i| i.as_str().is_some()) => {
+            NameSpec::Given(facts.keep_strings(items.iter().filter_map(Expr::as_str)))
+        }
+        _ => NameSpec::NotLiteral {
+            text: facts.text.keep(&describe(expr)),
             positional,
         },
     }
 }
 
-fn dependencies(keywords: &[Keyword<'_>]) -> Vec<DepRef> {
-    let mut deps = Vec::new();
+fn dependencies(facts: &mut FileFacts, keywords: &[Keyword<'_>]) -> Run {
+    let start = facts.deps.len();
     for kw in keywords {
         if !DEPENDENCY_KEYWORDS.contains(&kw.name) {
             continue;
@@ -687,25 +795,32 @@ fn dependencies(keywords: &[Keyword<'_>]) -> Vec<DepRef> {
             single => std::slice::from_ref(single),
         };
         for item in items {
-            deps.push(match item {
-                Expr::Str(s) => DepRef::Name((*s).to_owned()),
-                Expr::Dotted(dotted) => DepRef::Ref(dotted.clone()),
-                other => DepRef::Unsupported(describe(other)),
-            });
+            let dep = match item {
+                Expr::Str(s) => DepRef::Name(facts.text.keep(s)),
+                Expr::Dotted(dotted) => DepRef::Ref(facts.text.keep(dotted)),
+                other => DepRef::Unsupported(facts.text.keep(&describe(other))),
+            };
+            facts.deps.push(dep);
         }
     }
-    deps
+    Run::since(start, facts.deps.len())
 }
 
-fn registered(expr: &Expr<'_>) -> Registered {
+fn registered(facts: &mut FileFacts, expr: &Expr<'_>) -> Registered {
     match expr {
-        Expr::Dotted(dotted) => Registered::Dotted(dotted.clone()),
-        Expr::Other(snippet) => Registered::Other(snippet.clone()),
+        Expr::Dotted(dotted) => Registered::Dotted(facts.text.keep(dotted)),
+        Expr::Other(snippet) => Registered::Other(facts.text.keep(snippet)),
         Expr::Call { .. } | Expr::Str(_) | Expr::Sequence(_) => Registered::Unquoted,
     }
 }
 
-fn decorator_use(scope: ScopeId, line: u32, def: usize, expr: &Expr<'_>) -> Option<Use> {
+fn decorator_use(
+    facts: &mut FileFacts,
+    scope: ScopeId,
+    line: u32,
+    def: usize,
+    expr: &Expr<'_>,
+) -> Option<Use> {
     let (callee, called, args, keywords): (&Ident, bool, &[Expr<'_>], &[Keyword<'_>]) = match expr {
         Expr::Dotted(dotted) => (dotted, false, &[], &[]),
         Expr::Call {
@@ -717,21 +832,21 @@ fn decorator_use(scope: ScopeId, line: u32, def: usize, expr: &Expr<'_>) -> Opti
     };
     // `name=` first, then the first positional argument (spec §2 and §4).
     let names = match (keyword(keywords, "name"), args.first()) {
-        (Some(name), _) => name_from(name, false),
-        (None, Some(first)) => name_from(first, true),
+        (Some(name), _) => name_from(facts, name, false),
+        (None, Some(first)) => name_from(facts, first, true),
         (None, None) => NameSpec::Default,
     };
     Some(Use {
         scope,
         line,
-        callee: callee.clone(),
+        callee: facts.text.keep(callee),
         names,
-        deps: dependencies(keywords),
+        deps: dependencies(facts, keywords),
         site: UseSite::Decorator { def, called },
     })
 }
 
-fn statement_use(scope: ScopeId, line: u32, expr: Expr<'_>) -> Option<Use> {
+fn statement_use(facts: &mut FileFacts, scope: ScopeId, line: u32, expr: Expr<'_>) -> Option<Use> {
     let Expr::Call {
         func,
         args,
@@ -750,12 +865,12 @@ fn statement_use(scope: ScopeId, line: u32, expr: Expr<'_>) -> Option<Use> {
         }
         _ => return None,
     };
-    let name_kw = keyword(&keywords, "name").map(|k| name_from(k, false));
+    let name_kw = keyword(&keywords, "name").map(|k| name_from(facts, k, false));
     let mut positional = args.iter();
     let (names, obj) = match positional.next() {
         // `R.register("x", obj)`, `R.register_module("x", module=obj)`
         Some(first @ (Expr::Str(_) | Expr::Sequence(_))) if name_kw.is_none() => {
-            (name_from(first, true), positional.next())
+            (name_from(facts, first, true), positional.next())
         }
         // `R.register(obj)`, `R.register_module(obj)`
         Some(obj) => (name_kw.unwrap_or(NameSpec::Default), Some(obj)),
@@ -770,11 +885,11 @@ fn statement_use(scope: ScopeId, line: u32, expr: Expr<'_>) -> Option<Use> {
     Some(Use {
         scope,
         line,
-        callee,
+        callee: facts.text.keep(&callee),
         names,
-        deps: dependencies(&keywords),
+        deps: dependencies(facts, &keywords),
         site: UseSite::Statement {
-            obj: obj.map(registered),
+            obj: obj.map(|o| registered(facts, o)),
         },
     })
 }
@@ -788,12 +903,20 @@ mod tests {
         extract_source(path, source)
     }
 
+    /// The names of a `NameSpec::Given`.
+    fn given<'f>(f: &'f FileFacts, names: &NameSpec) -> Option<Vec<&'f str>> {
+        match names {
+            NameSpec::Given(run) => Some(f.strings(*run).collect()),
+            _ => None,
+        }
+    }
+
     fn binding<'a>(facts: &'a FileFacts, name: &str) -> Option<&'a BindingTarget> {
         facts
             .bindings
             .iter()
             .rev()
-            .find(|b| b.name == name && b.scope == MODULE_SCOPE)
+            .find(|b| facts.str(b.name) == name && b.scope == MODULE_SCOPE)
             .map(|b| &b.target)
     }
 
@@ -805,7 +928,7 @@ mod tests {
         );
         assert_eq!(f.module, "shop.orders.views");
         let import = |n| match binding(&f, n) {
-            Some(BindingTarget::Import(p)) => p.to_string(),
+            Some(BindingTarget::Import(p)) => f.str(*p).to_owned(),
             other => format!("{other:?}"),
         };
         assert_eq!(import("a"), "a");
@@ -813,7 +936,8 @@ mod tests {
         assert_eq!(import("w"), "x.y.z");
         assert_eq!(import("models"), "shop.orders.models");
         assert_eq!(import("pipelines"), "shop.registries.pipelines");
-        assert_eq!(f.stars, vec![(0, "shop.orders.sub".to_owned())]);
+        let stars: Vec<_> = f.stars.iter().map(|&(s, m)| (s, f.str(m))).collect();
+        assert_eq!(stars, vec![(0, "shop.orders.sub")]);
     }
 
     #[test]
@@ -823,7 +947,7 @@ mod tests {
             "from .registries import pipelines\nfrom .. import up\n",
         );
         match binding(&f, "pipelines") {
-            Some(BindingTarget::Import(p)) => assert_eq!(p, "shop.registries.pipelines"),
+            Some(BindingTarget::Import(p)) => assert_eq!(f.str(*p), "shop.registries.pipelines"),
             other => panic!("{other:?}"),
         }
         assert!(binding(&f, "up").is_none());
@@ -837,7 +961,7 @@ mod tests {
             "m.py",
             "def f():\n    \"\"\"\n    Load users.\n\n    More text.\n    \"\"\"\n\nclass C:\n    'One.'\n\ndef g():\n    x = 1\n    'not a docstring'\n",
         );
-        let docs: Vec<_> = f.defs.iter().map(|d| d.doc.as_deref()).collect();
+        let docs: Vec<_> = f.defs.iter().map(|d| d.doc.map(|s| f.str(s))).collect();
         assert_eq!(docs, vec![Some("Load users."), Some("One."), None]);
     }
 
@@ -882,10 +1006,11 @@ mod tests {
         let ids: Vec<_> = f
             .registry_decls
             .iter()
-            .map(|d| f.qualify(&d.local))
+            .map(|d| f.qualify(f.str(d.local)))
             .collect();
         assert_eq!(ids, vec!["pkg.regs.A", "pkg.regs.Zoo.B", "pkg.regs.E"]);
-        assert_eq!(f.registry_decls[2].strings, vec!["pkg", "e"]);
+        let strings: Vec<_> = f.strings(f.registry_decls[2].strings).collect();
+        assert_eq!(strings, vec!["pkg", "e"]);
         assert_eq!(f.registry_decls[2].line, 9);
     }
 
@@ -896,19 +1021,18 @@ mod tests {
             "@R.register_module(name=['x', 'y'], depends_on=['a', other.b], requires=c)\nclass K: pass\n@R.register(f'{x}')\ndef g(): pass\n",
         );
         assert_eq!(f.uses.len(), 2);
-        assert_eq!(f.uses[0].callee, "R.register_module");
-        assert_eq!(
-            f.uses[0].names,
-            NameSpec::Given(vec!["x".into(), "y".into()])
-        );
-        assert_eq!(
-            f.uses[0].deps,
-            vec![
-                DepRef::Name("a".into()),
-                DepRef::Ref("other.b".into()),
-                DepRef::Ref("c".into()),
-            ]
-        );
+        assert_eq!(f.str(f.uses[0].callee), "R.register_module");
+        assert_eq!(given(&f, &f.uses[0].names), Some(vec!["x", "y"]));
+        let deps: Vec<_> = f
+            .deps(f.uses[0].deps)
+            .iter()
+            .map(|d| match d {
+                DepRef::Name(s) => format!("name {}", f.str(*s)),
+                DepRef::Ref(s) => format!("ref {}", f.str(*s)),
+                DepRef::Unsupported(s) => format!("unsupported {}", f.str(*s)),
+            })
+            .collect();
+        assert_eq!(deps, vec!["name a", "ref other.b", "ref c"]);
         assert!(matches!(
             f.uses[1].names,
             NameSpec::NotLiteral {
@@ -928,21 +1052,26 @@ mod tests {
         let summary: Vec<_> = f
             .uses
             .iter()
-            .map(|u| match &u.site {
-                UseSite::Statement { obj } => (u.names.clone(), obj.clone()),
-                UseSite::Decorator { .. } => (u.names.clone(), None),
+            .map(|u| {
+                let obj = match &u.site {
+                    UseSite::Statement {
+                        obj: Some(Registered::Dotted(s)),
+                    } => Some(f.str(*s)),
+                    _ => None,
+                };
+                (given(&f, &u.names), obj)
             })
             .collect();
-        let dotted = |s: &str| Some(Registered::Dotted(s.into()));
         assert_eq!(
             summary,
             vec![
-                (NameSpec::Given(vec!["x".into()]), dotted("load")),
-                (NameSpec::Default, dotted("load")),
-                (NameSpec::Default, dotted("Net")),
-                (NameSpec::Given(vec!["n".into()]), dotted("Net")),
+                (Some(vec!["x"]), Some("load")),
+                (None, Some("load")),
+                (None, Some("Net")),
+                (Some(vec!["n"]), Some("Net")),
             ]
         );
+        assert_eq!(f.uses[1].names, NameSpec::Default);
     }
 
     #[test]

@@ -156,7 +156,7 @@ impl<'a> Index<'a> {
             let mut maps: ScopeMaps<'a> =
                 HashMap::with_capacity_and_hasher(facts.bindings.len(), Default::default());
             for (bi, binding) in facts.bindings.iter().enumerate() {
-                maps.entry((binding.scope, binding.name.as_str()))
+                maps.entry((binding.scope, facts.str(binding.name)))
                     .and_modify(|b| b.push(bi))
                     .or_insert(Bindings::One(bi));
             }
@@ -257,22 +257,22 @@ impl<'a> Index<'a> {
             if !budget.spend() {
                 break;
             }
-            let binding = &self.files[file].bindings[bi];
+            let facts = &self.files[file];
+            let binding = &facts.bindings[bi];
             let found = match &binding.target {
-                BindingTarget::Import(path) => self.resolve_abs(&split(path), budget),
+                BindingTarget::Import(path) => self.resolve_abs(&split(facts.str(*path)), budget),
                 BindingTarget::Def(d) => Resolved::Def(file, *d),
                 // A registry only if its constructor resolved to one.
-                BindingTarget::Decl(d) => {
-                    let facts = &self.files[file];
-                    match facts.registry_decls.get(*d) {
-                        Some(decl) => self.local_symbol(file, &decl.local).unwrap_or_else(|| {
-                            Resolved::External(split(&facts.qualify(&decl.local)))
-                        }),
-                        None => Resolved::External(Vec::new()),
+                BindingTarget::Decl(d) => match facts.registry_decls.get(*d) {
+                    Some(decl) => {
+                        let local = facts.str(decl.local);
+                        self.local_symbol(file, local)
+                            .unwrap_or_else(|| Resolved::External(split(&facts.qualify(local))))
                     }
-                }
+                    None => Resolved::External(Vec::new()),
+                },
                 BindingTarget::Alias(dotted) => {
-                    self.resolve_dotted(file, binding.scope, dotted, budget)
+                    self.resolve_dotted(file, binding.scope, facts.str(*dotted), budget)
                 }
             };
             match found {
@@ -286,14 +286,15 @@ impl<'a> Index<'a> {
     }
 
     fn lookup_star(&self, file: usize, name: &str, budget: &mut Budget) -> Option<Resolved> {
-        for (scope, module) in &self.files.get(file)?.stars {
+        let facts = self.files.get(file)?;
+        for &(scope, module) in &facts.stars {
             if budget.exhausted() {
                 break;
             }
-            if *scope != MODULE_SCOPE {
+            if scope != MODULE_SCOPE {
                 continue;
             }
-            let mut path = split(module);
+            let mut path = split(facts.str(module));
             path.push(Ident::from(name));
             match self.resolve_abs(&path, budget) {
                 Resolved::External(_) => {}
@@ -390,7 +391,7 @@ impl<'a> Index<'a> {
                 if let Some(found) = self.lookup_in_scope(f, def.body_scope, name, budget) {
                     return self.attribute(found, tail, budget);
                 }
-                for base_class in def.base_names() {
+                for base_class in def.base_names(&self.files[f]) {
                     if budget.exhausted() {
                         break;
                     }
@@ -475,7 +476,15 @@ pub(crate) fn resolve(files: &[FileFacts], config: &Config) -> Graph {
 
     let mut produced: Vec<Produced<'_>> = Vec::new();
     let mut entries: Vec<Entry> = Vec::new();
-    for (fi, file) in files.iter().enumerate() {
+    // Every form of registration registers into a registry: in a repository
+    // that declares none (most of them), resolving each decorator's name
+    // would be work for nothing.
+    let uses = if index.registries.is_empty() {
+        &[][..]
+    } else {
+        files
+    };
+    for (fi, file) in uses.iter().enumerate() {
         for (ui, used) in file.uses.iter().enumerate() {
             register(
                 &index,
@@ -510,11 +519,12 @@ fn declare_registries(index: &mut Index<'_>, config: &Config, diagnostics: &mut 
     for (fi, file) in files.iter().enumerate() {
         for decl in &file.registry_decls {
             let mut budget = Budget::new();
-            let callee = index.resolve_dotted(fi, decl.scope, &decl.callee, &mut budget);
+            let callee = index.resolve_dotted(fi, decl.scope, file.str(decl.callee), &mut budget);
             let Some(is_catalogue) = constructor_kind(&index.path_of(&callee), config) else {
                 continue;
             };
-            let id = file.qualify(&decl.local);
+            let local = file.str(decl.local);
+            let id = file.qualify(local);
             if let Some((path, line)) = first_seen.get(&id) {
                 diagnostics.push(Diagnostic::new(
                     &file.path,
@@ -526,14 +536,15 @@ fn declare_registries(index: &mut Index<'_>, config: &Config, diagnostics: &mut 
                 ));
                 continue;
             }
+            let mut strings = file.strings(decl.strings);
             let label = if is_catalogue && !decl.strings.is_empty() {
-                decl.strings.join(".")
+                strings.collect::<Vec<_>>().join(".")
             } else {
-                decl.strings
-                    .first()
-                    .or(decl.name_keyword.as_ref())
-                    .cloned()
-                    .unwrap_or_else(|| decl.var.to_string())
+                strings
+                    .next()
+                    .or(decl.name_keyword.map(|name| file.str(name)))
+                    .unwrap_or_else(|| file.str(decl.var))
+                    .to_owned()
             };
             let registry_index = index.registries.len();
             index.registries.push(Registry {
@@ -543,9 +554,7 @@ fn declare_registries(index: &mut Index<'_>, config: &Config, diagnostics: &mut 
                 line: decl.line,
             });
             first_seen.insert(id, (&file.path, decl.line));
-            index
-                .registry_locals
-                .insert((fi, decl.local.as_str()), registry_index);
+            index.registry_locals.insert((fi, local), registry_index);
         }
     }
 }
@@ -615,10 +624,10 @@ fn register<'a>(
     entries: &mut Vec<Entry>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    let file = &index.files[fi];
+    let file: &'a FileFacts = &index.files[fi];
     let mut budget = Budget::new();
     let mut found = None;
-    if let Some((registry_part, _)) = used.registry_method() {
+    if let Some((registry_part, _)) = file.registry_method(used) {
         if let Resolved::Registry(r) =
             index.resolve_dotted(fi, used.scope, registry_part, &mut budget)
         {
@@ -628,7 +637,7 @@ fn register<'a>(
     if found.is_none() {
         if let UseSite::Decorator { called, .. } = used.site {
             let mut budget = Budget::new();
-            let callee = index.resolve_dotted(fi, used.scope, &used.callee, &mut budget);
+            let callee = index.resolve_dotted(fi, used.scope, file.str(used.callee), &mut budget);
             if let (Resolved::Registry(r), true) = (&callee, called) {
                 found = Some((*r, Form::CalledRegistry));
             } else {
@@ -661,11 +670,15 @@ fn register<'a>(
             } else {
                 EntryKind::Function
             };
-            let params: &str = if def.is_class { "" } else { &def.params };
+            let params: &str = if def.is_class {
+                ""
+            } else {
+                file.str(def.params)
+            };
             (
                 kind,
                 file.qualify(file.local_qualname(def)),
-                def.doc.as_deref().map(str::to_owned),
+                def.doc.map(|doc| file.str(doc).to_owned()),
                 params,
                 Some(file.def_name(def).to_owned()),
             )
@@ -676,17 +689,22 @@ fn register<'a>(
                 return;
             };
             match obj {
-                Registered::Dotted(parts) => {
+                Registered::Dotted(dotted) => {
                     let mut budget = Budget::new();
-                    let resolved = index.resolve_dotted(fi, used.scope, parts, &mut budget);
+                    let resolved =
+                        index.resolve_dotted(fi, used.scope, file.str(*dotted), &mut budget);
                     let path = index.path_of(&resolved);
                     let (doc, params): (Option<String>, &str) = match resolved {
-                        Resolved::Def(f, d) => match index.def(f, d) {
-                            Some(def) if def.is_class => {
-                                (def.doc.as_deref().map(str::to_owned), "")
-                            }
-                            Some(def) => (def.doc.as_deref().map(str::to_owned), &def.params),
-                            None => (None, ""),
+                        Resolved::Def(f, d) => match (index.files.get(f), index.def(f, d)) {
+                            (Some(other), Some(def)) => (
+                                def.doc.map(|doc| other.str(doc).to_owned()),
+                                if def.is_class {
+                                    ""
+                                } else {
+                                    other.str(def.params)
+                                },
+                            ),
+                            _ => (None, ""),
                         },
                         _ => (None, ""),
                     };
@@ -695,7 +713,7 @@ fn register<'a>(
                 }
                 other => {
                     let text = match other {
-                        Registered::Other(snippet) => snippet.clone(),
+                        Registered::Other(snippet) => file.str(*snippet).to_owned(),
                         _ => "<expression>".to_owned(),
                     };
                     (EntryKind::Object, text, None, "", None)
@@ -714,7 +732,7 @@ fn register<'a>(
                     format!("registration into `{registry_id}` gives an empty list of names; nothing registered"),
                 ));
             }
-            names.clone()
+            file.strings(*names).map(str::to_owned).collect()
         }
         NameSpec::Default => match default_name {
             Some(name) => vec![name],
@@ -735,8 +753,8 @@ fn register<'a>(
         } if matches!(form, Form::Decorator) && default_name.is_some() => {
             default_name.into_iter().collect()
         }
-        NameSpec::NotLiteral { text: expr, .. } => match default_name {
-            Some(name) => {
+        NameSpec::NotLiteral { text, .. } => match (default_name, file.str(*text)) {
+            (Some(name), expr) => {
                 diagnostics.push(Diagnostic::new(
                     &file.path,
                     used.line,
@@ -747,7 +765,7 @@ fn register<'a>(
                 ));
                 vec![name]
             }
-            None => {
+            (None, expr) => {
                 diagnostics.push(Diagnostic::new(
                     &file.path,
                     used.line,
@@ -841,9 +859,9 @@ fn build_edges(
 
         // Dependencies name the same things for every entry of the registration.
         let mut sources: Vec<(String, EdgeKind, bool)> = Vec::new();
-        for dep in &used.deps {
-            let (from, dangling) = match dep {
-                DepRef::Name(text) => match text.split_once(':') {
+        for dep in file.deps(used.deps) {
+            let (from, dangling) = match *dep {
+                DepRef::Name(text) => match file.str(text).split_once(':') {
                     Some((registry_ref, entry)) => {
                         // By id first; a label only when it names one registry.
                         let other = by_id.get(registry_ref).copied().or_else(|| {
@@ -856,12 +874,13 @@ fn build_edges(
                             Some(other) if has(other, entry) => {
                                 (reference(registry, other, entry), false)
                             }
-                            _ => (text.clone(), true),
+                            _ => (file.str(text).to_owned(), true),
                         }
                     }
-                    None => (text.clone(), !has(registry, text)),
+                    None => (file.str(text).to_owned(), !has(registry, file.str(text))),
                 },
                 DepRef::Ref(parts) => {
+                    let parts = file.str(parts);
                     let mut budget = Budget::new();
                     let resolved = index.resolve_dotted(first.file, used.scope, parts, &mut budget);
                     let target = index.path_of(&resolved).join(".");
@@ -881,6 +900,7 @@ fn build_edges(
                     }
                 }
                 DepRef::Unsupported(text) => {
+                    let text = file.str(text);
                     diagnostics.push(Diagnostic::new(
                         &file.path,
                         used.line,

@@ -98,8 +98,9 @@ impl fmt::Debug for Targets<'_> {
 /// Parses `source` with Ruff's error-recovering parser and hands the
 /// statements the registry rules need to `sink`, then returns the file's
 /// scopes. Never fails: a file with syntax errors yields the recovered
-/// statements, after the errors.
-pub(crate) fn lower<S>(source: &str, sink: &mut S) -> Scopes
+/// statements, after the errors. `has_cr` says whether `source` holds a
+/// `\r` (the caller's scan for NUL bytes found out).
+pub(crate) fn lower<S>(source: &str, has_cr: bool, sink: &mut S) -> Scopes
 where
     S: for<'t> Sink<'t>,
 {
@@ -110,7 +111,7 @@ where
     };
     let lowerer = Lowerer {
         source,
-        lines: Lines::new(source),
+        lines: Lines::new(source, has_cr),
         tokens: parsed.tokens(),
     };
 
@@ -166,12 +167,11 @@ struct Lines<'a> {
 }
 
 impl<'a> Lines<'a> {
-    fn new(source: &'a str) -> Self {
-        let bytes = source.as_bytes();
+    fn new(source: &'a str, has_cr: bool) -> Self {
         Lines {
-            bytes,
+            bytes: source.as_bytes(),
             cursor: Cell::new((0, 1)),
-            has_cr: memchr::memchr(b'\r', bytes).is_some(),
+            has_cr,
         }
     }
 
