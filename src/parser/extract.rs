@@ -524,18 +524,24 @@ impl<'t> Sink<'t> for Digest {
                 level,
                 names,
             } => {
-                let Some(base) = import_base(&facts.module, self.is_package, module, level) else {
-                    facts.diagnostics.push(Diagnostic::new(
-                        &facts.path,
-                        line,
-                        Severity::Warning,
-                        format!(
+                let base = match import_base(&facts.module, self.is_package, module, level) {
+                    Ok(base) => base,
+                    // Only Ruff's error recovery makes these, and the
+                    // syntax error is already reported.
+                    Err(ImportProblem::Malformed) => return,
+                    Err(ImportProblem::AboveTopLevel) => {
+                        facts.diagnostics.push(Diagnostic::new(
+                            &facts.path,
+                            line,
+                            Severity::Warning,
+                            format!(
                             "relative import `from {}{}` goes above the top-level package; ignored",
                             ".".repeat(level as usize),
                             module.unwrap_or("")
                         ),
-                    ));
-                    return;
+                        ));
+                        return;
+                    }
                 };
                 for name in names.iter() {
                     if name.name == "*" {
@@ -654,18 +660,24 @@ struct ImportBase<'a> {
     from: &'a str,
 }
 
-/// The absolute module a `from ... import` refers to; `None` when the
-/// import goes above the top-level package (or names nothing).
+/// Why a `from ... import` has no absolute module.
+enum ImportProblem {
+    /// Python refuses it: the dots climb past the top-level package.
+    AboveTopLevel,
+    /// Not a module name (only from Ruff's error recovery).
+    Malformed,
+}
+
+/// The absolute module a `from ... import` refers to.
 fn import_base<'a>(
     module: &'a str,
     is_package: bool,
     from: Option<&'a str>,
     level: u32,
-) -> Option<ImportBase<'a>> {
-    // Ruff only produces well-formed dotted names; error recovery aside.
+) -> Result<ImportBase<'a>, ImportProblem> {
     let from = from.unwrap_or("");
     if from.starts_with('.') || from.ends_with('.') || from.contains("..") {
-        return None;
+        return Err(ImportProblem::Malformed);
     }
     let package = if level == 0 {
         ""
@@ -675,20 +687,21 @@ fn import_base<'a>(
         let pops = level - 1 + u32::from(!is_package);
         for _ in 0..pops {
             if package.is_empty() {
-                return None;
+                return Err(ImportProblem::AboveTopLevel);
             }
             package = package.rfind('.').map_or("", |dot| &package[..dot]);
         }
         // An empty package is above the top level: Python refuses the import.
         if package.is_empty() {
-            return None;
+            return Err(ImportProblem::AboveTopLevel);
         }
         package
     };
+    // `from import x`: nothing named.
     if package.is_empty() && from.is_empty() {
-        return None;
+        return Err(ImportProblem::Malformed);
     }
-    Some(ImportBase { package, from })
+    Ok(ImportBase { package, from })
 }
 
 fn assign<'t>(
@@ -953,6 +966,22 @@ mod tests {
         assert!(binding(&f, "up").is_none());
         assert_eq!(f.diagnostics.len(), 1);
         assert_eq!(f.diagnostics[0].line, 2);
+    }
+
+    #[test]
+    fn a_malformed_from_import_is_reported_once_as_a_syntax_error() {
+        let f = facts("pkg/m.py", "from a. import x\nfrom import y\nimport z\n");
+        let messages: Vec<_> = f.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert!(
+            messages.iter().any(|m| m.starts_with("syntax error: ")),
+            "{messages:?}"
+        );
+        assert!(
+            !messages.iter().any(|m| m.contains("top-level package")),
+            "{messages:?}"
+        );
+        // The statements around it are kept.
+        assert!(binding(&f, "z").is_some());
     }
 
     #[test]

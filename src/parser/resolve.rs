@@ -635,7 +635,16 @@ fn register<'a>(
         }
     }
     if found.is_none() {
-        if let UseSite::Decorator { called, .. } = used.site {
+        // `@R("x")` is a call, and any other decorator registers only into a
+        // configured decorator registry: `@property` and its like, most
+        // decorators of real code, need no resolution at all otherwise.
+        let decorator = match used.site {
+            UseSite::Decorator { called, .. } if called || !decorator_registries.is_empty() => {
+                Some(called)
+            }
+            _ => None,
+        };
+        if let Some(called) = decorator {
             let mut budget = Budget::new();
             let callee = index.resolve_dotted(fi, used.scope, file.str(used.callee), &mut budget);
             if let (Resolved::Registry(r), true) = (&callee, called) {
