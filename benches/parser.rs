@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use spicehub::parser::{
     parse_tree, prepare_file, syntax_error_count, to_json, DirSource, MemorySource, ParseOptions,
-    SourceTree, SPICE_TOML,
+    PreparedFile, SourceTree, SPICE_TOML,
 };
 
 /// The allocator the hub's binary uses (`src/main.rs`), so the figures are
@@ -319,6 +319,15 @@ fn report(what: &str, threads: usize, files: usize, bytes: u64, (elapsed, cpu): 
     );
 }
 
+/// (b1): the per-file phase alone, on the current rayon pool, as the sync
+/// engine runs it while unpacking (`prepare_file`).
+fn per_file_phase(p: &Package, options: &ParseOptions) -> Vec<PreparedFile> {
+    p.raw
+        .par_iter()
+        .map(|(path, content)| prepare_file(path, content, options))
+        .collect()
+}
+
 /// Profile mode (`SPICEHUB_BENCH_PROFILE=a|b1|b`, under `perf record`):
 /// runs one phase 20 times on one thread and prints nothing else, so that a
 /// profile of (a) and one of (b1) can be compared symbol by symbol.
@@ -335,12 +344,7 @@ fn profile(packages: &[Package], phase: &str) -> BenchResult<()> {
                         std::hint::black_box(errors);
                     }
                     "b1" => {
-                        let prepared: Vec<_> = p
-                            .raw
-                            .iter()
-                            .map(|(path, content)| prepare_file(path, content, &options))
-                            .collect();
-                        std::hint::black_box(prepared);
+                        std::hint::black_box(per_file_phase(p, &options));
                     }
                     _ => {
                         std::hint::black_box(parse_tree(&p.files, &options));
@@ -529,12 +533,7 @@ fn main() -> BenchResult<()> {
         let elapsed = best_of(|| {
             pool.install(|| {
                 for p in &packages {
-                    let prepared: Vec<_> = p
-                        .raw
-                        .par_iter()
-                        .map(|(path, content)| prepare_file(path, content, &options))
-                        .collect();
-                    std::hint::black_box(prepared);
+                    std::hint::black_box(per_file_phase(p, &options));
                 }
             });
         });

@@ -109,13 +109,14 @@ impl Text {
     }
 
     /// The non-empty `parts` joined with `separator` (`a.b.c`, `x,y`).
-    fn keep_joined<'s>(
+    fn keep_joined<S: AsRef<str>>(
         &mut self,
-        parts: impl IntoIterator<Item = &'s str>,
+        parts: impl IntoIterator<Item = S>,
         separator: char,
     ) -> Str {
         let start = self.0.len();
         for part in parts {
+            let part = part.as_ref();
             if part.is_empty() {
                 continue;
             }
@@ -582,7 +583,7 @@ impl Digest {
         let doc = def.doc.map(|d| facts.text.keep_capped(d, MAX_DOC_CHARS));
         // Identifiers cannot contain a comma.
         let params = facts.text.keep_joined(def.params.iter(), ',');
-        let bases = facts.text.keep(&def.bases);
+        let bases = facts.text.keep_joined(def.bases.dotted(), ',');
         facts.defs.push(DefFacts {
             is_class: def.is_class,
             line,

@@ -479,12 +479,8 @@ pub(crate) fn resolve(files: &[FileFacts], config: &Config) -> Graph {
     // Every form of registration registers into a registry: in a repository
     // that declares none (most of them), resolving each decorator's name
     // would be work for nothing.
-    let uses = if index.registries.is_empty() {
-        &[][..]
-    } else {
-        files
-    };
-    for (fi, file) in uses.iter().enumerate() {
+    let any_registry = !index.registries.is_empty();
+    for (fi, file) in files.iter().enumerate().filter(|_| any_registry) {
         for (ui, used) in file.uses.iter().enumerate() {
             register(
                 &index,

@@ -65,6 +65,17 @@ impl<'t> Params<'t> {
     }
 }
 
+/// The base classes of a class (none for a function).
+#[derive(Clone, Copy)]
+pub(crate) struct Bases<'t>(&'t [ast::Expr]);
+
+impl<'t> Bases<'t> {
+    /// The bases that are dotted names (`models.Model`), joined with dots.
+    pub(crate) fn dotted(self) -> impl Iterator<Item = Ident> + 't {
+        self.0.iter().filter_map(dotted)
+    }
+}
+
 /// The simple-name targets of an assignment.
 #[derive(Clone, Copy)]
 pub(crate) struct Targets<'t>(&'t [ast::Expr]);
@@ -80,6 +91,12 @@ impl<'t> Targets<'t> {
 impl fmt::Debug for Aliases<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl fmt::Debug for Bases<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.dotted()).finish()
     }
 }
 
@@ -235,7 +252,7 @@ impl<'a> Lowerer<'a> {
                         is_class: false,
                         decorators: self.lower_decorators(&f.decorator_list),
                         params: Params(Some(&f.parameters)),
-                        bases: Ident::default(),
+                        bases: Bases(&[]),
                         doc: docstring(&f.body),
                         body_scope,
                     })
@@ -243,21 +260,12 @@ impl<'a> Lowerer<'a> {
                 ast::Stmt::ClassDef(c) => {
                     let body_scope = scopes.open(scope, ScopeKind::Class, c.name.as_str());
                     stack.push((c.body.iter(), body_scope));
-                    let mut bases = Ident::default();
-                    for base in c.arguments.as_deref().map_or(&[][..], |a| &a.args) {
-                        if let Some(base) = dotted(base) {
-                            if !bases.is_empty() {
-                                bases.push(',');
-                            }
-                            bases.push_str(&base);
-                        }
-                    }
                     StmtKind::Def(Def {
                         name: c.name.as_str(),
                         is_class: true,
                         decorators: self.lower_decorators(&c.decorator_list),
                         params: Params(None),
-                        bases,
+                        bases: Bases(c.arguments.as_deref().map_or(&[][..], |a| &a.args)),
                         doc: docstring(&c.body),
                         body_scope,
                     })

@@ -9,10 +9,11 @@
 //! for the registry rules, and nested bodies are walked without recursion.
 //! Expressions are depth-limited by the lowering, for the same reason.
 
-use crate::parser::ruff::{Aliases, Params, Targets};
+use crate::parser::ruff::{Aliases, Bases, Params, Targets};
 
-/// A name kept by the facts. Identifiers of up to 24 bytes (nearly all of
-/// them) are stored inline, so most names cost no allocation at all.
+/// A dotted name while a file is lowered, or a part of one while names are
+/// resolved. Up to 24 bytes (nearly all of them) are stored inline, so most
+/// cost no allocation at all.
 pub(crate) type Ident = compact_str::CompactString;
 
 /// Index into the scopes of a file.
@@ -186,9 +187,8 @@ pub(crate) struct Def<'t> {
     pub decorators: Vec<Expr<'t>>,
     /// Names of the positional and keyword parameters, without `*args`/`**kwargs`.
     pub params: Params<'t>,
-    /// The base classes of a class that are dotted names, as written,
-    /// separated by commas (`models.Model,Mixin`).
-    pub bases: Ident,
+    /// The base classes of a class.
+    pub bases: Bases<'t>,
     /// First line of the docstring, trimmed.
     pub doc: Option<&'t str>,
     /// The scope created by this definition's body.
