@@ -790,10 +790,11 @@ async fn single_flight_shares_a_failure() {
 
 #[tokio::test]
 async fn token_is_renewed_before_it_expires() {
-    // 10 s tokens: margin = 10/10 = 1 s, so renewal starts at 9 s.
-    let f = fixture_with(|c| c.with_token_lifetime(10), |_| {}).await;
+    // 20 s tokens: margin = 20/10 = 2 s, so renewal starts at 18 s; the test
+    // asks at 19 s, a second from either edge so a busy machine cannot miss it.
+    let f = fixture_with(|c| c.with_token_lifetime(20), |_| {}).await;
     let t1 = ok(f.tokens.get(&f.sp).await);
-    assert_eq!(t1.lifetime(), Some(Duration::from_secs(10)));
+    assert_eq!(t1.lifetime(), Some(Duration::from_secs(20)));
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     let t_mid = ok(f.tokens.get(&f.sp).await);
     assert_eq!(
@@ -806,7 +807,7 @@ async fn token_is_renewed_before_it_expires() {
     let until_margin = t1
         .expires_in()
         .unwrap_or_default()
-        .saturating_sub(Duration::from_millis(500));
+        .saturating_sub(Duration::from_millis(1_000));
     tokio::time::sleep(until_margin).await;
     assert!(
         !t1.is_expired(std::time::Instant::now()),

@@ -165,13 +165,15 @@ async fn scope_times_delay_and_path_matching() {
     let t0 = Instant::now();
     assert_eq!(w.get(&token, "_apis/projects").await.status(), 200);
     assert!(t0.elapsed() >= Duration::from_millis(400));
-    let t1 = Instant::now();
     let _ = w.get(&token, "_apis/projects").await;
-    assert!(t1.elapsed() < Duration::from_millis(400));
     let log = w.emu.request_log();
     assert!(log
         .iter()
         .any(|l| l.elapsed_ms >= 400 && l.faults.iter().any(|f| f.contains("Delay"))));
+    // A `once` rule is spent: the next request carries no fault (read from
+    // the log rather than timed, so a busy machine cannot fail it).
+    let last = log.last().expect("logged");
+    assert!(last.faults.is_empty(), "{:?}", last.faults);
 }
 
 #[tokio::test]

@@ -180,8 +180,10 @@ async fn an_expired_lease_is_retried_after_a_backoff_and_the_old_owner_is_fenced
         let repos = seed_repos(&db, 1).await;
         let a = Queue::new(db.clone(), config());
         let b = Queue::new(db.clone(), config());
-        let t0 = now();
         let id = a.enqueue(&push(&repos[0], "c1")).await.unwrap();
+        // Read the clock after enqueueing: enqueue stamps run_after with its
+        // own clock, and a second boundary in between would make it due later.
+        let t0 = now();
         let job = a.claim_at(t0).await.unwrap().expect("claim");
         assert_eq!((job.id.as_str(), job.attempts), (id.as_str(), 1));
         assert_eq!(job.lease_expires_at, Some(t0 + 60));
@@ -217,10 +219,10 @@ async fn attempts_are_limited_then_the_job_fails_with_the_reason() {
         let db = t.open().await;
         let repos = seed_repos(&db, 2).await;
         let q = Queue::new(db.clone(), config());
-        let t0 = now();
         // Lost leases: attempts 1, 2, 3, then given up.
         let id = q.enqueue(&push(&repos[0], "c1")).await.unwrap();
-        let mut at = t0;
+        // After enqueue, which stamps run_after with its own clock.
+        let mut at = now();
         for attempt in 1..=3 {
             let job = q.claim_at(at).await.unwrap().expect("claim");
             assert_eq!(job.attempts, attempt);
