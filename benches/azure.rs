@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+use ado_emulator::{self as emulator, AccessLevel, EmulatorConfig, Service};
 use secrecy::SecretString;
-use spicehub::azure::{
+use spicehub_azure::{
     AzureClient, ClientConfig, Credential, ServicePrincipal, TokenManager, TokenManagerConfig,
 };
-use spicehub::emulator::{self, AccessLevel, EmulatorConfig, Service};
 
 const TENANT: &str = "3f4e1a52-6c1d-4b8e-9a27-5d0c7e1b2a90";
 const CLIENT: &str = "0c6f8e2a-4d3b-4f7e-9b1a-2e5d7c9a1b30";

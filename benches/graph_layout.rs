@@ -9,11 +9,11 @@
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use spicehub::db::Db;
-use spicehub::graph::{
+use spicehub_core::db::Db;
+use spicehub_core::graph::{
     get_or_compute_layout, svg, views, LayoutError, Layouter, View, DEFAULT_COLLAPSE_THRESHOLD,
 };
-use spicehub::parser::{Edge, EdgeKind, Entry, EntryKind, Graph, Registry};
+use spicehub_parser::{Edge, EdgeKind, Entry, EntryKind, Graph, Registry};
 
 const NODES: usize = 5_000;
 const EDGES: usize = 10_000;
@@ -87,7 +87,7 @@ async fn measure(db: &Db, layouter: &Layouter, view: &View) -> Result<(), Box<dy
     let layout = match result {
         Ok(Some(layout)) => layout,
         Ok(None) => return Err("registry missing".into()),
-        Err(spicehub::graph::GraphError::Layout(LayoutError::Timeout(t))) => {
+        Err(spicehub_core::graph::GraphError::Layout(LayoutError::Timeout(t))) => {
             println!("{:<22} uncached: timed out after {t:?}", view.key());
             return Ok(());
         }
@@ -165,7 +165,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let full = views::full(&rg);
     println!(
         "full view DOT: {} KiB",
-        spicehub::graph::layout::to_dot(&full).len() / 1024
+        spicehub_core::graph::layout::to_dot(&full).len() / 1024
     );
     db.close().await;
     Ok(())

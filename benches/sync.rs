@@ -17,15 +17,17 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use spicehub::admin::repositories::{add_repository, request_sync, AddRepository};
-use spicehub::config::AzureArgs;
-use spicehub::crypto::SecretKey;
-use spicehub::db::providers::{CredentialKind, NewProvider};
-use spicehub::db::repositories::{NewRepository, RepoState};
-use spicehub::db::Db;
-use spicehub::emulator::{self, AccessLevel, Emulator, EmulatorConfig, FileChange, SeedCommit};
-use spicehub::sync::clients::Clients;
-use spicehub::sync::{JobKind, Queue, QueueConfig};
+use ado_emulator::{
+    self as emulator, AccessLevel, Emulator, EmulatorConfig, FileChange, SeedCommit,
+};
+use spicehub_core::admin::repositories::{add_repository, request_sync, AddRepository};
+use spicehub_core::config::AzureArgs;
+use spicehub_core::crypto::SecretKey;
+use spicehub_core::db::providers::{CredentialKind, NewProvider};
+use spicehub_core::db::repositories::{NewRepository, RepoState};
+use spicehub_core::db::Db;
+use spicehub_core::sync::clients::Clients;
+use spicehub_core::sync::{JobKind, Queue, QueueConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_spicehub");
 const TENANT: &str = "3f4e1a52-6c1d-4b8e-9a27-5d0c7e1b2a90";
@@ -587,7 +589,7 @@ async fn incremental_vs_full() {
         if jobs
             .iter()
             .filter(|j| j.kind == JobKind::EntireRepository)
-            .all(|j| j.status == spicehub::sync::JobStatus::Succeeded)
+            .all(|j| j.status == spicehub_core::sync::JobStatus::Succeeded)
         {
             break;
         }
@@ -635,7 +637,7 @@ async fn first_replication_vs_curl() {
             ("grant_type", "client_credentials"),
             ("client_id", CLIENT),
             ("client_secret", SECRET),
-            ("scope", spicehub::azure::AZURE_DEVOPS_SCOPE),
+            ("scope", spicehub_azure::AZURE_DEVOPS_SCOPE),
         ])
         .send()
         .await

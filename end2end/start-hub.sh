@@ -43,7 +43,7 @@ if [ "$seed" = seed ]; then
   extra=(--seed-repo "contoso/Commerce/e2e-shop=$PWD/tests/fixtures/data_pipeline"
          --seed-repo "contoso/Commerce/e2e-big=$big")
 fi
-"$bin" emulator --demo "${extra[@]}" --bind "127.0.0.1:$emu_port" --data-dir "$data/emulator" \
+"$CARGO_TARGET_DIR/release/ado-emulator" --demo "${extra[@]}" --bind "127.0.0.1:$emu_port" --data-dir "$data/emulator" \
   > "end2end/logs/emulator-$emu_port.log" 2>&1 &
 emulator_pid=$!
 trap 'kill $emulator_pid 2>/dev/null || true' EXIT

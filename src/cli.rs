@@ -1,14 +1,16 @@
 //! The command line: `serve` (default), `admin create`, `migrate`, `parse`,
-//! `provider add|list`, `repository add|list|sync`, `azure check`, `emulator`.
+//! `provider add|list|check`, `repository add|list|sync`, `azure check`.
+//! Logs go to standard error: standard output carries only what a command
+//! prints for its caller (JSON, DOT, tables), so scripts can parse it.
 
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, DatabaseArgs, ServeArgs};
-use crate::db::users::{Role, UserError};
-use crate::db::Db;
+use spicehub_core::config::{Config, DatabaseArgs, ServeArgs};
+use spicehub_core::db::users::{Role, UserError};
+use spicehub_core::db::Db;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -40,13 +42,11 @@ enum Command {
     Parse {
         path: std::path::PathBuf,
         #[arg(long, value_enum, default_value = "json")]
-        format: crate::parser::OutputFormat,
+        format: spicehub_parser::OutputFormat,
         /// Write to this file instead of standard output.
         #[arg(long)]
         output: Option<std::path::PathBuf>,
     },
-    /// Run the Entra ID + Azure DevOps emulator (tests and the local demo).
-    Emulator(crate::emulator::EmulatorArgs),
     /// Git providers (Azure DevOps connections as an Entra ID application).
     Provider {
         #[command(subcommand)]
@@ -69,7 +69,7 @@ enum AzureCommand {
     /// Obtain a token as the service principal, read the organization and
     /// list what it can see, or say what is wrong and how to fix it.
     /// Exit 0 when all is well, 2 with a diagnosis, 1 on usage errors.
-    Check(crate::azure::check::CheckArgs),
+    Check(spicehub_azure::check::CheckArgs),
 }
 
 /// What the provider and repository commands need: the database, the key
@@ -82,7 +82,7 @@ struct HubArgs {
     #[arg(long, env = "SPICEHUB_SECRET_KEY", hide_env_values = true)]
     secret_key: Option<String>,
     #[command(flatten)]
-    azure: crate::config::AzureArgs,
+    azure: spicehub_core::config::AzureArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -216,7 +216,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         }) => {
             // Parsing is CPU-bound work on rayon's pool, off the async runtime.
             tokio::task::spawn_blocking(move || {
-                crate::parser::run_parse_cli(&path, format, output.as_deref())
+                spicehub_parser::run_parse_cli(&path, format, output.as_deref())
             })
             .await
             .map_err(|e| e.to_string())?
@@ -225,11 +225,11 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Some(Command::Azure {
             command: AzureCommand::Check(args),
         }) => {
-            let code = crate::azure::check::run_check(args).await;
+            let code = spicehub_azure::check::run_check(args).await;
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
         Some(Command::Migrate(database)) => {
-            crate::config::ensure_dir(&database.data_dir).map_err(|e| e.to_string())?;
+            spicehub_core::config::ensure_dir(&database.data_dir).map_err(|e| e.to_string())?;
             let db = Db::connect(&database.url())
                 .await
                 .map_err(|e| e.to_string())?;
@@ -237,9 +237,6 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             println!("database is up to date");
             Ok(())
         }
-        Some(Command::Emulator(args)) => crate::emulator::run_cli(args)
-            .await
-            .map_err(|e| e.to_string()),
         Some(Command::Provider { command }) => return provider_command(command).await,
         Some(Command::Repository { command }) => repository_command(command).await,
         Some(Command::Admin {
@@ -263,17 +260,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
 struct Hub {
     db: Db,
-    key: crate::crypto::SecretKey,
-    azure: crate::config::AzureArgs,
+    key: spicehub_core::crypto::SecretKey,
+    azure: spicehub_core::config::AzureArgs,
 }
 
 async fn open_hub(args: HubArgs) -> Result<Hub, String> {
-    crate::config::ensure_dir(&args.database.data_dir).map_err(|e| e.to_string())?;
+    spicehub_core::config::ensure_dir(&args.database.data_dir).map_err(|e| e.to_string())?;
     let key = match &args.secret_key {
-        Some(k) => crate::crypto::SecretKey::from_base64(k),
-        None => {
-            crate::crypto::SecretKey::load_or_generate(&args.database.data_dir.join("secret.key"))
-        }
+        Some(k) => spicehub_core::crypto::SecretKey::from_base64(k),
+        None => spicehub_core::crypto::SecretKey::load_or_generate(
+            &args.database.data_dir.join("secret.key"),
+        ),
     }
     .map_err(|e| e.to_string())?;
     let db = Db::connect(&args.database.url())
@@ -301,7 +298,7 @@ fn read_secret(prompt: &str) -> Result<String, String> {
 }
 
 async fn provider_command(command: ProviderCommand) -> Result<ExitCode, String> {
-    use crate::db::providers::{generate_webhook_password, CredentialKind, NewProvider};
+    use spicehub_core::db::providers::{generate_webhook_password, CredentialKind, NewProvider};
     match command {
         ProviderCommand::Add {
             name,
@@ -385,15 +382,16 @@ async fn check_provider(
     organization: Option<&str>,
     hub: HubArgs,
 ) -> Result<ExitCode, String> {
-    use crate::admin::repositories::find_provider;
+    use spicehub_core::admin::repositories::find_provider;
     let hub = open_hub(hub).await?;
     let id = find_provider(&hub.db, provider)
         .await
         .map_err(|e| e.to_string())?;
     let clients = hub_clients(&hub)?;
-    let check = crate::admin::providers::test_with(&hub.db, &clients, &id, organization)
-        .await
-        .map_err(|e| e.to_string())?;
+    let check =
+        spicehub_core::admin::providers::test_connection(&hub.db, &clients, &id, organization)
+            .await
+            .map_err(|e| e.to_string())?;
     let organization = if check.organization.is_empty() {
         "(no organization saved)".to_owned()
     } else {
@@ -425,8 +423,8 @@ async fn check_provider(
     }
 }
 
-fn hub_clients(hub: &Hub) -> Result<crate::sync::clients::Clients, String> {
-    crate::sync::clients::Clients::new(
+fn hub_clients(hub: &Hub) -> Result<spicehub_core::sync::clients::Clients, String> {
+    spicehub_core::sync::clients::Clients::new(
         hub.db.clone(),
         hub.key.clone(),
         hub.azure.clone(),
@@ -436,8 +434,10 @@ fn hub_clients(hub: &Hub) -> Result<crate::sync::clients::Clients, String> {
 }
 
 async fn repository_command(command: RepositoryCommand) -> Result<(), String> {
-    use crate::admin::repositories::{add_repository, find_provider, request_sync, AddRepository};
-    use crate::sync::{JobKind, Queue, QueueConfig};
+    use spicehub_core::admin::repositories::{
+        add_repository, find_provider, request_sync, AddRepository,
+    };
+    use spicehub_core::sync::{JobKind, Queue, QueueConfig};
     match command {
         RepositoryCommand::Add {
             provider,
@@ -517,8 +517,8 @@ async fn create_admin(email: &str, role: &str, database: &DatabaseArgs) -> Resul
         return Err(format!("`{email}` is not an e-mail address"));
     }
     let password = read_password()?;
-    let hash = crate::auth::password::hash(&password).map_err(|e| e.to_string())?;
-    crate::config::ensure_dir(&database.data_dir).map_err(|e| e.to_string())?;
+    let hash = spicehub_core::auth::password::hash(&password).map_err(|e| e.to_string())?;
+    spicehub_core::config::ensure_dir(&database.data_dir).map_err(|e| e.to_string())?;
     let db = Db::connect(&database.url())
         .await
         .map_err(|e| e.to_string())?;
@@ -562,6 +562,7 @@ fn init_tracing() {
     // Colour codes only for people: logs piped to files or collectors stay plain.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stdout().is_terminal())
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

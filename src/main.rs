@@ -1,5 +1,4 @@
-//! The `spicehub` binary. Everything it does lives in the library behind the
-//! `ssr` feature; this file only hands control to the command line.
+//! The `spicehub` binary: hands control to the command line.
 
 /// Parsing allocates and frees millions of small syntax nodes across the
 /// parser's threads; glibc's malloc was a fifth of the parse profile and

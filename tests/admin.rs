@@ -4,16 +4,15 @@
 //! picker, sync states and manual actions, the webhook page with "Create the
 //! webhook for me", removal, admin consent, and secrets kept out of pages
 //! and logs.
-#![cfg(feature = "ssr")]
 
 mod common;
 
 use std::time::{Duration, Instant};
 
+use ado_emulator::{demo, start, Emulator, EmulatorConfig, FileChange};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::Value;
-use spicehub::emulator::{demo, start, Emulator, EmulatorConfig, FileChange};
 
 const ADMIN: &str = "admin@example.com";
 const ADMIN_PW: &str = "admin-password-123";

@@ -1,6 +1,5 @@
 //! Sign-in, sessions, roles, CSRF and throttling, over HTTP against the real
 //! binary, on SQLite and PostgreSQL.
-#![cfg(feature = "ssr")]
 
 mod common;
 

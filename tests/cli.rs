@@ -1,6 +1,5 @@
 //! The command line's own checks: bad configuration is refused with a
 //! message, and accounts are created without passwords on the command line.
-#![cfg(feature = "ssr")]
 
 mod common;
 
@@ -115,7 +114,7 @@ fn parse_prints_the_registries_or_says_why_it_cannot() {
 /// diagnosis, the secret not echoed), then a name that matches nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_check_tests_the_saved_connection_and_says_what_is_wrong() {
-    use spicehub::emulator::{start, AccessLevel, EmulatorConfig};
+    use ado_emulator::{start, AccessLevel, EmulatorConfig};
     const TENANT: &str = "11111111-2222-4333-8444-555555555555";
     const CLIENT: &str = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
     const SECRET: &str = "good~secret.Value-0123456789";

@@ -6,10 +6,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{fixture_graph, open_db, synthetic_registry, TestDb};
-use spicehub::db::Db;
-use spicehub::graph::views::{self, NodeKind};
-use spicehub::graph::{get_or_compute_layout, Layout, LayoutError, Layouter, View};
-use spicehub::parser::{to_json, Edge, Entry, Registry};
+use spicehub_core::db::Db;
+use spicehub_core::graph::views::{self, NodeKind};
+use spicehub_core::graph::{get_or_compute_layout, Layout, LayoutError, Layouter, View};
+use spicehub_parser::{to_json, Edge, Entry, Registry};
 
 const FIXTURES: [&str; 3] = ["data_pipeline", "fixture_project", "model_zoo"];
 
@@ -123,10 +123,10 @@ async fn a_failed_store_keeps_the_previous_snapshot() {
             .await
             .expect("rename");
         let mut bad = fixture_graph("data_pipeline");
-        bad.diagnostics.push(spicehub::parser::Diagnostic::new(
+        bad.diagnostics.push(spicehub_parser::Diagnostic::new(
             "x.py",
             1,
-            spicehub::parser::Severity::Info,
+            spicehub_parser::Severity::Info,
             "makes the last insert run",
         ));
         let result = db.store_graph("repo", "c1", &bad).await;
@@ -300,7 +300,7 @@ async fn small_registry_is_laid_out() {
         .iter()
         .max_by_key(|r| graph.edges.iter().filter(|e| e.registry == r.id).count())
         .expect("a registry");
-    let rg = spicehub::db::graphs::RegistryGraph {
+    let rg = spicehub_core::db::graphs::RegistryGraph {
         registry: registry.clone(),
         entries: graph
             .entries
@@ -332,7 +332,7 @@ async fn small_registry_is_laid_out() {
     for e in layout.edges.iter().filter(|e| e.from != e.to) {
         assert!(x(&e.from) < x(&e.to), "{} -> {}", e.from, e.to);
     }
-    let svg = spicehub::graph::svg::render(&layout);
+    let svg = spicehub_core::graph::svg::render(&layout);
     assert_eq!(svg.matches("<rect").count(), layout.nodes.len());
     assert_eq!(
         svg.matches("<path class=\"edge").count(),
@@ -343,7 +343,7 @@ async fn small_registry_is_laid_out() {
 #[tokio::test]
 async fn collapsed_and_focus_views_are_laid_out() {
     let graph = synthetic_registry(600, "registry");
-    let rg = spicehub::db::graphs::RegistryGraph {
+    let rg = spicehub_core::db::graphs::RegistryGraph {
         registry: graph.registries[0].clone(),
         entries: graph.entries.clone(),
         edges: graph.edges.clone(),
@@ -415,7 +415,7 @@ fn dot_zombies() -> Vec<String> {
 #[tokio::test]
 async fn a_slow_layout_times_out_and_dot_is_reaped() {
     let graph = synthetic_registry(3_000, "registry");
-    let rg = spicehub::db::graphs::RegistryGraph {
+    let rg = spicehub_core::db::graphs::RegistryGraph {
         registry: graph.registries[0].clone(),
         entries: graph.entries,
         edges: graph.edges,
@@ -442,7 +442,7 @@ async fn a_slow_layout_times_out_and_dot_is_reaped() {
 #[tokio::test]
 async fn missing_graphviz_is_reported() {
     let layouter = Layouter::new().with_dot("/nonexistent/graphviz/dot");
-    let view = views::full(&spicehub::db::graphs::RegistryGraph {
+    let view = views::full(&spicehub_core::db::graphs::RegistryGraph {
         registry: Registry {
             id: "r".into(),
             label: "r".into(),

@@ -3,11 +3,9 @@
 //! `shared/spec/registries.md`; `cargo insta review` shows a diff when the
 //! output changes.
 
-#![cfg(feature = "ssr")]
-
 use std::path::{Path, PathBuf};
 
-use spicehub::parser::{parse_dir, to_dot, to_json, Graph};
+use spicehub_parser::{parse_dir, to_dot, to_json, Graph};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,6 +1,5 @@
 //! No secret reaches the logs: not passwords, not session ids, not the
 //! encryption key, not password hashes, even at debug level.
-#![cfg(feature = "ssr")]
 
 mod common;
 

@@ -2,14 +2,13 @@
 //! PostgreSQL: the server-rendered HTML of the Registries tab, a
 //! repository's page and a registry's graph (full, collapsed, expanded,
 //! focus, timed out), and the server functions' own sign-in check.
-#![cfg(feature = "ssr")]
 
 mod common;
 
 use common::*;
 use reqwest::StatusCode;
-use spicehub::db::repositories::NewRepository;
-use spicehub::db::Db;
+use spicehub_core::db::repositories::NewRepository;
+use spicehub_core::db::Db;
 
 const VIEWER: &str = "viewer@example.com";
 const VIEWER_PW: &str = "viewer-password-123";
@@ -456,14 +455,14 @@ async fn the_repositorys_synced_commit_is_shown_with_links_to_azure_devops() {
 
 /// What the sync engine does at the end of a sync: a snapshot of `commit`
 /// becomes visible with its graph, in one transaction.
-async fn switch_to(db: &Db, repository: &str, commit: &str, graph: &spicehub::parser::Graph) {
+async fn switch_to(db: &Db, repository: &str, commit: &str, graph: &spicehub_parser::Graph) {
     let snapshot = db
         .begin_snapshot(repository, commit, None)
         .await
         .expect("snapshot");
     db.switch_snapshot(
         repository,
-        &spicehub::db::snapshots::SwitchInfo {
+        &spicehub_core::db::snapshots::SwitchInfo {
             snapshot_id: &snapshot,
             commit_id: commit,
             graph,

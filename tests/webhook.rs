@@ -2,7 +2,6 @@
 //! SQLite and (when configured) PostgreSQL: authentication, limits, the
 //! deliveries that are ignored, deduplication, and a push that queues exactly
 //! one job — also one posted by the Azure DevOps emulator.
-#![cfg(feature = "ssr")]
 
 mod common;
 
@@ -12,17 +11,19 @@ use std::time::Duration;
 use base64::Engine;
 use common::*;
 use serde_json::{json, Value};
-use spicehub::crypto::SecretKey;
-use spicehub::db::providers::{CredentialKind, NewProvider};
-use spicehub::db::repositories::NewRepository;
-use spicehub::db::Db;
-use spicehub::sync::{JobKind, JobStatus, Queue, QueueConfig};
+use spicehub_core::crypto::SecretKey;
+use spicehub_core::db::providers::{CredentialKind, NewProvider};
+use spicehub_core::db::repositories::NewRepository;
+use spicehub_core::db::Db;
+use spicehub_core::sync::{JobKind, JobStatus, Queue, QueueConfig};
 
 const USER: &str = "hook-user";
 const PASSWORD: &str = "Zx8-webhook-password-0123456789";
 const REPO: &str = "5f3c8a10-1111-4222-8333-944445555666";
 const ORG_GUID: &str = "0a0a0a0a-1b1b-4c2c-8d3d-4e4e4e4e4e4e";
-const SAMPLES: &str = "/work/shared/vectors/azure-devops-docs/docs/service-hooks";
+fn samples() -> std::path::PathBuf {
+    common::vectors::vectors_dir().join("azure-devops-docs/docs/service-hooks")
+}
 
 fn basic(user: &str, pass: &str) -> String {
     format!(
@@ -245,7 +246,7 @@ async fn ignored_deliveries_get_200_and_are_recorded() {
             "events.git.push.sample.json",
             "events.git.push.sample.2024.json",
         ] {
-            let sample = std::fs::read_to_string(format!("{SAMPLES}/{file}")).expect("sample");
+            let sample = std::fs::read_to_string(samples().join(file)).expect("sample");
             for _ in 0..2 {
                 let r = post(&hub, Some(basic(USER, PASSWORD)), sample.clone()).await;
                 assert_eq!(r.status, 200, "{label} {file}");
@@ -393,7 +394,7 @@ async fn concurrent_deliveries_are_each_recorded_once() {
 
 #[tokio::test]
 async fn the_emulator_posts_a_real_push_that_queues_a_job() {
-    use spicehub::emulator::{
+    use ado_emulator::{
         start, AccessLevel, EmulatorConfig, FileChange, SeedCommit, Signature, WebhookTarget,
     };
     const TENANT: &str = "11111111-2222-4333-8444-555555555555";

@@ -9,9 +9,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::AppState;
-use crate::auth::AuthUser;
+use spicehub_core::auth::AuthUser;
 
-pub use crate::admin::providers::CONSENT_CALLBACK_PATH as PATH;
+pub use spicehub_routes::CONSENT_CALLBACK as PATH;
 
 #[derive(Deserialize)]
 pub struct ConsentAnswer {
@@ -65,8 +65,8 @@ pub async fn callback(
             Some(d) => format!("{e}: {d}"),
             None => e.to_owned(),
         });
-    match crate::admin::providers::complete_consent(
-        &state,
+    match spicehub_core::admin::providers::complete_consent(
+        &state.hub,
         consent_state,
         answer.tenant.as_deref(),
         error.as_deref(),

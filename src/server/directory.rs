@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::db::providers::WebhookCredential;
-use crate::db::{Db, DbError};
+use spicehub_core::db::providers::WebhookCredential;
+use spicehub_core::db::{Db, DbError};
 
 /// How long another instance's change can go unseen.
 pub const TTL: Duration = Duration::from_secs(2);
@@ -160,10 +160,10 @@ fn matching(credentials: &[WebhookCredential], user: &str, password: &str) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::SecretKey;
-    use crate::db::providers::{CredentialKind, NewProvider};
-    use crate::db::repositories::NewRepository;
-    use crate::sync::queue::tests::TestDb;
+    use spicehub_core::crypto::SecretKey;
+    use spicehub_core::db::providers::{CredentialKind, NewProvider};
+    use spicehub_core::db::repositories::NewRepository;
+    use spicehub_core::testing::TestDb;
 
     const REPO: &str = "5f3c8a10-1111-4222-8333-000000000001";
 

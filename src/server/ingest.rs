@@ -8,10 +8,10 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::deliveries::{Decision, NewDelivery, Recorded};
-use crate::db::Db;
-use crate::sync::queue::NewJob;
-use crate::sync::JobKind;
+use spicehub_core::db::deliveries::{Decision, NewDelivery, Recorded};
+use spicehub_core::db::Db;
+use spicehub_core::sync::queue::NewJob;
+use spicehub_core::sync::JobKind;
 
 /// Most deliveries committed together; bounds one transaction's size.
 const MAX_BATCH: usize = 256;

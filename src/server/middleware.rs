@@ -12,21 +12,8 @@ use tower_sessions::Session;
 use tracing::Level;
 
 use super::AppState;
-use crate::auth::{AuthUser, SESSION_USER_ID};
-
-/// The policy for every response; pages rendered by Leptos send their own
-/// with the per-response nonce of the hydration script added.
-pub fn content_security_policy(nonce: Option<&str>) -> String {
-    let script = match nonce {
-        Some(n) => format!("script-src 'self' 'nonce-{n}' 'wasm-unsafe-eval'"),
-        None => "script-src 'self' 'wasm-unsafe-eval'".to_owned(),
-    };
-    format!(
-        "default-src 'self'; {script}; style-src 'self'; img-src 'self' data:; \
-         connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; \
-         form-action 'self'"
-    )
-}
+use spicehub_core::auth::{AuthUser, SESSION_USER_ID};
+use spicehub_web::csp::content_security_policy;
 
 pub async fn security_headers(State(https): State<bool>, request: Request, next: Next) -> Response {
     let cacheable = request.uri().path().starts_with("/pkg/");
@@ -89,12 +76,12 @@ pub async fn load_user(
 
 /// Paths reachable without a session.
 const PUBLIC_PREFIXES: &[&str] = &[
-    "/signin",
+    spicehub_routes::SIGN_IN,
     "/pkg/",
-    "/api/",
-    "/healthz",
-    "/metrics",
-    "/gateway/public/",
+    spicehub_routes::API_PREFIX,
+    spicehub_routes::HEALTH,
+    spicehub_routes::METRICS,
+    spicehub_routes::PUBLIC_GATEWAY_PREFIX,
     "/favicon.ico",
     "/robots.txt",
 ];

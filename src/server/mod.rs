@@ -23,23 +23,22 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::app::{shell, App};
-use crate::auth::csrf::{self, CsrfPolicy};
-use crate::config::Config;
-use crate::db::sessions::DbSessionStore;
-use crate::db::Db;
+use spicehub_core::auth::csrf::{self, CsrfPolicy};
+use spicehub_core::config::Config;
+use spicehub_core::db::sessions::DbSessionStore;
+use spicehub_core::db::Db;
+use spicehub_core::{Hub, HubError};
+use spicehub_web::app::{shell, App};
 
-/// Everything a request handler or server function may need.
+/// Everything a request handler may need: the hub (what server functions
+/// see, as Leptos context) plus what only the HTTP server has.
 #[derive(Clone)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
+    pub hub: Hub,
     pub db: Db,
     pub config: Arc<Config>,
     pub metrics: Arc<metrics::Metrics>,
-    /// The sync queue (admin actions enqueue on it).
-    pub queue: crate::sync::Queue,
-    /// Azure DevOps clients per provider (shared token cache).
-    pub clients: crate::sync::clients::Clients,
     /// Webhook deliveries are committed through this writer (group commit).
     pub ingest: ingest::Ingest,
     /// Webhook credentials and repositories, cached for the webhook route.
@@ -70,8 +69,8 @@ pub fn router(state: AppState) -> Router {
     let https = state.config.secure_cookies();
 
     Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/metrics", get(metrics::render))
+        .route(spicehub_routes::HEALTH, get(health::healthz))
+        .route(spicehub_routes::METRICS, get(metrics::render))
         // Outside Leptos: Azure DevOps posts here with Basic Auth. The
         // sign-in gate and the CSRF check exempt `/gateway/public/`.
         .route(webhook::PATH, post(webhook::receive))
@@ -80,9 +79,9 @@ pub fn router(state: AppState) -> Router {
             &state,
             routes,
             {
-                let state = state.clone();
+                let hub = state.hub.clone();
                 move || {
-                    provide_context(state.clone());
+                    provide_context(hub.clone());
                     leptos::nonce::provide_nonce();
                 }
             },
@@ -115,7 +114,7 @@ pub fn router(state: AppState) -> Router {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
-    Db(#[from] crate::db::DbError),
+    Db(#[from] spicehub_core::db::DbError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -125,8 +124,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("cannot create the first admin: {0}")]
     FirstAdmin(String),
-    #[error("cannot set up the Azure DevOps client: {0}")]
-    Azure(#[from] crate::azure::AzureError),
+    #[error(transparent)]
+    Hub(#[from] HubError),
 }
 
 pub async fn serve(mut config: Config) -> Result<(), ServeError> {
@@ -154,35 +153,20 @@ pub async fn serve(mut config: Config) -> Result<(), ServeError> {
         .site_pkg_dir("pkg")
         .site_addr(local)
         .build();
-    let config = Arc::new(config);
-    let clients = crate::sync::clients::Clients::new(
-        db.clone(),
-        config.secret_key.clone(),
-        config.azure.clone(),
-        crate::azure::client::ClientConfig {
-            max_download_bytes: Some(config.sync.max_archive_bytes),
-            ..Default::default()
-        },
-    )?
-    .with_hub_app(config.hub_app.clone());
-    let queue = crate::sync::Queue::new(
-        db.clone(),
-        crate::sync::QueueConfig {
-            lease_secs: config.sync.sync_lease,
-            backoff_base_secs: config.sync.sync_retry_delay,
-            ..Default::default()
-        },
-    );
+    let hub = Hub::with_db(db.clone(), Arc::new(config))?;
+    let config = hub.config.clone();
     let (stop_sync, sync_shutdown) = tokio::sync::watch::channel(false);
-    let sync_tasks = start_sync(&db, &config, &queue, &clients, sync_shutdown);
+    let sync_tasks = start_sync(&hub, sync_shutdown);
     let state = AppState {
         leptos_options,
+        hub: hub.clone(),
         db: db.clone(),
         config: config.clone(),
         metrics: Arc::new(metrics::Metrics::new()),
-        queue,
-        clients,
-        ingest: ingest::Ingest::start(db.clone(), crate::sync::QueueConfig::default().max_attempts),
+        ingest: ingest::Ingest::start(
+            db.clone(),
+            spicehub_core::sync::QueueConfig::default().max_attempts,
+        ),
         directory: Arc::new(directory::Directory::new(db.clone())),
     };
     let sessions = DbSessionStore::new(db.clone());
@@ -228,13 +212,11 @@ pub async fn serve(mut config: Config) -> Result<(), ServeError> {
 
 /// Starts the sync runner and the reconcile timer.
 fn start_sync(
-    db: &Db,
-    config: &Arc<Config>,
-    queue: &crate::sync::Queue,
-    clients: &crate::sync::clients::Clients,
+    hub: &Hub,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    use crate::sync::{engine, files, reconcile, runner};
+    use spicehub_core::sync::{engine, files, reconcile, runner};
+    let (db, config, queue, clients) = (&hub.db, &hub.config, &hub.queue, &hub.clients);
     let engine = Arc::new(engine::SyncEngine::new(
         db.clone(),
         clients.clone(),
@@ -284,19 +266,19 @@ async fn ensure_first_admin(db: &Db, config: &Config) -> Result<(), ServeError> 
         return Ok(());
     }
     let password = password.clone();
-    let hash = tokio::task::spawn_blocking(move || crate::auth::password::hash(&password))
+    let hash = tokio::task::spawn_blocking(move || spicehub_core::auth::password::hash(&password))
         .await
         .map_err(|e| ServeError::FirstAdmin(e.to_string()))?
         .map_err(|e| ServeError::FirstAdmin(e.to_string()))?;
     match db
-        .create_user(email, &hash, crate::db::users::Role::Admin)
+        .create_user(email, &hash, spicehub_core::db::users::Role::Admin)
         .await
     {
-        Ok(_) | Err(crate::db::users::UserError::Exists) => {
+        Ok(_) | Err(spicehub_core::db::users::UserError::Exists) => {
             tracing::info!(email = %email, "first admin created from SPICEHUB_ADMIN_EMAIL");
             Ok(())
         }
-        Err(crate::db::users::UserError::Db(e)) => Err(e.into()),
+        Err(spicehub_core::db::users::UserError::Db(e)) => Err(e.into()),
     }
 }
 

@@ -24,10 +24,10 @@ use serde_json::Value;
 
 use super::ingest::{PendingAction, PendingDelivery};
 use super::AppState;
-use crate::db::deliveries::Recorded;
-use crate::sync::queue::JobKind;
+use spicehub_core::db::deliveries::Recorded;
+use spicehub_core::sync::queue::JobKind;
 
-pub const PATH: &str = "/gateway/public/sync";
+pub const PATH: &str = spicehub_routes::WEBHOOK;
 
 /// Event ids and repository ids of Microsoft's documented git.push samples,
 /// which the "Test" button of a subscription sends (`useRealData=false`).
@@ -291,7 +291,7 @@ async fn decide(
     provider_id: &str,
     event_id: &str,
     event: &Value,
-) -> Result<Outcome, crate::db::DbError> {
+) -> Result<Outcome, spicehub_core::db::DbError> {
     let event_type = str_at(event, "/eventType");
     let repo_guid = str_at(event, "/resource/repository/id").map(str::to_ascii_lowercase);
     let is_sample = SAMPLE_EVENT_IDS.contains(&event_id)

@@ -6,15 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::*;
+use ado_emulator::{Fault, FaultRule, FaultScope, FileChange};
 use secrecy::SecretString;
 use sha2::Digest;
-use spicehub::azure::models::{ChangeFlags, SubscriptionCreate};
-use spicehub::azure::retry::ThrottleCause;
-use spicehub::azure::{
+use spicehub_azure::models::{ChangeFlags, SubscriptionCreate};
+use spicehub_azure::retry::ThrottleCause;
+use spicehub_azure::{
     AssertionAlgorithm, AzureClient, CommitQuery, Credential, GitVersion, PushQuery,
     RecursionLevel, TokenManager,
 };
-use spicehub::emulator::{Fault, FaultRule, FaultScope, FileChange};
 
 fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
@@ -116,7 +116,7 @@ async fn repositories_per_project_org_wide_and_by_id() {
     let log = f.emu.request_log();
     assert!(log
         .iter()
-        .filter(|r| r.service == spicehub::emulator::Service::DevOps)
+        .filter(|r| r.service == ado_emulator::Service::DevOps)
         .all(|r| r
             .query
             .as_deref()
@@ -658,7 +658,7 @@ async fn retry_after_on_200_delays_the_next_request() {
         .emu
         .request_log()
         .into_iter()
-        .filter(|r| r.service == spicehub::emulator::Service::DevOps)
+        .filter(|r| r.service == ado_emulator::Service::DevOps)
         .collect();
     let first = log
         .iter()
@@ -875,7 +875,7 @@ async fn certificate_credential_end_to_end() {
     let f = fixture_with(
         move |c| {
             c.with_certificate_client(TENANT, CERT_CLIENT, &cert_for_config)
-                .with_member(ORG, CERT_CLIENT, spicehub::emulator::AccessLevel::Basic)
+                .with_member(ORG, CERT_CLIENT, ado_emulator::AccessLevel::Basic)
         },
         |_| {},
     )

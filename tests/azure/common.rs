@@ -5,12 +5,14 @@
 use std::path::Path;
 use std::time::Duration;
 
+use ado_emulator::{
+    self as emulator, AccessLevel, Emulator, EmulatorConfig, FileChange, SeedCommit,
+};
 use secrecy::SecretString;
-use spicehub::azure::{
+use spicehub_azure::{
     AzureClient, ClientConfig, Credential, RetryPolicy, ServicePrincipal, TokenManager,
     TokenManagerConfig,
 };
-use spicehub::emulator::{self, AccessLevel, Emulator, EmulatorConfig, FileChange, SeedCommit};
 
 pub const TENANT: &str = "3f4e1a52-6c1d-4b8e-9a27-5d0c7e1b2a90";
 pub const TENANT_DOMAIN: &str = "contoso.onmicrosoft.com";

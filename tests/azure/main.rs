@@ -1,6 +1,5 @@
 //! The Azure DevOps client and token manager: Microsoft's example payloads,
 //! the emulator over real HTTP, and wire quirks from a canned server.
-#![cfg(feature = "ssr")]
 
 mod against_emulator;
 mod common;

@@ -2,30 +2,19 @@
 // our models. The test walks the example folders and dispatches by folder and file
 // name, so a new example file is picked up without code changes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use spicehub::azure::models::{
+use spicehub_azure::models::{
     GitBlobRef, GitCommit, GitCommitChanges, GitCommitDiffs, GitCommitRef, GitItem, GitPush,
     GitRef, GitRefUpdate, GitRepository, GitTreeRef, ListResponse, PushEvent, Subscription,
     TeamProjectReference,
 };
 
-fn vectors_dir() -> Option<PathBuf> {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        std::env::var_os("SPICEHUB_VECTORS_DIR").map(PathBuf::from),
-        Some(manifest.join("../shared/vectors")),
-        Some(manifest.join("../../shared/vectors")),
-        Some(manifest.join("../../../shared/vectors")),
-        Some(PathBuf::from("/work/shared/vectors")),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.join("vsts-rest-api-specs").is_dir())
-}
+#[path = "../common/vectors.rs"]
+mod shared_vectors;
+use shared_vectors::vectors_dir;
 
 fn read_json(path: &Path) -> Value {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
@@ -120,11 +109,7 @@ fn check(folder: &str, file: &str, body: &Value) -> Result<Option<usize>, String
 
 #[test]
 fn every_example_response_deserializes() {
-    let Some(root) = vectors_dir() else {
-        println!("SKIPPED: shared vectors folder not found");
-        eprintln!("SKIPPED: shared vectors folder not found");
-        return;
-    };
+    let root = vectors_dir();
     let spec = root.join("vsts-rest-api-specs/specification");
     let mut checked = 0usize;
     let mut skipped: Vec<String> = Vec::new();
@@ -188,11 +173,7 @@ fn every_example_response_deserializes() {
 
 #[test]
 fn git_push_samples_deserialize_into_push_event() {
-    let Some(root) = vectors_dir() else {
-        println!("SKIPPED: shared vectors folder not found");
-        eprintln!("SKIPPED: shared vectors folder not found");
-        return;
-    };
+    let root = vectors_dir();
     let dir = root.join("azure-devops-docs/docs/service-hooks");
     let mut seen = 0;
     for f in std::fs::read_dir(&dir)

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::SecretString;
-use spicehub::azure::retry::ThrottleCause;
-use spicehub::azure::{
+use spicehub_azure::retry::ThrottleCause;
+use spicehub_azure::{
     AzureClient, ClientConfig, Credential, RetryPolicy, ServicePrincipal, TokenManager,
     TokenManagerConfig,
 };

@@ -1,4 +1,3 @@
-#![cfg(feature = "ssr")]
 // `spicehub azure check` end to end against the emulator: success and misconfigurations.
 //
 // One `#[test]` in its own binary on purpose: the command reads secrets from
@@ -12,10 +11,10 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use ado_emulator::{Emulator, Fault, FaultRule, FaultScope};
 use common::*;
 use serde_json::Value;
-use spicehub::azure::check::{run_check_with, CheckArgs};
-use spicehub::emulator::{Emulator, Fault, FaultRule, FaultScope};
+use spicehub_azure::check::{run_check_with, CheckArgs};
 
 const ENV_SECRET: &str = "SPICEHUB_TEST_CHECK_SECRET";
 const ENV_SECRET_ID: &str = "SPICEHUB_TEST_CHECK_SECRET_ID";

@@ -3,6 +3,8 @@
 //! database when `SPICEHUB_TEST_POSTGRES_URL` is set).
 #![allow(dead_code)]
 
+pub mod vectors;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -259,16 +261,18 @@ pub fn data_dir() -> (tempfile::TempDir, PathBuf) {
 }
 
 /// A parsed fixture from `tests/fixtures`.
-pub fn fixture_graph(name: &str) -> spicehub::parser::Graph {
+pub fn fixture_graph(name: &str) -> spicehub_parser::Graph {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name);
-    spicehub::parser::parse_dir(&dir).expect("fixture parses")
+    spicehub_parser::parse_dir(&dir).expect("fixture parses")
 }
 
 /// A migrated handle on a test database.
-pub async fn open_db(db: &TestDb) -> spicehub::db::Db {
-    let handle = spicehub::db::Db::connect(&db.url).await.expect("connect");
+pub async fn open_db(db: &TestDb) -> spicehub_core::db::Db {
+    let handle = spicehub_core::db::Db::connect(&db.url)
+        .await
+        .expect("connect");
     handle.migrate().await.expect("migrate");
     handle
 }
@@ -276,8 +280,8 @@ pub async fn open_db(db: &TestDb) -> spicehub::db::Db {
 /// A registry `big.registry` labelled `label` with `n` entries in modules
 /// of 50 (`big.m0`, `big.m1`, …); entry i depends on two earlier entries, so
 /// the graph is a DAG with about 2n edges.
-pub fn synthetic_registry(n: usize, label: &str) -> spicehub::parser::Graph {
-    use spicehub::parser::{Edge, EdgeKind, Entry, EntryKind, Graph, Registry};
+pub fn synthetic_registry(n: usize, label: &str) -> spicehub_parser::Graph {
+    use spicehub_parser::{Edge, EdgeKind, Entry, EntryKind, Graph, Registry};
     let registry = Registry {
         id: "big.registry".into(),
         label: label.into(),

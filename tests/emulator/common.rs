@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use serde_json::Value;
-use spicehub::emulator::{
+use ado_emulator::{
     start, testkit, AccessLevel, Emulator, EmulatorConfig, FileChange, SeedCommit, Signature,
 };
+use parking_lot::Mutex;
+use serde_json::Value;
 use tempfile::TempDir;
 
 pub const TENANT: &str = "11111111-2222-4333-8444-555555555555";

@@ -2,30 +2,17 @@
 // example of an endpoint the emulator implements, the emulator's live answer to an equivalent request must have
 // every top-level key of Microsoft's example body, and every key of its first `value[]` element.
 // Extra keys are allowed (the examples are mostly api-version 1.0, smaller than live 7.1 answers).
-// Without the vectors folder the test prints `SKIPPED: shared vectors folder not found` and returns.
+// Without the vectors folder the test fails (`tests/common/vectors.rs`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
+use ado_emulator::{testkit, FileChange, SeedCommit, Signature};
 use serde_json::{json, Value};
-use spicehub::emulator::{testkit, FileChange, SeedCommit, Signature};
 
-fn vectors_root() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("SPICEHUB_VECTORS") {
-        let p = PathBuf::from(p);
-        return p.is_dir().then_some(p);
-    }
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    for dir in manifest.ancestors() {
-        let candidate = dir.join("shared").join("vectors");
-        if candidate.join("vsts-rest-api-specs").is_dir() {
-            return Some(candidate);
-        }
-    }
-    let fixed = PathBuf::from("/work/shared/vectors");
-    fixed.join("vsts-rest-api-specs").is_dir().then_some(fixed)
-}
+#[path = "../common/vectors.rs"]
+mod shared_vectors;
 
 fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -99,11 +86,7 @@ fn keys(v: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn live_answers_have_the_keys_of_microsofts_examples() {
-    let Some(root) = vectors_root() else {
-        println!("SKIPPED: shared vectors folder not found (set SPICEHUB_VECTORS or keep shared/vectors beside the repository)");
-        eprintln!("SKIPPED: shared vectors folder not found");
-        return;
-    };
+    let root = shared_vectors::vectors_dir();
     let spec = root.join("vsts-rest-api-specs").join("specification");
 
     // A repository shaped for the examples: folders, a tag, a develop branch, multi-line messages.

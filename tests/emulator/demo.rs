@@ -1,7 +1,7 @@
 // The demo dataset: credentials, organizations and the Python repositories the hub parses.
 
+use ado_emulator::{demo, start, testkit, EmulatorConfig};
 use serde_json::Value;
-use spicehub::emulator::{demo, start, testkit, EmulatorConfig};
 
 async fn token(http: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
     http.post(url).form(form).send().await.unwrap()
@@ -202,10 +202,7 @@ async fn demo_dataset_end_to_end() {
             "Commerce",
             "shop-pipelines",
             "main",
-            vec![spicehub::emulator::FileChange::put(
-                "shop/new.py",
-                "X = 1\n",
-            )],
+            vec![ado_emulator::FileChange::put("shop/new.py", "X = 1\n")],
             "after restart",
         )
         .unwrap();

@@ -1,8 +1,8 @@
 // Azure DevOps authentication / authorization answers over real HTTP.
 
 use crate::common::*;
+use ado_emulator::ApiVersionPolicy;
 use serde_json::Value;
-use spicehub::emulator::ApiVersionPolicy;
 
 async fn envelope(r: reqwest::Response) -> (u16, Value) {
     let s = r.status().as_u16();

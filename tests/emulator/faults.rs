@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use ado_emulator::{Fault, FaultRule, FaultScope};
 use serde_json::{json, Value};
-use spicehub::emulator::{Fault, FaultRule, FaultScope};
 
 #[tokio::test]
 async fn token_faults() {

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use crate::common::*;
+use ado_emulator::{Fault, FaultRule, FaultScope, FileChange};
 use serde_json::Value;
-use spicehub::emulator::{Fault, FaultRule, FaultScope, FileChange};
 
 fn zip_files(bytes: &[u8]) -> BTreeMap<String, String> {
     let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).expect("valid zip");

@@ -2,7 +2,6 @@
 //! authorization answers, the Git API on real repositories, faults,
 //! webhooks, the demo dataset, and conformance with Microsoft's examples.
 //! One test binary for all of it: each binary links the whole crate.
-#![cfg(feature = "ssr")]
 
 mod common;
 mod conformance;

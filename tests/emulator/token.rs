@@ -1,9 +1,9 @@
 // Entra ID token endpoint over real HTTP: success, every natural error code, client assertions.
 
 use crate::common::*;
+use ado_emulator::testkit::{self, AssertionBuilder};
 use base64::Engine;
 use serde_json::Value;
-use spicehub::emulator::testkit::{self, AssertionBuilder};
 
 fn form<'a>(client: &'a str, secret: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use crate::common::*;
+use ado_emulator::{FileChange, SubscriptionStatus, WebhookTarget};
 use base64::Engine;
 use serde_json::{json, Value};
-use spicehub::emulator::{FileChange, SubscriptionStatus, WebhookTarget};
 
 fn basic(user: &str, pass: &str) -> String {
     format!(

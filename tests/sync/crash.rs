@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use spicehub::admin::repositories::request_sync;
-use spicehub::emulator::FileChange;
-use spicehub::sync::{JobKind, JobStatus};
+use ado_emulator::FileChange;
+use spicehub_core::admin::repositories::request_sync;
+use spicehub_core::sync::{JobKind, JobStatus};
 
 use crate::common::TestDb;
 use crate::harness::*;

@@ -1,7 +1,7 @@
 //! Azure DevOps misbehaving: throttling with Retry-After, bursts of 5xx, an
 //! archive cut short, a slow server. The sync converges to the right files.
 
-use spicehub::emulator::{Fault, FaultRule, FaultScope, FileChange};
+use ado_emulator::{Fault, FaultRule, FaultScope, FileChange};
 
 use crate::common::TestDb;
 use crate::harness::*;
@@ -49,7 +49,7 @@ async fn throttling_server_errors_a_cut_archive_and_a_slow_server_converge() {
         assert_eq!(text(&visible, "pkg/m7.py").as_deref(), Some("V7 = 7\n"));
 
         let log = s.requests();
-        let statuses = |pred: fn(&spicehub::emulator::LoggedRequest) -> bool| -> Vec<u16> {
+        let statuses = |pred: fn(&ado_emulator::LoggedRequest) -> bool| -> Vec<u16> {
             log.iter().filter(|r| pred(r)).map(|r| r.status).collect()
         };
         let zips = statuses(is_zip);
@@ -66,11 +66,11 @@ async fn throttling_server_errors_a_cut_archive_and_a_slow_server_converge() {
             Fault::CutBody { after_bytes: 100 },
             1,
         ));
-        spicehub::admin::repositories::request_sync(
+        spicehub_core::admin::repositories::request_sync(
             &s.db,
             &s.queue,
             &repo.id,
-            spicehub::sync::JobKind::EntireRepository,
+            spicehub_core::sync::JobKind::EntireRepository,
             None,
         )
         .await
@@ -78,7 +78,7 @@ async fn throttling_server_errors_a_cut_archive_and_a_slow_server_converge() {
         let jobs = s.wait_jobs_done(&repo.id).await;
         assert!(
             jobs.iter()
-                .all(|j| j.status == spicehub::sync::JobStatus::Succeeded),
+                .all(|j| j.status == spicehub_core::sync::JobStatus::Succeeded),
             "{jobs:?}"
         );
         let zips = s.requests().iter().filter(|r| is_zip(r)).count();

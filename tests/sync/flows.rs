@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use spicehub::admin::repositories::request_sync;
-use spicehub::db::repositories::RepoState;
-use spicehub::emulator::{FileChange, SubscriptionStatus};
-use spicehub::sync::{hooks, JobKind, JobStatus};
+use ado_emulator::{FileChange, SubscriptionStatus};
+use spicehub_core::admin::repositories::request_sync;
+use spicehub_core::db::repositories::RepoState;
+use spicehub_core::sync::{hooks, JobKind, JobStatus};
 
 use crate::common::TestDb;
 use crate::harness::*;
@@ -111,8 +111,8 @@ async fn first_replication_then_pushes_sync_only_what_changed() {
         s.wait_jobs_done(&repo.id).await;
         let again = s.db.load_graph(&repo.id, &head).await.unwrap().unwrap();
         assert_eq!(
-            spicehub::parser::to_json(&first),
-            spicehub::parser::to_json(&again)
+            spicehub_parser::to_json(&first),
+            spicehub_parser::to_json(&again)
         );
         assert!(!first.entries.iter().any(|e| e.name == "old"));
 
@@ -277,7 +277,7 @@ async fn force_push_from_commit_and_reparse() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_quick_pushes_coalesce() {
-    use spicehub::emulator::{Fault, FaultRule, FaultScope};
+    use ado_emulator::{Fault, FaultRule, FaultScope};
     for test_db in TestDb::all().await {
         let mut s = Setup::new(&test_db, |c| {
             c.with_seeded_repo(
@@ -352,7 +352,7 @@ async fn reconcile_catches_a_missed_push_and_recreates_a_disabled_hook() {
 
         let public: url::Url = "http://127.0.0.1:9/".parse().unwrap();
         let key =
-            spicehub::crypto::SecretKey::load_or_generate(&s.data.join("secret.key")).unwrap();
+            spicehub_core::crypto::SecretKey::load_or_generate(&s.data.join("secret.key")).unwrap();
         let ensure = || hooks::create_webhook(&s.db, &s.clients, &key, &public, &repo.id);
         let (hook, outcome) = ensure().await.expect("create webhook");
         assert_eq!(outcome, hooks::HookOutcome::Created);
@@ -449,7 +449,7 @@ async fn a_wrong_secret_fails_with_the_diagnosis_and_keeps_nothing_half_done() {
                 .unwrap();
         let repo_id = s.emu.repository_id(ORG, PROJECT, "app").unwrap();
         let project_id = s.emu.project_id(ORG, PROJECT).unwrap();
-        s.db.create_repository(&spicehub::db::repositories::NewRepository {
+        s.db.create_repository(&spicehub_core::db::repositories::NewRepository {
             id: &repo_id,
             organization_id: &org.id,
             project_id: &project_id,

@@ -5,18 +5,18 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use spicehub::admin::repositories::{add_repository, AddRepository};
-use spicehub::config::AzureArgs;
-use spicehub::crypto::SecretKey;
-use spicehub::db::providers::{CredentialKind, NewProvider};
-use spicehub::db::repositories::Repository;
-use spicehub::db::Db;
-use spicehub::emulator::{
+use ado_emulator::{
     start, AccessLevel, Emulator, EmulatorConfig, FileChange, LoggedRequest, SeedCommit,
     WebhookTarget,
 };
-use spicehub::sync::clients::Clients;
-use spicehub::sync::{Job, JobStatus, Queue, QueueConfig};
+use spicehub_core::admin::repositories::{add_repository, AddRepository};
+use spicehub_core::config::AzureArgs;
+use spicehub_core::crypto::SecretKey;
+use spicehub_core::db::providers::{CredentialKind, NewProvider};
+use spicehub_core::db::repositories::Repository;
+use spicehub_core::db::Db;
+use spicehub_core::sync::clients::Clients;
+use spicehub_core::sync::{Job, JobStatus, Queue, QueueConfig};
 
 use crate::common::{data_dir, Hub, HubOptions, TestDb};
 
@@ -200,7 +200,7 @@ impl Setup {
         let (ok, r) = loop {
             let r = self.db.repository(repo_id).await.unwrap().unwrap();
             if r.last_synced_commit.as_deref() == Some(commit)
-                && r.state == spicehub::db::repositories::RepoState::Synced
+                && r.state == spicehub_core::db::repositories::RepoState::Synced
             {
                 break (true, r);
             }

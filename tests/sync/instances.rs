@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use spicehub::emulator::FileChange;
-use spicehub::sync::JobStatus;
+use ado_emulator::FileChange;
+use spicehub_core::sync::JobStatus;
 
 use crate::common::{Hub, HubOptions, TestDb};
 use crate::harness::*;

@@ -2,7 +2,6 @@
 //! repositories from the Azure DevOps emulator over real HTTP, on SQLite
 //! and (when configured) PostgreSQL. The emulator's request log shows what
 //! was fetched; the database shows what readers see.
-#![cfg(feature = "ssr")]
 
 #[path = "../common/mod.rs"]
 mod common;

@@ -1,0 +1,225 @@
+//! `spicehub emulator`: runs the emulator until Ctrl-C and prints how to connect to it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::config::{EmulatorConfig, WebhookTarget};
+use crate::{demo, start, testkit, EmulatorError};
+
+/// Arguments of the `spicehub emulator` subcommand.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EmulatorArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SPICEHUB_EMULATOR_BIND", default_value = "127.0.0.1:8089")]
+    pub bind: SocketAddr,
+    /// Directory of the emulated Git repositories (overrides the config file's `data_dir`).
+    #[arg(long, env = "SPICEHUB_EMULATOR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// JSON configuration file (tenants, apps, organizations, faults); the demo dataset when absent.
+    #[arg(long, env = "SPICEHUB_EMULATOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Use the demo dataset (the default when no --config is given).
+    #[arg(long)]
+    pub demo: bool,
+    /// Adds a repository made of one commit with the files of a local
+    /// directory, as `ORG/PROJECT/NAME=DIR` (the project must exist). Try
+    /// your own code in the emulator, or give browser tests known data.
+    #[arg(long = "seed-repo", value_name = "ORG/PROJECT/NAME=DIR")]
+    pub seed_repos: Vec<String>,
+    /// Where to post `git.push` service-hook deliveries (e.g. http://127.0.0.1:3000/gateway/public/sync).
+    #[arg(long, env = "SPICEHUB_EMULATOR_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+    /// Basic Auth user name of the deliveries.
+    #[arg(long, env = "SPICEHUB_EMULATOR_WEBHOOK_USER")]
+    pub webhook_user: Option<String>,
+    /// Basic Auth password of the deliveries.
+    #[arg(long, env = "SPICEHUB_EMULATOR_WEBHOOK_PASSWORD")]
+    pub webhook_password: Option<String>,
+}
+
+/// Runs the emulator until Ctrl-C.
+pub async fn run_cli(args: EmulatorArgs) -> Result<(), EmulatorError> {
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("emulator-data"));
+    let use_demo = args.demo || args.config.is_none();
+    let mut config = match &args.config {
+        Some(path) if !args.demo => {
+            let mut c = EmulatorConfig::from_json_file(path)?;
+            if let Some(d) = &args.data_dir {
+                c.data_dir = d.clone();
+            }
+            c
+        }
+        _ => EmulatorConfig::demo(data_dir.clone()),
+    };
+    for spec in &args.seed_repos {
+        config = seed_repo_from_dir(config, spec)?;
+    }
+    if let Some(url) = &args.webhook_url {
+        config.webhook = Some(WebhookTarget {
+            url: url.clone(),
+            username: args.webhook_user.clone(),
+            password: args.webhook_password.clone(),
+            http_headers: None,
+        });
+    }
+    let emu = start(config.clone(), args.bind).await?;
+    let mut out = String::new();
+    out.push_str(&format!(
+        "spicehub emulator (Entra ID + Azure DevOps) on {}\n",
+        emu.base_url()
+    ));
+    out.push_str(&format!("  authority (Entra):  {}\n", emu.authority_url()));
+    out.push_str(&format!("  Azure DevOps:       {}\n", emu.devops_url()));
+    out.push_str(&format!(
+        "  admin:              {}/_emulator/...\n",
+        emu.base_url()
+    ));
+    out.push_str(&format!(
+        "  data:               {}\n",
+        config.data_dir.display()
+    ));
+    if use_demo {
+        let cert = config.data_dir.join("demo-certificate.pem");
+        let key = config.data_dir.join("demo-certificate.key");
+        std::fs::write(&cert, testkit::REGISTERED_CERT_PEM)?;
+        std::fs::write(&key, testkit::REGISTERED_KEY_PEM)?;
+        out.push_str("\nDemo credentials (fake, for the emulator only):\n");
+        out.push_str(&format!(
+            "  tenant id:        {}  (or {})\n",
+            demo::TENANT_ID,
+            demo::TENANT_DOMAIN
+        ));
+        out.push_str(&format!("  client id:        {}\n", demo::CLIENT_ID));
+        out.push_str(&format!("  client secret:    {}\n", demo::CLIENT_SECRET));
+        out.push_str(&format!(
+            "  expired secret:   {}  (AADSTS7000222)\n",
+            demo::EXPIRED_SECRET
+        ));
+        out.push_str(&format!(
+            "  certificate:      {}  (private key {})\n",
+            cert.display(),
+            key.display()
+        ));
+        out.push_str(&format!(
+            "  token endpoint:   {}\n",
+            emu.token_url(demo::TENANT_ID)
+        ));
+        out.push_str(&format!(
+            "  multi-tenant hub app: client id {} secret {} (home tenant {})\n",
+            demo::HUB_CLIENT_ID,
+            demo::HUB_CLIENT_SECRET,
+            demo::HUB_TENANT_ID
+        ));
+    }
+    out.push_str("\nOrganizations:\n");
+    for o in &config.organizations {
+        let member = o
+            .members
+            .iter()
+            .map(|(c, l)| format!("{c}={l:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push_str(&format!(
+            "  {}  tenant {}  members [{}]\n",
+            emu.org_url(&o.name),
+            o.tenant,
+            member
+        ));
+        for p in &o.projects {
+            let repos: Vec<String> = p
+                .repos
+                .iter()
+                .map(|r| {
+                    let mut s = r.name.clone();
+                    if r.disabled {
+                        s.push_str(" (disabled)");
+                    } else if r.seed.is_empty() && r.import_from.is_none() {
+                        s.push_str(" (empty)");
+                    }
+                    s
+                })
+                .collect();
+            out.push_str(&format!("    {}: {}\n", p.name, repos.join(", ")));
+        }
+    }
+    match &config.webhook {
+        Some(w) => out.push_str(&format!("\nWebhook: git.push deliveries go to {}\n", w.url)),
+        None => out.push_str("\nWebhook: none (POST a WebhookTarget to /_emulator/webhook, or create a subscription)\n"),
+    }
+    println!("{out}");
+    tokio::signal::ctrl_c().await?;
+    emu.shutdown().await;
+    Ok(())
+}
+
+/// `ORG/PROJECT/NAME=DIR` → the repository with one commit of DIR's files.
+fn seed_repo_from_dir(config: EmulatorConfig, spec: &str) -> Result<EmulatorConfig, EmulatorError> {
+    let invalid = || {
+        EmulatorError::Invalid(format!(
+            "--seed-repo `{spec}`: expected ORG/PROJECT/NAME=DIR"
+        ))
+    };
+    let (target, dir) = spec.split_once('=').ok_or_else(invalid)?;
+    let mut parts = target.splitn(3, '/');
+    let (Some(org), Some(project), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(invalid());
+    };
+    let exists = config.organizations.iter().any(|o| {
+        o.name.eq_ignore_ascii_case(org)
+            && o.projects
+                .iter()
+                .any(|p| p.name.eq_ignore_ascii_case(project))
+    });
+    if !exists {
+        return Err(EmulatorError::Invalid(format!(
+            "--seed-repo `{spec}`: no project {org}/{project} in the configuration"
+        )));
+    }
+    let root = PathBuf::from(dir);
+    let mut changes = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|e| {
+            EmulatorError::Invalid(format!("--seed-repo: cannot read {}: {e}", d.display()))
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                if entry.file_name() != ".git" {
+                    stack.push(path);
+                }
+            } else if kind.is_file() {
+                let rel = path.strip_prefix(&root).unwrap_or(&path);
+                let Some(rel) = rel.to_str() else { continue };
+                let bytes = std::fs::read(&path).map_err(|e| {
+                    EmulatorError::Invalid(format!(
+                        "--seed-repo: cannot read {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                changes.push(crate::FileChange::put(rel.replace('\\', "/"), bytes));
+            }
+        }
+    }
+    changes.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    Ok(config.with_seeded_repo(
+        org,
+        project,
+        name,
+        vec![crate::SeedCommit {
+            branch: None,
+            from_branch: None,
+            message: format!("Import {dir}"),
+            author: None,
+            date: None,
+            changes,
+            tags: Vec::new(),
+        }],
+    ))
+}

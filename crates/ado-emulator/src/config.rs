@@ -1,0 +1,791 @@
+//! Configuration of the emulator: tenants, app registrations and their credentials, organizations with
+//! their members, projects and repositories. Everything is serde (de)serializable so the same JSON works in a
+//! config file (`spicehub emulator --config emulator.json`) and through the admin endpoints.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::faults::FaultRule;
+
+/// Namespace for the deterministic GUIDs the emulator derives from names (projects, repositories,
+/// service principal object ids) when the configuration gives none.
+pub const ID_NAMESPACE: Uuid = Uuid::from_u128(0x5b1c_e4b0_0c2a_4e55_9d6e_3f0a_7e21_c0de);
+
+/// Azure DevOps' resource (application) id: the only scope the token endpoint accepts is `{this}/.default`.
+pub const AZURE_DEVOPS_RESOURCE: &str = "499b84ac-1321-427f-aa17-267ca6975798";
+
+/// Derives a stable GUID from a name (uuid v5).
+pub fn derived_id(kind: &str, name: &str) -> String {
+    Uuid::new_v5(
+        &ID_NAMESPACE,
+        format!("{kind}:{}", name.to_lowercase()).as_bytes(),
+    )
+    .to_string()
+}
+
+fn default_token_lifetime() -> u64 {
+    3599
+}
+fn default_scale() -> f64 {
+    1.0
+}
+fn default_skew() -> u64 {
+    300
+}
+fn default_branch() -> String {
+    "main".to_string()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_webhook_timeout_ms() -> u64 {
+    20_000
+}
+fn default_max_push_commits() -> usize {
+    100
+}
+
+/// How the DevOps side treats a missing `api-version`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiVersionPolicy {
+    /// Every DevOps REST call must carry `api-version` (query or `Accept: application/json;api-version=...`),
+    /// or it gets ADO's `400 VssVersionNotSpecifiedException`. This is what ADO does for writes; the emulator
+    /// does it for reads too so a client that forgets it is caught. [INFER: live ADO serves GETs without it.]
+    #[default]
+    Strict,
+    /// Like live ADO: GETs without `api-version` are served, writes are refused.
+    Lenient,
+}
+
+/// Full emulator configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EmulatorConfig {
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+    #[serde(default)]
+    pub organizations: Vec<OrganizationConfig>,
+    /// `expires_in` of issued tokens (Entra: 60–90 min, 3599 in the docs).
+    #[serde(default = "default_token_lifetime")]
+    pub token_lifetime_secs: u64,
+    /// Webhook target that behaves like a service-hook subscription created by hand in every organization
+    /// (all projects, all repositories, all branches).
+    #[serde(default)]
+    pub webhook: Option<WebhookTarget>,
+    /// Where the bare Git repositories live (`{data_dir}/{org}/{project id}/{repo id}.git`).
+    pub data_dir: PathBuf,
+    /// Multiplies every webhook retry / probation delay (1.0 = Azure DevOps' real schedule; 0.001 in tests).
+    #[serde(default = "default_scale")]
+    pub retry_time_scale: f64,
+    /// Clock skew tolerated on `nbf`/`exp` of client assertions.
+    #[serde(default = "default_skew")]
+    pub assertion_clock_skew_secs: u64,
+    #[serde(default)]
+    pub api_version_policy: ApiVersionPolicy,
+    /// Faults active from the start ("per run").
+    #[serde(default)]
+    pub faults: Vec<FaultRule>,
+    /// Timeout of one webhook delivery attempt.
+    #[serde(default = "default_webhook_timeout_ms")]
+    pub webhook_timeout_ms: u64,
+    /// At most this many commits are listed in a `git.push` payload's `resource.commits` (newest first).
+    #[serde(default = "default_max_push_commits")]
+    pub max_push_commits: usize,
+    /// Base URL used in every URL the emulator returns; default `http://{bound address}`.
+    #[serde(default)]
+    pub public_base_url: Option<String>,
+}
+
+/// An Entra ID tenant (directory).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TenantConfig {
+    /// Tenant id (GUID).
+    pub id: String,
+    /// Verified domain names (`contoso.onmicrosoft.com`, `contoso.com`); any of them works in the token URL.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub display_name: String,
+}
+
+/// An app registration (application object) and its credentials.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AppConfig {
+    /// Application (client) id, a GUID.
+    pub client_id: String,
+    pub display_name: String,
+    /// Home tenant (GUID) of the registration.
+    pub tenant: String,
+    /// Multi-tenant app: usable in other tenants once an admin consented (`consented_tenants` or the
+    /// `{authority}/{tenant}/adminconsent` flow).
+    #[serde(default)]
+    pub multi_tenant: bool,
+    #[serde(default)]
+    pub consented_tenants: Vec<String>,
+    #[serde(default)]
+    pub secrets: Vec<SecretConfig>,
+    #[serde(default)]
+    pub certificates: Vec<CertificateConfig>,
+    /// Object id of the service principal per tenant (`tenant GUID -> object id`); derived when absent.
+    #[serde(default)]
+    pub service_principal_ids: BTreeMap<String, String>,
+}
+
+impl AppConfig {
+    /// Object id of this app's service principal in `tenant`.
+    pub fn service_principal_id(&self, tenant: &str) -> String {
+        self.service_principal_ids
+            .get(&tenant.to_lowercase())
+            .cloned()
+            .unwrap_or_else(|| derived_id("sp", &format!("{}/{}", tenant, self.client_id)))
+    }
+}
+
+/// A client secret (password credential).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SecretConfig {
+    /// The secret's *ID* (Entra shows it next to the value; pasting it instead of the value is a classic mistake).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The secret's *Value*.
+    pub value: String,
+    /// End date; a secret past it answers AADSTS7000222.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// A certificate credential (public certificate uploaded to the app registration).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CertificateConfig {
+    /// PEM of the X.509 certificate (`-----BEGIN CERTIFICATE-----`).
+    pub pem: String,
+    /// End date of the key credential; defaults to the certificate's `notAfter`.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// Access level of a member (Azure DevOps license).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccessLevel {
+    /// Can read code.
+    #[serde(alias = "basic")]
+    Basic,
+    /// Cannot read code in private projects: repositories answer 404 TF401019.
+    #[serde(alias = "stakeholder")]
+    Stakeholder,
+}
+
+/// An identity shown as pusher / creator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub id: String,
+    pub display_name: String,
+    pub unique_name: String,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity {
+            id: "d291b0c4-a05c-4ea6-8df1-4b41d5f39eff".into(),
+            display_name: "Jamal Hartnett".into(),
+            unique_name: "jamal.hartnett@contoso.com".into(),
+        }
+    }
+}
+
+/// An Azure DevOps organization (a "collection"), connected to one Entra tenant.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OrganizationConfig {
+    pub name: String,
+    /// Collection / host id (GUID) (`resourceContainers.collection.id`, `connectionData.instanceId`).
+    pub id: String,
+    /// Account id (GUID) (`resourceContainers.account.id`); derived from the name when absent.
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// Tenant (GUID) the organization is connected to.
+    pub tenant: String,
+    /// Service principals added to the organization: client id -> access level.
+    #[serde(default)]
+    pub members: BTreeMap<String, AccessLevel>,
+    /// Client ids allowed to create / delete service-hook subscriptions (`None` = every Basic member).
+    #[serde(default)]
+    pub hook_managers: Option<Vec<String>>,
+    /// Personal access tokens accepted with HTTP Basic (legacy credential kind); each acts as a Basic member.
+    #[serde(default)]
+    pub personal_access_tokens: Vec<String>,
+    /// Who pushes the commits made through the emulator's API.
+    #[serde(default)]
+    pub pusher: Identity,
+    #[serde(default)]
+    pub projects: Vec<ProjectConfig>,
+}
+
+impl OrganizationConfig {
+    pub fn account_id(&self) -> String {
+        self.account_id
+            .clone()
+            .unwrap_or_else(|| derived_id("account", &self.name))
+    }
+}
+
+/// Project visibility.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    #[default]
+    Private,
+    Public,
+}
+
+/// A team project.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProjectConfig {
+    pub name: String,
+    /// GUID; derived from org + name when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub visibility: Visibility,
+    #[serde(default)]
+    pub repos: Vec<RepoConfig>,
+}
+
+/// A Git repository (a real bare repository on disk).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RepoConfig {
+    pub name: String,
+    /// GUID; derived from org + project + name when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Branch the seed commits go to (and so the default branch), unless a seed commit names another.
+    #[serde(default = "default_branch")]
+    pub default_branch: String,
+    /// `isDisabled: true`: listed, but every Git read answers 404 TF401019.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Client ids that may read this repository (`None` = every Basic member). Others get 404 TF401019 and do
+    /// not see it in listings.
+    #[serde(default)]
+    pub visible_to: Option<Vec<String>>,
+    /// Commits made at start, in order (none = an empty repository without `defaultBranch`).
+    #[serde(default)]
+    pub seed: Vec<SeedCommit>,
+    /// Alternatively, clone an existing repository (all branches and tags) at start.
+    #[serde(default)]
+    pub import_from: Option<PathBuf>,
+    /// Reuse an existing bare repository under `data_dir` instead of recreating it from `seed`.
+    #[serde(default = "default_true")]
+    pub keep_existing: bool,
+}
+
+impl RepoConfig {
+    pub fn new(name: impl Into<String>) -> Self {
+        RepoConfig {
+            name: name.into(),
+            id: None,
+            default_branch: default_branch(),
+            disabled: false,
+            visible_to: None,
+            seed: Vec::new(),
+            import_from: None,
+            keep_existing: true,
+        }
+    }
+}
+
+/// A commit author / committer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    pub name: String,
+    pub email: String,
+}
+
+impl Default for Signature {
+    fn default() -> Self {
+        Signature {
+            name: "Jamal Hartnett".into(),
+            email: "jamal.hartnett@contoso.com".into(),
+        }
+    }
+}
+
+/// A commit made at start.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SeedCommit {
+    /// Branch (short name) the commit goes to; the repository's default branch when absent.
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// Start the branch from this other branch's head when the branch does not exist yet.
+    #[serde(default)]
+    pub from_branch: Option<String>,
+    pub message: String,
+    #[serde(default)]
+    pub author: Option<Signature>,
+    /// Author and committer date (fixed dates make the commit ids deterministic).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub date: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub changes: Vec<FileChange>,
+    /// Lightweight tags pointing at this commit.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// One change of a commit.
+///
+/// JSON: `{"op":"put","path":"src/a.py","content":"print(1)\n"}` (content as text, or
+/// `"content":{"base64":"..."}` for binary), `{"op":"delete","path":"x"}`, `{"op":"rename","from":"a","to":"b"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum FileChange {
+    Put {
+        path: String,
+        #[serde(rename = "content", with = "content_serde")]
+        bytes: Vec<u8>,
+    },
+    Delete {
+        path: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+}
+
+impl FileChange {
+    pub fn put(path: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Self {
+        FileChange::Put {
+            path: path.into(),
+            bytes: bytes.into(),
+        }
+    }
+    pub fn delete(path: impl Into<String>) -> Self {
+        FileChange::Delete { path: path.into() }
+    }
+    pub fn rename(from: impl Into<String>, to: impl Into<String>) -> Self {
+        FileChange::Rename {
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+}
+
+mod content_serde {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Content {
+        Text(String),
+        Binary { base64: String },
+    }
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Content::Text(text.to_string()).serialize(s),
+            Err(_) => Content::Binary {
+                base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+            }
+            .serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        match Content::deserialize(d)? {
+            Content::Text(t) => Ok(t.into_bytes()),
+            Content::Binary { base64 } => base64::engine::general_purpose::STANDARD
+                .decode(base64.as_bytes())
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Where (and with which Basic Auth) webhook deliveries go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookTarget {
+    pub url: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Extra `Key:value` headers (the `httpHeaders` consumer input), one per line.
+    #[serde(default)]
+    pub http_headers: Option<String>,
+}
+
+impl WebhookTarget {
+    pub fn new(
+        url: impl Into<String>,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        WebhookTarget {
+            url: url.into(),
+            username: Some(username.into()),
+            password: Some(password.into()),
+            http_headers: None,
+        }
+    }
+}
+
+/// Builders: chainable; those naming an app / organization / project / repository panic when it was not added
+/// first (a mistake in a test's setup, never request data).
+impl EmulatorConfig {
+    /// An empty configuration (no tenant, no organization).
+    pub fn new(data_dir: PathBuf) -> Self {
+        EmulatorConfig {
+            tenants: Vec::new(),
+            apps: Vec::new(),
+            organizations: Vec::new(),
+            token_lifetime_secs: default_token_lifetime(),
+            webhook: None,
+            data_dir,
+            retry_time_scale: default_scale(),
+            assertion_clock_skew_secs: default_skew(),
+            api_version_policy: ApiVersionPolicy::Strict,
+            faults: Vec::new(),
+            webhook_timeout_ms: default_webhook_timeout_ms(),
+            max_push_commits: default_max_push_commits(),
+            public_base_url: None,
+        }
+    }
+
+    /// The demo dataset (see [`crate::demo`]).
+    pub fn demo(data_dir: PathBuf) -> Self {
+        crate::demo::demo_config(data_dir)
+    }
+
+    /// Reads a JSON configuration file.
+    pub fn from_json_file(path: &std::path::Path) -> Result<Self, crate::EmulatorError> {
+        let text = std::fs::read_to_string(path)?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    fn app_mut(&mut self, client_id: &str) -> &mut AppConfig {
+        match self
+            .apps
+            .iter()
+            .position(|a| a.client_id.eq_ignore_ascii_case(client_id))
+        {
+            Some(i) => &mut self.apps[i],
+            None => panic!("unknown app {client_id}: call with_app first"),
+        }
+    }
+
+    fn org_mut(&mut self, org: &str) -> &mut OrganizationConfig {
+        match self
+            .organizations
+            .iter()
+            .position(|o| o.name.eq_ignore_ascii_case(org))
+        {
+            Some(i) => &mut self.organizations[i],
+            None => panic!("unknown organization {org}: call with_org first"),
+        }
+    }
+
+    fn project_mut(&mut self, org: &str, project: &str) -> &mut ProjectConfig {
+        let o = self.org_mut(org);
+        match o
+            .projects
+            .iter()
+            .position(|p| p.name.eq_ignore_ascii_case(project))
+        {
+            Some(i) => &mut o.projects[i],
+            None => panic!("unknown project {org}/{project}: call with_project first"),
+        }
+    }
+
+    fn repo_mut(&mut self, org: &str, project: &str, repo: &str) -> &mut RepoConfig {
+        let p = self.project_mut(org, project);
+        match p
+            .repos
+            .iter()
+            .position(|r| r.name.eq_ignore_ascii_case(repo))
+        {
+            Some(i) => &mut p.repos[i],
+            None => panic!("unknown repository {org}/{project}/{repo}: call with_repo first"),
+        }
+    }
+
+    /// Adds a tenant (`id` GUID, verified domains).
+    pub fn with_tenant(mut self, id: &str, domains: &[&str]) -> Self {
+        self.tenants.push(TenantConfig {
+            id: id.to_lowercase(),
+            domains: domains.iter().map(|d| d.to_lowercase()).collect(),
+            display_name: domains.first().map(|d| d.to_string()).unwrap_or_default(),
+        });
+        self
+    }
+
+    /// Adds a single-tenant app registration in `tenant`.
+    pub fn with_app(mut self, tenant: &str, client_id: &str, display_name: &str) -> Self {
+        self.apps.push(AppConfig {
+            client_id: client_id.to_lowercase(),
+            display_name: display_name.to_string(),
+            tenant: tenant.to_lowercase(),
+            multi_tenant: false,
+            consented_tenants: Vec::new(),
+            secrets: Vec::new(),
+            certificates: Vec::new(),
+            service_principal_ids: BTreeMap::new(),
+        });
+        self
+    }
+
+    /// Marks an app as multi-tenant, consented in `consented_tenants`.
+    pub fn with_multi_tenant(mut self, client_id: &str, consented_tenants: &[&str]) -> Self {
+        let app = self.app_mut(client_id);
+        app.multi_tenant = true;
+        app.consented_tenants = consented_tenants.iter().map(|t| t.to_lowercase()).collect();
+        self
+    }
+
+    /// Adds a client secret (value) to an app; `expires_at = None` never expires.
+    pub fn with_secret(
+        mut self,
+        client_id: &str,
+        value: &str,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Self {
+        self.app_mut(client_id).secrets.push(SecretConfig {
+            id: Some(Uuid::new_v4().to_string()),
+            value: value.to_string(),
+            expires_at,
+        });
+        self
+    }
+
+    /// Adds a client secret that expired yesterday (AADSTS7000222).
+    pub fn with_expired_secret(self, client_id: &str, value: &str) -> Self {
+        let yesterday = OffsetDateTime::now_utc() - time::Duration::days(1);
+        self.with_secret(client_id, value, Some(yesterday))
+    }
+
+    /// Adds a certificate credential (PEM of the public certificate) to an app.
+    pub fn with_certificate(mut self, client_id: &str, cert_pem: &str) -> Self {
+        self.app_mut(client_id)
+            .certificates
+            .push(CertificateConfig {
+                pem: cert_pem.to_string(),
+                expires_at: None,
+            });
+        self
+    }
+
+    /// Registers an app that authenticates with a certificate only (REQUESTS.md R1).
+    pub fn with_certificate_client(self, tenant: &str, client_id: &str, cert_pem: &str) -> Self {
+        self.with_app(tenant, client_id, "certificate client")
+            .with_certificate(client_id, cert_pem)
+    }
+
+    /// Adds an organization connected to `tenant`.
+    pub fn with_org(mut self, name: &str, id: &str, tenant: &str) -> Self {
+        self.organizations.push(OrganizationConfig {
+            name: name.to_string(),
+            id: id.to_lowercase(),
+            account_id: None,
+            tenant: tenant.to_lowercase(),
+            members: BTreeMap::new(),
+            hook_managers: None,
+            personal_access_tokens: Vec::new(),
+            pusher: Identity::default(),
+            projects: Vec::new(),
+        });
+        self
+    }
+
+    /// Adds a service principal (by client id) to an organization with an access level.
+    pub fn with_member(mut self, org: &str, client_id: &str, level: AccessLevel) -> Self {
+        self.org_mut(org)
+            .members
+            .insert(client_id.to_lowercase(), level);
+        self
+    }
+
+    /// Adds a project (id derived from the names).
+    pub fn with_project(mut self, org: &str, name: &str) -> Self {
+        self.org_mut(org).projects.push(ProjectConfig {
+            name: name.to_string(),
+            id: None,
+            description: None,
+            visibility: Visibility::Private,
+            repos: Vec::new(),
+        });
+        self
+    }
+
+    /// Adds an empty repository (no commits, so no `defaultBranch`).
+    pub fn with_repo(mut self, org: &str, project: &str, name: &str) -> Self {
+        self.project_mut(org, project)
+            .repos
+            .push(RepoConfig::new(name));
+        self
+    }
+
+    /// Adds a repository made of `seed` commits.
+    pub fn with_seeded_repo(
+        mut self,
+        org: &str,
+        project: &str,
+        name: &str,
+        seed: Vec<SeedCommit>,
+    ) -> Self {
+        let mut repo = RepoConfig::new(name);
+        repo.seed = seed;
+        self.project_mut(org, project).repos.push(repo);
+        self
+    }
+
+    /// Marks a repository as disabled.
+    pub fn with_disabled_repo(mut self, org: &str, project: &str, name: &str) -> Self {
+        self.repo_mut(org, project, name).disabled = true;
+        self
+    }
+
+    /// Restricts a repository to the given client ids (others: 404 TF401019, hidden from listings).
+    pub fn with_repo_visible_to(
+        mut self,
+        org: &str,
+        project: &str,
+        name: &str,
+        client_ids: &[&str],
+    ) -> Self {
+        self.repo_mut(org, project, name).visible_to =
+            Some(client_ids.iter().map(|c| c.to_lowercase()).collect());
+        self
+    }
+
+    /// Adds `projects` projects named `{prefix}-{i:03}`, each with `repos_per_project` empty repositories
+    /// (no Git work at all until something is committed) — for paging and scale tests (REQUESTS.md R5).
+    pub fn with_bulk_projects(
+        mut self,
+        org: &str,
+        prefix: &str,
+        projects: usize,
+        repos_per_project: usize,
+    ) -> Self {
+        let o = self.org_mut(org);
+        for i in 0..projects {
+            let mut p = ProjectConfig {
+                name: format!("{prefix}-{i:03}"),
+                id: None,
+                description: Some(format!("Bulk project {i}")),
+                visibility: Visibility::Private,
+                repos: Vec::new(),
+            };
+            for j in 0..repos_per_project {
+                p.repos
+                    .push(RepoConfig::new(format!("{prefix}-{i:03}-repo-{j:02}")));
+            }
+            o.projects.push(p);
+        }
+        self
+    }
+
+    /// Webhook target (Basic Auth) that receives every `git.push`.
+    pub fn with_webhook(mut self, url: &str, username: &str, password: &str) -> Self {
+        self.webhook = Some(WebhookTarget::new(url, username, password));
+        self
+    }
+
+    pub fn with_token_lifetime(mut self, secs: u64) -> Self {
+        self.token_lifetime_secs = secs;
+        self
+    }
+
+    pub fn with_retry_time_scale(mut self, scale: f64) -> Self {
+        self.retry_time_scale = scale;
+        self
+    }
+
+    pub fn with_faults(mut self, faults: Vec<FaultRule>) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    pub fn with_api_version_policy(mut self, policy: ApiVersionPolicy) -> Self {
+        self.api_version_policy = policy;
+        self
+    }
+
+    /// Checks ids and references; called by `start`.
+    pub fn validate(&self) -> Result<(), crate::EmulatorError> {
+        use crate::EmulatorError::Config;
+        let is_guid = |s: &str| Uuid::parse_str(s).is_ok();
+        for t in &self.tenants {
+            if !is_guid(&t.id) {
+                return Err(Config(format!("tenant id {} is not a GUID", t.id)));
+            }
+        }
+        for a in &self.apps {
+            if !is_guid(&a.client_id) {
+                return Err(Config(format!("client id {} is not a GUID", a.client_id)));
+            }
+            if !self
+                .tenants
+                .iter()
+                .any(|t| t.id.eq_ignore_ascii_case(&a.tenant))
+            {
+                return Err(Config(format!(
+                    "app {} names unknown tenant {}",
+                    a.client_id, a.tenant
+                )));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for o in &self.organizations {
+            if !names.insert(o.name.to_lowercase()) {
+                return Err(Config(format!("organization {} defined twice", o.name)));
+            }
+            if o.name.is_empty() || o.name.starts_with('_') || o.name.contains('/') {
+                return Err(Config(format!("invalid organization name {:?}", o.name)));
+            }
+            if !is_guid(&o.id) {
+                return Err(Config(format!("organization id {} is not a GUID", o.id)));
+            }
+            if !self
+                .tenants
+                .iter()
+                .any(|t| t.id.eq_ignore_ascii_case(&o.tenant))
+            {
+                return Err(Config(format!(
+                    "organization {} names unknown tenant {}",
+                    o.name, o.tenant
+                )));
+            }
+            let mut pnames = std::collections::HashSet::new();
+            for p in &o.projects {
+                if !pnames.insert(p.name.to_lowercase()) {
+                    return Err(Config(format!(
+                        "project {}/{} defined twice",
+                        o.name, p.name
+                    )));
+                }
+                let mut rnames = std::collections::HashSet::new();
+                for r in &p.repos {
+                    if !rnames.insert(r.name.to_lowercase()) {
+                        return Err(Config(format!(
+                            "repository {}/{}/{} defined twice",
+                            o.name, p.name, r.name
+                        )));
+                    }
+                }
+            }
+        }
+        if !(self.retry_time_scale.is_finite() && self.retry_time_scale >= 0.0) {
+            return Err(Config(
+                "retry_time_scale must be a finite number >= 0".into(),
+            ));
+        }
+        Ok(())
+    }
+}

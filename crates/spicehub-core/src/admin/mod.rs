@@ -1,0 +1,74 @@
+//! What an admin does, as commands shared by the command line and the admin
+//! pages' server functions, so neither duplicates logic. They return domain
+//! values; the pages' view models are built in the web crate's server half.
+//! adding repositories and asking for synchronizations (`repositories`),
+//! setting up and testing Git providers and picking repositories from an
+//! organization (`providers`), and the webhook deliveries page with
+//! "Create the webhook for me" (`webhooks`).
+
+pub mod providers;
+pub mod repositories;
+pub mod webhooks;
+
+use spicehub_azure::{AzureError, Diagnosis};
+
+/// A diagnosis as it is stored with a provider's last connection test (its
+/// code, what went wrong, what to do, and the form field it concerns).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DiagnosisRecord {
+    pub code: String,
+    pub title: String,
+    pub hint: String,
+    pub field: String,
+}
+
+impl DiagnosisRecord {
+    pub fn of(d: &Diagnosis) -> Self {
+        DiagnosisRecord {
+            code: d.code().to_owned(),
+            title: d.title().into_owned(),
+            hint: d.hint().into_owned(),
+            field: d.field().as_str().to_owned(),
+        }
+    }
+
+    /// An Azure error's diagnosis, or its text.
+    pub fn of_error(e: &AzureError) -> Self {
+        match e.diagnosis() {
+            Some(d) => Self::of(d),
+            None => DiagnosisRecord {
+                code: e.code().to_owned(),
+                title: "The request to Azure could not be made".into(),
+                hint: e.to_string(),
+                field: "hub".into(),
+            },
+        }
+    }
+}
+
+/// A form field with a problem, by the field's `name`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why an admin command failed, in words an admin can act on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Message(String),
+    #[error("Some fields need attention.")]
+    Fields(Vec<FieldError>),
+    #[error("{}: {}", .0.title, .0.hint)]
+    Diagnosed(DiagnosisRecord),
+}

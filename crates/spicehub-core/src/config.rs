@@ -1,0 +1,461 @@
+//! Server configuration: flags and environment variables, validated once at
+//! start so a bad value stops the hub with a message instead of failing later.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use url::Url;
+
+use crate::crypto::{KeyError, SecretKey};
+
+/// Options shared by every subcommand that touches the database.
+#[derive(Args, Debug, Clone)]
+pub struct DatabaseArgs {
+    /// Directory for the SQLite database, the generated secret key and other
+    /// local state.
+    #[arg(long, env = "SPICEHUB_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// `sqlite://FILE` or `postgres://USER@HOST/DB`. Defaults to a SQLite file
+    /// in the data directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl DatabaseArgs {
+    pub fn url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("spicehub.db").display()),
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Address to listen on. Port 0 picks a free port (printed at start).
+    #[arg(long, env = "SPICEHUB_BIND", default_value = "127.0.0.1:3000")]
+    pub bind: String,
+
+    /// The URL users and Azure DevOps reach the hub at. Secure cookies and the
+    /// encryption-key requirement follow from its scheme.
+    #[arg(long, env = "SPICEHUB_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Base64 of 32 random bytes: the key that encrypts secrets at rest.
+    /// Generated into the data directory for local use; required when the
+    /// public URL is https.
+    #[arg(long, env = "SPICEHUB_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
+    /// Directory with the compiled site (`pkg/` with the wasm bundle).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: String,
+
+    /// E-mail of the first admin, created at start when there is no user yet.
+    #[arg(long, env = "SPICEHUB_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+
+    /// Password of that first admin (environment only, never a flag, so it
+    /// does not show in the process list).
+    #[arg(skip = std::env::var("SPICEHUB_ADMIN_PASSWORD").ok())]
+    pub admin_password: Option<String>,
+
+    /// Largest webhook body accepted, in bytes (larger ones get 413). A
+    /// git.push payload is a few KiB; its commit list is capped by Azure
+    /// DevOps.
+    #[arg(long, env = "SPICEHUB_WEBHOOK_BODY_LIMIT", default_value_t = DEFAULT_WEBHOOK_BODY_LIMIT)]
+    pub webhook_body_limit: usize,
+
+    /// How long Graphviz may take to lay out one view of a registry, in
+    /// milliseconds. Past it the viewer says so and offers a smaller view.
+    #[arg(long, env = "SPICEHUB_LAYOUT_TIMEOUT_MS", default_value_t = DEFAULT_LAYOUT_TIMEOUT_MS)]
+    pub layout_timeout_ms: u64,
+
+    #[command(flatten)]
+    pub azure: AzureArgs,
+
+    #[command(flatten)]
+    pub hub_app: HubAppArgs,
+
+    #[command(flatten)]
+    pub sync: SyncArgs,
+}
+
+/// The hub's own multi-tenant app registration (the admin-consent
+/// onboarding model). Optional: without it only customer-owned app
+/// registrations can be set up.
+#[derive(Args, Debug, Clone, Default)]
+pub struct HubAppArgs {
+    /// Application (client) ID of the hub's multi-tenant app registration.
+    #[arg(long, env = "SPICEHUB_HUB_CLIENT_ID")]
+    pub hub_client_id: Option<String>,
+
+    /// Its client secret (environment only, never a flag).
+    #[arg(skip = std::env::var("SPICEHUB_HUB_CLIENT_SECRET").ok().filter(|s| !s.is_empty()))]
+    pub hub_client_secret: Option<String>,
+}
+
+/// The hub's multi-tenant app, validated.
+#[derive(Clone)]
+pub struct HubApp {
+    pub client_id: String,
+    pub client_secret: secrecy::SecretString,
+}
+
+impl std::fmt::Debug for HubApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubApp")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where Entra ID and Azure DevOps are (sovereign clouds, the emulator).
+#[derive(Args, Debug, Clone)]
+pub struct AzureArgs {
+    /// Entra ID authority; tenants are appended to it.
+    #[arg(long, env = "SPICEHUB_AUTHORITY_URL", default_value = spicehub_azure::DEFAULT_AUTHORITY)]
+    pub authority_url: String,
+
+    /// Azure DevOps base URL; organizations are appended to it.
+    #[arg(long, env = "SPICEHUB_DEVOPS_URL", default_value = spicehub_azure::DEFAULT_DEVOPS_URL)]
+    pub devops_url: String,
+}
+
+/// The sync engine's bounds.
+#[derive(Args, Debug, Clone)]
+pub struct SyncArgs {
+    /// Sync jobs this instance runs at once.
+    #[arg(long, env = "SPICEHUB_SYNC_WORKERS", default_value_t = 2)]
+    pub sync_workers: usize,
+
+    /// Sync jobs this instance runs at once for one organization.
+    #[arg(long, env = "SPICEHUB_SYNC_WORKERS_PER_ORG", default_value_t = 2)]
+    pub sync_workers_per_org: usize,
+
+    /// Seconds between reconcile passes (each repository's branch head
+    /// against its last synced commit); 0 turns reconcile off.
+    #[arg(long, env = "SPICEHUB_RECONCILE_INTERVAL", default_value_t = 900)]
+    pub reconcile_interval: u64,
+
+    /// Seconds a claimed job is held without renewal before another runner
+    /// may take it over (a crashed instance's jobs wait this long).
+    #[arg(long, env = "SPICEHUB_SYNC_LEASE", default_value_t = 120)]
+    pub sync_lease: i64,
+
+    /// First retry delay of a failed sync job, in seconds (doubles per attempt).
+    #[arg(long, env = "SPICEHUB_SYNC_RETRY_DELAY", default_value_t = 30)]
+    pub sync_retry_delay: i64,
+
+    /// Milliseconds between looks at an empty queue.
+    #[arg(long, env = "SPICEHUB_SYNC_POLL_MS", default_value_t = 1000)]
+    pub sync_poll_ms: u64,
+
+    /// Largest repository archive downloaded, in bytes.
+    #[arg(long, env = "SPICEHUB_SYNC_MAX_ARCHIVE_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
+    pub max_archive_bytes: u64,
+
+    /// Most entries an archive may have.
+    #[arg(long, env = "SPICEHUB_SYNC_MAX_ENTRIES", default_value_t = 500_000)]
+    pub max_entries: usize,
+
+    /// Largest file kept (larger ones are noted and skipped).
+    #[arg(long, env = "SPICEHUB_SYNC_MAX_FILE_BYTES", default_value_t = spicehub_parser::DEFAULT_MAX_FILE_SIZE)]
+    pub max_file_bytes: u64,
+
+    /// Most bytes of files kept per repository.
+    #[arg(long, env = "SPICEHUB_SYNC_MAX_TOTAL_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub max_total_bytes: u64,
+}
+
+pub const DEFAULT_WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
+pub const DEFAULT_LAYOUT_TIMEOUT_MS: u64 = 30_000;
+/// Ten minutes: a request that waits longer has been given up on anyway.
+pub const MAX_LAYOUT_TIMEOUT_MS: u64 = 600_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--bind `{0}` is not an address such as 127.0.0.1:3000")]
+    Bind(String),
+    #[error(
+        "SPICEHUB_PUBLIC_URL `{0}` is not an http(s) URL such as https://spicehub.example.com"
+    )]
+    PublicUrl(String),
+    #[error("SPICEHUB_SECRET_KEY is required when SPICEHUB_PUBLIC_URL is https (generate one with `openssl rand -base64 32`)")]
+    SecretKeyRequired,
+    #[error("SPICEHUB_SECRET_KEY: {0}")]
+    SecretKey(#[from] KeyError),
+    #[error("SPICEHUB_WEBHOOK_BODY_LIMIT must be at least 1024 bytes")]
+    WebhookBodyLimit,
+    #[error("{0} `{1}` is not an http(s) URL")]
+    ServiceUrl(&'static str, String),
+    #[error("SPICEHUB_SYNC_WORKERS and SPICEHUB_SYNC_WORKERS_PER_ORG must be between 1 and 64")]
+    SyncWorkers,
+    #[error("SPICEHUB_SYNC_LEASE must be at least 10 seconds")]
+    SyncLease,
+    #[error(
+        "SPICEHUB_LAYOUT_TIMEOUT_MS must be between 1 and {MAX_LAYOUT_TIMEOUT_MS} milliseconds"
+    )]
+    LayoutTimeout,
+    #[error("SPICEHUB_HUB_CLIENT_ID and SPICEHUB_HUB_CLIENT_SECRET go together, and the client ID is a GUID")]
+    HubApp,
+    #[error("SPICEHUB_ADMIN_EMAIL is set but SPICEHUB_ADMIN_PASSWORD is not")]
+    AdminPasswordMissing,
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Configuration after validation.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub public_url: Url,
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub secret_key: SecretKey,
+    pub site_root: String,
+    /// The time limit of one `dot` run (`SPICEHUB_LAYOUT_TIMEOUT_MS`).
+    pub layout_timeout: std::time::Duration,
+    pub first_admin: Option<(String, String)>,
+    pub webhook_body_limit: usize,
+    pub azure: AzureArgs,
+    pub hub_app: Option<HubApp>,
+    pub sync: SyncArgs,
+}
+
+impl Config {
+    pub fn from_args(args: ServeArgs) -> Result<Self, ConfigError> {
+        let bind: SocketAddr = args
+            .bind
+            .parse()
+            .map_err(|_| ConfigError::Bind(args.bind.clone()))?;
+        let public_url = match &args.public_url {
+            Some(raw) => parse_public_url(raw)?,
+            None => parse_public_url(&format!("http://{bind}"))?,
+        };
+        if args.webhook_body_limit < 1024 {
+            return Err(ConfigError::WebhookBodyLimit);
+        }
+        for (name, raw) in [
+            ("SPICEHUB_AUTHORITY_URL", &args.azure.authority_url),
+            ("SPICEHUB_DEVOPS_URL", &args.azure.devops_url),
+        ] {
+            match Url::parse(raw) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => return Err(ConfigError::ServiceUrl(name, raw.clone())),
+            }
+        }
+        if !(1..=64).contains(&args.sync.sync_workers)
+            || !(1..=64).contains(&args.sync.sync_workers_per_org)
+        {
+            return Err(ConfigError::SyncWorkers);
+        }
+        if args.sync.sync_lease < 10 {
+            return Err(ConfigError::SyncLease);
+        }
+        if !(1..=MAX_LAYOUT_TIMEOUT_MS).contains(&args.layout_timeout_ms) {
+            return Err(ConfigError::LayoutTimeout);
+        }
+        ensure_dir(&args.database.data_dir)?;
+        let secret_key = match &args.secret_key {
+            Some(encoded) => SecretKey::from_base64(encoded)?,
+            None if public_url.scheme() == "https" => return Err(ConfigError::SecretKeyRequired),
+            None => SecretKey::load_or_generate(&args.database.data_dir.join("secret.key"))?,
+        };
+        let hub_app = match (args.hub_app.hub_client_id, args.hub_app.hub_client_secret) {
+            (Some(id), Some(secret)) if is_guid(id.trim()) => Some(HubApp {
+                client_id: id.trim().to_ascii_lowercase(),
+                client_secret: secret.into(),
+            }),
+            (None, None) => None,
+            _ => return Err(ConfigError::HubApp),
+        };
+        let first_admin = match (args.admin_email, args.admin_password) {
+            (Some(email), Some(password)) => Some((email, password)),
+            (Some(_), None) => return Err(ConfigError::AdminPasswordMissing),
+            (None, _) => None,
+        };
+        Ok(Self {
+            bind,
+            public_url,
+            database_url: args.database.url(),
+            data_dir: args.database.data_dir,
+            secret_key,
+            site_root: args.site_root,
+            layout_timeout: std::time::Duration::from_millis(args.layout_timeout_ms),
+            first_admin,
+            webhook_body_limit: args.webhook_body_limit,
+            azure: args.azure,
+            hub_app,
+            sync: args.sync,
+        })
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// `scheme://host[:port]` of the public URL, as browsers send it in `Origin`.
+    pub fn public_origin(&self) -> String {
+        self.public_url.origin().ascii_serialization()
+    }
+}
+
+/// `8-4-4-4-12` hexadecimal digits.
+pub fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw).map_err(|_| ConfigError::PublicUrl(raw.to_owned()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError::PublicUrl(raw.to_owned()));
+    }
+    Ok(url)
+}
+
+pub fn ensure_dir(path: &Path) -> Result<(), ConfigError> {
+    std::fs::create_dir_all(path).map_err(|source| ConfigError::DataDir {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(dir: &Path) -> ServeArgs {
+        ServeArgs {
+            database: DatabaseArgs {
+                data_dir: dir.to_owned(),
+                database_url: None,
+            },
+            bind: "127.0.0.1:0".into(),
+            public_url: None,
+            secret_key: None,
+            site_root: "target/site".into(),
+            admin_email: None,
+            admin_password: None,
+            webhook_body_limit: DEFAULT_WEBHOOK_BODY_LIMIT,
+            layout_timeout_ms: DEFAULT_LAYOUT_TIMEOUT_MS,
+            azure: defaults().azure,
+            hub_app: HubAppArgs::default(),
+            sync: defaults().sync,
+        }
+    }
+
+    #[derive(clap::Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        azure: AzureArgs,
+        #[command(flatten)]
+        sync: SyncArgs,
+    }
+
+    fn defaults() -> Defaults {
+        <Defaults as clap::Parser>::parse_from(["spicehub"])
+    }
+
+    #[test]
+    fn bad_service_urls_and_sync_bounds_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(dir.path());
+        a.azure.devops_url = "ftp://dev.azure.com".into();
+        assert!(matches!(
+            Config::from_args(a),
+            Err(ConfigError::ServiceUrl("SPICEHUB_DEVOPS_URL", _))
+        ));
+        let mut a = args(dir.path());
+        a.sync.sync_workers = 0;
+        assert!(matches!(
+            Config::from_args(a),
+            Err(ConfigError::SyncWorkers)
+        ));
+        let mut a = args(dir.path());
+        a.sync.sync_lease = 1;
+        assert!(matches!(Config::from_args(a), Err(ConfigError::SyncLease)));
+        let ok = Config::from_args(args(dir.path())).unwrap();
+        assert_eq!(ok.sync.reconcile_interval, 900);
+        assert_eq!(ok.azure.devops_url, spicehub_azure::DEFAULT_DEVOPS_URL);
+    }
+
+    #[test]
+    fn defaults_give_a_local_sqlite_hub_with_a_generated_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::from_args(args(dir.path())).unwrap();
+        assert!(config.database_url.starts_with("sqlite://"));
+        assert!(dir.path().join("secret.key").exists());
+        assert!(!config.secure_cookies());
+        // The key is stable across restarts, or stored secrets would be lost.
+        let again = Config::from_args(args(dir.path())).unwrap();
+        assert_eq!(
+            config.secret_key.fingerprint(),
+            again.secret_key.fingerprint()
+        );
+    }
+
+    #[test]
+    fn https_requires_an_explicit_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(dir.path());
+        a.public_url = Some("https://hub.example.com".into());
+        assert!(matches!(
+            Config::from_args(a),
+            Err(ConfigError::SecretKeyRequired)
+        ));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(dir.path());
+        a.bind = "localhost".into();
+        assert!(matches!(Config::from_args(a), Err(ConfigError::Bind(_))));
+        let mut a = args(dir.path());
+        a.public_url = Some("ftp://x".into());
+        assert!(matches!(
+            Config::from_args(a),
+            Err(ConfigError::PublicUrl(_))
+        ));
+        let mut a = args(dir.path());
+        a.secret_key = Some("too-short".into());
+        assert!(matches!(
+            Config::from_args(a),
+            Err(ConfigError::SecretKey(_))
+        ));
+        let mut a = args(dir.path());
+        a.webhook_body_limit = 10;
+        assert!(matches!(
+            Config::from_args(a),
+            Err(ConfigError::WebhookBodyLimit)
+        ));
+        for bad in [0, MAX_LAYOUT_TIMEOUT_MS + 1] {
+            let mut a = args(dir.path());
+            a.layout_timeout_ms = bad;
+            assert!(matches!(
+                Config::from_args(a),
+                Err(ConfigError::LayoutTimeout)
+            ));
+        }
+        let mut a = args(dir.path());
+        a.admin_email = Some("a@b.c".into());
+        assert!(matches!(
+            Config::from_args(a),
+            Err(ConfigError::AdminPasswordMissing)
+        ));
+    }
+}

@@ -1,0 +1,493 @@
+//! Graphviz `dot` as the layout engine: a [`ViewGraph`] goes in as DOT on
+//! stdin, `-Tjson0` comes out, and is turned into our own [`Layout`], in SVG
+//! coordinates (origin top left, y downwards, units of points).
+//!
+//! `dot` is a separate process because it is the best layered layout there
+//! is and it cannot take the hub down with it. Its run time grows quickly
+//! with the graph, so every run has a timeout that kills it.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+use super::views::{NodeKind, ViewGraph};
+use spicehub_parser::EdgeKind;
+
+/// Long enough for a collapsed view or a few hundred entries on a busy
+/// machine; a full view of thousands of nodes is not worth waiting for.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Above this many nodes or edges, `dot` is told to trade quality for
+/// speed: straight edges and fewer crossing-minimisation passes. Spline
+/// routing and crossing minimisation dominate its run time on big graphs.
+const LARGE_NODES: usize = 300;
+const LARGE_EDGES: usize = 1_000;
+
+/// Blank border around the drawing, so strokes at the edge are not clipped.
+const MARGIN: f64 = 8.0;
+
+/// Graphviz sizes are in inches; SVG user units here are points.
+const POINTS_PER_INCH: f64 = 72.0;
+
+/// At most this much of `dot`'s stderr is kept for the error message.
+const STDERR_LIMIT: usize = 4 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Layout {
+    pub width: f64,
+    pub height: f64,
+    pub nodes: Vec<LayoutNode>,
+    pub edges: Vec<LayoutEdge>,
+}
+
+/// A node's box: `x`, `y` is its top-left corner, ready for `<rect>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayoutNode {
+    pub id: String,
+    pub label: String,
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+    pub group: String,
+    pub kind: NodeKind,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayoutEdge {
+    pub from: String,
+    pub to: String,
+    pub kind: EdgeKind,
+    pub dangling: bool,
+    pub count: u32,
+    /// Cubic B-spline control points (1 + 3n of them): `M p0 C p1 p2 p3 …`.
+    pub points: Vec<(f64, f64)>,
+    /// Tip of the arrowhead, when `dot` drew one (the spline stops short of it).
+    pub arrow: Option<(f64, f64)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("graph layout timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("Graphviz is not installed (no {0})")]
+    NotInstalled(PathBuf),
+    #[error("cannot run Graphviz: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("Graphviz failed: {stderr}")]
+    Failed { stderr: String },
+    #[error("unexpected Graphviz output: {0}")]
+    Parse(String),
+}
+
+/// Runs `dot`. Cheap to clone; clones share the run counter.
+#[derive(Debug, Clone)]
+pub struct Layouter {
+    dot: PathBuf,
+    timeout: Duration,
+    runs: Arc<AtomicU64>,
+}
+
+impl Default for Layouter {
+    fn default() -> Self {
+        Layouter {
+            dot: PathBuf::from("dot"),
+            timeout: DEFAULT_TIMEOUT,
+            runs: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Layouter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Another `dot` executable (a path, or a name looked up in `PATH`).
+    pub fn with_dot(mut self, dot: impl Into<PathBuf>) -> Self {
+        self.dot = dot.into();
+        self
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// How many times this layouter (or a clone) started `dot`: lets tests
+    /// and metrics tell a cache hit from a computation.
+    pub fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
+    }
+
+    /// Lays out `view`.
+    pub async fn layout(&self, view: &ViewGraph) -> Result<Layout, LayoutError> {
+        if view.nodes.is_empty() {
+            // Nothing to place; not worth a process.
+            return Ok(Layout {
+                width: 2.0 * MARGIN,
+                height: 2.0 * MARGIN,
+                nodes: vec![],
+                edges: vec![],
+            });
+        }
+        let output = self.run_dot(&to_dot(view)).await?;
+        parse_json0(view, &output)
+    }
+
+    /// Runs `dot -Tjson0` on `source` and returns its stdout.
+    pub async fn run_dot(&self, source: &str) -> Result<Vec<u8>, LayoutError> {
+        let mut child = Command::new(&self.dot)
+            .arg("-Tjson0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // If the caller gives up (a closed browser tab drops the
+            // request's future), the process must not outlive it.
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => LayoutError::NotInstalled(self.dot.clone()),
+                _ => LayoutError::Spawn(e),
+            })?;
+        self.runs.fetch_add(1, Ordering::Relaxed);
+
+        let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(LayoutError::Spawn(std::io::Error::other("pipes missing")));
+        };
+        // Write and read concurrently: a big graph fills the pipes both ways
+        // and sequential I/O would deadlock with `dot`.
+        let input = source.as_bytes().to_vec();
+        let writer = tokio::spawn(async move {
+            // A write error means `dot` exited early; its status says why.
+            let _ = stdin.write_all(&input).await;
+        });
+        let reader = tokio::spawn(async move {
+            let mut out = Vec::new();
+            stdout.read_to_end(&mut out).await.map(|_| out)
+        });
+        let err_reader = tokio::spawn(async move {
+            let mut err = Vec::new();
+            let _ = stderr.read_to_end(&mut err).await;
+            err
+        });
+
+        let finished = tokio::time::timeout(self.timeout, async {
+            let status = child.wait().await;
+            let out = reader.await;
+            let err = err_reader.await;
+            (status, out, err)
+        })
+        .await;
+        let (status, out, err) = match finished {
+            Ok(done) => done,
+            Err(_) => {
+                // kill() also waits for the process, so no zombie is left.
+                let _ = child.kill().await;
+                writer.abort();
+                return Err(LayoutError::Timeout(self.timeout));
+            }
+        };
+        writer.abort();
+        let status = status.map_err(LayoutError::Spawn)?;
+        let out = out
+            .map_err(|e| LayoutError::Spawn(std::io::Error::other(e)))?
+            .map_err(LayoutError::Spawn)?;
+        if !status.success() {
+            let mut err = err.unwrap_or_default();
+            err.truncate(STDERR_LIMIT);
+            let stderr = String::from_utf8_lossy(&err).trim().to_owned();
+            return Err(LayoutError::Failed {
+                stderr: if stderr.is_empty() {
+                    format!("dot exited with {status}")
+                } else {
+                    stderr
+                },
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// A DOT string literal.
+fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            // Backslash starts DOT escapes (`\N`, `\l`...) in labels.
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The DOT of a view. Nodes are named `n<index>` and edges carry
+/// `id="e<index>"`, so the output maps back to the view without relying
+/// on how Graphviz numbers objects, and user names need no DOT quoting
+/// except in labels.
+pub fn to_dot(view: &ViewGraph) -> String {
+    let mut out = String::with_capacity(64 * (view.nodes.len() + view.edges.len()) + 256);
+    out.push_str("digraph spice {\n");
+    out.push_str("  graph [rankdir=LR, nodesep=0.15, ranksep=0.5];\n");
+    if view.nodes.len() > LARGE_NODES || view.edges.len() > LARGE_EDGES {
+        out.push_str(
+            "  graph [splines=line, mclimit=0.1, nslimit=2, nslimit1=2, remincross=false];\n",
+        );
+    }
+    out.push_str(
+        "  node [shape=box, fontname=\"Helvetica\", fontsize=10, height=0.3, margin=\"0.1,0.04\"];\n",
+    );
+    let mut index = std::collections::HashMap::with_capacity(view.nodes.len());
+    for (i, node) in view.nodes.iter().enumerate() {
+        index.insert(node.id.as_str(), i);
+        let _ = writeln!(out, "  n{i} [label={}];", quoted(&node.label));
+    }
+    for (i, edge) in view.edges.iter().enumerate() {
+        if let (Some(from), Some(to)) = (index.get(edge.from.as_str()), index.get(edge.to.as_str()))
+        {
+            let _ = writeln!(out, "  n{from} -> n{to} [id=\"e{i}\"];");
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+#[derive(Deserialize)]
+struct DotJson {
+    bb: String,
+    #[serde(default)]
+    objects: Vec<DotObject>,
+    #[serde(default)]
+    edges: Vec<DotEdge>,
+}
+
+#[derive(Deserialize)]
+struct DotObject {
+    name: String,
+    pos: Option<String>,
+    width: Option<String>,
+    height: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DotEdge {
+    id: Option<String>,
+    pos: Option<String>,
+}
+
+fn number(text: &str) -> Result<f64, LayoutError> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| LayoutError::Parse(format!("not a number: {text:?}")))
+}
+
+fn point(text: &str) -> Result<(f64, f64), LayoutError> {
+    let (x, y) = text
+        .split_once(',')
+        .ok_or_else(|| LayoutError::Parse(format!("not a point: {text:?}")))?;
+    Ok((number(x)?, number(y)?))
+}
+
+/// Rounded to 1/100 pt: finer is invisible and makes the cached JSON bigger.
+fn round(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// Turns `dot -Tjson0` output for `to_dot(view)` into a [`Layout`].
+pub fn parse_json0(view: &ViewGraph, output: &[u8]) -> Result<Layout, LayoutError> {
+    let json: DotJson =
+        serde_json::from_slice(output).map_err(|e| LayoutError::Parse(e.to_string()))?;
+    let bb: Vec<f64> = json.bb.split(',').map(number).collect::<Result<_, _>>()?;
+    let &[llx, lly, urx, ury] = bb.as_slice() else {
+        return Err(LayoutError::Parse(format!(
+            "bad bounding box {:?}",
+            json.bb
+        )));
+    };
+    // Graphviz has y upwards from the bottom-left corner; SVG downwards from
+    // the top-left.
+    let flip = |(x, y): (f64, f64)| (round(x - llx + MARGIN), round(ury - y + MARGIN));
+
+    let mut placed: Vec<Option<LayoutNode>> = vec![None; view.nodes.len()];
+    for object in &json.objects {
+        // Subgraphs are objects too; ours are the `n<index>` nodes.
+        let Some(i) = object
+            .name
+            .strip_prefix('n')
+            .and_then(|i| i.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let (Some(node), Some(pos)) = (view.nodes.get(i), &object.pos) else {
+            continue;
+        };
+        let w = number(object.width.as_deref().unwrap_or("0"))? * POINTS_PER_INCH;
+        let h = number(object.height.as_deref().unwrap_or("0"))? * POINTS_PER_INCH;
+        let (cx, cy) = flip(point(pos)?);
+        placed[i] = Some(LayoutNode {
+            id: node.id.clone(),
+            label: node.label.clone(),
+            x: round(cx - w / 2.0),
+            y: round(cy - h / 2.0),
+            w: round(w),
+            h: round(h),
+            group: node.group.clone(),
+            kind: node.kind,
+            count: node.count,
+        });
+    }
+    let nodes = placed
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| n.ok_or_else(|| LayoutError::Parse(format!("node n{i} was not placed"))))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut edges = Vec::with_capacity(json.edges.len());
+    for edge in &json.edges {
+        let Some(i) = edge
+            .id
+            .as_deref()
+            .and_then(|id| id.strip_prefix('e'))
+            .and_then(|i| i.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let Some(source) = view.edges.get(i) else {
+            return Err(LayoutError::Parse(format!("unknown edge e{i}")));
+        };
+        let mut points = Vec::new();
+        let mut arrow = None;
+        // "e,x,y" is the arrow tip, "s,x,y" a start arrow (we draw none),
+        // the rest the spline's control points.
+        for token in edge.pos.as_deref().unwrap_or("").split_whitespace() {
+            if let Some(tip) = token.strip_prefix("e,") {
+                arrow = Some(flip(point(tip)?));
+            } else if token.starts_with("s,") {
+                continue;
+            } else {
+                points.push(flip(point(token)?));
+            }
+        }
+        if points.is_empty() {
+            return Err(LayoutError::Parse(format!("edge e{i} has no route")));
+        }
+        edges.push(LayoutEdge {
+            from: source.from.clone(),
+            to: source.to.clone(),
+            kind: source.kind,
+            dangling: source.dangling,
+            count: source.count,
+            points,
+            arrow,
+        });
+    }
+    Ok(Layout {
+        width: round(urx - llx + 2.0 * MARGIN),
+        height: round(ury - lly + 2.0 * MARGIN),
+        nodes,
+        edges,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::views::{ViewEdge, ViewNode};
+
+    fn node(id: &str) -> ViewNode {
+        ViewNode {
+            id: id.into(),
+            label: id.into(),
+            group: "g".into(),
+            kind: NodeKind::Entry,
+            count: 1,
+        }
+    }
+
+    fn edge(from: &str, to: &str) -> ViewEdge {
+        ViewEdge {
+            from: from.into(),
+            to: to.into(),
+            kind: EdgeKind::Explicit,
+            dangling: false,
+            count: 1,
+        }
+    }
+
+    #[test]
+    fn dot_source_escapes_labels() {
+        let view = ViewGraph {
+            nodes: vec![node("a\"b\\c\nd"), node("x")],
+            edges: vec![edge("a\"b\\c\nd", "x"), edge("x", "unknown")],
+        };
+        let dot = to_dot(&view);
+        assert!(dot.contains(r#"n0 [label="a\"b\\c\nd"];"#), "{dot}");
+        assert!(dot.contains(r#"n0 -> n1 [id="e0"];"#));
+        // An edge to a node outside the view is left out, not an error.
+        assert!(!dot.contains("e1"));
+    }
+
+    #[test]
+    fn json0_is_flipped_into_svg_coordinates() {
+        let view = ViewGraph {
+            nodes: vec![node("a"), node("b")],
+            edges: vec![edge("a", "b")],
+        };
+        let out = br#"{"bb":"0,0,200,100","objects":[
+            {"_gvid":0,"name":"n0","pos":"50,80","width":"1","height":"0.5"},
+            {"_gvid":1,"name":"n1","pos":"150,20","width":"1","height":"0.5"}],
+          "edges":[{"_gvid":0,"tail":0,"head":1,"id":"e0",
+            "pos":"e,114,20 86,80 100,60 100,40 107,25"}]}"#;
+        let layout = parse_json0(&view, out).expect("parses");
+        assert_eq!((layout.width, layout.height), (216.0, 116.0));
+        let a = &layout.nodes[0];
+        // centre (50, 80) -> (58, 28) in SVG; box 72x36 around it.
+        assert_eq!((a.x, a.y, a.w, a.h), (22.0, 10.0, 72.0, 36.0));
+        let e = &layout.edges[0];
+        assert_eq!(e.points[0], (94.0, 28.0));
+        assert_eq!(e.points.len(), 4);
+        assert_eq!(e.arrow, Some((122.0, 88.0)));
+    }
+
+    #[test]
+    fn bad_output_is_a_parse_error() {
+        let view = ViewGraph {
+            nodes: vec![node("a")],
+            edges: vec![],
+        };
+        for out in [
+            &b"not json"[..],
+            br#"{"bb":"0,0,1"}"#,
+            br#"{"bb":"0,0,1,1","objects":[]}"#,
+            br#"{"bb":"0,0,1,1","objects":[{"name":"n0","pos":"x,1"}]}"#,
+        ] {
+            assert!(
+                matches!(parse_json0(&view, out), Err(LayoutError::Parse(_))),
+                "{}",
+                String::from_utf8_lossy(out)
+            );
+        }
+    }
+}

@@ -1,0 +1,683 @@
+//! The job handler: what a sync job does.
+//!
+//! - **Full** (first replication, entire repository, or any fallback):
+//!   resolve the tracked branch head, download the zip pinned to that commit
+//!   to a temporary file, unpack it with limits into a new snapshot, parse,
+//!   switch.
+//! - **Incremental** (recent changes, reconcile, from a commit): diff the base
+//!   commit to the head, copy the visible snapshot's file list, apply the
+//!   changes fetching only the changed blobs, parse, switch. A base that is
+//!   not an ancestor of the head (history rewritten) or a diff that fails
+//!   for good falls back to a full sync, and the reason is recorded.
+//! - **Re-parse**: parse the visible snapshot again, no network.
+//!
+//! "Switch" is `Db::switch_snapshot`: one transaction stores the graph and
+//! points the repository at the new snapshot, so readers never see a mix.
+//! A job that dies before it leaves only an invisible snapshot behind, which
+//! the next attempt drops.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+use parking_lot::Mutex;
+use tokio::sync::Semaphore;
+
+use super::clients::{ClientError, Clients};
+use super::files::{
+    noted, stage_content, unpack_zip, wanted, ArchiveError, ArchiveLimits, SnapshotTree, Staged,
+    Wanted, NOTE_SUBMODULES, NOTE_SYMLINK, NOTE_VENDORED,
+};
+use super::prepare::Preparer;
+use super::queue::{Job, JobKind};
+use super::runner::{JobFailure, JobHandler, Progress};
+use crate::db::repositories::{RepoState, Repository};
+use crate::db::snapshots::SwitchInfo;
+use crate::db::{Db, DbError};
+use spicehub_azure::client::AzureClient;
+use spicehub_azure::models::{ChangeFlags, GitObjectType};
+use spicehub_azure::AzureError;
+use spicehub_parser::{parse_tree_prepared, Graph, ParseOptions, PreparedFile};
+
+/// Bytes of file contents written to the database per batch.
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Files per batch.
+const BATCH_FILES: usize = 200;
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub limits: ArchiveLimits,
+    /// Jobs at once per organization on this instance.
+    pub per_org: usize,
+    /// Blob downloads at once within one incremental sync.
+    pub fetch_concurrency: usize,
+    /// Where archives are downloaded to (removed after each job).
+    pub work_dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{0}")]
+    Azure(#[from] AzureError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error("database error: {0}")]
+    Db(#[from] DbError),
+    #[error("the repository was removed from the hub")]
+    RepositoryRemoved,
+    #[error(
+        "the repository is disabled in Azure DevOps; enable it there, then synchronize it again"
+    )]
+    Disabled,
+    #[error("the branch {0} does not exist in Azure DevOps any more; set another tracked branch")]
+    BranchMissing(String),
+    #[error("commit {0} does not exist in this repository")]
+    UnknownCommit(String),
+    #[error(
+        "commit {commit} is not an ancestor of the head of {branch}; give a commit of that branch"
+    )]
+    NotAnAncestor { commit: String, branch: String },
+    #[error("a synchronization from a commit needs the commit hash")]
+    MissingCommit,
+    #[error("there is nothing stored to re-parse yet: synchronize the repository first")]
+    NothingStored,
+    #[error("cannot write the downloaded archive: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl SyncError {
+    /// Whether trying again later may help.
+    pub fn retryable(&self) -> bool {
+        match self {
+            SyncError::Azure(e) => e.is_transient(),
+            SyncError::Client(ClientError::Azure(e)) => e.is_transient(),
+            SyncError::Client(ClientError::Db(_)) => true,
+            SyncError::Client(_) => false,
+            SyncError::Archive(e) => e.retryable(),
+            SyncError::Db(_) | SyncError::Io(_) | SyncError::Internal(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// The sync engine. One per hub instance; jobs run on it concurrently.
+pub struct SyncEngine {
+    db: Db,
+    clients: Clients,
+    settings: EngineSettings,
+    org_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// Removes the downloaded archive whatever way the job ends.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..8).unwrap_or(commit)
+}
+
+impl SyncEngine {
+    pub fn new(db: Db, clients: Clients, settings: EngineSettings) -> Self {
+        Self {
+            db,
+            clients,
+            settings,
+            org_slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn org_slot(&self, org: &str) -> Arc<Semaphore> {
+        self.org_slots
+            .lock()
+            .entry(org.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.settings.per_org.max(1))))
+            .clone()
+    }
+
+    async fn execute(
+        &self,
+        job: &Job,
+        repo: &Repository,
+        progress: &Progress,
+    ) -> Result<(), SyncError> {
+        if job.kind == JobKind::Reparse {
+            return self.reparse(repo, progress).await;
+        }
+        let org = self
+            .db
+            .organization(&repo.organization_id)
+            .await?
+            .ok_or(SyncError::RepositoryRemoved)?;
+        let client = self.clients.for_org(&org.provider_id, &org.name).await?;
+
+        progress.report("checking", 0, None).await.ok();
+        let remote = client.get_repository(&repo.project_id, &repo.id).await?;
+        let project_name = remote
+            .project
+            .as_ref()
+            .map(|p| p.name.as_str())
+            .unwrap_or(&repo.project_name);
+        self.db
+            .refresh_repository_names(
+                &repo.id,
+                &remote.name,
+                project_name,
+                remote.web_url.as_deref(),
+            )
+            .await?;
+        if remote.disabled() {
+            return Err(SyncError::Disabled);
+        }
+        let head = client
+            .branch_head(&repo.project_id, &repo.id, &repo.tracked_branch)
+            .await?;
+        let Some(head) = head else {
+            if remote.is_empty() {
+                self.db
+                    .mark_checked(
+                        &repo.id,
+                        Some("The repository is empty: nothing to replicate yet."),
+                    )
+                    .await?;
+                return Ok(());
+            }
+            return Err(SyncError::BranchMissing(repo.tracked_branch.clone()));
+        };
+
+        match job.kind {
+            JobKind::FirstReplication | JobKind::EntireRepository => {
+                let note = match job.kind {
+                    JobKind::FirstReplication => "first replication",
+                    _ => "entire repository synchronized on request",
+                };
+                self.full(job, repo, &client, &head, note.to_owned(), progress)
+                    .await
+            }
+            JobKind::RecentChanges | JobKind::Reconcile => match repo.last_synced_commit.clone() {
+                None => {
+                    self.full(
+                        job,
+                        repo,
+                        &client,
+                        &head,
+                        "full sync: nothing was synced before".to_owned(),
+                        progress,
+                    )
+                    .await
+                }
+                Some(base) if base == head => {
+                    self.db.mark_checked(&repo.id, None).await?;
+                    Ok(())
+                }
+                Some(base) => {
+                    self.incremental(job, repo, &client, &base, &head, false, progress)
+                        .await
+                }
+            },
+            JobKind::FromCommit => {
+                let base = job
+                    .target_commit
+                    .clone()
+                    .ok_or(SyncError::MissingCommit)?
+                    .to_ascii_lowercase();
+                match client
+                    .get_commit(&repo.project_id, &repo.id, &base, None)
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if e.is_transient() => return Err(e.into()),
+                    Err(_) => return Err(SyncError::UnknownCommit(base)),
+                }
+                self.incremental(job, repo, &client, &base, &head, true, progress)
+                    .await
+            }
+            JobKind::Reparse => Err(SyncError::Internal(
+                "re-parse reached the network path".into(),
+            )),
+        }
+    }
+
+    /// Downloads the archive of `head` and makes it the visible snapshot.
+    async fn full(
+        &self,
+        job: &Job,
+        repo: &Repository,
+        client: &AzureClient,
+        head: &str,
+        note: String,
+        progress: &Progress,
+    ) -> Result<(), SyncError> {
+        progress.report("downloading", 0, None).await.ok();
+        tokio::fs::create_dir_all(&self.settings.work_dir).await?;
+        let archive = TempFile(self.settings.work_dir.join(format!("{}.zip", job.id)));
+        let download = client
+            .download_zip(&repo.project_id, &repo.id, head, &archive.0)
+            .await?;
+        tracing::info!(
+            repository = %repo.id,
+            commit = %head,
+            bytes = download.bytes,
+            "sync: archive downloaded"
+        );
+
+        let snapshot = self
+            .db
+            .begin_snapshot(&repo.id, head, Some(&job.id))
+            .await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Staged>>(2);
+        let limits = self.settings.limits;
+        let path = archive.0.clone();
+        let unpack = tokio::task::spawn_blocking(move || {
+            unpack_zip(&path, limits, BATCH_BYTES, |batch| {
+                tx.blocking_send(batch).map_err(|_| ArchiveError::Stopped)
+            })
+        });
+        let preparer = Preparer::start(self.parse_options(None));
+        let mut stored = 0i64;
+        let mut failed = None;
+        while let Some(batch) = rx.recv().await {
+            stored += batch.len() as i64;
+            match self.store(&repo.id, &snapshot, batch).await {
+                // Only stored files are parsed ahead: the parse must see
+                // exactly the snapshot.
+                Ok(contents) => preparer.send(contents).await,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            progress.report("storing files", stored, None).await.ok();
+        }
+        drop(rx);
+        let unpacked = unpack
+            .await
+            .map_err(|e| SyncError::Internal(format!("unpacking stopped: {e}")));
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let stats = unpacked??;
+        let mut note = format!("{note}: {} files kept from the archive", stats.kept);
+        if stats.unsafe_paths > 0 {
+            note.push_str(&format!(
+                "; {} entries with paths outside the repository were refused",
+                stats.unsafe_paths
+            ));
+        }
+        let prepared = preparer.finish().await;
+        self.parse_and_switch(repo, &snapshot, head, note, progress, prepared)
+            .await
+    }
+
+    /// Applies `base..head` on top of the visible snapshot.
+    #[allow(clippy::too_many_arguments)]
+    async fn incremental(
+        &self,
+        job: &Job,
+        repo: &Repository,
+        client: &AzureClient,
+        base: &str,
+        head: &str,
+        from_commit: bool,
+        progress: &Progress,
+    ) -> Result<(), SyncError> {
+        let Some((visible, _)) = self.db.visible_snapshot(&repo.id).await? else {
+            return self
+                .full(
+                    job,
+                    repo,
+                    client,
+                    head,
+                    "full sync: no stored files to update".to_owned(),
+                    progress,
+                )
+                .await;
+        };
+        progress.report("comparing commits", 0, None).await.ok();
+        let diff = match client
+            .diff_commits(&repo.project_id, &repo.id, base, head)
+            .await
+        {
+            Ok(diff) => diff,
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => {
+                let note = format!(
+                    "full sync: the changes since {} could not be listed ({e})",
+                    short(base)
+                );
+                return self.full(job, repo, client, head, note, progress).await;
+            }
+        };
+        if diff.common_commit.as_deref().map(str::to_ascii_lowercase) != Some(base.to_owned()) {
+            if from_commit {
+                return Err(SyncError::NotAnAncestor {
+                    commit: base.to_owned(),
+                    branch: repo.tracked_branch.clone(),
+                });
+            }
+            let note = format!(
+                "full sync: history was rewritten ({} is no longer an ancestor of {})",
+                short(base),
+                repo.tracked_branch
+            );
+            return self.full(job, repo, client, head, note, progress).await;
+        }
+
+        let snapshot = self
+            .db
+            .begin_snapshot(&repo.id, head, Some(&job.id))
+            .await?;
+        self.db.copy_files(&visible, &snapshot).await?;
+
+        let mut deletes: Vec<String> = Vec::new();
+        let mut notes: Vec<Staged> = Vec::new();
+        let mut wanted_blobs: Vec<(String, String)> = Vec::new();
+        let (mut adds, mut edits, mut removals, mut renames) = (0, 0, 0, 0);
+        for change in &diff.changes {
+            let Some(item) = change.item.as_ref() else {
+                continue;
+            };
+            if item.folder()
+                || matches!(
+                    item.git_object_type,
+                    Some(GitObjectType::Tree | GitObjectType::Commit)
+                )
+            {
+                continue;
+            }
+            let Some(path) = change.path().map(|p| p.trim_start_matches('/').to_owned()) else {
+                continue;
+            };
+            let ct = &change.change_type;
+            if ct.is_rename() {
+                renames += 1;
+                if let Some(old) = change.old_path() {
+                    deletes.push(old.trim_start_matches('/').to_owned());
+                }
+            }
+            if ct.is_delete() {
+                removals += 1;
+                deletes.push(path);
+                continue;
+            }
+            if ct.contains(ChangeFlags::ADD) {
+                adds += 1;
+            } else if ct.contains(ChangeFlags::EDIT) {
+                edits += 1;
+            }
+            match wanted(&path) {
+                Wanted::Ignore => {}
+                Wanted::Vendored(root) => notes.push(noted(root, 0, NOTE_VENDORED.to_owned())),
+                Wanted::Submodules => notes.push(noted(&path, 0, NOTE_SUBMODULES.to_owned())),
+                Wanted::Keep if item.is_sym_link == Some(true) => {
+                    notes.push(noted(&path, 0, NOTE_SYMLINK.to_owned()))
+                }
+                Wanted::Keep => match &item.object_id {
+                    Some(id) => wanted_blobs.push((path, id.to_ascii_lowercase())),
+                    None => notes.push(noted(
+                        &path,
+                        0,
+                        "Azure DevOps listed the change without a blob id".to_owned(),
+                    )),
+                },
+            }
+        }
+        // Paths that come back in the same diff (a rename onto a deleted
+        // path) are upserted below, after the deletes.
+        self.db.delete_files(&snapshot, &deletes).await?;
+        self.store(&repo.id, &snapshot, notes).await?;
+
+        let ids: Vec<String> = wanted_blobs.iter().map(|(_, id)| id.clone()).collect();
+        let known = self.db.known_blobs(&repo.id, &ids).await?;
+        let mut rows = Vec::new();
+        let mut to_fetch = Vec::new();
+        for (path, id) in wanted_blobs {
+            match known.get(&id) {
+                Some(&size) => rows.push(Staged {
+                    row: crate::db::snapshots::FileRow {
+                        path,
+                        object_id: Some(id),
+                        size,
+                        note: None,
+                    },
+                    content: None,
+                }),
+                None => to_fetch.push((path, id)),
+            }
+        }
+        self.store(&repo.id, &snapshot, rows).await?;
+
+        let total = to_fetch.len() as i64;
+        progress
+            .report("fetching changed files", 0, Some(total))
+            .await
+            .ok();
+        let max = self.settings.limits.max_file_bytes;
+        let mut fetched = stream::iter(to_fetch.into_iter().map(|(path, id)| {
+            let client = client.clone();
+            let project = repo.project_id.clone();
+            let repo_id = repo.id.clone();
+            async move {
+                let content = client.get_blob(&project, &repo_id, &id).await?;
+                Ok::<_, AzureError>(stage_content(&path, content, max))
+            }
+        }))
+        .buffer_unordered(self.settings.fetch_concurrency.max(1));
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0usize;
+        let mut done = 0i64;
+        while let Some(staged) = fetched.next().await {
+            let staged = staged?;
+            batch_bytes += staged.content.as_ref().map_or(0, Vec::len);
+            batch.push(staged);
+            done += 1;
+            if batch_bytes >= BATCH_BYTES || batch.len() >= BATCH_FILES {
+                self.store(&repo.id, &snapshot, std::mem::take(&mut batch))
+                    .await?;
+                batch_bytes = 0;
+                progress
+                    .report("fetching changed files", done, Some(total))
+                    .await
+                    .ok();
+            }
+        }
+        self.store(&repo.id, &snapshot, batch).await?;
+
+        let what = if from_commit {
+            "re-applied"
+        } else {
+            "incremental"
+        };
+        let note = format!(
+            "{what}: {} changes from {} ({adds} added, {edits} edited, {removals} deleted, \
+             {renames} renamed; {total} files fetched)",
+            diff.changes.len(),
+            short(base),
+        );
+        self.parse_and_switch(repo, &snapshot, head, note, progress, HashMap::new())
+            .await
+    }
+
+    /// Stores a batch of files in a snapshot and gives back `(path,
+    /// content)` of those that had content.
+    async fn store(
+        &self,
+        repository_id: &str,
+        snapshot: &str,
+        batch: Vec<Staged>,
+    ) -> Result<Vec<(String, Vec<u8>)>, SyncError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut blobs = Vec::new();
+        let mut paths = Vec::new();
+        let mut rows = Vec::with_capacity(batch.len());
+        for s in batch {
+            if let (Some(content), Some(id)) = (s.content, s.row.object_id.clone()) {
+                blobs.push((id, content));
+                paths.push(s.row.path.clone());
+            }
+            rows.push(s.row);
+        }
+        self.db.put_blobs(repository_id, &blobs).await?;
+        self.db.put_files(snapshot, repository_id, &rows).await?;
+        Ok(paths
+            .into_iter()
+            .zip(blobs)
+            .map(|(path, (_, content))| (path, content))
+            .collect())
+    }
+
+    fn parse_options(&self, progress: Option<Arc<spicehub_parser::ProgressFn>>) -> ParseOptions {
+        ParseOptions {
+            max_file_size: self.settings.limits.max_file_bytes,
+            progress,
+        }
+    }
+
+    /// Parses a snapshot. Contents are read from the database on demand,
+    /// on the parser's threads.
+    async fn parse(
+        &self,
+        snapshot: &str,
+        progress: &Progress,
+        prepared: HashMap<String, PreparedFile>,
+    ) -> Result<Graph, SyncError> {
+        let rows = self.db.snapshot_rows(snapshot).await?;
+        let total = rows.iter().filter(|r| r.note.is_none()).count() as i64;
+        progress.report("parsing", 0, Some(total)).await.ok();
+        let done = Arc::new(AtomicUsize::new(0));
+        let db = self.db.clone();
+        let handle = tokio::runtime::Handle::current();
+        let snapshot_id = snapshot.to_owned();
+        let options = self.parse_options(Some({
+            let done = done.clone();
+            Arc::new(move |n, _| {
+                done.store(n, Ordering::Relaxed);
+            })
+        }));
+        let mut task = tokio::task::spawn_blocking(move || {
+            let read = |path: &str| -> std::io::Result<Vec<u8>> {
+                handle
+                    .block_on(db.snapshot_file_content(&snapshot_id, path))
+                    .map_err(|e| std::io::Error::other(e.to_string()))?
+                    .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no content"))
+            };
+            parse_tree_prepared(&SnapshotTree::new(rows, read), &options, prepared)
+        });
+        loop {
+            tokio::select! {
+                graph = &mut task => {
+                    return graph.map_err(|e| SyncError::Internal(format!("the parser stopped: {e}")));
+                }
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                    let n = done.load(Ordering::Relaxed) as i64;
+                    progress.report("parsing", n, Some(total)).await.ok();
+                }
+            }
+        }
+    }
+
+    async fn parse_and_switch(
+        &self,
+        repo: &Repository,
+        snapshot: &str,
+        head: &str,
+        note: String,
+        progress: &Progress,
+        prepared: HashMap<String, PreparedFile>,
+    ) -> Result<(), SyncError> {
+        let graph = self.parse(snapshot, progress, prepared).await?;
+        progress.report("saving", 0, None).await.ok();
+        self.db
+            .switch_snapshot(
+                &repo.id,
+                &SwitchInfo {
+                    snapshot_id: snapshot,
+                    commit_id: head,
+                    graph: &graph,
+                    note: Some(&note),
+                },
+            )
+            .await?;
+        tracing::info!(repository = %repo.id, commit = %head, %note, "sync: commit switched");
+        Ok(())
+    }
+
+    async fn reparse(&self, repo: &Repository, progress: &Progress) -> Result<(), SyncError> {
+        let (snapshot, commit) = self
+            .db
+            .visible_snapshot(&repo.id)
+            .await?
+            .ok_or(SyncError::NothingStored)?;
+        let graph = self.parse(&snapshot, progress, HashMap::new()).await?;
+        self.db
+            .replace_visible_graph(
+                &repo.id,
+                &commit,
+                &graph,
+                Some(&format!("re-parsed the stored files of {}", short(&commit))),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl JobHandler for SyncEngine {
+    async fn run(&self, job: &Job, progress: &Progress) -> Result<(), JobFailure> {
+        let repo = match self.db.repository(&job.repository_id).await {
+            Ok(Some(repo)) => repo,
+            Ok(None) => {
+                return Err(JobFailure {
+                    message: SyncError::RepositoryRemoved.to_string(),
+                    retryable: false,
+                })
+            }
+            Err(e) => {
+                return Err(JobFailure {
+                    message: e.to_string(),
+                    retryable: true,
+                })
+            }
+        };
+        let slot = self.org_slot(&repo.organization_id);
+        let _permit = slot.acquire_owned().await;
+        let _ = self
+            .db
+            .set_repository_state(&repo.id, RepoState::Syncing, None)
+            .await;
+        match self.execute(job, &repo, progress).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let retryable = e.retryable();
+                let message = e.to_string();
+                let last = !retryable || job.attempts >= job.max_attempts;
+                let (state, shown) = match (&e, last) {
+                    (SyncError::Disabled, _) => (RepoState::Disabled, message.clone()),
+                    (_, true) => (RepoState::Error, message.clone()),
+                    (_, false) => (RepoState::Syncing, format!("will retry: {message}")),
+                };
+                if let Err(db) = self
+                    .db
+                    .set_repository_state(&repo.id, state, Some(&shown))
+                    .await
+                {
+                    tracing::warn!(error = %db, "sync: cannot record the repository state");
+                }
+                Err(JobFailure { message, retryable })
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Signing in and out, and who is signed in.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// What the UI knows about the signed-in user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub email: String,
+    pub is_admin: bool,
+}
+
+#[cfg(feature = "ssr")]
+pub(crate) fn request_user() -> Option<spicehub_core::auth::AuthUser> {
+    use_context::<http::request::Parts>().and_then(|parts| {
+        parts
+            .extensions
+            .get::<spicehub_core::auth::AuthUser>()
+            .cloned()
+    })
+}
+
+#[cfg(feature = "ssr")]
+pub(crate) fn app_state() -> Result<spicehub_core::Hub, ServerFnError> {
+    use_context::<spicehub_core::Hub>()
+        .ok_or_else(|| ServerFnError::new("The hub is not fully started yet."))
+}
+
+/// Sets the HTTP status of the response being rendered on the server (a
+/// no-op in the browser, where the status was already sent).
+pub fn set_status(_status: u16) {
+    #[cfg(feature = "ssr")]
+    if let (Some(response), Ok(status)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        http::StatusCode::from_u16(_status),
+    ) {
+        response.set_status(status);
+    }
+}
+
+/// Only same-site paths may be redirected to after sign-in; anything else
+/// would make the sign-in page an open redirector.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.starts_with("/\\")
+                && !n.starts_with("/signin") =>
+        {
+            n.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+#[server(prefix = "/api", endpoint = "current_user")]
+pub async fn current_user() -> Result<Option<UserInfo>, ServerFnError> {
+    Ok(request_user().map(|u| UserInfo {
+        is_admin: u.is_admin(),
+        email: u.email,
+    }))
+}
+
+#[server(prefix = "/api", endpoint = "sign_in")]
+pub async fn sign_in(
+    email: String,
+    password: String,
+    next: Option<String>,
+) -> Result<(), ServerFnError> {
+    use axum::extract::ConnectInfo;
+    use spicehub_core::auth::signin::SignInError;
+    use std::net::SocketAddr;
+
+    let state = app_state()?;
+    let session: tower_sessions::Session = leptos_axum::extract().await.map_err(|_| {
+        ServerFnError::new(
+            "Your browser did not keep the session cookie; enable cookies and try again.",
+        )
+    })?;
+    let address = leptos_axum::extract::<ConnectInfo<SocketAddr>>()
+        .await
+        .map(|ConnectInfo(a)| a.ip().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    match spicehub_core::auth::signin::sign_in(&state.db, &email, &password, &address).await {
+        Ok(user) => {
+            // A new id on privilege change: a session id planted before
+            // sign-in is worthless after it.
+            let stored = async {
+                session.cycle_id().await?;
+                session
+                    .insert(spicehub_core::auth::SESSION_USER_ID, &user.id)
+                    .await
+            };
+            if let Err(e) = stored.await {
+                tracing::error!(error = %e, "could not store the session");
+                set_status(http::StatusCode::INTERNAL_SERVER_ERROR.as_u16());
+                return Err(ServerFnError::new(
+                    "Signed in, but the session could not be saved. Try again.",
+                ));
+            }
+            tracing::info!(user = %user.email, "signed in");
+            leptos_axum::redirect(&safe_next(next.as_deref()));
+            Ok(())
+        }
+        Err(e @ SignInError::InvalidCredentials) => {
+            tracing::info!(address = %address, "sign-in failed: wrong e-mail or password");
+            set_status(http::StatusCode::UNAUTHORIZED.as_u16());
+            Err(ServerFnError::new(e.to_string()))
+        }
+        Err(e @ SignInError::Throttled { retry_after_secs }) => {
+            tracing::warn!(address = %address, "sign-in throttled");
+            set_status(http::StatusCode::TOO_MANY_REQUESTS.as_u16());
+            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                if let Ok(v) = http::HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    response.insert_header(http::header::RETRY_AFTER, v);
+                }
+            }
+            Err(ServerFnError::new(e.to_string()))
+        }
+        Err(SignInError::Internal(e)) => {
+            tracing::error!(error = %e, "sign-in failed: database error");
+            set_status(http::StatusCode::SERVICE_UNAVAILABLE.as_u16());
+            Err(ServerFnError::new(
+                "Sign-in is unavailable right now; the hub cannot reach its database.",
+            ))
+        }
+    }
+}
+
+#[server(prefix = "/api", endpoint = "sign_out")]
+pub async fn sign_out() -> Result<(), ServerFnError> {
+    let session: tower_sessions::Session = leptos_axum::extract()
+        .await
+        .map_err(|_| ServerFnError::new("No session to end."))?;
+    if let Err(e) = session.flush().await {
+        tracing::error!(error = %e, "could not delete the session");
+        return Err(ServerFnError::new("Could not sign out; try again."));
+    }
+    leptos_axum::redirect("/signin");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert_eq!(safe_next(Some("/registries?q=a")), "/registries?q=a");
+        assert_eq!(safe_next(Some("//evil.example")), "/");
+        assert_eq!(safe_next(Some("https://evil.example")), "/");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("/signin")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+}
