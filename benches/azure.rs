@@ -1,7 +1,7 @@
 //! Benchmarks (harness = false): token cache hits per second, and listing 1,000
 //! repositories across 100 projects against the emulator. Prints figures.
 //!
-//! `cargo +web bench -p spicehub_azure_dev --bench azure`
+//! `cargo bench --bench azure`
 
 use std::time::{Duration, Instant};
 

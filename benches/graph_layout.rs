@@ -2,7 +2,7 @@
 //! test: it prints figures (time uncached and cached, on SQLite, and the
 //! size of the SVG drawn from each layout).
 //!
-//! `cargo bench --features ssr --bench graph_layout`. The full view is
+//! `cargo bench --bench graph_layout`. The full view is
 //! laid out too, with a timeout (`SPICEHUB_BENCH_FULL_TIMEOUT` seconds,
 //! default 300), since `dot` on 5,000 nodes takes minutes.
 

@@ -9,7 +9,7 @@
 //! 3. First replication of 10,000 files / ~100 MB beside `curl` + `unzip` of
 //!    the same archive.
 //!
-//! `cargo bench --features ssr --bench sync` (SPICEHUB_BENCH_QUICK=1 for a
+//! `cargo bench --bench sync` (SPICEHUB_BENCH_QUICK=1 for a
 //! smaller run).
 
 use std::path::Path;

@@ -227,3 +227,89 @@ async fn provider_check_tests_the_saved_connection_and_says_what_is_wrong() {
         assert!(!String::from_utf8_lossy(&unknown.stderr).is_empty());
     }
 }
+
+/// Scripts parse what the commands print: standard output carries only the
+/// document, and every log line (here at `debug`, with a retried 503) goes
+/// to standard error. It also guards against the check holding the stderr
+/// lock while its worker tasks log (that deadlocked `azure check`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machine_readable_output_stays_parseable_while_logging_at_debug() {
+    use ado_emulator::{start, AccessLevel, EmulatorConfig, Fault, FaultRule, FaultScope};
+    const TENANT: &str = "11111111-2222-4333-8444-555555555555";
+    const CLIENT: &str = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
+    const SECRET: &str = "good~secret.Value-0123456789";
+    let emu_dir = tempfile::tempdir().expect("tempdir");
+    let emu = start(
+        EmulatorConfig::new(emu_dir.path().to_path_buf())
+            .with_tenant(TENANT, &["contoso.test"])
+            .with_app(TENANT, CLIENT, "spicehub sync")
+            .with_secret(CLIENT, SECRET, None)
+            .with_org("acme", "0a0a0a0a-1b1b-4c2c-8d3d-4e4e4e4e4e4e", TENANT)
+            .with_member("acme", CLIENT, AccessLevel::Basic)
+            .with_project("acme", "Alpha")
+            .with_project("acme", "Beta")
+            .with_repo("acme", "Alpha", "app"),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("emulator");
+    // One failure the client retries, so there is a retry to log; and two
+    // projects, whose repositories are listed (and logged) on other threads.
+    emu.add_fault(FaultRule::once(
+        FaultScope::DevOps,
+        Fault::ServerError { status: 503 },
+    ));
+    let debug = [("RUST_LOG", "debug"), ("SPICEHUB_TEST_CLI_SECRET", SECRET)];
+    let (authority, devops) = (emu.authority_url(), emu.devops_url());
+    let check = tokio::task::spawn_blocking(move || {
+        run(
+            &[
+                "azure",
+                "check",
+                "--tenant",
+                TENANT,
+                "--client-id",
+                CLIENT,
+                "--org",
+                "acme",
+                "--client-secret-env",
+                "SPICEHUB_TEST_CLI_SECRET",
+                "--authority-url",
+                &authority,
+                "--devops-url",
+                &devops,
+                "--json",
+            ],
+            &debug,
+        )
+    })
+    .await
+    .expect("azure check");
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{}",
+            String::from_utf8_lossy(&check.stdout)
+        )
+    });
+    assert_eq!(report["token"]["ok"], true, "{report}");
+    assert!(
+        stderr.contains("DEBUG") && stderr.contains("retrying"),
+        "the logs (and the retried 503) belong on stderr: {stderr}"
+    );
+    assert!(!stderr.contains(SECRET), "the secret was logged");
+
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data_pipeline");
+    let parsed = run(&["parse", fixture], &debug);
+    assert_eq!(parsed.status.code(), Some(0));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&parsed.stdout).expect("parse prints one JSON document");
+    assert!(doc["registries"].is_array());
+    let dot = run(&["parse", fixture, "--format", "dot"], &debug);
+    let text = String::from_utf8_lossy(&dot.stdout);
+    assert!(
+        text.trim_start().starts_with("digraph") && text.trim_end().ends_with('}'),
+        "DOT only on stdout: {text}"
+    );
+}

@@ -363,9 +363,14 @@ pub fn diagnosis_report(e: &AzureError) -> DiagnosisReport {
 
 /// `spicehub azure check`: prints to stdout/stderr and returns the exit code.
 pub async fn run_check(args: CheckArgs) -> i32 {
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    run_check_to(&args, &mut stdout.lock(), &mut stderr.lock()).await
+    // The report is written once the check is done. Holding the stdout or
+    // stderr lock across the check would deadlock: the tasks that list
+    // repositories run on other threads, and their log lines need stderr.
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = run_check_to(&args, &mut out, &mut err).await;
+    let _ = std::io::stdout().write_all(&out);
+    let _ = std::io::stderr().write_all(&err);
+    code
 }
 
 /// As [`run_check`], writing to the given streams.

@@ -287,12 +287,7 @@ impl Query {
 }
 
 fn valid_org(org: &str) -> bool {
-    !org.is_empty()
-        && org.len() <= 64
-        && org
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        && !org.starts_with(['-', '.'])
+    org.parse::<crate::OrganizationName>().is_ok()
 }
 
 impl AzureClient {
@@ -1351,7 +1346,7 @@ mod tests {
     #[test]
     fn organization_names() {
         assert!(valid_org("fabrikam"));
-        assert!(valid_org("my-org_2"));
+        assert!(valid_org("my-org-2"));
         assert!(!valid_org(""));
         assert!(!valid_org("a/b"));
         assert!(!valid_org("https://dev.azure.com/x"));

@@ -14,6 +14,7 @@ pub mod check;
 pub mod client;
 pub mod credentials;
 pub mod diagnosis;
+pub mod ids;
 pub mod models;
 pub mod retry;
 pub mod token;
@@ -23,6 +24,7 @@ pub use client::{
 };
 pub use credentials::{AssertionAlgorithm, Credential, CredentialKind};
 pub use diagnosis::{AzureError, Diagnosis, ErrorContext, Field};
+pub use ids::{is_guid, Guid, IdError, OrganizationName, TenantId};
 pub use retry::{RetryPolicy, ThrottleEvent};
 pub use token::{AccessToken, ServicePrincipal, TokenManager, TokenManagerConfig};
 

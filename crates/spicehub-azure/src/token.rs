@@ -144,16 +144,7 @@ impl fmt::Debug for ServicePrincipal {
 }
 
 fn valid_tenant(t: &str) -> bool {
-    // GUID or DNS name. `common`, `organizations` and `consumers` are multi-tenant
-    // aliases that the client-credentials flow rejects: the app must act in one tenant.
-    !t.is_empty()
-        && t.len() <= 253
-        && t.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-        && !matches!(
-            t.to_ascii_lowercase().as_str(),
-            "common" | "organizations" | "consumers"
-        )
+    t.parse::<crate::TenantId>().is_ok()
 }
 
 pub(crate) fn normalize_base_url(raw: &str) -> Result<String, AzureError> {

@@ -309,15 +309,7 @@ impl Config {
     }
 }
 
-/// `8-4-4-4-12` hexadecimal digits.
-pub fn is_guid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 5
-        && parts
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
-}
+pub use spicehub_azure::is_guid;
 
 fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(raw).map_err(|_| ConfigError::PublicUrl(raw.to_owned()))?;

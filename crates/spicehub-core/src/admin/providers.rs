@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{AdminError, DiagnosisRecord, FieldError};
-use crate::config::is_guid;
 use crate::db::providers::{
     valid_password, valid_username, CredentialKind, NewProvider, Provider, ProviderError,
     ProviderUpdate, MIN_WEBHOOK_PASSWORD,
@@ -16,6 +15,7 @@ use crate::db::providers::{
 use crate::db::DbError;
 use crate::sync::clients::{credential_from_sealed, ClientError};
 use crate::Hub;
+use spicehub_azure::is_guid;
 
 /// The Azure DevOps form as posted (every secret optional: empty means
 /// "keep the stored one"). No `Debug`: it holds secrets.
@@ -68,25 +68,15 @@ fn non_empty(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// A GUID or a domain name (`contoso.onmicrosoft.com`), not one of the
-/// multi-tenant aliases the client-credentials flow refuses.
+/// A GUID or a verified domain name (`contoso.onmicrosoft.com`), not one
+/// of the multi-tenant aliases the client-credentials flow refuses.
 pub fn valid_tenant(t: &str) -> bool {
-    is_guid(t)
-        || (t.contains('.')
-            && t.len() <= 253
-            && !t.starts_with('.')
-            && !t.ends_with('.')
-            && t.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+    t.parse::<spicehub_azure::TenantId>().is_ok()
 }
 
 /// As in `https://dev.azure.com/{organization}`.
 pub fn valid_organization(o: &str) -> bool {
-    !o.is_empty()
-        && o.len() <= 50
-        && o.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !o.starts_with('-')
-        && !o.ends_with('-')
+    o.parse::<spicehub_azure::OrganizationName>().is_ok()
 }
 
 fn parse_date(raw: &str) -> Option<i64> {
