@@ -852,16 +852,25 @@ mod tests {
     fn token_endpoint_and_authority_normalisation() {
         let cred =
             Credential::client_secret(SecretString::from("x")).unwrap_or_else(|e| panic!("{e}"));
-        let sp =
-            ServicePrincipal::with_authority("http://127.0.0.1:9/login/", "t1", "c1", cred.clone())
-                .unwrap_or_else(|e| panic!("{e}"));
+        let sp = ServicePrincipal::with_authority(
+            "http://127.0.0.1:9/login/",
+            "t1.example",
+            "c1",
+            cred.clone(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             sp.token_endpoint(),
-            "http://127.0.0.1:9/login/t1/oauth2/v2.0/token"
+            "http://127.0.0.1:9/login/t1.example/oauth2/v2.0/token"
         );
-        assert!(ServicePrincipal::with_authority("ftp://x", "t1", "c1", cred.clone()).is_err());
+        assert!(
+            ServicePrincipal::with_authority("ftp://x", "t1.example", "c1", cred.clone()).is_err()
+        );
         let dbg = format!("{sp:?}");
-        assert!(dbg.contains("t1") && !dbg.contains("\"x\""), "{dbg}");
+        assert!(
+            dbg.contains("t1.example") && !dbg.contains("\"x\""),
+            "{dbg}"
+        );
     }
 
     #[test]
