@@ -19,6 +19,31 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     cmd.output().expect("run spicehub")
 }
 
+const TENANT: &str = "11111111-2222-4333-8444-555555555555";
+const CLIENT: &str = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
+const SECRET: &str = "good~secret.Value-0123456789";
+
+/// The organization `acme`, where the app `CLIENT` (secret `SECRET`) is a
+/// member, with these projects; the first has a repository `app`.
+async fn acme_emulator(projects: &[&str]) -> (tempfile::TempDir, ado_emulator::Emulator) {
+    use ado_emulator::{start, AccessLevel, EmulatorConfig};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = EmulatorConfig::new(dir.path().to_path_buf())
+        .with_tenant(TENANT, &["contoso.test"])
+        .with_app(TENANT, CLIENT, "spicehub sync")
+        .with_secret(CLIENT, SECRET, None)
+        .with_org("acme", "0a0a0a0a-1b1b-4c2c-8d3d-4e4e4e4e4e4e", TENANT)
+        .with_member("acme", CLIENT, AccessLevel::Basic);
+    for p in projects {
+        config = config.with_project("acme", p);
+    }
+    let config = config.with_repo("acme", projects[0], "app");
+    let emu = start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("emulator");
+    (dir, emu)
+}
+
 #[test]
 fn bad_configuration_is_refused_with_a_reason() {
     let (_d, dir) = data_dir();
@@ -114,25 +139,8 @@ fn parse_prints_the_registries_or_says_why_it_cannot() {
 /// diagnosis, the secret not echoed), then a name that matches nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_check_tests_the_saved_connection_and_says_what_is_wrong() {
-    use ado_emulator::{start, AccessLevel, EmulatorConfig};
-    const TENANT: &str = "11111111-2222-4333-8444-555555555555";
-    const CLIENT: &str = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
-    const SECRET: &str = "good~secret.Value-0123456789";
     const WRONG: &str = "wrong~secret.Value-9876543210";
-    let emu_dir = tempfile::tempdir().expect("tempdir");
-    let emu = start(
-        EmulatorConfig::new(emu_dir.path().to_path_buf())
-            .with_tenant(TENANT, &["contoso.test"])
-            .with_app(TENANT, CLIENT, "spicehub sync")
-            .with_secret(CLIENT, SECRET, None)
-            .with_org("acme", "0a0a0a0a-1b1b-4c2c-8d3d-4e4e4e4e4e4e", TENANT)
-            .with_member("acme", CLIENT, AccessLevel::Basic)
-            .with_project("acme", "Alpha")
-            .with_repo("acme", "Alpha", "app"),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .expect("emulator");
+    let (_emu_dir, emu) = acme_emulator(&["Alpha"]).await;
     let (authority, devops) = (emu.authority_url(), emu.devops_url());
     for db in TestDb::all().await {
         let (_d, dir) = data_dir();
@@ -234,25 +242,8 @@ async fn provider_check_tests_the_saved_connection_and_says_what_is_wrong() {
 /// lock while its worker tasks log (that deadlocked `azure check`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn machine_readable_output_stays_parseable_while_logging_at_debug() {
-    use ado_emulator::{start, AccessLevel, EmulatorConfig, Fault, FaultRule, FaultScope};
-    const TENANT: &str = "11111111-2222-4333-8444-555555555555";
-    const CLIENT: &str = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
-    const SECRET: &str = "good~secret.Value-0123456789";
-    let emu_dir = tempfile::tempdir().expect("tempdir");
-    let emu = start(
-        EmulatorConfig::new(emu_dir.path().to_path_buf())
-            .with_tenant(TENANT, &["contoso.test"])
-            .with_app(TENANT, CLIENT, "spicehub sync")
-            .with_secret(CLIENT, SECRET, None)
-            .with_org("acme", "0a0a0a0a-1b1b-4c2c-8d3d-4e4e4e4e4e4e", TENANT)
-            .with_member("acme", CLIENT, AccessLevel::Basic)
-            .with_project("acme", "Alpha")
-            .with_project("acme", "Beta")
-            .with_repo("acme", "Alpha", "app"),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .expect("emulator");
+    use ado_emulator::{Fault, FaultRule, FaultScope};
+    let (_emu_dir, emu) = acme_emulator(&["Alpha", "Beta"]).await;
     // One failure the client retries, so there is a retry to log; and two
     // projects, whose repositories are listed (and logged) on other threads.
     emu.add_fault(FaultRule::once(
