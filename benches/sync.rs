@@ -22,11 +22,11 @@ use ado_emulator::{
 };
 use spicehub_core::admin::repositories::{add_repository, request_sync, AddRepository};
 use spicehub_core::config::AzureArgs;
+use spicehub_core::connections::ProviderConnections;
 use spicehub_core::crypto::SecretKey;
 use spicehub_core::db::providers::{CredentialKind, NewProvider};
 use spicehub_core::db::repositories::{NewRepository, RepoState};
 use spicehub_core::db::Db;
-use spicehub_core::sync::clients::Clients;
 use spicehub_core::sync::{JobKind, Queue, QueueConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_spicehub");
@@ -407,7 +407,7 @@ async fn replicate(emu: &Emulator) -> (Replica, Instant) {
     let provider = seed_provider(&db, &data).await;
     let key =
         SecretKey::load_or_generate(&data.join("secret.key")).unwrap_or_else(|e| fail("key", e));
-    let clients = Clients::new(
+    let clients = ProviderConnections::new(
         db.clone(),
         key,
         AzureArgs {

@@ -63,7 +63,7 @@ echo "viewer-password-123" | "$bin" admin create --email viewer@example.com --ro
 if [ "$seed" = seed ]; then
   out=$(echo 'Xq48Q~demo.Spicehub-Emulator_Secret.Value0' | "$bin" provider add --name "Contoso (demo)" \
         --tenant 3f4e1a52-6c1d-4b8e-9a27-5d0c7e1b2a90 --client-id 0c6f8e2a-4d3b-4f7e-9b1a-2e5d7c9a1b30 \
-        --webhook-username e2e-hook)
+        --organization contoso --webhook-username e2e-hook)
   hook_password=$(echo "$out" | sed -n 's/^webhook password[^:]*: //p')
   for pr in Commerce/e2e-shop Commerce/e2e-big; do
     "$bin" repository add --provider "Contoso (demo)" --organization contoso \

@@ -8,9 +8,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use spicehub_core::admin::AdminError;
 use spicehub_core::config::{Config, DatabaseArgs, ServeArgs};
 use spicehub_core::db::users::{Role, UserError};
 use spicehub_core::db::Db;
+use spicehub_core::Hub;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -72,24 +74,12 @@ enum AzureCommand {
     Check(spicehub_azure::check::CheckArgs),
 }
 
-/// What the provider and repository commands need: the database, the key
-/// that seals secrets, and where Entra ID and Azure DevOps are.
-#[derive(clap::Args, Debug)]
-struct HubArgs {
-    #[command(flatten)]
-    database: DatabaseArgs,
-    /// Base64 of the 32-byte key (default: the generated key in the data directory).
-    #[arg(long, env = "SPICEHUB_SECRET_KEY", hide_env_values = true)]
-    secret_key: Option<String>,
-    #[command(flatten)]
-    azure: spicehub_core::config::AzureArgs,
-}
-
 #[derive(Subcommand, Debug)]
 enum ProviderCommand {
-    /// Add an Azure DevOps provider authenticating with a client secret. The
-    /// secret's value is read from a prompt or the first line of standard
-    /// input. A webhook password is generated and printed once.
+    /// Add an Azure DevOps provider authenticating with a client secret,
+    /// validated exactly as the admin page's form. The secret's value is
+    /// read from a prompt or the first line of standard input. A webhook
+    /// password is generated and printed once.
     Add {
         /// Display name.
         #[arg(long)]
@@ -100,19 +90,23 @@ enum ProviderCommand {
         /// Application (client) ID.
         #[arg(long)]
         client_id: String,
-        /// Basic Auth user name Azure DevOps posts webhooks with.
+        /// The Azure DevOps organization, as in https://dev.azure.com/{organization}.
+        #[arg(long)]
+        organization: String,
+        /// Basic Auth user name Azure DevOps posts webhooks with (default:
+        /// `spicehub-` and six random letters or digits).
         #[arg(long)]
         webhook_username: Option<String>,
         /// When the client secret expires (YYYY-MM-DD), for the warnings.
         #[arg(long)]
         secret_expires: Option<String>,
         #[command(flatten)]
-        hub: HubArgs,
+        hub: ServeArgs,
     },
     /// List providers.
     List {
         #[command(flatten)]
-        hub: HubArgs,
+        hub: ServeArgs,
     },
     /// Test a saved provider's connection as the admin page's "Test
     /// connection" does (a token, then its organization's projects and
@@ -126,7 +120,7 @@ enum ProviderCommand {
         #[arg(long)]
         organization: Option<String>,
         #[command(flatten)]
-        hub: HubArgs,
+        hub: ServeArgs,
     },
 }
 
@@ -150,12 +144,12 @@ enum RepositoryCommand {
         #[arg(long)]
         branch: Option<String>,
         #[command(flatten)]
-        hub: HubArgs,
+        hub: ServeArgs,
     },
     /// List repositories with their sync state.
     List {
         #[command(flatten)]
-        hub: HubArgs,
+        hub: ServeArgs,
     },
     /// Queue a synchronization of one repository (by GUID).
     Sync {
@@ -166,7 +160,7 @@ enum RepositoryCommand {
         #[arg(long)]
         commit: Option<String>,
         #[command(flatten)]
-        hub: HubArgs,
+        hub: ServeArgs,
     },
 }
 
@@ -258,30 +252,35 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-struct Hub {
-    db: Db,
-    key: spicehub_core::crypto::SecretKey,
-    azure: spicehub_core::config::AzureArgs,
+/// The provider and repository commands open the hub as `serve` does, so
+/// they validate, seal and connect exactly as the admin pages.
+async fn open_hub(args: ServeArgs) -> Result<Hub, String> {
+    let config = Config::from_args(args).map_err(|e| e.to_string())?;
+    Hub::open(config).await.map_err(|e| e.to_string())
 }
 
-async fn open_hub(args: HubArgs) -> Result<Hub, String> {
-    spicehub_core::config::ensure_dir(&args.database.data_dir).map_err(|e| e.to_string())?;
-    let key = match &args.secret_key {
-        Some(k) => spicehub_core::crypto::SecretKey::from_base64(k),
-        None => spicehub_core::crypto::SecretKey::load_or_generate(
-            &args.database.data_dir.join("secret.key"),
-        ),
+/// A refused form, in the command line's words: each field as its flag.
+fn admin_error(e: AdminError) -> String {
+    match e {
+        AdminError::Fields(fields) => fields
+            .iter()
+            .map(|f| {
+                let flag = match f.field.as_str() {
+                    "display_name" => "--name",
+                    "tenant_id" => "--tenant",
+                    "client_id" => "--client-id",
+                    "client_secret" => "the client secret (standard input)",
+                    "secret_expires" => "--secret-expires",
+                    "organization" => "--organization",
+                    "webhook_username" => "--webhook-username",
+                    other => other,
+                };
+                format!("{flag}: {}", f.message)
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => other.to_string(),
     }
-    .map_err(|e| e.to_string())?;
-    let db = Db::connect(&args.database.url())
-        .await
-        .map_err(|e| e.to_string())?;
-    db.migrate().await.map_err(|e| e.to_string())?;
-    Ok(Hub {
-        db,
-        key,
-        azure: args.azure,
-    })
 }
 
 fn read_secret(prompt: &str) -> Result<String, String> {
@@ -298,60 +297,43 @@ fn read_secret(prompt: &str) -> Result<String, String> {
 }
 
 async fn provider_command(command: ProviderCommand) -> Result<ExitCode, String> {
-    use spicehub_core::db::providers::{generate_webhook_password, CredentialKind, NewProvider};
+    use spicehub_core::admin::providers::{default_webhook_username, save, ProviderInput};
+    use spicehub_core::db::providers::generate_webhook_password;
     match command {
         ProviderCommand::Add {
             name,
             tenant,
             client_id,
+            organization,
             webhook_username,
             secret_expires,
             hub,
         } => {
             let secret = read_secret("Client secret value: ")?;
-            if secret.trim().is_empty() {
-                return Err("no client secret given".into());
-            }
-            let expires = match secret_expires {
-                None => None,
-                Some(d) => {
-                    let format = time::macros::format_description!("[year]-[month]-[day]");
-                    let date = time::Date::parse(&d, format).map_err(|_| {
-                        format!("--secret-expires `{d}` is not a date such as 2027-06-30")
-                    })?;
-                    Some(date.midnight().assume_utc().unix_timestamp())
-                }
-            };
             let hub = open_hub(hub).await?;
             let password = generate_webhook_password();
-            let username = webhook_username.unwrap_or_else(|| {
-                format!(
-                    "spicehub-{}",
-                    &uuid::Uuid::new_v4().simple().to_string()[..8]
-                )
-            });
+            let input = ProviderInput {
+                display_name: name,
+                onboarding: "app_registration".into(),
+                tenant_id: tenant,
+                client_id,
+                credential_kind: "client_secret".into(),
+                client_secret: Some(secret),
+                secret_expires,
+                organization,
+                webhook_username: webhook_username.unwrap_or_else(default_webhook_username),
+                webhook_password: Some(password.clone()),
+                ..ProviderInput::default()
+            };
+            let id = save(&hub, &input).await.map_err(admin_error)?;
             let provider = hub
                 .db
-                .create_provider(
-                    &hub.key,
-                    &NewProvider {
-                        display_name: &name,
-                        tenant_id: tenant.trim(),
-                        client_id: client_id.trim(),
-                        credential_kind: CredentialKind::ClientSecret,
-                        credential: secret.as_bytes(),
-                        webhook_username: &username,
-                        webhook_password: &password,
-                        secret_expires_at: expires,
-                    },
-                )
+                .provider(&id)
                 .await
-                .map_err(|e| e.to_string())?;
-            println!(
-                "provider {} created ({})",
-                provider.display_name, provider.id
-            );
-            println!("webhook user name: {username}");
+                .map_err(|e| e.to_string())?
+                .ok_or("the provider vanished right after it was saved")?;
+            println!("provider {} created ({id})", provider.display_name);
+            println!("webhook user name: {}", provider.webhook_username);
             println!("webhook password (shown once, store it in the service hook): {password}");
             Ok(ExitCode::SUCCESS)
         }
@@ -361,15 +343,24 @@ async fn provider_command(command: ProviderCommand) -> Result<ExitCode, String> 
             hub,
         } => check_provider(&provider, organization.as_deref(), hub).await,
         ProviderCommand::List { hub } => {
+            use spicehub_core::admin::providers::primary_organization;
             let hub = open_hub(hub).await?;
             for p in hub.db.providers().await.map_err(|e| e.to_string())? {
+                let organization = primary_organization(&hub.db, &p)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 println!(
-                    "{}\t{}\ttenant {}\tclient {}\t{}",
+                    "{}\t{}\ttenant {}\tclient {}\t{}\torganization {}",
                     p.id,
                     p.display_name,
                     p.tenant_id,
                     p.client_id,
-                    p.credential_kind.as_str()
+                    p.credential_kind.as_str(),
+                    if organization.is_empty() {
+                        "-"
+                    } else {
+                        organization.as_str()
+                    }
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -380,18 +371,21 @@ async fn provider_command(command: ProviderCommand) -> Result<ExitCode, String> 
 async fn check_provider(
     provider: &str,
     organization: Option<&str>,
-    hub: HubArgs,
+    hub: ServeArgs,
 ) -> Result<ExitCode, String> {
     use spicehub_core::admin::repositories::find_provider;
     let hub = open_hub(hub).await?;
     let id = find_provider(&hub.db, provider)
         .await
         .map_err(|e| e.to_string())?;
-    let clients = hub_clients(&hub)?;
-    let check =
-        spicehub_core::admin::providers::test_connection(&hub.db, &clients, &id, organization)
-            .await
-            .map_err(|e| e.to_string())?;
+    let check = spicehub_core::admin::providers::test_connection(
+        &hub.db,
+        &hub.connections,
+        &id,
+        organization,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let organization = if check.organization.is_empty() {
         "(no organization saved)".to_owned()
     } else {
@@ -423,21 +417,11 @@ async fn check_provider(
     }
 }
 
-fn hub_clients(hub: &Hub) -> Result<spicehub_core::sync::clients::Clients, String> {
-    spicehub_core::sync::clients::Clients::new(
-        hub.db.clone(),
-        hub.key.clone(),
-        hub.azure.clone(),
-        Default::default(),
-    )
-    .map_err(|e| e.to_string())
-}
-
 async fn repository_command(command: RepositoryCommand) -> Result<(), String> {
     use spicehub_core::admin::repositories::{
         add_repository, find_provider, request_sync, AddRepository,
     };
-    use spicehub_core::sync::{JobKind, Queue, QueueConfig};
+    use spicehub_core::sync::JobKind;
     match command {
         RepositoryCommand::Add {
             provider,
@@ -451,12 +435,10 @@ async fn repository_command(command: RepositoryCommand) -> Result<(), String> {
             let provider_id = find_provider(&hub.db, &provider)
                 .await
                 .map_err(|e| e.to_string())?;
-            let clients = hub_clients(&hub)?;
-            let queue = Queue::new(hub.db.clone(), QueueConfig::default());
             let repo = add_repository(
                 &hub.db,
-                &clients,
-                &queue,
+                &hub.connections,
+                &hub.queue,
                 &AddRepository {
                     provider_id: &provider_id,
                     organization: &organization,
@@ -501,8 +483,7 @@ async fn repository_command(command: RepositoryCommand) -> Result<(), String> {
                 "reparse" => JobKind::Reparse,
                 _ => JobKind::RecentChanges,
             };
-            let queue = Queue::new(hub.db.clone(), QueueConfig::default());
-            let job = request_sync(&hub.db, &queue, &repository, kind, commit.as_deref())
+            let job = request_sync(&hub.db, &hub.queue, &repository, kind, commit.as_deref())
                 .await
                 .map_err(|e| e.to_string())?;
             println!("queued job {job}");

@@ -154,7 +154,7 @@ async fn provider_check_tests_the_saved_connection_and_says_what_is_wrong() {
         let add = |name: &str, secret: &str| {
             let mut cmd = Command::new(BIN);
             cmd.args(["provider", "add", "--name", name, "--tenant", TENANT])
-                .args(["--client-id", CLIENT])
+                .args(["--client-id", CLIENT, "--organization", "acme"])
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped());
@@ -303,4 +303,42 @@ async fn machine_readable_output_stays_parseable_while_logging_at_debug() {
         text.trim_start().starts_with("digraph") && text.trim_end().ends_with('}'),
         "DOT only on stdout: {text}"
     );
+}
+
+/// `provider add` validates exactly as the admin page's form: each refused
+/// field is named by its flag, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_add_is_validated_as_the_admin_form_is() {
+    for db in TestDb::all().await {
+        let (_d, dir) = data_dir();
+        let dir = dir.to_str().unwrap().to_owned();
+        let env = [
+            ("DATABASE_URL", db.url.as_str()),
+            ("SPICEHUB_DATA_DIR", dir.as_str()),
+        ];
+        let mut cmd = Command::new(BIN);
+        cmd.args(["provider", "add", "--name", "Contoso", "--tenant", "common"])
+            .args(["--client-id", "not-a-guid", "--organization", "two words"])
+            .env_remove("DATABASE_URL")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn provider add");
+        let mut stdin = child.stdin.take().expect("stdin");
+        std::io::Write::write_all(&mut stdin, b"some~secret.Value-0123456789\n").expect("secret");
+        drop(stdin);
+        let out = child.wait_with_output().expect("provider add");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        for flag in ["--tenant:", "--client-id:", "--organization:"] {
+            assert!(stderr.contains(flag), "{flag} not named: {stderr}");
+        }
+        assert!(!stderr.contains("some~secret"), "the secret was echoed");
+        let list = run(&["provider", "list"], &env);
+        assert!(list.status.success());
+        assert!(list.stdout.is_empty(), "a refused provider was stored");
+    }
 }

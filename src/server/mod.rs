@@ -3,12 +3,13 @@
 //! shutdown.
 
 pub mod consent;
-pub mod directory;
+pub mod csrf;
 pub mod health;
 pub mod ingest;
 pub mod metrics;
 pub mod middleware;
 pub mod webhook;
+pub mod webhook_cache;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +24,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use spicehub_core::auth::csrf::{self, CsrfPolicy};
+use csrf::CsrfPolicy;
 use spicehub_core::config::Config;
 use spicehub_core::db::sessions::DbSessionStore;
 use spicehub_core::db::Db;
@@ -42,7 +43,7 @@ pub struct AppState {
     /// Webhook deliveries are committed through this writer (group commit).
     pub ingest: ingest::Ingest,
     /// Webhook credentials and repositories, cached for the webhook route.
-    pub directory: Arc<directory::Directory>,
+    pub webhook_cache: Arc<webhook_cache::WebhookCache>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -167,7 +168,7 @@ pub async fn serve(mut config: Config) -> Result<(), ServeError> {
             db.clone(),
             spicehub_core::sync::QueueConfig::default().max_attempts,
         ),
-        directory: Arc::new(directory::Directory::new(db.clone())),
+        webhook_cache: Arc::new(webhook_cache::WebhookCache::new(db.clone())),
     };
     let sessions = DbSessionStore::new(db.clone());
     let cleanup = tokio::spawn(async move {
@@ -216,7 +217,7 @@ fn start_sync(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     use spicehub_core::sync::{engine, files, reconcile, runner};
-    let (db, config, queue, clients) = (&hub.db, &hub.config, &hub.queue, &hub.clients);
+    let (db, config, queue, clients) = (&hub.db, &hub.config, &hub.queue, &hub.connections);
     let engine = Arc::new(engine::SyncEngine::new(
         db.clone(),
         clients.clone(),

@@ -125,7 +125,7 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bo
     let Some((user, password)) = basic_credentials(&headers) else {
         return unauthorized();
     };
-    let provider_id = match state.directory.authenticate(&user, &password).await {
+    let provider_id = match state.webhook_cache.authenticate(&user, &password).await {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, "webhook: cannot read provider credentials");
@@ -319,7 +319,11 @@ async fn decide(
             "the push names no repository (set \"Resource details to send\" to All)".into(),
         ));
     };
-    let Some(repository) = state.directory.repository(provider_id, &repo_guid).await? else {
+    let Some(repository) = state
+        .webhook_cache
+        .repository(provider_id, &repo_guid)
+        .await?
+    else {
         return Ok(ignored(format!(
             "repository {repo_guid} is not replicated by this hub"
         )));

@@ -11,11 +11,11 @@ use ado_emulator::{
 };
 use spicehub_core::admin::repositories::{add_repository, AddRepository};
 use spicehub_core::config::AzureArgs;
+use spicehub_core::connections::ProviderConnections;
 use spicehub_core::crypto::SecretKey;
 use spicehub_core::db::providers::{CredentialKind, NewProvider};
 use spicehub_core::db::repositories::Repository;
 use spicehub_core::db::Db;
-use spicehub_core::sync::clients::Clients;
 use spicehub_core::sync::{Job, JobStatus, Queue, QueueConfig};
 
 use crate::common::{data_dir, Hub, HubOptions, TestDb};
@@ -58,7 +58,7 @@ pub struct Setup {
     pub hub: Option<Hub>,
     pub data: PathBuf,
     pub provider_id: String,
-    pub clients: Clients,
+    pub clients: ProviderConnections,
     pub queue: Queue,
     pub label: &'static str,
     pub env: Vec<(&'static str, String)>,
@@ -119,7 +119,7 @@ impl Setup {
             )
             .await
             .expect("provider");
-        let clients = Clients::new(
+        let clients = ProviderConnections::new(
             db.clone(),
             key,
             AzureArgs {

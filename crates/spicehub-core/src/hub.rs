@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::connections::ProviderConnections;
 use crate::db::{Db, DbError};
-use crate::sync::clients::Clients;
 use crate::sync::{Queue, QueueConfig};
 
 /// Everything a request handler, server function or command may need.
@@ -19,7 +19,7 @@ pub struct Hub {
     /// The sync queue (admin actions enqueue on it).
     pub queue: Queue,
     /// Azure DevOps clients per provider (shared token cache).
-    pub clients: Clients,
+    pub connections: ProviderConnections,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +41,7 @@ impl Hub {
 
     /// A hub on an open, migrated database.
     pub fn with_db(db: Db, config: Arc<Config>) -> Result<Hub, HubError> {
-        let clients = Clients::new(
+        let connections = ProviderConnections::new(
             db.clone(),
             config.secret_key.clone(),
             config.azure.clone(),
@@ -63,7 +63,7 @@ impl Hub {
             db,
             config,
             queue,
-            clients,
+            connections,
         })
     }
 }

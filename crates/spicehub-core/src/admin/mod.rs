@@ -62,8 +62,9 @@ impl FieldError {
     }
 }
 
-/// Why an admin command failed, in words an admin can act on.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// Why an admin command failed. The command line prints it; the web layer
+/// maps it once to what a page shows.
+#[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("{0}")]
     Message(String),
@@ -71,4 +72,35 @@ pub enum AdminError {
     Fields(Vec<FieldError>),
     #[error("{}: {}", .0.title, .0.hint)]
     Diagnosed(DiagnosisRecord),
+    #[error("no Git provider is named `{0}`")]
+    UnknownProvider(String),
+    #[error("no such repository in the hub")]
+    UnknownRepository,
+    #[error("this repository is already replicated")]
+    AlreadyAdded,
+    #[error("the repository is disabled in Azure DevOps")]
+    Disabled,
+    #[error("the repository is empty: add it after its first push")]
+    Empty,
+    #[error("`{0}` is not a commit hash (40 hexadecimal characters)")]
+    BadCommit(String),
+    #[error("{0}")]
+    Azure(#[from] AzureError),
+    #[error(transparent)]
+    Connection(#[from] crate::connections::ConnectionError),
+    #[error(transparent)]
+    Provider(#[from] crate::db::providers::ProviderError),
+    #[error(transparent)]
+    Queue(#[from] crate::sync::QueueError),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+}
+
+impl From<crate::db::repositories::RepositoryError> for AdminError {
+    fn from(e: crate::db::repositories::RepositoryError) -> Self {
+        match e {
+            crate::db::repositories::RepositoryError::Exists => AdminError::AlreadyAdded,
+            crate::db::repositories::RepositoryError::Db(e) => AdminError::Db(e),
+        }
+    }
 }

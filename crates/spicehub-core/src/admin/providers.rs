@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{AdminError, DiagnosisRecord, FieldError};
+use crate::connections::{credential_from_sealed, ConnectionError};
 use crate::db::providers::{
     valid_password, valid_username, CredentialKind, NewProvider, Provider, ProviderError,
     ProviderUpdate, MIN_WEBHOOK_PASSWORD,
 };
 use crate::db::DbError;
-use crate::sync::clients::{credential_from_sealed, ClientError};
 use crate::Hub;
 use spicehub_azure::is_guid;
 
@@ -359,8 +359,20 @@ pub async fn save(hub: &Hub, input: &ProviderInput) -> Result<String, AdminError
     set_primary_organization(db, &id, &valid.organization)
         .await
         .map_err(internal)?;
-    hub.clients.forget(&id);
+    hub.connections.forget(&id);
     Ok(id)
+}
+
+/// A fresh default webhook user name (`spicehub-` and six letters or
+/// digits), for the form and for `spicehub provider add`.
+pub fn default_webhook_username() -> String {
+    use rand::Rng;
+    let suffix: String = rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(6)
+        .map(|c| char::from(c).to_ascii_lowercase())
+        .collect();
+    format!("spicehub-{suffix}")
 }
 
 /// The organization the form names (Test connection uses it) is kept in
@@ -425,7 +437,7 @@ pub async fn primary_organization(db: &crate::db::Db, p: &Provider) -> Result<St
 /// health) and returned.
 pub async fn test_connection(
     db: &crate::db::Db,
-    clients: &crate::sync::clients::Clients,
+    clients: &crate::connections::ProviderConnections,
     id: &str,
     organization: Option<&str>,
 ) -> Result<CheckRecord, DbError> {
@@ -454,8 +466,8 @@ pub async fn test_connection(
             record.repositories = report.projects.iter().map(|p| p.repositories.len()).sum();
             record.diagnosis = error.as_ref().map(DiagnosisRecord::of_error);
         }
-        Err(ClientError::Azure(e)) => record.diagnosis = Some(DiagnosisRecord::of_error(&e)),
-        Err(ClientError::Db(e)) => return Err(e),
+        Err(ConnectionError::Azure(e)) => record.diagnosis = Some(DiagnosisRecord::of_error(&e)),
+        Err(ConnectionError::Db(e)) => return Err(e),
         Err(other) => {
             record.diagnosis = Some(DiagnosisRecord {
                 code: "hub_configuration".into(),
@@ -477,10 +489,10 @@ pub async fn test_connection(
     Ok(record)
 }
 
-pub fn client_error(e: ClientError) -> AdminError {
+pub fn client_error(e: ConnectionError) -> AdminError {
     match e {
-        ClientError::Azure(e) => AdminError::Diagnosed(DiagnosisRecord::of_error(&e)),
-        ClientError::Db(e) => internal(e),
+        ConnectionError::Azure(e) => AdminError::Diagnosed(DiagnosisRecord::of_error(&e)),
+        ConnectionError::Db(e) => internal(e),
         other => AdminError::Message(other.to_string()),
     }
 }
@@ -494,7 +506,7 @@ pub async fn add_selected(
     repos: &BTreeMap<String, String>,
     projects: &BTreeMap<String, String>,
 ) -> Result<usize, AdminError> {
-    use super::repositories::{add_repository, AddRepository, RepositoryCommandError as RepoError};
+    use super::repositories::{add_repository, AddRepository};
     let organization = organization.trim();
     if repos.is_empty() && projects.is_empty() {
         return Err(AdminError::Message(
@@ -509,7 +521,7 @@ pub async fn add_selected(
         .collect();
     if !projects.is_empty() {
         let client = hub
-            .clients
+            .connections
             .for_org(provider_id, organization)
             .await
             .map_err(client_error)?;
@@ -534,7 +546,7 @@ pub async fn add_selected(
     for (project, repository) in &chosen {
         match add_repository(
             &hub.db,
-            &hub.clients,
+            &hub.connections,
             &hub.queue,
             &AddRepository {
                 provider_id,
@@ -547,13 +559,13 @@ pub async fn add_selected(
         .await
         {
             Ok(_) => added += 1,
-            Err(RepoError::AlreadyAdded) => {}
-            Err(RepoError::Azure(e)) => {
+            Err(AdminError::AlreadyAdded) => {}
+            Err(AdminError::Azure(e)) => {
                 let d = DiagnosisRecord::of_error(&e);
                 failures.push(format!("{repository}: {}. {}", d.title, d.hint));
             }
-            Err(RepoError::Client(e)) => failures.push(format!("{repository}: {e}")),
-            Err(RepoError::Db(e)) => return Err(internal(e)),
+            Err(AdminError::Connection(e)) => failures.push(format!("{repository}: {e}")),
+            Err(AdminError::Db(e)) => return Err(internal(e)),
             Err(e) => failures.push(format!("{repository}: {e}")),
         }
     }
@@ -600,7 +612,7 @@ pub async fn complete_consent(
             tracing::error!(error = %e, "admin consent: database error");
             "The hub could not record the consent (database error). Try again.".to_owned()
         })?;
-    hub.clients.forget(&provider_id);
+    hub.connections.forget(&provider_id);
     tracing::info!(provider = %provider_id, tenant = %tenant, "admin consent granted");
     Ok((provider_id, None))
 }

@@ -2,50 +2,14 @@
 //! principal, stored by GUID, first replication queued) and the manual sync
 //! actions.
 
-use crate::db::providers::ProviderError;
-use crate::db::repositories::{full_branch_ref, NewRepository, Repository, RepositoryError};
+use super::AdminError;
+use crate::connections::ProviderConnections;
+use crate::db::repositories::{full_branch_ref, NewRepository, Repository};
 use crate::db::{Db, DbError};
-use crate::sync::clients::{ClientError, Clients};
-use crate::sync::{JobKind, NewJob, Queue, QueueError};
-use spicehub_azure::AzureError;
-
-#[derive(Debug, thiserror::Error)]
-pub enum RepositoryCommandError {
-    #[error("no Git provider is named `{0}`")]
-    UnknownProvider(String),
-    #[error("no such repository in the hub")]
-    UnknownRepository,
-    #[error("this repository is already replicated")]
-    AlreadyAdded,
-    #[error("the repository is disabled in Azure DevOps")]
-    Disabled,
-    #[error("the repository is empty: add it after its first push")]
-    Empty,
-    #[error("`{0}` is not a commit hash (40 hexadecimal characters)")]
-    BadCommit(String),
-    #[error("{0}")]
-    Azure(#[from] AzureError),
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    #[error(transparent)]
-    Provider(#[from] ProviderError),
-    #[error(transparent)]
-    Queue(#[from] QueueError),
-    #[error(transparent)]
-    Db(#[from] DbError),
-}
-
-impl From<RepositoryError> for RepositoryCommandError {
-    fn from(e: RepositoryError) -> Self {
-        match e {
-            RepositoryError::Exists => RepositoryCommandError::AlreadyAdded,
-            RepositoryError::Db(e) => RepositoryCommandError::Db(e),
-        }
-    }
-}
+use crate::sync::{JobKind, NewJob, Queue};
 
 /// A provider by id or display name.
-pub async fn find_provider(db: &Db, name_or_id: &str) -> Result<String, RepositoryCommandError> {
+pub async fn find_provider(db: &Db, name_or_id: &str) -> Result<String, AdminError> {
     let providers = db.providers().await?;
     providers
         .iter()
@@ -56,7 +20,7 @@ pub async fn find_provider(db: &Db, name_or_id: &str) -> Result<String, Reposito
                 .find(|p| p.display_name.eq_ignore_ascii_case(name_or_id))
         })
         .map(|p| p.id.clone())
-        .ok_or_else(|| RepositoryCommandError::UnknownProvider(name_or_id.to_owned()))
+        .ok_or_else(|| AdminError::UnknownProvider(name_or_id.to_owned()))
 }
 
 pub struct AddRepository<'a> {
@@ -74,20 +38,20 @@ pub struct AddRepository<'a> {
 /// GUID and queues its first replication.
 pub async fn add_repository(
     db: &Db,
-    clients: &Clients,
+    clients: &ProviderConnections,
     queue: &Queue,
     req: &AddRepository<'_>,
-) -> Result<Repository, RepositoryCommandError> {
+) -> Result<Repository, AdminError> {
     let organization = req.organization.trim();
     let client = clients.for_org(req.provider_id, organization).await?;
     let remote = client.get_repository(req.project, req.repository).await?;
     if remote.disabled() {
-        return Err(RepositoryCommandError::Disabled);
+        return Err(AdminError::Disabled);
     }
     let branch = match (req.branch, remote.default_branch.as_deref()) {
         (Some(b), _) => full_branch_ref(b),
         (None, Some(b)) => full_branch_ref(b),
-        (None, None) => return Err(RepositoryCommandError::Empty),
+        (None, None) => return Err(AdminError::Empty),
     };
     let (project_id, project_name) = match &remote.project {
         Some(p) => (p.id.clone(), p.name.clone()),
@@ -126,22 +90,20 @@ pub async fn request_sync(
     repository_id: &str,
     kind: JobKind,
     commit: Option<&str>,
-) -> Result<String, RepositoryCommandError> {
+) -> Result<String, AdminError> {
     let repo = db
         .repository(repository_id)
         .await?
-        .ok_or(RepositoryCommandError::UnknownRepository)?;
+        .ok_or(AdminError::UnknownRepository)?;
     let commit = match (kind, commit) {
         (JobKind::FromCommit, Some(c)) => {
             let c = c.trim().to_ascii_lowercase();
             if c.len() != 40 || !c.chars().all(|ch| ch.is_ascii_hexdigit()) {
-                return Err(RepositoryCommandError::BadCommit(c));
+                return Err(AdminError::BadCommit(c));
             }
             Some(c)
         }
-        (JobKind::FromCommit, None) => {
-            return Err(RepositoryCommandError::BadCommit(String::new()))
-        }
+        (JobKind::FromCommit, None) => return Err(AdminError::BadCommit(String::new())),
         _ => None,
     };
     Ok(queue

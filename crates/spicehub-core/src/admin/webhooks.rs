@@ -2,7 +2,7 @@
 //! to paste into a service hook, and **Create the webhook for me**.
 
 use super::{AdminError, DiagnosisRecord};
-use crate::sync::clients::ClientError;
+use crate::connections::ConnectionError;
 use crate::sync::hooks::{create_webhook, HookError, HookOutcome};
 use crate::Hub;
 
@@ -11,7 +11,7 @@ use crate::Hub;
 pub async fn create_webhook_for(hub: &Hub, repository_id: &str) -> Result<String, AdminError> {
     let created = create_webhook(
         &hub.db,
-        &hub.clients,
+        &hub.connections,
         &hub.config.secret_key,
         &hub.config.public_url,
         repository_id,
@@ -46,8 +46,10 @@ pub async fn create_webhook_for(hub: &Hub, repository_id: &str) -> Result<String
                 hook.status.as_deref().unwrap_or("status unknown")
             ))
         }
-        Err(HookError::Azure(e)) | Err(HookError::Client(ClientError::Azure(e))) => Err(azure(&e)),
-        Err(HookError::Db(e)) | Err(HookError::Client(ClientError::Db(e))) => {
+        Err(HookError::Azure(e)) | Err(HookError::Client(ConnectionError::Azure(e))) => {
+            Err(azure(&e))
+        }
+        Err(HookError::Db(e)) | Err(HookError::Client(ConnectionError::Db(e))) => {
             tracing::error!(error = %e, "create webhook: database error");
             Err(AdminError::Message(
                 "The hub could not record the hook (database error). Try again.".into(),

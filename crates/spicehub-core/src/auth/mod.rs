@@ -1,7 +1,7 @@
 //! Who may do what: password hashing, the sign-in policy with its failure
-//! throttling, the signed-in user carried by each request, and CSRF checks.
+//! throttling, and the signed-in user carried by each request. (The CSRF
+//! check is HTTP middleware: it lives in the binary's `server::csrf`.)
 
-pub mod csrf;
 pub mod password;
 pub mod signin;
 

@@ -26,7 +26,6 @@ use futures_util::stream::{self, StreamExt};
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
-use super::clients::{ClientError, Clients};
 use super::files::{
     noted, stage_content, unpack_zip, wanted, ArchiveError, ArchiveLimits, SnapshotTree, Staged,
     Wanted, NOTE_SUBMODULES, NOTE_SYMLINK, NOTE_VENDORED,
@@ -34,6 +33,7 @@ use super::files::{
 use super::prepare::Preparer;
 use super::queue::{Job, JobKind};
 use super::runner::{JobFailure, JobHandler, Progress};
+use crate::connections::{ConnectionError, ProviderConnections};
 use crate::db::repositories::{RepoState, Repository};
 use crate::db::snapshots::SwitchInfo;
 use crate::db::{Db, DbError};
@@ -63,7 +63,7 @@ pub enum SyncError {
     #[error("{0}")]
     Azure(#[from] AzureError),
     #[error(transparent)]
-    Client(#[from] ClientError),
+    Client(#[from] ConnectionError),
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     #[error("database error: {0}")]
@@ -97,8 +97,8 @@ impl SyncError {
     pub fn retryable(&self) -> bool {
         match self {
             SyncError::Azure(e) => e.is_transient(),
-            SyncError::Client(ClientError::Azure(e)) => e.is_transient(),
-            SyncError::Client(ClientError::Db(_)) => true,
+            SyncError::Client(ConnectionError::Azure(e)) => e.is_transient(),
+            SyncError::Client(ConnectionError::Db(_)) => true,
             SyncError::Client(_) => false,
             SyncError::Archive(e) => e.retryable(),
             SyncError::Db(_) | SyncError::Io(_) | SyncError::Internal(_) => true,
@@ -110,7 +110,7 @@ impl SyncError {
 /// The sync engine. One per hub instance; jobs run on it concurrently.
 pub struct SyncEngine {
     db: Db,
-    clients: Clients,
+    clients: ProviderConnections,
     settings: EngineSettings,
     org_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
@@ -129,7 +129,7 @@ fn short(commit: &str) -> &str {
 }
 
 impl SyncEngine {
-    pub fn new(db: Db, clients: Clients, settings: EngineSettings) -> Self {
+    pub fn new(db: Db, clients: ProviderConnections, settings: EngineSettings) -> Self {
         Self {
             db,
             clients,

@@ -5,7 +5,7 @@
 
 use url::Url;
 
-use super::clients::{ClientError, Clients};
+use crate::connections::{ConnectionError, ProviderConnections};
 use crate::crypto::SecretKey;
 use crate::db::hooks::HookSubscription;
 use crate::db::providers::{Organization, ProviderError};
@@ -24,7 +24,7 @@ pub enum HookError {
     #[error("{0}")]
     Azure(#[from] AzureError),
     #[error(transparent)]
-    Client(#[from] ClientError),
+    Client(#[from] ConnectionError),
     #[error(transparent)]
     Provider(#[from] ProviderError),
     #[error(transparent)]
@@ -67,7 +67,7 @@ async fn repository_and_org(
 /// A client of the organization that holds the hook's repository.
 async fn client_for(
     db: &Db,
-    clients: &Clients,
+    clients: &ProviderConnections,
     hook: &HookSubscription,
 ) -> Result<AzureClient, HookError> {
     let (_, org) = repository_and_org(db, &hook.repository_id).await?;
@@ -76,7 +76,7 @@ async fn client_for(
 
 async fn create_for(
     db: &Db,
-    clients: &Clients,
+    clients: &ProviderConnections,
     key: &SecretKey,
     public_url: &Url,
     repository_id: &str,
@@ -125,7 +125,7 @@ pub enum HookOutcome {
 /// disabled or deleted it.
 pub async fn create_webhook(
     db: &Db,
-    clients: &Clients,
+    clients: &ProviderConnections,
     key: &SecretKey,
     public_url: &Url,
     repository_id: &str,
@@ -170,7 +170,7 @@ pub async fn create_webhook(
 /// The subscription as Azure DevOps has it now.
 async fn subscription_of(
     db: &Db,
-    clients: &Clients,
+    clients: &ProviderConnections,
     hook: &HookSubscription,
 ) -> Result<Subscription, HookError> {
     let client = client_for(db, clients, hook).await?;
@@ -184,7 +184,7 @@ async fn subscription_of(
 /// subscriptions."
 async fn replace(
     db: &Db,
-    clients: &Clients,
+    clients: &ProviderConnections,
     key: &SecretKey,
     public_url: &Url,
     hook: &HookSubscription,
@@ -216,7 +216,7 @@ async fn replace(
 /// the others (it is logged and retried at the next pass).
 pub async fn recreate_disabled(
     db: &Db,
-    clients: &Clients,
+    clients: &ProviderConnections,
     key: &SecretKey,
     public_url: &Url,
 ) -> Result<usize, HookError> {
@@ -237,7 +237,7 @@ pub async fn recreate_disabled(
 
 async fn check_one(
     db: &Db,
-    clients: &Clients,
+    clients: &ProviderConnections,
     key: &SecretKey,
     public_url: &Url,
     hook: &HookSubscription,

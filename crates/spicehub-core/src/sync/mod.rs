@@ -1,13 +1,12 @@
 //! The sync engine. Webhook deliveries, admin actions and the periodic
 //! reconcile enqueue jobs on a durable queue in the database (`queue`);
 //! runners on any hub instance claim them with a lease (`runner`) and hand
-//! them to the `engine`, which fetches from Azure DevOps (`clients`), stages
+//! them to the `engine`, which fetches from Azure DevOps (through `crate::connections`), stages
 //! the kept files (`files`) as a new snapshot, parses it (a full sync
 //! parses each file as it is stored: `prepare`) and switches the
 //! repository to it atomically. `reconcile` catches up missed webhooks and
 //! `hooks` creates and repairs service hook subscriptions.
 
-pub mod clients;
 pub mod engine;
 pub mod files;
 pub mod hooks;

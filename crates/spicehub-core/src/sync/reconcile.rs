@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use url::Url;
 
-use super::clients::Clients;
 use super::hooks;
 use super::queue::{JobKind, NewJob, Queue};
+use crate::connections::ProviderConnections;
 use crate::crypto::SecretKey;
 use crate::db::repositories::RepoState;
 use crate::db::{Db, DbError};
@@ -54,7 +54,7 @@ pub async fn enqueue_all(db: &Db, queue: &Queue) -> Result<usize, DbError> {
 pub struct Scheduler {
     pub db: Db,
     pub queue: Queue,
-    pub clients: Clients,
+    pub clients: ProviderConnections,
     pub key: SecretKey,
     pub public_url: Url,
     pub interval: Duration,

@@ -337,7 +337,7 @@ pub async fn delete_provider(id: String) -> Result<(), AdminError> {
     let user = ssr::require_admin()?;
     let state = ssr::state()?;
     state.db.delete_provider(&id).await.map_err(ssr::internal)?;
-    state.clients.forget(&id);
+    state.connections.forget(&id);
     tracing::info!(user = %user.email, provider = %id, "provider removed");
     leptos_axum::redirect("/providers");
     Ok(())

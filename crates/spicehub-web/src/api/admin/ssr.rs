@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use spicehub_azure::{AzureError, Diagnosis};
 use spicehub_core::admin::providers::{client_error, valid_organization, CheckRecord};
-use spicehub_core::admin::repositories::{active_jobs, request_sync, RepositoryCommandError};
+use spicehub_core::admin::repositories::{active_jobs, request_sync};
 use spicehub_core::admin::{AdminError as CoreError, DiagnosisRecord};
 use spicehub_core::db::providers::{CredentialKind, Provider};
 use spicehub_core::db::{now, Db, DbError};
@@ -41,6 +41,14 @@ impl From<CoreError> for AdminError {
                     .collect(),
             ),
             CoreError::Diagnosed(d) => AdminError::Diagnosed(d.into()),
+            CoreError::Azure(e) => AdminError::Diagnosed(error_view(&e)),
+            CoreError::Connection(spicehub_core::connections::ConnectionError::Azure(e)) => {
+                AdminError::Diagnosed(error_view(&e))
+            }
+            CoreError::Db(e) => internal(e),
+            CoreError::Queue(e) => internal(e),
+            CoreError::Provider(e) => internal(e),
+            other => AdminError::Message(other.to_string()),
         }
     }
 }
@@ -60,7 +68,8 @@ fn check_view(at: i64, r: CheckRecord) -> CheckView {
 /// **Test connection** as the page shows it.
 pub async fn test_connection(hub: &Hub, id: &str) -> Result<CheckView, DbError> {
     let record =
-        spicehub_core::admin::providers::test_connection(&hub.db, &hub.clients, id, None).await?;
+        spicehub_core::admin::providers::test_connection(&hub.db, &hub.connections, id, None)
+            .await?;
     Ok(check_view(now(), record))
 }
 
@@ -207,15 +216,9 @@ fn public_base(hub: &Hub) -> String {
 }
 
 pub fn provider_defaults(hub: &Hub) -> ProviderDefaults {
-    use rand::Rng;
-    let suffix: String = rand::thread_rng()
-        .sample_iter(rand::distributions::Alphanumeric)
-        .take(6)
-        .map(|c| char::from(c).to_ascii_lowercase())
-        .collect();
     ProviderDefaults {
         webhook_url: webhook_url(&hub.config.public_url),
-        webhook_username: format!("spicehub-{suffix}"),
+        webhook_username: spicehub_core::admin::providers::default_webhook_username(),
         hub_app_client_id: hub.config.hub_app.as_ref().map(|h| h.client_id.clone()),
         consent_redirect_uri: format!("{}{}", public_base(hub), spicehub_routes::CONSENT_CALLBACK),
     }
@@ -243,7 +246,7 @@ async fn build_view(
         (Some(r), Some(at)) => Some(check_view(at, r.clone())),
         _ => None,
     };
-    let live = hub.clients.token_status(&p.id);
+    let live = hub.connections.token_status(&p.id);
     let live_obtained = live
         .as_ref()
         .and_then(|s| s.last_obtained)
@@ -346,7 +349,7 @@ pub async fn browse(
         }]));
     }
     let client = hub
-        .clients
+        .connections
         .for_org(provider_id, organization)
         .await
         .map_err(|e| AdminError::from(client_error(e)))?;
@@ -509,7 +512,7 @@ pub async fn repository_action(
         .unwrap_or_default();
     match request_sync(&hub.db, &hub.queue, id, kind, commit).await {
         Ok(_) => Ok(format!("{label}: queued for {name}.")),
-        Err(RepositoryCommandError::BadCommit(c)) => Err(AdminError::Fields(vec![FieldError {
+        Err(CoreError::BadCommit(c)) => Err(AdminError::Fields(vec![FieldError {
             field: "commit".into(),
             message: if c.is_empty() {
                 "Enter the commit hash to synchronize from (40 hexadecimal characters).".into()
@@ -517,7 +520,7 @@ pub async fn repository_action(
                 format!("`{c}` is not a commit hash: it has 40 hexadecimal characters (0-9, a-f).")
             },
         }])),
-        Err(RepositoryCommandError::UnknownRepository) => Err(AdminError::Message(
+        Err(CoreError::UnknownRepository) => Err(AdminError::Message(
             "This repository is no longer replicated.".into(),
         )),
         Err(e) => {

@@ -19,7 +19,7 @@ use spicehub_azure::token::{ServicePrincipal, TokenManager, TokenManagerConfig};
 use spicehub_azure::AzureError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub enum ConnectionError {
     #[error("the Git provider of this repository no longer exists")]
     ProviderMissing,
     #[error("the provider's stored credential cannot be opened with this hub's SPICEHUB_SECRET_KEY (was the key changed?)")]
@@ -32,12 +32,12 @@ pub enum ClientError {
     Db(#[from] DbError),
 }
 
-impl From<ProviderError> for ClientError {
+impl From<ProviderError> for ConnectionError {
     fn from(e: ProviderError) -> Self {
         match e {
-            ProviderError::NotFound => ClientError::ProviderMissing,
-            ProviderError::Db(e) => ClientError::Db(e),
-            _ => ClientError::Sealed,
+            ProviderError::NotFound => ConnectionError::ProviderMissing,
+            ProviderError::Db(e) => ConnectionError::Db(e),
+            _ => ConnectionError::Sealed,
         }
     }
 }
@@ -64,7 +64,7 @@ pub fn credential_from_sealed(
                 .map_err(|_| AzureError::diagnosed(spicehub_azure::Diagnosis::NotAuthorized))?;
             Credential::personal_access_token(SecretString::from(pat))
         }
-        // Nothing is stored for the hub's app: `Clients` uses the hub's own.
+        // Nothing is stored for the hub's app: `ProviderConnections` uses the hub's own.
         CredentialKind::HubApp => Err(AzureError::diagnosed(
             spicehub_azure::Diagnosis::CredentialMissing,
         )),
@@ -93,7 +93,7 @@ struct Cached {
 /// One client (and one principal) per provider, rebuilt when the provider
 /// changes. Cheap to clone.
 #[derive(Clone)]
-pub struct Clients {
+pub struct ProviderConnections {
     db: Db,
     key: SecretKey,
     azure: AzureArgs,
@@ -103,7 +103,7 @@ pub struct Clients {
     hub_app: Option<crate::config::HubApp>,
 }
 
-impl Clients {
+impl ProviderConnections {
     pub fn new(
         db: Db,
         key: SecretKey,
@@ -162,12 +162,12 @@ impl Clients {
         &self,
         provider_id: &str,
         organization: &str,
-    ) -> Result<AzureClient, ClientError> {
+    ) -> Result<AzureClient, ConnectionError> {
         let provider = self
             .db
             .provider(provider_id)
             .await?
-            .ok_or(ClientError::ProviderMissing)?;
+            .ok_or(ConnectionError::ProviderMissing)?;
         if let Some(c) = self.cache.lock().get(provider_id) {
             if c.version == provider.updated_at {
                 return Ok(c.client.for_organization(organization)?);
@@ -178,7 +178,7 @@ impl Clients {
                 let hub = self
                     .hub_app
                     .as_ref()
-                    .ok_or(ClientError::HubAppNotConfigured)?;
+                    .ok_or(ConnectionError::HubAppNotConfigured)?;
                 (
                     hub.client_id.clone(),
                     Credential::client_secret(hub.client_secret.clone())?,

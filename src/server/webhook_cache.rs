@@ -34,7 +34,7 @@ pub struct HookTarget {
     pub synced: bool,
 }
 
-pub struct Directory {
+pub struct WebhookCache {
     db: Db,
     inner: Mutex<Inner>,
 }
@@ -51,9 +51,9 @@ struct Inner {
 /// are not cached anyway) or a very large hub.
 const MAX_REPOSITORIES: usize = 100_000;
 
-impl Directory {
-    pub fn new(db: Db) -> Directory {
-        Directory {
+impl WebhookCache {
+    pub fn new(db: Db) -> WebhookCache {
+        WebhookCache {
             inner: Mutex::new(Inner {
                 version: db.directory_version(),
                 credentials: None,
@@ -212,10 +212,10 @@ mod tests {
             let other = test_db.open().await;
             let dir = tempfile::tempdir().expect("dir");
             let key = SecretKey::load_or_generate(&dir.path().join("k")).expect("key");
-            let directory = Directory::new(db.clone());
+            let cache = WebhookCache::new(db.clone());
             let first = provider(&db, &key, "hook-a", "password-a-0123456789").await;
 
-            let auth = |u: &'static str, p: &'static str| directory.authenticate(u, p);
+            let auth = |u: &'static str, p: &'static str| cache.authenticate(u, p);
             assert_eq!(
                 auth("hook-a", "password-a-0123456789").await.unwrap(),
                 Some(first.clone())
@@ -241,13 +241,13 @@ mod tests {
             );
 
             // Unknown, then added elsewhere: found at once (misses are not cached).
-            assert_eq!(directory.repository(&first, REPO).await.unwrap(), None);
+            assert_eq!(cache.repository(&first, REPO).await.unwrap(), None);
             repository(&other, &first).await;
-            let found = directory.repository(&first, REPO).await.unwrap().unwrap();
+            let found = cache.repository(&first, REPO).await.unwrap().unwrap();
             assert!(!found.synced);
             assert_eq!(found.tracked_branch, "refs/heads/main");
             // Another provider's credentials never reach it.
-            let not_mine = directory.repository("someone-else", REPO).await.unwrap();
+            let not_mine = cache.repository("someone-else", REPO).await.unwrap();
             assert_eq!(not_mine, None);
             // Synced elsewhere: not-yet-synced answers are never cached.
             sqlx::query("UPDATE repositories SET last_synced_commit = 'c0ffee' WHERE id = $1")
@@ -257,7 +257,7 @@ mod tests {
                 .unwrap();
             let upper = REPO.to_ascii_uppercase();
             assert!(
-                directory
+                cache
                     .repository(&first, &upper)
                     .await
                     .unwrap()
@@ -266,7 +266,7 @@ mod tests {
             );
             // Removed here: gone at once although the synced entry was cached.
             assert!(db.delete_repository(REPO).await.unwrap());
-            assert_eq!(directory.repository(&first, REPO).await.unwrap(), None);
+            assert_eq!(cache.repository(&first, REPO).await.unwrap(), None);
             db.close().await;
             other.close().await;
         }

@@ -1,0 +1,70 @@
+//! The graph viewer's server functions: the Registries tab, a repository's
+//! registries and diagnostics, one registry's graph (laid out by Graphviz on
+//! the server, cached per commit and view), node details and node search.
+//!
+//! The types they exchange travel to the browser, so they are plain data
+//! compiled in both builds (`wire`), as are the links the pages build
+//! (`links`); everything that reads the database sits in `ssr`, compiled
+//! with the `ssr` feature only. Every function checks that a user is signed
+//! in (viewers included) and returns a [`ViewerError`] whose `Display` is the
+//! sentence to show. The pages use the names re-exported here
+//! (`crate::api::viewer::…`), not the submodules' paths.
+
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
+
+mod links;
+mod wire;
+
+pub use links::{encode_component, registry_path, repository_path, source_link, view_query};
+pub use wire::*;
+
+#[cfg(feature = "ssr")]
+pub mod ssr;
+
+#[server(prefix = "/api", endpoint = "registries")]
+pub async fn list_registries(q: String) -> Result<Vec<RegistryRow>, ViewerError> {
+    ssr::signed_in()?;
+    let db = ssr::db()?;
+    ssr::list_registries(&db, &q).await
+}
+
+#[server(prefix = "/api", endpoint = "repository")]
+pub async fn repository_overview(repository: String) -> Result<RepositoryContents, ViewerError> {
+    ssr::signed_in()?;
+    let db = ssr::db()?;
+    ssr::repository_overview(&db, &repository).await
+}
+
+#[server(prefix = "/api", endpoint = "registry_view", input = Json)]
+pub async fn registry_view(
+    repository: String,
+    registry: String,
+    request: ViewRequest,
+) -> Result<RegistryPageData, ViewerError> {
+    ssr::signed_in()?;
+    let db = ssr::db()?;
+    ssr::registry_view(&db, &repository, &registry, request).await
+}
+
+#[server(prefix = "/api", endpoint = "node_details", input = Json)]
+pub async fn node_details(
+    repository: String,
+    registry: String,
+    selection: Selection,
+) -> Result<NodeInfo, ViewerError> {
+    ssr::signed_in()?;
+    let db = ssr::db()?;
+    ssr::node_details(&db, &repository, &registry, selection).await
+}
+
+#[server(prefix = "/api", endpoint = "search_nodes", input = Json)]
+pub async fn search_nodes(
+    repository: String,
+    registry: String,
+    query: String,
+) -> Result<Vec<SearchHit>, ViewerError> {
+    ssr::signed_in()?;
+    let db = ssr::db()?;
+    ssr::search_nodes(&db, &repository, &registry, &query).await
+}

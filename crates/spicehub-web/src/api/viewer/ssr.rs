@@ -1,0 +1,583 @@
+//! The viewer's server half, compiled with `ssr` only: who may call (any
+//! signed-in user), the database from the `Hub` in Leptos context, input
+//! limits, database errors mapped once to [`ViewerError`] (with the
+//! response's HTTP status), and the views built from the stored graphs
+//! (Graphviz layouts, at most two `dot` runs hub-wide, node details,
+//! search). `mod.rs` declares it behind `#[cfg(feature = "ssr")]`, so nothing
+//! here (the core, the parser, tokio) reaches the wasm build.
+
+use std::collections::HashSet;
+
+use tokio::sync::Semaphore;
+
+use super::*;
+use spicehub_core::db::graphs::{RegistryGraph, RegistrySummary};
+use spicehub_core::db::{Db, DbError};
+use spicehub_core::graph::views::{self, NodeKind, ViewGraph};
+use spicehub_core::graph::{
+    get_or_compute_layout, svg, GraphError, Layout, LayoutError, Layouter, View,
+    DEFAULT_COLLAPSE_THRESHOLD,
+};
+use spicehub_parser::{EdgeKind, Entry, EntryKind, Severity};
+
+/// `dot` runs at once, hub-wide: layouts are CPU-bound, and a burst of
+/// uncached views must not starve the requests that only read.
+static LAYOUT_SLOTS: Semaphore = Semaphore::const_new(2);
+
+pub fn signed_in() -> Result<spicehub_core::auth::AuthUser, ViewerError> {
+    crate::api::session::request_user().ok_or_else(|| {
+        crate::api::session::set_status(401);
+        ViewerError::NotSignedIn
+    })
+}
+
+pub fn db() -> Result<Db, ViewerError> {
+    crate::api::session::app_state()
+        .map(|s| s.db)
+        .map_err(|_| ViewerError::Unavailable)
+}
+
+fn config() -> Option<std::sync::Arc<spicehub_core::config::Config>> {
+    crate::api::session::app_state().ok().map(|s| s.config)
+}
+
+/// Logs a database error and says the hub cannot read its data.
+fn unavailable(error: DbError) -> ViewerError {
+    tracing::error!(error = %error, "viewer: database error");
+    crate::api::session::set_status(503);
+    ViewerError::Unavailable
+}
+
+fn fail(error: ViewerError) -> ViewerError {
+    crate::api::session::set_status(error.status());
+    error
+}
+
+/// Refuses over-long input (ids, names and queries are short).
+fn bounded<'a>(text: &'a str, what: &str) -> Result<&'a str, ViewerError> {
+    if text.len() > MAX_INPUT_LEN {
+        return Err(fail(ViewerError::BadRequest(format!(
+            "the {what} is longer than {MAX_INPUT_LEN} characters"
+        ))));
+    }
+    Ok(text.trim())
+}
+
+fn severity(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Info => "info",
+    }
+}
+
+fn registry_row(s: RegistrySummary) -> RegistryRow {
+    RegistryRow {
+        repository_name: s.repository_name.unwrap_or_else(|| s.repository_id.clone()),
+        repository_id: s.repository_id,
+        registry_id: s.registry.id,
+        label: s.registry.label,
+        file: s.registry.file,
+        line: s.registry.line,
+        entry_count: s.entry_count,
+        diagnostics_count: s.diagnostics_count,
+    }
+}
+
+/// The repository and its visible commit; 404 when nothing is known
+/// about it (no repository row and no stored graph).
+async fn repository_ref(
+    db: &Db,
+    repository: &str,
+) -> Result<(RepositoryRef, Option<String>), ViewerError> {
+    let row = db.repository(repository).await.map_err(unavailable)?;
+    // Repository ids are stored in lower case: read under the row's own.
+    let id = row.as_ref().map_or(repository, |r| r.id.as_str());
+    let commit = db.visible_commit(id).await.map_err(unavailable)?;
+    let repo = match row {
+        Some(r) => RepositoryRef {
+            name: format!("{}/{}", r.project_name, r.name),
+            id: r.id,
+            web_url: r.web_url,
+            commit: commit.clone(),
+        },
+        None if commit.is_some() => RepositoryRef {
+            id: repository.to_owned(),
+            name: repository.to_owned(),
+            web_url: None,
+            commit: commit.clone(),
+        },
+        None => return Err(fail(ViewerError::RepositoryNotFound(repository.to_owned()))),
+    };
+    Ok((repo, commit))
+}
+
+/// The repository, its visible commit and the registry's graph there.
+async fn load(
+    db: &Db,
+    repository: &str,
+    registry: &str,
+) -> Result<(RepositoryRef, String, RegistryGraph), ViewerError> {
+    let repository = bounded(repository, "repository")?;
+    let registry = bounded(registry, "registry")?;
+    let (repo, commit) = repository_ref(db, repository).await?;
+    let not_found = || {
+        fail(ViewerError::RegistryNotFound {
+            repository: repo.name.clone(),
+            registry: registry.to_owned(),
+        })
+    };
+    let Some(commit) = commit else {
+        return Err(not_found());
+    };
+    let graph = db
+        .registry_graph(&repo.id, &commit, registry)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(not_found)?;
+    Ok((repo, commit, graph))
+}
+
+pub async fn list_registries(db: &Db, q: &str) -> Result<Vec<RegistryRow>, ViewerError> {
+    let q = bounded(q, "filter")?;
+    let rows = db.list_registries(Some(q)).await.map_err(unavailable)?;
+    Ok(rows.into_iter().map(registry_row).collect())
+}
+
+pub async fn repository_overview(
+    db: &Db,
+    repository: &str,
+) -> Result<RepositoryContents, ViewerError> {
+    let repository = bounded(repository, "repository")?;
+    let (repo, commit) = repository_ref(db, repository).await?;
+    let registries = db
+        .repository_registries(&repo.id)
+        .await
+        .map_err(unavailable)?;
+    let diagnostics = match &commit {
+        Some(commit) => db
+            .snapshot_diagnostics(&repo.id, commit)
+            .await
+            .map_err(unavailable)?,
+        None => vec![],
+    };
+    let diagnostics = diagnostics
+        .into_iter()
+        .map(|d| DiagnosticRow {
+            link: source_link(repo.web_url.as_deref(), commit.as_deref(), &d.file, d.line),
+            severity: severity(d.severity).to_owned(),
+            file: d.file,
+            line: d.line,
+            message: d.message,
+        })
+        .collect();
+    Ok(RepositoryContents {
+        registries: registries.into_iter().map(registry_row).collect(),
+        diagnostics,
+        repository: repo,
+    })
+}
+
+fn kind_of(kind: NodeKind) -> GraphNodeKind {
+    match kind {
+        NodeKind::Entry => GraphNodeKind::Entry,
+        NodeKind::External => GraphNodeKind::External,
+        NodeKind::Missing => GraphNodeKind::Missing,
+        NodeKind::Module => GraphNodeKind::Module,
+    }
+}
+
+fn to_graph_layout(layout: Layout, spec: &ViewSpec) -> GraphLayout {
+    let is_box = |group: &str| match spec {
+        ViewSpec::Collapsed => true,
+        ViewSpec::Expanded(open) => !open.iter().any(|g| g == group),
+        ViewSpec::Full | ViewSpec::Focus { .. } => false,
+    };
+    GraphLayout {
+        width: layout.width,
+        height: layout.height,
+        edges: layout
+            .edges
+            .iter()
+            .filter_map(|e| {
+                Some(GraphEdge {
+                    path: svg::edge_path(e)?,
+                    from: e.from.clone(),
+                    to: e.to.clone(),
+                    explicit: e.kind == EdgeKind::Explicit,
+                    dangling: e.dangling,
+                    count: e.count,
+                })
+            })
+            .collect(),
+        nodes: layout
+            .nodes
+            .into_iter()
+            .map(|n| GraphNode {
+                group_box: is_box(&n.group),
+                id: n.id,
+                label: n.label,
+                group: n.group,
+                kind: kind_of(n.kind),
+                count: n.count,
+                x: n.x,
+                y: n.y,
+                w: n.w,
+                h: n.h,
+            })
+            .collect(),
+    }
+}
+
+fn entry_info(entry: &Entry, repo: &RepositoryRef) -> EntryInfo {
+    EntryInfo {
+        name: entry.name.clone(),
+        kind: match entry.kind {
+            EntryKind::Function => "function",
+            EntryKind::Class => "class",
+            EntryKind::Object => "object",
+        }
+        .to_owned(),
+        target: entry.target.clone(),
+        file: entry.file.clone(),
+        line: entry.line,
+        doc: entry.doc.clone(),
+        link: source_link(
+            repo.web_url.as_deref(),
+            repo.commit.as_deref(),
+            &entry.file,
+            entry.line,
+        ),
+    }
+}
+
+/// The view the request names, given the full view's node ids.
+fn pick_view(request: &ViewRequest, full: &ViewGraph) -> Result<(ViewSpec, bool), ViewerError> {
+    if let Some(node) = request
+        .focus
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        let node = bounded(node, "node")?;
+        let k = request.k.unwrap_or(DEFAULT_FOCUS_K).min(MAX_FOCUS_K);
+        return Ok((
+            ViewSpec::Focus {
+                node: node.to_owned(),
+                k,
+            },
+            false,
+        ));
+    }
+    let groups: Vec<String> = request
+        .expand
+        .iter()
+        .map(|g| g.trim())
+        .filter(|g| !g.is_empty())
+        .map(ToOwned::to_owned)
+        .collect();
+    if !groups.is_empty() {
+        if groups.len() > MAX_EXPANDED_GROUPS {
+            return Err(fail(ViewerError::BadRequest(format!(
+                "at most {MAX_EXPANDED_GROUPS} modules can be expanded at once"
+            ))));
+        }
+        for g in &groups {
+            bounded(g, "module")?;
+        }
+        return Ok(match View::expanded(groups) {
+            View::Expanded { groups } => (ViewSpec::Expanded(groups), false),
+            _ => (ViewSpec::Collapsed, false),
+        });
+    }
+    Ok(match request.mode.as_deref() {
+        Some("full") => (ViewSpec::Full, false),
+        Some("collapsed") => (ViewSpec::Collapsed, false),
+        _ => match View::default_for(full.nodes.len(), DEFAULT_COLLAPSE_THRESHOLD) {
+            View::Collapsed => (ViewSpec::Collapsed, true),
+            _ => (ViewSpec::Full, true),
+        },
+    })
+}
+
+fn to_view(spec: &ViewSpec) -> View {
+    match spec {
+        ViewSpec::Full => View::Full,
+        ViewSpec::Collapsed => View::Collapsed,
+        ViewSpec::Expanded(groups) => View::expanded(groups.iter().cloned()),
+        ViewSpec::Focus { node, k } => View::Focus {
+            node: node.clone(),
+            k: *k,
+        },
+    }
+}
+
+pub async fn registry_view(
+    db: &Db,
+    repository: &str,
+    registry: &str,
+    request: ViewRequest,
+) -> Result<RegistryPageData, ViewerError> {
+    let (repo, commit, graph) = load(db, repository, registry).await?;
+    let full = views::full(&graph);
+    let (spec, automatic) = pick_view(&request, &full)?;
+    let view = to_view(&spec);
+    let drawing = match &spec {
+        ViewSpec::Focus { node, .. } if !full.nodes.iter().any(|n| &n.id == node) => {
+            Drawing::UnknownNode(node.clone())
+        }
+        _ => draw(db, &repo.id, &commit, &graph.registry.id, &view, &spec).await?,
+    };
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let focus_suggestions = match &drawing {
+        Drawing::Ready(_) => vec![],
+        _ => best_connected(&full, 12),
+    };
+    Ok(RegistryPageData {
+        focus_suggestions,
+        registry: RegistryInfo {
+            link: source_link(
+                repo.web_url.as_deref(),
+                Some(&commit),
+                &graph.registry.file,
+                graph.registry.line,
+            ),
+            id: graph.registry.id.clone(),
+            label: graph.registry.label.clone(),
+            file: graph.registry.file.clone(),
+            line: graph.registry.line,
+        },
+        entry_count: count(graph.entries.len()),
+        node_count: count(full.nodes.len()),
+        edge_count: count(full.edges.len()),
+        dangling_count: count(full.edges.iter().filter(|e| e.dangling).count()),
+        collapse_threshold: count(DEFAULT_COLLAPSE_THRESHOLD),
+        view: spec,
+        automatic,
+        drawing,
+        repository: repo,
+    })
+}
+
+/// The layout of a view: cached, or computed by `dot` (at most
+/// [`LAYOUT_SLOTS`] at a time) and cached.
+async fn draw(
+    db: &Db,
+    repository: &str,
+    commit: &str,
+    registry: &str,
+    view: &View,
+    spec: &ViewSpec,
+) -> Result<Drawing, ViewerError> {
+    let timeout = config()
+        .map(|c| c.layout_timeout)
+        .unwrap_or(spicehub_core::graph::layout::DEFAULT_TIMEOUT);
+    let layouter = Layouter::new().with_timeout(timeout);
+    let cached = db
+        .cached_layout(repository, commit, registry, &view.key())
+        .await
+        .map_err(unavailable)?;
+    let _slot = match cached {
+        Some(_) => None,
+        // A closed semaphore cannot happen (it is never closed).
+        None => LAYOUT_SLOTS.acquire().await.ok(),
+    };
+    match get_or_compute_layout(db, &layouter, repository, commit, registry, view).await {
+        Ok(Some(layout)) => Ok(Drawing::Ready(to_graph_layout(layout, spec))),
+        // Replaced between reading the graph and laying it out.
+        Ok(None) => Err(fail(ViewerError::RegistryNotFound {
+            repository: repository.to_owned(),
+            registry: registry.to_owned(),
+        })),
+        Err(GraphError::Layout(LayoutError::Timeout(t))) => {
+            tracing::warn!(registry, view = %view.key(), "layout timed out after {t:?}");
+            Ok(Drawing::TimedOut {
+                timeout_ms: u64::try_from(t.as_millis()).unwrap_or(u64::MAX),
+            })
+        }
+        Err(GraphError::View(views::ViewError::UnknownNode(node))) => {
+            Ok(Drawing::UnknownNode(node))
+        }
+        Err(GraphError::Db(e)) => Err(unavailable(e)),
+        Err(e @ GraphError::Layout(LayoutError::NotInstalled(_))) => {
+            tracing::error!(error = %e, "layout failed");
+            Ok(Drawing::Failed(
+                "Graphviz is not installed on the hub, so graphs cannot be drawn. \
+                 Ask your hub operator to install it (the `graphviz` package)."
+                    .into(),
+            ))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "layout failed");
+            Ok(Drawing::Failed(format!(
+                "The graph could not be drawn: {e}"
+            )))
+        }
+    }
+}
+
+/// The `n` nodes with the most edges (ties by name).
+fn best_connected(full: &ViewGraph, n: usize) -> Vec<String> {
+    let mut degree: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for e in &full.edges {
+        *degree.entry(&e.from).or_default() += 1;
+        *degree.entry(&e.to).or_default() += 1;
+    }
+    let mut nodes: Vec<(&str, usize)> = full
+        .nodes
+        .iter()
+        .filter(|node| node.kind == NodeKind::Entry)
+        .map(|node| {
+            (
+                node.id.as_str(),
+                degree.get(node.id.as_str()).copied().unwrap_or(0),
+            )
+        })
+        .collect();
+    nodes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    nodes
+        .into_iter()
+        .take(n)
+        .map(|(id, _)| id.to_owned())
+        .collect()
+}
+
+pub async fn node_details(
+    db: &Db,
+    repository: &str,
+    registry: &str,
+    selection: Selection,
+) -> Result<NodeInfo, ViewerError> {
+    let (repo, _commit, graph) = load(db, repository, registry).await?;
+    let full = views::full(&graph);
+    let mut details = NodeInfo {
+        selection: selection.clone(),
+        kind: None,
+        group: String::new(),
+        entries: vec![],
+        total_entries: 0,
+        upstream: vec![],
+        downstream: vec![],
+    };
+    match &selection {
+        Selection::Node(name) => {
+            let name = bounded(name, "node")?;
+            let Some(node) = full.nodes.iter().find(|n| n.id == name) else {
+                return Ok(details);
+            };
+            details.kind = Some(kind_of(node.kind));
+            details.group = node.group.clone();
+            details.entries = graph
+                .entries
+                .iter()
+                .filter(|e| e.name == name)
+                .map(|e| entry_info(e, &repo))
+                .collect();
+            details.total_entries = u32::try_from(details.entries.len()).unwrap_or(0);
+            let mut up = HashSet::new();
+            let mut down = HashSet::new();
+            for edge in &full.edges {
+                if edge.to == name && up.insert(edge.from.as_str()) {
+                    details.upstream.push(edge.from.clone());
+                }
+                if edge.from == name && down.insert(edge.to.as_str()) {
+                    details.downstream.push(edge.to.clone());
+                }
+            }
+        }
+        Selection::Group(group) => {
+            let group = bounded(group, "module")?;
+            let members: Vec<&views::ViewNode> =
+                full.nodes.iter().filter(|n| n.group == group).collect();
+            if members.is_empty() {
+                return Ok(details);
+            }
+            details.kind = Some(if members.iter().any(|n| n.kind == NodeKind::Entry) {
+                GraphNodeKind::Module
+            } else {
+                kind_of(members[0].kind)
+            });
+            details.group = group.to_owned();
+            let names: HashSet<&str> = members.iter().map(|n| n.id.as_str()).collect();
+            details.total_entries = u32::try_from(members.len()).unwrap_or(u32::MAX);
+            let mut seen = HashSet::new();
+            details.entries = graph
+                .entries
+                .iter()
+                .filter(|e| names.contains(e.name.as_str()) && seen.insert(e.name.as_str()))
+                .take(MAX_GROUP_ENTRIES)
+                .map(|e| entry_info(e, &repo))
+                .collect();
+            let group_of = |id: &str| {
+                full.nodes
+                    .iter()
+                    .find(|n| n.id == id)
+                    .map(|n| n.group.clone())
+            };
+            let mut up = HashSet::new();
+            let mut down = HashSet::new();
+            for edge in &full.edges {
+                let (from_in, to_in) = (
+                    names.contains(edge.from.as_str()),
+                    names.contains(edge.to.as_str()),
+                );
+                if to_in && !from_in {
+                    if let Some(g) = group_of(&edge.from) {
+                        if up.insert(g.clone()) {
+                            details.upstream.push(g);
+                        }
+                    }
+                }
+                if from_in && !to_in {
+                    if let Some(g) = group_of(&edge.to) {
+                        if down.insert(g.clone()) {
+                            details.downstream.push(g);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(details)
+}
+
+pub async fn search_nodes(
+    db: &Db,
+    repository: &str,
+    registry: &str,
+    query: &str,
+) -> Result<Vec<SearchHit>, ViewerError> {
+    let query = bounded(query, "search")?.to_lowercase();
+    if query.is_empty() {
+        return Ok(vec![]);
+    }
+    let (_repo, _commit, graph) = load(db, repository, registry).await?;
+    let full = views::full(&graph);
+    // Exact names first, then prefixes, then other matches; by name within.
+    let mut hits: Vec<(u8, &views::ViewNode)> = full
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let id = n.id.to_lowercase();
+            if id == query {
+                Some((0, n))
+            } else if id.starts_with(&query) {
+                Some((1, n))
+            } else if id.contains(&query) {
+                Some((2, n))
+            } else {
+                None
+            }
+        })
+        .collect();
+    hits.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+    Ok(hits
+        .into_iter()
+        .take(MAX_SEARCH_HITS)
+        .map(|(_, n)| SearchHit {
+            name: n.id.clone(),
+            group: n.group.clone(),
+            kind: kind_of(n.kind),
+        })
+        .collect())
+}
