@@ -12,7 +12,7 @@ use spicehub_azure::models::{
     TeamProjectReference,
 };
 
-#[path = "../common/vectors.rs"]
+#[path = "../it/common/vectors.rs"]
 mod shared_vectors;
 use shared_vectors::vectors_dir;
 

@@ -11,7 +11,7 @@ use crate::common::*;
 use ado_emulator::{testkit, FileChange, SeedCommit, Signature};
 use serde_json::{json, Value};
 
-#[path = "../common/vectors.rs"]
+#[path = "../it/common/vectors.rs"]
 mod shared_vectors;
 
 fn read_json(path: &Path) -> Value {

@@ -1,7 +1,7 @@
 //! Graph storage (`db::graphs`) on SQLite and PostgreSQL, and layouts by
 //! Graphviz (`graph`), including the layout cache.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -9,7 +9,7 @@ use spicehub_core::db::repositories::RepoState;
 use spicehub_core::sync::{hooks, JobKind, JobStatus};
 
 use crate::common::TestDb;
-use crate::harness::*;
+use crate::sync::harness::*;
 
 const REGISTRY: &str = "from spice import Registry\n\npipelines = Registry(\"pipelines\")\n";
 

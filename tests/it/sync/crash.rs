@@ -12,7 +12,7 @@ use spicehub_core::admin::repositories::request_sync;
 use spicehub_core::sync::{JobKind, JobStatus};
 
 use crate::common::TestDb;
-use crate::harness::*;
+use crate::sync::harness::*;
 
 type Files = BTreeMap<String, Option<Vec<u8>>>;
 

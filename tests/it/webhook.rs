@@ -3,7 +3,7 @@
 //! deliveries that are ignored, deduplication, and a push that queues exactly
 //! one job — also one posted by the Azure DevOps emulator.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! webhook for me", removal, admin consent, and secrets kept out of pages
 //! and logs.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,8 +3,6 @@
 //! and (when configured) PostgreSQL. The emulator's request log shows what
 //! was fetched; the database shows what readers see.
 
-#[path = "../common/mod.rs"]
-mod common;
 mod harness;
 
 mod crash;

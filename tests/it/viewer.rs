@@ -3,7 +3,7 @@
 //! repository's page and a registry's graph (full, collapsed, expanded,
 //! focus, timed out), and the server functions' own sign-in check.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::StatusCode;

@@ -1,7 +1,7 @@
 //! The command line's own checks: bad configuration is refused with a
 //! message, and accounts are created without passwords on the command line.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! No secret reaches the logs: not passwords, not session ids, not the
 //! encryption key, not password hashes, even at debug level.
 
-mod common;
+use crate::common;
 
 use common::*;
 

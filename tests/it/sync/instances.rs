@@ -8,7 +8,7 @@ use ado_emulator::FileChange;
 use spicehub_core::sync::JobStatus;
 
 use crate::common::{Hub, HubOptions, TestDb};
-use crate::harness::*;
+use crate::sync::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_run_fifty_jobs_exactly_once() {

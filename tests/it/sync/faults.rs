@@ -4,7 +4,7 @@
 use ado_emulator::{Fault, FaultRule, FaultScope, FileChange};
 
 use crate::common::TestDb;
-use crate::harness::*;
+use crate::sync::harness::*;
 
 fn files(n: usize) -> Vec<FileChange> {
     (0..n)

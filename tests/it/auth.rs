@@ -1,7 +1,7 @@
 //! Sign-in, sessions, roles, CSRF and throttling, over HTTP against the real
 //! binary, on SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::*;
 use reqwest::StatusCode;
