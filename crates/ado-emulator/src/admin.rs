@@ -54,8 +54,8 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/subscriptions", get(subscriptions))
 }
 
-fn error(e: EmulatorError) -> Response<Body> {
-    let status = match &e {
+fn error(failure: EmulatorError) -> Response<Body> {
+    let status = match &failure {
         EmulatorError::NotFound(_) => StatusCode::NOT_FOUND,
         EmulatorError::Invalid(_) | EmulatorError::Json(_) => StatusCode::BAD_REQUEST,
         EmulatorError::Conflict(_) => StatusCode::CONFLICT,
@@ -64,12 +64,12 @@ fn error(e: EmulatorError) -> Response<Body> {
     http::response(
         status,
         "application/json",
-        json!({"error": e.to_string()}).to_string(),
+        json!({"error": failure.to_string()}).to_string(),
     )
 }
 
-fn ok_json(status: StatusCode, v: &Value) -> Response<Body> {
-    http::response(status, "application/json", v.to_string())
+fn ok_json(status: StatusCode, value: &Value) -> Response<Body> {
+    http::response(status, "application/json", value.to_string())
 }
 
 fn no_content() -> Response<Body> {
@@ -77,7 +77,7 @@ fn no_content() -> Response<Body> {
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Response<Body>> {
-    serde_json::from_slice(body).map_err(|e| error(EmulatorError::Json(e)))
+    serde_json::from_slice(body).map_err(|json_error| error(EmulatorError::Json(json_error)))
 }
 
 #[derive(Deserialize)]
@@ -87,94 +87,97 @@ enum OneOrMany {
     One(FaultRule),
 }
 
-async fn list_faults(State(s): State<Arc<Shared>>) -> Response<Body> {
-    ok_json(StatusCode::OK, &json!(*s.faults.lock()))
+async fn list_faults(State(shared): State<Arc<Shared>>) -> Response<Body> {
+    ok_json(StatusCode::OK, &json!(*shared.faults.lock()))
 }
 
-async fn add_faults(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Response<Body> {
+async fn add_faults(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response<Body> {
     let rules = match parse::<OneOrMany>(&body) {
-        Ok(OneOrMany::One(r)) => vec![r],
-        Ok(OneOrMany::Many(v)) => v,
-        Err(r) => return r,
+        Ok(OneOrMany::One(rule)) => vec![rule],
+        Ok(OneOrMany::Many(rules)) => rules,
+        Err(refusal) => return refusal,
     };
-    let mut faults = s.faults.lock();
+    let mut faults = shared.faults.lock();
     faults.extend(rules);
     ok_json(StatusCode::OK, &json!({"active": faults.len()}))
 }
 
-async fn clear_faults(State(s): State<Arc<Shared>>) -> Response<Body> {
-    s.faults.lock().clear();
+async fn clear_faults(State(shared): State<Arc<Shared>>) -> Response<Body> {
+    shared.faults.lock().clear();
     no_content()
 }
 
-async fn requests(State(s): State<Arc<Shared>>) -> Response<Body> {
-    let log = s.request_log.lock().clone();
-    let v: Vec<Value> = log
+async fn requests(State(shared): State<Arc<Shared>>) -> Response<Body> {
+    let log = shared.request_log.lock().clone();
+    let value: Vec<Value> = log
         .iter()
-        .map(|r| {
-            let mut v = json!(r);
-            let text = String::from_utf8_lossy(&r.body);
+        .map(|logged| {
+            let mut entry = json!(logged);
+            let text = String::from_utf8_lossy(&logged.body);
             let text: String = text.chars().take(65536).collect();
-            if let Some(o) = v.as_object_mut() {
-                o.insert("body".into(), json!(text));
-                o.insert("body_length".into(), json!(r.body.len()));
+            if let Some(obj) = entry.as_object_mut() {
+                obj.insert("body".into(), json!(text));
+                obj.insert("body_length".into(), json!(logged.body.len()));
             }
-            v
+            entry
         })
         .collect();
-    ok_json(StatusCode::OK, &json!(v))
+    ok_json(StatusCode::OK, &json!(value))
 }
 
-async fn clear_requests(State(s): State<Arc<Shared>>) -> Response<Body> {
-    s.request_log.lock().clear();
-    s.token_requests.lock().clear();
+async fn clear_requests(State(shared): State<Arc<Shared>>) -> Response<Body> {
+    shared.request_log.lock().clear();
+    shared.token_requests.lock().clear();
     no_content()
 }
 
-async fn token_requests(State(s): State<Arc<Shared>>) -> Response<Body> {
-    let v = s.token_requests.lock().clone();
-    ok_json(StatusCode::OK, &json!({"count": v.len(), "requests": v}))
+async fn token_requests(State(shared): State<Arc<Shared>>) -> Response<Body> {
+    let records = shared.token_requests.lock().clone();
+    ok_json(
+        StatusCode::OK,
+        &json!({"count": records.len(), "requests": records}),
+    )
 }
 
-async fn expire_tokens(State(s): State<Arc<Shared>>) -> Response<Body> {
+async fn expire_tokens(State(shared): State<Arc<Shared>>) -> Response<Body> {
     let past = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
-    for t in s.tokens.lock().values_mut() {
-        t.expires_at = past;
+    for token in shared.tokens.lock().values_mut() {
+        token.expires_at = past;
     }
     no_content()
 }
 
-async fn orgs(State(s): State<Arc<Shared>>) -> Response<Body> {
-    let shared = s.clone();
+async fn orgs(State(shared): State<Arc<Shared>>) -> Response<Body> {
+    let shared = shared.clone();
     let result = git::blocking(move || {
         let mut out = Vec::new();
-        for o in &shared.orgs {
+        for org in &shared.orgs {
             let mut projects = Vec::new();
-            for p in &o.projects {
+            for project in &org.projects {
                 let mut repos = Vec::new();
-                for r in &p.repos {
-                    let heads: serde_json::Map<String, Value> = git::refs(&r.path)?
+                for repo in &project.repos {
+                    let heads: serde_json::Map<String, Value> = git::refs(&repo.path)?
                         .into_iter()
-                        .map(|g| (g.name, json!(g.object_id)))
+                        .map(|git_ref| (git_ref.name, json!(git_ref.object_id)))
                         .collect();
                     repos.push(json!({
-                        "id": r.id, "name": r.name, "defaultBranch": r.default_branch(),
-                        "isDisabled": r.disabled, "refs": heads, "path": r.path,
+                        "id": repo.id, "name": repo.name, "defaultBranch": repo.default_branch(),
+                        "isDisabled": repo.disabled, "refs": heads, "path": repo.path,
                     }));
                 }
-                projects.push(json!({"id": p.id, "name": p.name, "repositories": repos}));
+                projects.push(json!({"id": project.id, "name": project.name, "repositories": repos}));
             }
             out.push(json!({
-                "name": o.name, "id": o.id, "accountId": o.account_id, "tenant": o.tenant_id,
-                "url": shared.org_url(o), "members": o.members, "projects": projects,
+                "name": org.name, "id": org.id, "accountId": org.account_id, "tenant": org.tenant_id,
+                "url": shared.org_url(org), "members": org.members, "projects": projects,
             }));
         }
         Ok(out)
     })
     .await;
     match result {
-        Ok(v) => ok_json(StatusCode::OK, &json!(v)),
-        Err(e) => error(e),
+        Ok(listing) => ok_json(StatusCode::OK, &json!(listing)),
+        Err(failure) => error(failure),
     }
 }
 
@@ -206,7 +209,7 @@ struct BranchBody {
 }
 
 async fn do_commit(
-    s: Arc<Shared>,
+    shared: Arc<Shared>,
     (org, project, repo): (String, String, String),
     branch: String,
     force_base: Option<Option<String>>,
@@ -214,7 +217,7 @@ async fn do_commit(
     changes: Vec<FileChange>,
     author: Signature,
 ) -> Response<Body> {
-    let Some((o, r)) = s.find_repo(&org, &project, &repo) else {
+    let Some((org_state, repo_state)) = shared.find_repo(&org, &project, &repo) else {
         return error(EmulatorError::NotFound(format!(
             "repository {org}/{project}/{repo}"
         )));
@@ -222,14 +225,14 @@ async fn do_commit(
     let result = git::blocking(move || {
         let base = match &force_base {
             None => repos::Base::BranchHead,
-            Some(b) => repos::Base::Force(b.as_deref()),
+            Some(base) => repos::Base::Force(base.as_deref()),
         };
         let spec = repos::CommitSpec {
             changes: &changes,
             message: &message,
             author: &author,
         };
-        repos::commit(&s, &o, &r, &branch, base, &spec)
+        repos::commit(&shared, &org_state, &repo_state, &branch, base, &spec)
     })
     .await;
     match result {
@@ -237,116 +240,127 @@ async fn do_commit(
             StatusCode::CREATED,
             &json!({"commitId": id, "pushId": push.push_id}),
         ),
-        Err(e) => error(e),
+        Err(failure) => error(failure),
     }
 }
 
 async fn commit(
-    State(s): State<Arc<Shared>>,
+    State(shared): State<Arc<Shared>>,
     Path(key): Path<(String, String, String)>,
     body: axum::body::Bytes,
 ) -> Response<Body> {
-    let b: CommitBody = match parse(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
+    let request: CommitBody = match parse(&body) {
+        Ok(request) => request,
+        Err(refusal) => return refusal,
     };
     do_commit(
-        s,
+        shared,
         key,
-        b.branch,
+        request.branch,
         None,
-        b.message,
-        b.changes,
-        b.author.unwrap_or_default(),
+        request.message,
+        request.changes,
+        request.author.unwrap_or_default(),
     )
     .await
 }
 
 async fn force_push(
-    State(s): State<Arc<Shared>>,
+    State(shared): State<Arc<Shared>>,
     Path(key): Path<(String, String, String)>,
     body: axum::body::Bytes,
 ) -> Response<Body> {
-    let b: ForcePushBody = match parse(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
+    let request: ForcePushBody = match parse(&body) {
+        Ok(request) => request,
+        Err(refusal) => return refusal,
     };
     do_commit(
-        s,
+        shared,
         key,
-        b.branch,
-        Some(b.base),
-        b.message,
-        b.changes,
+        request.branch,
+        Some(request.base),
+        request.message,
+        request.changes,
         Signature::default(),
     )
     .await
 }
 
 async fn set_branch(
-    State(s): State<Arc<Shared>>,
+    State(shared): State<Arc<Shared>>,
     Path((org, project, repo)): Path<(String, String, String)>,
     body: axum::body::Bytes,
 ) -> Response<Body> {
-    let b: BranchBody = match parse(&body) {
-        Ok(b) => b,
-        Err(r) => return r,
+    let request: BranchBody = match parse(&body) {
+        Ok(request) => request,
+        Err(refusal) => return refusal,
     };
-    let Some((o, r)) = s.find_repo(&org, &project, &repo) else {
+    let Some((org_state, repo_state)) = shared.find_repo(&org, &project, &repo) else {
         return error(EmulatorError::NotFound(format!(
             "repository {org}/{project}/{repo}"
         )));
     };
-    let result =
-        git::blocking(move || repos::set_branch(&s, &o, &r, &b.branch, b.commit.as_deref())).await;
+    let result = git::blocking(move || {
+        repos::set_branch(
+            &shared,
+            &org_state,
+            &repo_state,
+            &request.branch,
+            request.commit.as_deref(),
+        )
+    })
+    .await;
     match result {
         Ok(push) => ok_json(StatusCode::CREATED, &json!({"pushId": push.push_id})),
-        Err(e) => error(e),
+        Err(failure) => error(failure),
     }
 }
 
-async fn get_webhook(State(s): State<Arc<Shared>>) -> Response<Body> {
-    let t = s.webhook_target.read().clone().map(|mut t| {
-        if t.password.is_some() {
-            t.password = Some("********".into());
+async fn get_webhook(State(shared): State<Arc<Shared>>) -> Response<Body> {
+    let target = shared.webhook_target.read().clone().map(|mut target| {
+        if target.password.is_some() {
+            target.password = Some("********".into());
         }
-        t
+        target
     });
-    ok_json(StatusCode::OK, &json!(t))
+    ok_json(StatusCode::OK, &json!(target))
 }
 
-async fn set_webhook(State(s): State<Arc<Shared>>, body: axum::body::Bytes) -> Response<Body> {
-    let t: Option<WebhookTarget> = match parse(&body) {
-        Ok(t) => t,
-        Err(r) => return r,
+async fn set_webhook(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response<Body> {
+    let target: Option<WebhookTarget> = match parse(&body) {
+        Ok(target) => target,
+        Err(refusal) => return refusal,
     };
-    webhook::set_config_target(&s, t.as_ref());
+    webhook::set_config_target(&shared, target.as_ref());
     no_content()
 }
 
-async fn deliveries(State(s): State<Arc<Shared>>) -> Response<Body> {
-    let d = s.deliveries.lock().clone();
-    let v: Vec<Value> = d
+async fn deliveries(State(shared): State<Arc<Shared>>) -> Response<Body> {
+    let recorded = shared.deliveries.lock().clone();
+    let value: Vec<Value> = recorded
         .iter()
-        .map(|d| {
-            let mut v = json!(d);
-            if let Some(o) = v.as_object_mut() {
-                o.insert("payload".into(), d.payload.clone());
+        .map(|delivery| {
+            let mut entry = json!(delivery);
+            if let Some(obj) = entry.as_object_mut() {
+                obj.insert("payload".into(), delivery.payload.clone());
             }
-            v
+            entry
         })
         .collect();
-    ok_json(StatusCode::OK, &json!(v))
+    ok_json(StatusCode::OK, &json!(value))
 }
 
-async fn subscriptions(State(s): State<Arc<Shared>>) -> Response<Body> {
-    let subs = s.subscriptions.lock().clone();
-    let v: Vec<Value> = subs
+async fn subscriptions(State(shared): State<Arc<Shared>>) -> Response<Body> {
+    let subs = shared.subscriptions.lock().clone();
+    let value: Vec<Value> = subs
         .iter()
         .map(|sub| {
-            let org_url = s.org(&sub.org).map(|o| s.org_url(&o)).unwrap_or_default();
+            let org_url = shared
+                .org(&sub.org)
+                .map(|org| shared.org_url(&org))
+                .unwrap_or_default();
             sub.to_json(&org_url)
         })
         .collect();
-    ok_json(StatusCode::OK, &json!(v))
+    ok_json(StatusCode::OK, &json!(value))
 }

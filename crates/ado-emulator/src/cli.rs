@@ -46,11 +46,11 @@ pub async fn run_cli(args: EmulatorArgs) -> Result<(), EmulatorError> {
     let use_demo = args.demo || args.config.is_none();
     let mut config = match &args.config {
         Some(path) if !args.demo => {
-            let mut c = EmulatorConfig::from_json_file(path)?;
-            if let Some(d) = &args.data_dir {
-                c.data_dir = d.clone();
+            let mut loaded = EmulatorConfig::from_json_file(path)?;
+            if let Some(dir) = &args.data_dir {
+                loaded.data_dir = dir.clone();
             }
-            c
+            loaded
         }
         _ => EmulatorConfig::demo(data_dir.clone()),
     };
@@ -115,38 +115,38 @@ pub async fn run_cli(args: EmulatorArgs) -> Result<(), EmulatorError> {
         ));
     }
     out.push_str("\nOrganizations:\n");
-    for o in &config.organizations {
-        let member = o
+    for org in &config.organizations {
+        let member = org
             .members
             .iter()
-            .map(|(c, l)| format!("{c}={l:?}"))
+            .map(|(client_id, level)| format!("{client_id}={level:?}"))
             .collect::<Vec<_>>()
             .join(", ");
         out.push_str(&format!(
             "  {}  tenant {}  members [{}]\n",
-            emu.org_url(&o.name),
-            o.tenant,
+            emu.org_url(&org.name),
+            org.tenant,
             member
         ));
-        for p in &o.projects {
-            let repos: Vec<String> = p
+        for project in &org.projects {
+            let repos: Vec<String> = project
                 .repos
                 .iter()
-                .map(|r| {
-                    let mut s = r.name.clone();
-                    if r.disabled {
-                        s.push_str(" (disabled)");
-                    } else if r.seed.is_empty() && r.import_from.is_none() {
-                        s.push_str(" (empty)");
+                .map(|repo| {
+                    let mut label = repo.name.clone();
+                    if repo.disabled {
+                        label.push_str(" (disabled)");
+                    } else if repo.seed.is_empty() && repo.import_from.is_none() {
+                        label.push_str(" (empty)");
                     }
-                    s
+                    label
                 })
                 .collect();
-            out.push_str(&format!("    {}: {}\n", p.name, repos.join(", ")));
+            out.push_str(&format!("    {}: {}\n", project.name, repos.join(", ")));
         }
     }
     match &config.webhook {
-        Some(w) => out.push_str(&format!("\nWebhook: git.push deliveries go to {}\n", w.url)),
+        Some(webhook) => out.push_str(&format!("\nWebhook: git.push deliveries go to {}\n", webhook.url)),
         None => out.push_str("\nWebhook: none (POST a WebhookTarget to /_emulator/webhook, or create a subscription)\n"),
     }
     println!("{out}");
@@ -167,11 +167,12 @@ fn seed_repo_from_dir(config: EmulatorConfig, spec: &str) -> Result<EmulatorConf
     let (Some(org), Some(project), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(invalid());
     };
-    let exists = config.organizations.iter().any(|o| {
-        o.name.eq_ignore_ascii_case(org)
-            && o.projects
+    let exists = config.organizations.iter().any(|org_config| {
+        org_config.name.eq_ignore_ascii_case(org)
+            && org_config
+                .projects
                 .iter()
-                .any(|p| p.name.eq_ignore_ascii_case(project))
+                .any(|project_config| project_config.name.eq_ignore_ascii_case(project))
     });
     if !exists {
         return Err(EmulatorError::Invalid(format!(
@@ -181,9 +182,12 @@ fn seed_repo_from_dir(config: EmulatorConfig, spec: &str) -> Result<EmulatorConf
     let root = PathBuf::from(dir);
     let mut changes = Vec::new();
     let mut stack = vec![root.clone()];
-    while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|e| {
-            EmulatorError::Invalid(format!("--seed-repo: cannot read {}: {e}", d.display()))
+    while let Some(folder) = stack.pop() {
+        let entries = std::fs::read_dir(&folder).map_err(|error| {
+            EmulatorError::Invalid(format!(
+                "--seed-repo: cannot read {}: {error}",
+                folder.display()
+            ))
         })?;
         for entry in entries.flatten() {
             let path = entry.path();
@@ -197,9 +201,9 @@ fn seed_repo_from_dir(config: EmulatorConfig, spec: &str) -> Result<EmulatorConf
             } else if kind.is_file() {
                 let rel = path.strip_prefix(&root).unwrap_or(&path);
                 let Some(rel) = rel.to_str() else { continue };
-                let bytes = std::fs::read(&path).map_err(|e| {
+                let bytes = std::fs::read(&path).map_err(|error| {
                     EmulatorError::Invalid(format!(
-                        "--seed-repo: cannot read {}: {e}",
+                        "--seed-repo: cannot read {}: {error}",
                         path.display()
                     ))
                 })?;
@@ -207,7 +211,7 @@ fn seed_repo_from_dir(config: EmulatorConfig, spec: &str) -> Result<EmulatorConf
             }
         }
     }
-    changes.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    changes.sort_by(|left, right| format!("{left:?}").cmp(&format!("{right:?}")));
     Ok(config.with_seeded_repo(
         org,
         project,

@@ -389,19 +389,19 @@ mod content_serde {
         Binary { base64: String },
     }
 
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
         match std::str::from_utf8(bytes) {
-            Ok(text) => Content::Text(text.to_string()).serialize(s),
+            Ok(text) => Content::Text(text.to_string()).serialize(serializer),
             Err(_) => Content::Binary {
                 base64: base64::engine::general_purpose::STANDARD.encode(bytes),
             }
-            .serialize(s),
+            .serialize(serializer),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        match Content::deserialize(d)? {
-            Content::Text(t) => Ok(t.into_bytes()),
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        match Content::deserialize(deserializer)? {
+            Content::Text(text) => Ok(text.into_bytes()),
             Content::Binary { base64 } => base64::engine::general_purpose::STANDARD
                 .decode(base64.as_bytes())
                 .map_err(serde::de::Error::custom),
@@ -474,9 +474,9 @@ impl EmulatorConfig {
         match self
             .apps
             .iter()
-            .position(|a| a.client_id.eq_ignore_ascii_case(client_id))
+            .position(|app| app.client_id.eq_ignore_ascii_case(client_id))
         {
-            Some(i) => &mut self.apps[i],
+            Some(index) => &mut self.apps[index],
             None => panic!("unknown app {client_id}: call with_app first"),
         }
     }
@@ -485,33 +485,33 @@ impl EmulatorConfig {
         match self
             .organizations
             .iter()
-            .position(|o| o.name.eq_ignore_ascii_case(org))
+            .position(|existing| existing.name.eq_ignore_ascii_case(org))
         {
-            Some(i) => &mut self.organizations[i],
+            Some(index) => &mut self.organizations[index],
             None => panic!("unknown organization {org}: call with_org first"),
         }
     }
 
     fn project_mut(&mut self, org: &str, project: &str) -> &mut ProjectConfig {
-        let o = self.org_mut(org);
-        match o
+        let org_config = self.org_mut(org);
+        match org_config
             .projects
             .iter()
-            .position(|p| p.name.eq_ignore_ascii_case(project))
+            .position(|existing| existing.name.eq_ignore_ascii_case(project))
         {
-            Some(i) => &mut o.projects[i],
+            Some(index) => &mut org_config.projects[index],
             None => panic!("unknown project {org}/{project}: call with_project first"),
         }
     }
 
     fn repo_mut(&mut self, org: &str, project: &str, repo: &str) -> &mut RepoConfig {
-        let p = self.project_mut(org, project);
-        match p
+        let project_config = self.project_mut(org, project);
+        match project_config
             .repos
             .iter()
-            .position(|r| r.name.eq_ignore_ascii_case(repo))
+            .position(|existing| existing.name.eq_ignore_ascii_case(repo))
         {
-            Some(i) => &mut p.repos[i],
+            Some(index) => &mut project_config.repos[index],
             None => panic!("unknown repository {org}/{project}/{repo}: call with_repo first"),
         }
     }
@@ -520,8 +520,11 @@ impl EmulatorConfig {
     pub fn with_tenant(mut self, id: &str, domains: &[&str]) -> Self {
         self.tenants.push(TenantConfig {
             id: id.to_lowercase(),
-            domains: domains.iter().map(|d| d.to_lowercase()).collect(),
-            display_name: domains.first().map(|d| d.to_string()).unwrap_or_default(),
+            domains: domains.iter().map(|domain| domain.to_lowercase()).collect(),
+            display_name: domains
+                .first()
+                .map(|domain| domain.to_string())
+                .unwrap_or_default(),
         });
         self
     }
@@ -545,7 +548,10 @@ impl EmulatorConfig {
     pub fn with_multi_tenant(mut self, client_id: &str, consented_tenants: &[&str]) -> Self {
         let app = self.app_mut(client_id);
         app.multi_tenant = true;
-        app.consented_tenants = consented_tenants.iter().map(|t| t.to_lowercase()).collect();
+        app.consented_tenants = consented_tenants
+            .iter()
+            .map(|tenant| tenant.to_lowercase())
+            .collect();
         self
     }
 
@@ -659,8 +665,12 @@ impl EmulatorConfig {
         name: &str,
         client_ids: &[&str],
     ) -> Self {
-        self.repo_mut(org, project, name).visible_to =
-            Some(client_ids.iter().map(|c| c.to_lowercase()).collect());
+        self.repo_mut(org, project, name).visible_to = Some(
+            client_ids
+                .iter()
+                .map(|client_id| client_id.to_lowercase())
+                .collect(),
+        );
         self
     }
 
@@ -673,9 +683,9 @@ impl EmulatorConfig {
         projects: usize,
         repos_per_project: usize,
     ) -> Self {
-        let o = self.org_mut(org);
+        let org_config = self.org_mut(org);
         for i in 0..projects {
-            let mut p = ProjectConfig {
+            let mut project_config = ProjectConfig {
                 name: format!("{prefix}-{i:03}"),
                 id: None,
                 description: Some(format!("Bulk project {i}")),
@@ -683,10 +693,11 @@ impl EmulatorConfig {
                 repos: Vec::new(),
             };
             for j in 0..repos_per_project {
-                p.repos
+                project_config
+                    .repos
                     .push(RepoConfig::new(format!("{prefix}-{i:03}-repo-{j:02}")));
             }
-            o.projects.push(p);
+            org_config.projects.push(project_config);
         }
         self
     }
@@ -720,62 +731,62 @@ impl EmulatorConfig {
     /// Checks ids and references; called by `start`.
     pub fn validate(&self) -> Result<(), crate::EmulatorError> {
         use crate::EmulatorError::Config;
-        let is_guid = |s: &str| Uuid::parse_str(s).is_ok();
-        for t in &self.tenants {
-            if !is_guid(&t.id) {
-                return Err(Config(format!("tenant id {} is not a GUID", t.id)));
+        let is_guid = |id: &str| Uuid::parse_str(id).is_ok();
+        for tenant in &self.tenants {
+            if !is_guid(&tenant.id) {
+                return Err(Config(format!("tenant id {} is not a GUID", tenant.id)));
             }
         }
-        for a in &self.apps {
-            if !is_guid(&a.client_id) {
-                return Err(Config(format!("client id {} is not a GUID", a.client_id)));
+        for app in &self.apps {
+            if !is_guid(&app.client_id) {
+                return Err(Config(format!("client id {} is not a GUID", app.client_id)));
             }
             if !self
                 .tenants
                 .iter()
-                .any(|t| t.id.eq_ignore_ascii_case(&a.tenant))
+                .any(|tenant| tenant.id.eq_ignore_ascii_case(&app.tenant))
             {
                 return Err(Config(format!(
                     "app {} names unknown tenant {}",
-                    a.client_id, a.tenant
+                    app.client_id, app.tenant
                 )));
             }
         }
         let mut names = std::collections::HashSet::new();
-        for o in &self.organizations {
-            if !names.insert(o.name.to_lowercase()) {
-                return Err(Config(format!("organization {} defined twice", o.name)));
+        for org in &self.organizations {
+            if !names.insert(org.name.to_lowercase()) {
+                return Err(Config(format!("organization {} defined twice", org.name)));
             }
-            if o.name.is_empty() || o.name.starts_with('_') || o.name.contains('/') {
-                return Err(Config(format!("invalid organization name {:?}", o.name)));
+            if org.name.is_empty() || org.name.starts_with('_') || org.name.contains('/') {
+                return Err(Config(format!("invalid organization name {:?}", org.name)));
             }
-            if !is_guid(&o.id) {
-                return Err(Config(format!("organization id {} is not a GUID", o.id)));
+            if !is_guid(&org.id) {
+                return Err(Config(format!("organization id {} is not a GUID", org.id)));
             }
             if !self
                 .tenants
                 .iter()
-                .any(|t| t.id.eq_ignore_ascii_case(&o.tenant))
+                .any(|tenant| tenant.id.eq_ignore_ascii_case(&org.tenant))
             {
                 return Err(Config(format!(
                     "organization {} names unknown tenant {}",
-                    o.name, o.tenant
+                    org.name, org.tenant
                 )));
             }
             let mut pnames = std::collections::HashSet::new();
-            for p in &o.projects {
-                if !pnames.insert(p.name.to_lowercase()) {
+            for project in &org.projects {
+                if !pnames.insert(project.name.to_lowercase()) {
                     return Err(Config(format!(
                         "project {}/{} defined twice",
-                        o.name, p.name
+                        org.name, project.name
                     )));
                 }
                 let mut rnames = std::collections::HashSet::new();
-                for r in &p.repos {
-                    if !rnames.insert(r.name.to_lowercase()) {
+                for repo in &project.repos {
+                    if !rnames.insert(repo.name.to_lowercase()) {
                         return Err(Config(format!(
                             "repository {}/{}/{} defined twice",
-                            o.name, p.name, r.name
+                            org.name, project.name, repo.name
                         )));
                     }
                 }

@@ -38,15 +38,15 @@ pub const HUB_TENANT_ID: &str = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c63";
 pub const HUB_CLIENT_ID: &str = "6b8d0f2a-4c6e-4a8b-9d1f-3e5a7c9b1d74";
 pub const HUB_CLIENT_SECRET: &str = "Hb56Q~hub.Multitenant-Emulator_Secret.Value3";
 
-fn at(h: i64) -> Option<OffsetDateTime> {
-    Some(datetime!(2024-03-04 09:00 UTC) + time::Duration::hours(h))
+fn at(hours: i64) -> Option<OffsetDateTime> {
+    Some(datetime!(2024-03-04 09:00 UTC) + time::Duration::hours(hours))
 }
 
 fn put(path: &str, content: &str) -> FileChange {
     FileChange::put(path, content.as_bytes().to_vec())
 }
 
-fn seed(message: &str, h: i64, who: usize, changes: Vec<FileChange>) -> SeedCommit {
+fn seed(message: &str, hours: i64, who: usize, changes: Vec<FileChange>) -> SeedCommit {
     let authors = [
         ("Jamal Hartnett", "jamal.hartnett@contoso.com"),
         ("Aisha Okafor", "aisha.okafor@contoso.com"),
@@ -61,21 +61,21 @@ fn seed(message: &str, h: i64, who: usize, changes: Vec<FileChange>) -> SeedComm
             name: name.into(),
             email: email.into(),
         }),
-        date: at(h),
+        date: at(hours),
         changes,
         tags: Vec::new(),
     }
 }
 
 fn repo(name: &str, seed: Vec<SeedCommit>) -> RepoConfig {
-    let mut r = RepoConfig::new(name);
-    r.seed = seed;
-    r
+    let mut config = RepoConfig::new(name);
+    config.seed = seed;
+    config
 }
 
 /// The demo configuration.
 pub fn demo_config(data_dir: PathBuf) -> EmulatorConfig {
-    let mut c = EmulatorConfig::new(data_dir)
+    let mut config = EmulatorConfig::new(data_dir)
         .with_tenant(TENANT_ID, &[TENANT_DOMAIN, "contoso.com"])
         .with_tenant(OTHER_TENANT_ID, &[OTHER_TENANT_DOMAIN])
         .with_tenant(HUB_TENANT_ID, &["spicehub.onmicrosoft.com"])
@@ -108,34 +108,38 @@ pub fn demo_config(data_dir: PathBuf) -> EmulatorConfig {
             OTHER_TENANT_ID,
         )
         .with_member("fabrikam", OTHER_CLIENT_ID, AccessLevel::Basic);
-    if let Some(app) = c.apps.iter_mut().find(|a| a.client_id == CLIENT_ID) {
-        for s in &mut app.secrets {
-            if s.value == CLIENT_SECRET {
-                s.id = Some("7d1e5b2c-9a4f-4c3e-8b6d-2f0a1c3e5d70".into());
-                s.expires_at = Some(datetime!(2099-12-31 23:59 UTC));
+    if let Some(app) = config
+        .apps
+        .iter_mut()
+        .find(|candidate| candidate.client_id == CLIENT_ID)
+    {
+        for secret in &mut app.secrets {
+            if secret.value == CLIENT_SECRET {
+                secret.id = Some("7d1e5b2c-9a4f-4c3e-8b6d-2f0a1c3e5d70".into());
+                secret.expires_at = Some(datetime!(2099-12-31 23:59 UTC));
             }
-            if s.value == EXPIRED_SECRET {
-                s.id = Some("2c9f4a7e-1b3d-4e5f-9a8c-6d0b2e4f6a81".into());
-                s.expires_at = Some(datetime!(2024-01-01 00:00 UTC));
+            if secret.value == EXPIRED_SECRET {
+                secret.id = Some("2c9f4a7e-1b3d-4e5f-9a8c-6d0b2e4f6a81".into());
+                secret.expires_at = Some(datetime!(2024-01-01 00:00 UTC));
             }
         }
     }
-    for o in &mut c.organizations {
-        o.pusher = Identity {
+    for org in &mut config.organizations {
+        org.pusher = Identity {
             id: "d291b0c4-a05c-4ea6-8df1-4b41d5f39eff".into(),
             display_name: "Jamal Hartnett".into(),
             unique_name: format!(
                 "jamal.hartnett@{}",
-                if o.tenant == OTHER_TENANT_ID {
+                if org.tenant == OTHER_TENANT_ID {
                     "fabrikam.com"
                 } else {
                     "contoso.com"
                 }
             ),
         };
-        match o.name.as_str() {
+        match org.name.as_str() {
             ORG => {
-                o.projects = vec![
+                org.projects = vec![
                     ProjectConfig {
                         name: "Commerce".into(),
                         id: Some("6ce954b1-ce1f-45d1-b94d-e6bf2464ba2c".into()),
@@ -160,7 +164,7 @@ pub fn demo_config(data_dir: PathBuf) -> EmulatorConfig {
                 ];
             }
             "northwind" => {
-                o.projects = vec![ProjectConfig {
+                org.projects = vec![ProjectConfig {
                     name: "Research".into(),
                     id: None,
                     description: Some("Research notebooks.".into()),
@@ -177,7 +181,7 @@ pub fn demo_config(data_dir: PathBuf) -> EmulatorConfig {
                 }];
             }
             "tailspin" => {
-                o.projects = vec![ProjectConfig {
+                org.projects = vec![ProjectConfig {
                     name: "Ops".into(),
                     id: None,
                     description: None,
@@ -186,7 +190,7 @@ pub fn demo_config(data_dir: PathBuf) -> EmulatorConfig {
                 }];
             }
             _ => {
-                o.projects = vec![ProjectConfig {
+                org.projects = vec![ProjectConfig {
                     name: "Fabrikam-Fiber-Git".into(),
                     id: None,
                     description: Some("Git projects".into()),
@@ -204,7 +208,7 @@ pub fn demo_config(data_dir: PathBuf) -> EmulatorConfig {
             }
         }
     }
-    c
+    config
 }
 
 fn shop_pipelines() -> RepoConfig {
@@ -314,7 +318,7 @@ fn ml_models() -> RepoConfig {
 }
 
 fn legacy_archive() -> RepoConfig {
-    let mut r = repo(
+    let mut archive = repo(
         "legacy-archive",
         vec![seed(
             "Archive the 2019 reporting scripts",
@@ -323,8 +327,8 @@ fn legacy_archive() -> RepoConfig {
             vec![put("reports/monthly.py", LEGACY_REPORT)],
         )],
     );
-    r.disabled = true;
-    r
+    archive.disabled = true;
+    archive
 }
 
 fn data_platform() -> RepoConfig {

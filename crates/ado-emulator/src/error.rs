@@ -24,7 +24,7 @@ pub enum EmulatorError {
 }
 
 impl From<tokio::task::JoinError> for EmulatorError {
-    fn from(e: tokio::task::JoinError) -> Self {
-        EmulatorError::Task(e.to_string())
+    fn from(error: tokio::task::JoinError) -> Self {
+        EmulatorError::Task(error.to_string())
     }
 }

@@ -98,12 +98,12 @@ impl FaultRule {
             times: Some(1),
         }
     }
-    /// A rule for the next `n` matching requests.
-    pub fn times(scope: FaultScope, fault: Fault, n: u32) -> Self {
+    /// A rule for the next `count` matching requests.
+    pub fn times(scope: FaultScope, fault: Fault, count: u32) -> Self {
         FaultRule {
             scope,
             fault,
-            times: Some(n),
+            times: Some(count),
         }
     }
 }
@@ -143,7 +143,7 @@ fn take_matching(shared: &Shared, service: Service, path_q: &str) -> Vec<Fault> 
         let scope_ok = match &rule.scope {
             FaultScope::Token => service == Service::Token,
             FaultScope::DevOps => service == Service::DevOps,
-            FaultScope::PathContains(s) => path_q.contains(s.as_str()),
+            FaultScope::PathContains(needle) => path_q.contains(needle.as_str()),
         };
         let applicable = match rule.fault {
             Fault::TokenError { .. } => service == Service::Token,
@@ -151,12 +151,12 @@ fn take_matching(shared: &Shared, service: Service, path_q: &str) -> Vec<Fault> 
         };
         if scope_ok && applicable {
             out.push(rule.fault.clone());
-            if let Some(t) = rule.times.as_mut() {
-                *t = t.saturating_sub(1);
+            if let Some(remaining) = rule.times.as_mut() {
+                *remaining = remaining.saturating_sub(1);
             }
         }
     }
-    rules.retain(|r| r.times != Some(0));
+    rules.retain(|rule| rule.times != Some(0));
     out
 }
 
@@ -174,7 +174,7 @@ fn answer_fault(
         .strip_prefix("/devops/")
         .and_then(|rest| rest.split('/').next())
         .and_then(|name| shared.org(&percent_decode(name)));
-    let mut r = match fault {
+    let mut response = match fault {
         Fault::SignInPage203 => http::sign_in_203(shared),
         Fault::RedirectToSignIn302 => http::redirect_to_sign_in(shared, original_url),
         Fault::Unauthorized401 => http::unauthorized(
@@ -187,13 +187,13 @@ fn answer_fault(
         _ => http::server_error(500),
     };
     if service == Service::DevOps {
-        http::add_ado_headers(shared, r.headers_mut());
+        http::add_ado_headers(shared, response.headers_mut());
     }
-    r
+    response
 }
 
-pub(crate) fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
+pub(crate) fn percent_decode(encoded: &str) -> String {
+    percent_encoding::percent_decode_str(encoded)
         .decode_utf8_lossy()
         .into_owned()
 }
@@ -212,7 +212,7 @@ pub(crate) async fn middleware(
     let received_instant = Instant::now();
     let query = req.uri().query().map(str::to_string);
     let path_q = match &query {
-        Some(q) => format!("{path}?{q}"),
+        Some(query) => format!("{path}?{query}"),
         None => path.clone(),
     };
     let original_url = format!("{}{}", shared.base_url, path_q);
@@ -220,7 +220,7 @@ pub(crate) async fn middleware(
     let auth_header = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        .and_then(|value| value.to_str().ok())
         .map(str::to_string);
     let auth = AuthKind::of(auth_header.as_deref());
 
@@ -242,12 +242,14 @@ pub(crate) async fn middleware(
     let mut cut: Option<usize> = None;
     let mut retry_after_200: Option<u64> = None;
     let mut answer: Option<&Fault> = None;
-    for f in &faults {
-        match f {
+    for fault in &faults {
+        match fault {
             Fault::Delay { ms } => delay_ms = delay_ms.saturating_add(*ms),
-            Fault::PageSize { n } => page_size = Some(page_size.map_or(*n, |p| p.min(*n)).max(1)),
+            Fault::PageSize { n: cap } => {
+                page_size = Some(page_size.map_or(*cap, |current| current.min(*cap)).max(1))
+            }
             Fault::CutBody { after_bytes } => {
-                cut = Some(cut.map_or(*after_bytes, |c| c.min(*after_bytes)))
+                cut = Some(cut.map_or(*after_bytes, |current| current.min(*after_bytes)))
             }
             Fault::RetryAfterOn200 { secs } => retry_after_200 = Some(*secs),
             other if other.replaces_answer() && answer.is_none() => answer = Some(other),
@@ -259,7 +261,7 @@ pub(crate) async fn middleware(
     }
 
     let mut resp = match answer {
-        Some(f) => answer_fault(&shared, service, f, &path, &original_url),
+        Some(fault) => answer_fault(&shared, service, fault, &path, &original_url),
         None => {
             let mut req = req;
             req.extensions_mut().insert(RequestFaults { page_size });
@@ -283,12 +285,12 @@ pub(crate) async fn middleware(
         let error_code = if status >= 400 {
             serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()
-                .and_then(|v| {
-                    v.get("error_codes")
-                        .and_then(|c| c.get(0))
-                        .and_then(|c| c.as_u64())
+                .and_then(|body| {
+                    body.get("error_codes")
+                        .and_then(|codes| codes.get(0))
+                        .and_then(|code| code.as_u64())
                 })
-                .map(|c| c as u32)
+                .map(|code| code as u32)
         } else {
             None
         };
@@ -299,7 +301,7 @@ pub(crate) async fn middleware(
         records.push(TokenRequestRecord {
             tenant: path
                 .strip_prefix("/login/")
-                .and_then(|r| r.split('/').next())
+                .and_then(|rest| rest.split('/').next())
                 .map(percent_decode)
                 .unwrap_or_default(),
             fields,
@@ -322,7 +324,7 @@ pub(crate) async fn middleware(
         content_type: parts
             .headers
             .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
+            .and_then(|value| value.to_str().ok())
             .map(str::to_string),
         body: bytes.to_vec(),
         auth,
@@ -331,15 +333,15 @@ pub(crate) async fn middleware(
         received_at,
         received_instant,
         elapsed_ms: received_instant.elapsed().as_millis() as u64,
-        faults: faults.iter().map(|f| format!("{f:?}")).collect(),
+        faults: faults.iter().map(|fault| format!("{fault:?}")).collect(),
     });
     drop(log);
     tracing::debug!(status, path = %path, faults = faults.len(), "emulator answered");
 
     match cut {
-        Some(n) if n < bytes.len() => {
+        Some(cut_at) if cut_at < bytes.len() => {
             let total = bytes.len();
-            let head = bytes.slice(0..n);
+            let head = bytes.slice(0..cut_at);
             // Let hyper flush the headers and the first bytes before the connection is dropped.
             let stream = futures_util::StreamExt::chain(
                 futures_util::stream::iter(vec![Ok::<Bytes, std::io::Error>(head)]),
@@ -362,14 +364,14 @@ pub(crate) async fn middleware(
 
 fn redacted_form(bytes: &[u8]) -> BTreeMap<String, String> {
     form_urlencoded::parse(bytes)
-        .map(|(k, v)| {
-            let v = match k.as_ref() {
+        .map(|(key, value)| {
+            let value = match key.as_ref() {
                 "client_secret" | "client_assertion" | "password" | "refresh_token" => {
                     "<redacted>".to_string()
                 }
-                _ => v.into_owned(),
+                _ => value.into_owned(),
             };
-            (k.into_owned(), v)
+            (key.into_owned(), value)
         })
         .collect()
 }

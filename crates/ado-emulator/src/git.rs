@@ -15,17 +15,17 @@ use crate::EmulatorError;
 pub const ZERO_ID: &str = "0000000000000000000000000000000000000000";
 
 /// Runs blocking Git work off the async runtime.
-pub(crate) async fn blocking<T, F>(f: F) -> Result<T, EmulatorError>
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T, EmulatorError>
 where
     F: FnOnce() -> Result<T, EmulatorError> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(f).await?
+    tokio::task::spawn_blocking(work).await?
 }
 
 fn base_command() -> Command {
-    let mut c = Command::new("git");
-    c.env("GIT_CONFIG_NOSYSTEM", "1")
+    let mut cmd = Command::new("git");
+    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_TERMINAL_PROMPT", "0")
         // Paths from requests are never pathspec magic (`:(glob)`, `:!x`, ...).
@@ -39,13 +39,13 @@ fn base_command() -> Command {
             "-c",
             "core.autocrlf=false",
         ]);
-    c
+    cmd
 }
 
 fn command(dir: &Path) -> Command {
-    let mut c = base_command();
-    c.arg("--git-dir").arg(dir);
-    c
+    let mut cmd = base_command();
+    cmd.arg("--git-dir").arg(dir);
+    cmd
 }
 
 struct Output {
@@ -96,8 +96,8 @@ fn run_opt(dir: &Path, args: &[&str]) -> Result<Option<Vec<u8>>, EmulatorError> 
     Ok(if out.ok { Some(out.stdout) } else { None })
 }
 
-fn text(b: Vec<u8>) -> String {
-    String::from_utf8_lossy(&b).into_owned()
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Whether a bare repository exists at `dir`.
@@ -131,16 +131,23 @@ pub fn clone_bare(src: &Path, dst: &Path) -> Result<(), EmulatorError> {
     if let Some(parent) = dst.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let s = src.to_string_lossy().into_owned();
-    let d = dst.to_string_lossy().into_owned();
+    let src_arg = src.to_string_lossy().into_owned();
+    let dst_arg = dst.to_string_lossy().into_owned();
     let out = exec(
         base_command(),
-        &["clone", "--bare", "--quiet", "--no-local", &s, &d],
+        &[
+            "clone",
+            "--bare",
+            "--quiet",
+            "--no-local",
+            &src_arg,
+            &dst_arg,
+        ],
         None,
     )?;
     if !out.ok {
         return Err(EmulatorError::Git {
-            args: format!("clone --bare {s}"),
+            args: format!("clone --bare {src_arg}"),
             stderr: out.stderr,
         });
     }
@@ -156,8 +163,8 @@ pub fn rev_parse(dir: &Path, rev: &str) -> Result<Option<String>, EmulatorError>
         dir,
         &["rev-parse", "--verify", "--quiet", "--end-of-options", rev],
     )?
-    .map(|o| text(o).trim().to_string())
-    .filter(|s| s.len() == 40))
+    .map(|output| text(output).trim().to_string())
+    .filter(|id| id.len() == 40))
 }
 
 /// Type of an object (`blob`, `tree`, `commit`, `tag`) or `None`.
@@ -165,11 +172,13 @@ pub fn object_type(dir: &Path, id: &str) -> Result<Option<String>, EmulatorError
     if !exists(dir) || !is_hex(id) {
         return Ok(None);
     }
-    Ok(run_opt(dir, &["cat-file", "-t", id])?.map(|o| text(o).trim().to_string()))
+    Ok(run_opt(dir, &["cat-file", "-t", id])?.map(|output| text(output).trim().to_string()))
 }
 
-pub fn is_hex(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
+pub fn is_hex(candidate: &str) -> bool {
+    !candidate.is_empty()
+        && candidate.len() <= 40
+        && candidate.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// A ref and what it points to.
@@ -196,13 +205,16 @@ pub fn refs(dir: &Path) -> Result<Vec<GitRef>, EmulatorError> {
         ],
         None,
     )?;
-    let mut v: Vec<GitRef> = text(out)
+    let mut found: Vec<GitRef> = text(out)
         .lines()
-        .filter_map(|l| {
-            let mut p = l.split('\0');
-            let name = p.next()?.to_string();
-            let object_id = p.next()?.to_string();
-            let peeled = p.next().filter(|s| !s.is_empty()).map(str::to_string);
+        .filter_map(|line| {
+            let mut fields = line.split('\0');
+            let name = fields.next()?.to_string();
+            let object_id = fields.next()?.to_string();
+            let peeled = fields
+                .next()
+                .filter(|peeled| !peeled.is_empty())
+                .map(str::to_string);
             Some(GitRef {
                 name,
                 object_id,
@@ -210,8 +222,8 @@ pub fn refs(dir: &Path) -> Result<Vec<GitRef>, EmulatorError> {
             })
         })
         .collect();
-    v.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(v)
+    found.sort_by(|left, right| left.name.cmp(&right.name));
+    Ok(found)
 }
 
 /// A person line of a commit.
@@ -244,31 +256,32 @@ fn parse_log(out: Vec<u8>) -> Vec<CommitInfo> {
             if rec.is_empty() {
                 return None;
             }
-            let f: Vec<&str> = rec.splitn(10, '\x1f').collect();
-            if f.len() < 10 {
+            let fields: Vec<&str> = rec.splitn(10, '\x1f').collect();
+            if fields.len() < 10 {
                 return None;
             }
-            let t = |s: &str| {
-                s.parse::<i64>()
+            let parse_time = |seconds: &str| {
+                seconds
+                    .parse::<i64>()
                     .ok()
-                    .and_then(|x| OffsetDateTime::from_unix_timestamp(x).ok())
+                    .and_then(|timestamp| OffsetDateTime::from_unix_timestamp(timestamp).ok())
                     .unwrap_or(OffsetDateTime::UNIX_EPOCH)
             };
             Some(CommitInfo {
-                id: f[0].to_string(),
-                tree: f[1].to_string(),
-                parents: f[2].split_whitespace().map(str::to_string).collect(),
+                id: fields[0].to_string(),
+                tree: fields[1].to_string(),
+                parents: fields[2].split_whitespace().map(str::to_string).collect(),
                 author: Person {
-                    name: f[3].to_string(),
-                    email: f[4].to_string(),
-                    time: t(f[5]),
+                    name: fields[3].to_string(),
+                    email: fields[4].to_string(),
+                    time: parse_time(fields[5]),
                 },
                 committer: Person {
-                    name: f[6].to_string(),
-                    email: f[7].to_string(),
-                    time: t(f[8]),
+                    name: fields[6].to_string(),
+                    email: fields[7].to_string(),
+                    time: parse_time(fields[8]),
                 },
-                message: f[9].to_string(),
+                message: fields[9].to_string(),
             })
         })
         .collect()
@@ -284,8 +297,8 @@ pub fn commits(dir: &Path, ids: &[String]) -> Result<Vec<CommitInfo>, EmulatorEr
         if !is_hex(id) {
             continue;
         }
-        if let Some(o) = run_opt(dir, &["show", "-s", "--no-walk", LOG_FORMAT, id, "--"])? {
-            out.extend(parse_log(o));
+        if let Some(output) = run_opt(dir, &["show", "-s", "--no-walk", LOG_FORMAT, id, "--"])? {
+            out.extend(parse_log(output));
         }
     }
     Ok(out)
@@ -314,33 +327,33 @@ pub struct LogFilter {
 }
 
 /// `git log` (newest first), unpaged.
-pub fn log(dir: &Path, f: &LogFilter) -> Result<Vec<CommitInfo>, EmulatorError> {
-    if !exists(dir) || f.include.is_empty() {
+pub fn log(dir: &Path, filter: &LogFilter) -> Result<Vec<CommitInfo>, EmulatorError> {
+    if !exists(dir) || filter.include.is_empty() {
         return Ok(Vec::new());
     }
     let mut args: Vec<String> = vec!["log".into(), LOG_FORMAT.into()];
-    if let Some(a) = &f.author {
-        args.push(format!("--author={a}"));
+    if let Some(author) = &filter.author {
+        args.push(format!("--author={author}"));
     }
-    if let Some(c) = &f.committer {
-        args.push(format!("--committer={c}"));
+    if let Some(committer) = &filter.committer {
+        args.push(format!("--committer={committer}"));
     }
-    if let Some(s) = f.since {
-        args.push(format!("--since=@{s}"));
+    if let Some(since) = filter.since {
+        args.push(format!("--since=@{since}"));
     }
-    if let Some(u) = f.until {
-        args.push(format!("--until=@{u}"));
+    if let Some(until) = filter.until {
+        args.push(format!("--until=@{until}"));
     }
     args.push("--end-of-options".into());
-    for i in &f.include {
-        args.push(i.clone());
+    for include in &filter.include {
+        args.push(include.clone());
     }
-    for e in &f.exclude {
-        args.push(format!("^{e}"));
+    for excluded in &filter.exclude {
+        args.push(format!("^{excluded}"));
     }
     args.push("--".into());
-    if let Some(p) = &f.path {
-        args.push(p.clone());
+    if let Some(path) = &filter.path {
+        args.push(path.clone());
     }
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     Ok(parse_log(run(dir, &refs, None)?))
@@ -357,7 +370,7 @@ pub fn rev_list(
     }
     let mut args: Vec<String> = vec!["rev-list".into(), "--end-of-options".into()];
     args.extend(include.iter().cloned());
-    args.extend(exclude.iter().map(|e| format!("^{e}")));
+    args.extend(exclude.iter().map(|excluded| format!("^{excluded}")));
     args.push("--".into());
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     Ok(text(run(dir, &refs, None)?)
@@ -367,10 +380,10 @@ pub fn rev_list(
 }
 
 /// `git merge-base A B`.
-pub fn merge_base(dir: &Path, a: &str, b: &str) -> Result<Option<String>, EmulatorError> {
-    Ok(run_opt(dir, &["merge-base", a, b])?
-        .map(|o| text(o).trim().to_string())
-        .filter(|s| !s.is_empty()))
+pub fn merge_base(dir: &Path, first: &str, second: &str) -> Result<Option<String>, EmulatorError> {
+    Ok(run_opt(dir, &["merge-base", first, second])?
+        .map(|output| text(output).trim().to_string())
+        .filter(|base| !base.is_empty()))
 }
 
 /// `(ahead, behind)` of `target` relative to `base`.
@@ -383,7 +396,7 @@ pub fn ahead_behind(dir: &Path, base: &str, target: &str) -> Result<(u64, u64), 
     )?);
     let mut it = out
         .split_whitespace()
-        .map(|s| s.parse::<u64>().unwrap_or(0));
+        .map(|count| count.parse::<u64>().unwrap_or(0));
     let behind = it.next().unwrap_or(0);
     let ahead = it.next().unwrap_or(0);
     Ok((ahead, behind))
@@ -419,8 +432,8 @@ pub fn diff_tree(
     let mut args = vec!["diff-tree", "-r", "-t", "-z", "--raw", "--no-abbrev", "-M"];
     let empty_tree;
     match base {
-        Some(b) => {
-            args.push(b);
+        Some(base) => {
+            args.push(base);
             args.push(target);
         }
         None => {
@@ -445,30 +458,30 @@ fn empty_tree_id(dir: &Path) -> Result<String, EmulatorError> {
 
 fn parse_raw_diff(out: &[u8]) -> Vec<DiffEntry> {
     let fields: Vec<String> = out
-        .split(|b| *b == 0)
-        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .split(|byte| *byte == 0)
+        .map(|field| String::from_utf8_lossy(field).into_owned())
         .collect();
-    let mut v = Vec::new();
-    let mut i = 0;
-    while i < fields.len() {
-        let head = &fields[i];
+    let mut entries = Vec::new();
+    let mut index = 0;
+    while index < fields.len() {
+        let head = &fields[index];
         if !head.starts_with(':') {
-            i += 1;
+            index += 1;
             continue;
         }
         let parts: Vec<&str> = head[1..].split(' ').collect();
         if parts.len() < 5 {
-            i += 1;
+            index += 1;
             continue;
         }
         let status_str = parts[4];
         let status = status_str.chars().next().unwrap_or('M');
         let similarity = status_str[1..].parse::<u32>().unwrap_or(0);
         if status == 'R' || status == 'C' {
-            let (Some(src), Some(dst)) = (fields.get(i + 1), fields.get(i + 2)) else {
+            let (Some(src), Some(dst)) = (fields.get(index + 1), fields.get(index + 2)) else {
                 break;
             };
-            v.push(DiffEntry {
+            entries.push(DiffEntry {
                 status,
                 similarity,
                 old_mode: parts[0].to_string(),
@@ -478,23 +491,25 @@ fn parse_raw_diff(out: &[u8]) -> Vec<DiffEntry> {
                 path: dst.clone(),
                 old_path: Some(src.clone()),
             });
-            i += 3;
+            index += 3;
         } else {
-            let Some(p) = fields.get(i + 1) else { break };
-            v.push(DiffEntry {
+            let Some(path) = fields.get(index + 1) else {
+                break;
+            };
+            entries.push(DiffEntry {
                 status,
                 similarity,
                 old_mode: parts[0].to_string(),
                 new_mode: parts[1].to_string(),
                 old_id: parts[2].to_string(),
                 new_id: parts[3].to_string(),
-                path: p.clone(),
+                path: path.clone(),
                 old_path: None,
             });
-            i += 2;
+            index += 2;
         }
     }
-    v
+    entries
 }
 
 /// One entry of `git ls-tree -l`.
@@ -522,23 +537,23 @@ pub fn ls_tree(
         args.push("-t");
     }
     args.push(treeish);
-    if let Some(p) = pathspec {
+    if let Some(pathspec) = pathspec {
         args.push("--");
-        args.push(p);
+        args.push(pathspec);
     }
     let out = run(dir, &args, None)?;
     Ok(out
-        .split(|b| *b == 0)
-        .filter(|s| !s.is_empty())
+        .split(|byte| *byte == 0)
+        .filter(|record| !record.is_empty())
         .filter_map(|rec| {
             let rec = String::from_utf8_lossy(rec);
             let (meta, path) = rec.split_once('\t')?;
-            let mut m = meta.split_whitespace();
+            let mut fields = meta.split_whitespace();
             Some(TreeEntry {
-                mode: m.next()?.to_string(),
-                kind: m.next()?.to_string(),
-                id: m.next()?.to_string(),
-                size: m.next().and_then(|s| s.parse().ok()),
+                mode: fields.next()?.to_string(),
+                kind: fields.next()?.to_string(),
+                id: fields.next()?.to_string(),
+                size: fields.next().and_then(|size| size.parse().ok()),
                 path: path.to_string(),
             })
         })
@@ -558,7 +573,7 @@ pub fn object_size(dir: &Path, id: &str) -> Result<Option<u64>, EmulatorError> {
     if !exists(dir) || !is_hex(id) {
         return Ok(None);
     }
-    Ok(run_opt(dir, &["cat-file", "-s", id])?.and_then(|o| text(o).trim().parse().ok()))
+    Ok(run_opt(dir, &["cat-file", "-s", id])?.and_then(|output| text(output).trim().parse().ok()))
 }
 
 /// Sizes of many objects at once (`git cat-file --batch-check`).
@@ -572,8 +587,8 @@ pub fn object_sizes(
     }
     let input: String = ids
         .iter()
-        .filter(|i| is_hex(i))
-        .map(|i| format!("{i}\n"))
+        .filter(|id| is_hex(id))
+        .map(|id| format!("{id}\n"))
         .collect();
     let out = run(
         dir,
@@ -581,8 +596,11 @@ pub fn object_sizes(
         Some(input.as_bytes()),
     )?;
     for line in text(out).lines() {
-        let mut p = line.split_whitespace();
-        if let (Some(id), Some(size)) = (p.next(), p.next().and_then(|s| s.parse().ok())) {
+        let mut fields = line.split_whitespace();
+        if let (Some(id), Some(size)) = (
+            fields.next(),
+            fields.next().and_then(|raw| raw.parse().ok()),
+        ) {
             map.insert(id.to_string(), size);
         }
     }
@@ -596,15 +614,15 @@ pub fn archive_zip(
     prefix: Option<&str>,
     pathspec: Option<&str>,
 ) -> Result<Vec<u8>, EmulatorError> {
-    let prefix_arg = prefix.map(|p| format!("--prefix={p}"));
+    let prefix_arg = prefix.map(|prefix| format!("--prefix={prefix}"));
     let mut args = vec!["archive", "--format=zip"];
-    if let Some(p) = &prefix_arg {
-        args.push(p);
+    if let Some(arg) = &prefix_arg {
+        args.push(arg);
     }
     args.push(treeish);
-    if let Some(p) = pathspec {
+    if let Some(pathspec) = pathspec {
         args.push("--");
-        args.push(p);
+        args.push(pathspec);
     }
     run(dir, &args, None)
 }
@@ -617,19 +635,19 @@ pub fn repo_size(dir: &Path) -> Result<u64, EmulatorError> {
     let out = text(run(dir, &["count-objects", "-v"], None)?);
     let mut kib = 0u64;
     for line in out.lines() {
-        if let Some(v) = line
+        if let Some(size) = line
             .strip_prefix("size: ")
             .or_else(|| line.strip_prefix("size-pack: "))
         {
-            kib += v.trim().parse::<u64>().unwrap_or(0);
+            kib += size.trim().parse::<u64>().unwrap_or(0);
         }
     }
     Ok(kib * 1024)
 }
 
 /// `git merge-base --is-ancestor A B`.
-pub fn is_ancestor(dir: &Path, a: &str, b: &str) -> Result<bool, EmulatorError> {
-    Ok(run_opt(dir, &["merge-base", "--is-ancestor", a, b])?.is_some())
+pub fn is_ancestor(dir: &Path, ancestor: &str, descendant: &str) -> Result<bool, EmulatorError> {
+    Ok(run_opt(dir, &["merge-base", "--is-ancestor", ancestor, descendant])?.is_some())
 }
 
 /// `git update-ref REF NEW [OLD]` (OLD = `Some(ZERO_ID)`: the ref must not exist).
@@ -640,8 +658,8 @@ pub fn update_ref(
     old: Option<&str>,
 ) -> Result<(), EmulatorError> {
     let mut args = vec!["update-ref", "-m", "spicehub-emulator", name, new];
-    if let Some(o) = old {
-        args.push(o);
+    if let Some(old) = old {
+        args.push(old);
     }
     run(dir, &args, None).map(|_| ())
 }
@@ -649,42 +667,42 @@ pub fn update_ref(
 /// `git update-ref -d REF [OLD]`.
 pub fn delete_ref(dir: &Path, name: &str, old: Option<&str>) -> Result<(), EmulatorError> {
     let mut args = vec!["update-ref", "-d", name];
-    if let Some(o) = old {
-        args.push(o);
+    if let Some(old) = old {
+        args.push(old);
     }
     run(dir, &args, None).map(|_| ())
 }
 
 /// Normalizes a repository path given by a caller (`/a/b.py` → `a/b.py`), refusing traversal.
-pub fn clean_path(p: &str) -> Result<String, EmulatorError> {
-    let parts: Vec<&str> = p
+pub fn clean_path(path: &str) -> Result<String, EmulatorError> {
+    let parts: Vec<&str> = path
         .split('/')
-        .filter(|s| !s.is_empty() && *s != ".")
+        .filter(|part| !part.is_empty() && *part != ".")
         .collect();
     if parts.is_empty()
         || parts
             .iter()
-            .any(|s| *s == ".." || *s == ".git" || s.contains('\0'))
+            .any(|part| *part == ".." || *part == ".git" || part.contains('\0'))
     {
-        return Err(EmulatorError::Invalid(format!("invalid path {p:?}")));
+        return Err(EmulatorError::Invalid(format!("invalid path {path:?}")));
     }
     Ok(parts.join("/"))
 }
 
-fn quote(p: &str) -> String {
-    let mut s = String::with_capacity(p.len() + 2);
-    s.push('"');
-    for c in p.chars() {
-        match c {
-            '"' => s.push_str("\\\""),
-            '\\' => s.push_str("\\\\"),
-            '\n' => s.push_str("\\n"),
-            '\t' => s.push_str("\\t"),
-            c => s.push(c),
+fn quote(path: &str) -> String {
+    let mut quoted = String::with_capacity(path.len() + 2);
+    quoted.push('"');
+    for ch in path.chars() {
+        match ch {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            '\n' => quoted.push_str("\\n"),
+            '\t' => quoted.push_str("\\t"),
+            ch => quoted.push(ch),
         }
     }
-    s.push('"');
-    s
+    quoted.push('"');
+    quoted
 }
 
 /// What a new commit consists of.
@@ -703,55 +721,57 @@ fn validate_changes(
     parent: Option<&str>,
     changes: &[FileChange],
 ) -> Result<(), EmulatorError> {
-    if !changes
-        .iter()
-        .any(|c| matches!(c, FileChange::Delete { .. } | FileChange::Rename { .. }))
-    {
+    if !changes.iter().any(|change| {
+        matches!(
+            change,
+            FileChange::Delete { .. } | FileChange::Rename { .. }
+        )
+    }) {
         return Ok(());
     }
     let mut files: std::collections::BTreeSet<String> = match parent {
-        Some(p) => ls_tree(dir, p, None, true)?
+        Some(parent) => ls_tree(dir, parent, None, true)?
             .into_iter()
-            .filter(|e| e.kind != "tree")
-            .map(|e| e.path)
+            .filter(|entry| entry.kind != "tree")
+            .map(|entry| entry.path)
             .collect(),
         None => Default::default(),
     };
-    let present = |files: &std::collections::BTreeSet<String>, p: &str| {
-        let prefix = format!("{p}/");
-        files.contains(p) || files.iter().any(|f| f.starts_with(&prefix))
+    let present = |files: &std::collections::BTreeSet<String>, path: &str| {
+        let prefix = format!("{path}/");
+        files.contains(path) || files.iter().any(|file| file.starts_with(&prefix))
     };
-    for ch in changes {
-        match ch {
+    for change in changes {
+        match change {
             FileChange::Put { path, .. } => {
                 files.insert(clean_path(path)?);
             }
             FileChange::Delete { path } => {
-                let p = clean_path(path)?;
-                if !present(&files, &p) {
+                let cleaned = clean_path(path)?;
+                if !present(&files, &cleaned) {
                     return Err(EmulatorError::Invalid(format!(
-                        "cannot delete {p}: no such file"
+                        "cannot delete {cleaned}: no such file"
                     )));
                 }
-                let prefix = format!("{p}/");
-                files.retain(|f| *f != p && !f.starts_with(&prefix));
+                let prefix = format!("{cleaned}/");
+                files.retain(|file| *file != cleaned && !file.starts_with(&prefix));
             }
             FileChange::Rename { from, to } => {
-                let (f, t) = (clean_path(from)?, clean_path(to)?);
-                if !present(&files, &f) {
+                let (from_path, to_path) = (clean_path(from)?, clean_path(to)?);
+                if !present(&files, &from_path) {
                     return Err(EmulatorError::Invalid(format!(
-                        "cannot rename {f}: no such file"
+                        "cannot rename {from_path}: no such file"
                     )));
                 }
-                let prefix = format!("{f}/");
+                let prefix = format!("{from_path}/");
                 let moved: Vec<String> = files
                     .iter()
-                    .filter(|x| **x == f || x.starts_with(&prefix))
+                    .filter(|file| **file == from_path || file.starts_with(&prefix))
                     .cloned()
                     .collect();
-                for m in moved {
-                    files.remove(&m);
-                    files.insert(format!("{t}{}", &m[f.len()..]));
+                for moved_path in moved {
+                    files.remove(&moved_path);
+                    files.insert(format!("{to_path}{}", &moved_path[from_path.len()..]));
                 }
             }
         }
@@ -760,53 +780,60 @@ fn validate_changes(
 }
 
 /// Creates a commit object (without moving any branch) with `git fast-import`; returns its id.
-pub fn create_commit(dir: &Path, c: &NewCommit<'_>) -> Result<String, EmulatorError> {
-    validate_changes(dir, c.parent, c.changes)?;
+pub fn create_commit(dir: &Path, new_commit: &NewCommit<'_>) -> Result<String, EmulatorError> {
+    validate_changes(dir, new_commit.parent, new_commit.changes)?;
     let tmp_ref = format!("refs/emulator/tmp/{}", Uuid::new_v4().simple());
-    let secs = c.when.unix_timestamp();
+    let secs = new_commit.when.unix_timestamp();
     let person = format!(
         "{} <{}> {secs} +0000",
-        c.author.name.replace(['<', '>', '\n'], ""),
-        c.author.email.replace(['<', '>', '\n'], "")
+        new_commit.author.name.replace(['<', '>', '\n'], ""),
+        new_commit.author.email.replace(['<', '>', '\n'], "")
     );
-    let mut s: Vec<u8> = Vec::new();
-    s.extend_from_slice(
+    let mut script: Vec<u8> = Vec::new();
+    script.extend_from_slice(
         format!("commit {tmp_ref}\nauthor {person}\ncommitter {person}\n").as_bytes(),
     );
-    s.extend_from_slice(format!("data {}\n", c.message.len()).as_bytes());
-    s.extend_from_slice(c.message.as_bytes());
-    s.push(b'\n');
-    if let Some(p) = c.parent {
-        if !is_hex(p) {
-            return Err(EmulatorError::Invalid(format!("invalid parent {p}")));
+    script.extend_from_slice(format!("data {}\n", new_commit.message.len()).as_bytes());
+    script.extend_from_slice(new_commit.message.as_bytes());
+    script.push(b'\n');
+    if let Some(parent) = new_commit.parent {
+        if !is_hex(parent) {
+            return Err(EmulatorError::Invalid(format!("invalid parent {parent}")));
         }
-        s.extend_from_slice(format!("from {p}\n").as_bytes());
+        script.extend_from_slice(format!("from {parent}\n").as_bytes());
     }
-    for ch in c.changes {
-        match ch {
+    for change in new_commit.changes {
+        match change {
             FileChange::Put { path, bytes } => {
-                let p = clean_path(path)?;
-                s.extend_from_slice(
-                    format!("M 100644 inline {}\ndata {}\n", quote(&p), bytes.len()).as_bytes(),
+                let cleaned = clean_path(path)?;
+                script.extend_from_slice(
+                    format!(
+                        "M 100644 inline {}\ndata {}\n",
+                        quote(&cleaned),
+                        bytes.len()
+                    )
+                    .as_bytes(),
                 );
-                s.extend_from_slice(bytes);
-                s.push(b'\n');
+                script.extend_from_slice(bytes);
+                script.push(b'\n');
             }
             FileChange::Delete { path } => {
-                let p = clean_path(path)?;
-                s.extend_from_slice(format!("D {}\n", quote(&p)).as_bytes());
+                let cleaned = clean_path(path)?;
+                script.extend_from_slice(format!("D {}\n", quote(&cleaned)).as_bytes());
             }
             FileChange::Rename { from, to } => {
-                let (f, t) = (clean_path(from)?, clean_path(to)?);
-                s.extend_from_slice(format!("R {} {}\n", quote(&f), quote(&t)).as_bytes());
+                let (from_path, to_path) = (clean_path(from)?, clean_path(to)?);
+                script.extend_from_slice(
+                    format!("R {} {}\n", quote(&from_path), quote(&to_path)).as_bytes(),
+                );
             }
         }
     }
-    s.extend_from_slice(b"\ndone\n");
+    script.extend_from_slice(b"\ndone\n");
     let out = exec(
         command(dir),
         &["fast-import", "--quiet", "--done"],
-        Some(&s),
+        Some(&script),
     )?;
     if !out.ok {
         let _ = delete_ref(dir, &tmp_ref, None);
@@ -814,7 +841,7 @@ pub fn create_commit(dir: &Path, c: &NewCommit<'_>) -> Result<String, EmulatorEr
             "could not create the commit: {}",
             out.stderr
                 .lines()
-                .find(|l| l.starts_with("fatal"))
+                .find(|line| line.starts_with("fatal"))
                 .unwrap_or(out.stderr.trim())
         )));
     }
@@ -833,15 +860,22 @@ mod tests {
     #[test]
     fn raw_diff_parsing() {
         let out = b":100644 100644 aaaa bbbb M\0src/a.py\0:100644 100644 cccc cccc R100\0old.py\0new.py\0:000000 040000 0000 dddd A\0dir\0";
-        let v = parse_raw_diff(out);
-        assert_eq!(v.len(), 3);
-        assert_eq!((v[0].status, v[0].path.as_str()), ('M', "src/a.py"));
+        let entries = parse_raw_diff(out);
+        assert_eq!(entries.len(), 3);
         assert_eq!(
-            (v[1].status, v[1].similarity, v[1].path.as_str()),
+            (entries[0].status, entries[0].path.as_str()),
+            ('M', "src/a.py")
+        );
+        assert_eq!(
+            (
+                entries[1].status,
+                entries[1].similarity,
+                entries[1].path.as_str()
+            ),
             ('R', 100, "new.py")
         );
-        assert_eq!(v[1].old_path.as_deref(), Some("old.py"));
-        assert!(v[2].is_tree());
+        assert_eq!(entries[1].old_path.as_deref(), Some("old.py"));
+        assert!(entries[2].is_tree());
     }
 
     #[test]

@@ -19,23 +19,25 @@ pub(crate) fn response(
     content_type: &str,
     body: impl Into<Body>,
 ) -> Response<Body> {
-    let mut r = Response::new(body.into());
-    *r.status_mut() = status;
-    if let Ok(v) = HeaderValue::from_str(content_type) {
-        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    if let Ok(content_type_value) = HeaderValue::from_str(content_type) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type_value);
     }
-    r
+    response
 }
 
 pub(crate) fn set_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        headers.insert(HeaderName::from_static(name), v);
+    if let Ok(header_value) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), header_value);
     }
 }
 
 pub(crate) fn append_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        headers.append(HeaderName::from_static(name), v);
+    if let Ok(header_value) = HeaderValue::from_str(value) {
+        headers.append(HeaderName::from_static(name), header_value);
     }
 }
 
@@ -60,11 +62,15 @@ pub(crate) fn tf_error(
         "errorCode": 0,
         "eventId": 3000
     });
-    let mut r = ado_json(status, &body);
+    let mut response = ado_json(status, &body);
     if message.starts_with("TF") || message.starts_with("VS") {
-        set_header(r.headers_mut(), "x-tfs-serviceerror", &enc_query(message));
+        set_header(
+            response.headers_mut(),
+            "x-tfs-serviceerror",
+            &enc_query(message),
+        );
     }
-    r
+    response
 }
 
 pub(crate) const TN_UNAUTHORIZED: &str =
@@ -106,18 +112,18 @@ pub(crate) fn unauthorized(
     org: Option<&OrgState>,
     message: &str,
 ) -> Response<Body> {
-    let mut r = tf_error(
+    let mut response = tf_error(
         StatusCode::UNAUTHORIZED,
         message,
         "UnauthorizedRequestException",
         TN_UNAUTHORIZED,
     );
     let tenant = org
-        .map(|o| o.tenant_id.clone())
+        .map(|org| org.tenant_id.clone())
         .unwrap_or_else(|| Uuid::nil().to_string());
-    let h = r.headers_mut();
+    let headers = response.headers_mut();
     append_header(
-        h,
+        headers,
         "www-authenticate",
         &format!(
             "Bearer authorization_uri={}/{}",
@@ -126,22 +132,26 @@ pub(crate) fn unauthorized(
         ),
     );
     append_header(
-        h,
+        headers,
         "www-authenticate",
         &format!("Basic realm=\"{}/\"", shared.devops_url()),
     );
-    append_header(h, "www-authenticate", "TFS-Federated");
+    append_header(headers, "www-authenticate", "TFS-Federated");
     set_header(
-        h,
+        headers,
         "x-tfs-fedauthrealm",
         &format!("{}/", shared.devops_url()),
     );
-    if let Some(o) = org {
-        set_header(h, "x-tfs-fedauthissuer", &format!("{}/", shared.org_url(o)));
+    if let Some(org) = org {
+        set_header(
+            headers,
+            "x-tfs-fedauthissuer",
+            &format!("{}/", shared.org_url(org)),
+        );
     }
-    set_header(h, "x-vss-resourcetenant", &tenant);
+    set_header(headers, "x-vss-resourcetenant", &tenant);
     set_header(
-        h,
+        headers,
         "x-tfs-fedauthredirect",
         &format!(
             "{}/vssps/_signin?realm={}",
@@ -149,7 +159,7 @@ pub(crate) fn unauthorized(
             enc_query(&shared.devops_url())
         ),
     );
-    r
+    response
 }
 
 /// The HTML sign-in page Azure DevOps serves instead of JSON when a bearer token is expired or garbage.
@@ -167,13 +177,13 @@ pub(crate) fn sign_in_html(shared: &Shared) -> String {
 
 /// `203 Non-Authoritative Information` + HTML sign-in page (documented quirk for GET/POST with a bad token).
 pub(crate) fn sign_in_203(shared: &Shared) -> Response<Body> {
-    let mut r = response(
+    let mut page = response(
         StatusCode::NON_AUTHORITATIVE_INFORMATION,
         HTML_CT,
         sign_in_html(shared),
     );
-    set_header(r.headers_mut(), "x-frame-options", "SAMEORIGIN");
-    r
+    set_header(page.headers_mut(), "x-frame-options", "SAMEORIGIN");
+    page
 }
 
 /// `302` to the sign-in page.
@@ -185,38 +195,46 @@ pub(crate) fn redirect_to_sign_in(shared: &Shared, original: &str) -> Response<B
         enc_query(original),
         Uuid::new_v4()
     );
-    let mut r = response(
+    let mut redirect = response(
         StatusCode::FOUND,
         HTML_CT,
         format!("<html><head><title>Object moved</title></head><body><h2>Object moved to <a href=\"{location}\">here</a>.</h2></body></html>"),
     );
-    set_header(r.headers_mut(), "location", &location);
-    r
+    set_header(redirect.headers_mut(), "location", &location);
+    redirect
 }
 
 /// 429 with `Retry-After`, `X-RateLimit-*` and the TF400733 body.
 pub(crate) fn throttled(retry_after_secs: u64) -> Response<Body> {
     let msg = "TF400733: The request has been canceled: Request was blocked due to exceeding usage of resource 'Core' in namespace 'User'.";
-    let mut r = tf_error(
+    let mut response = tf_error(
         StatusCode::TOO_MANY_REQUESTS,
         msg,
         "RequestBlockedException",
         TN_REQUEST_BLOCKED,
     );
-    add_rate_limit_headers(r.headers_mut(), retry_after_secs, true);
-    r
+    add_rate_limit_headers(response.headers_mut(), retry_after_secs, true);
+    response
 }
 
 /// `Retry-After` + `X-RateLimit-*` headers (`delayed` adds `X-RateLimit-Delay`).
-pub(crate) fn add_rate_limit_headers(h: &mut HeaderMap, retry_after_secs: u64, delayed: bool) {
+pub(crate) fn add_rate_limit_headers(
+    headers: &mut HeaderMap,
+    retry_after_secs: u64,
+    delayed: bool,
+) {
     let reset = OffsetDateTime::now_utc().unix_timestamp() + retry_after_secs as i64;
-    set_header(h, "retry-after", &retry_after_secs.to_string());
-    set_header(h, "x-ratelimit-resource", "Core");
-    set_header(h, "x-ratelimit-limit", "200");
-    set_header(h, "x-ratelimit-remaining", "0");
-    set_header(h, "x-ratelimit-reset", &reset.to_string());
+    set_header(headers, "retry-after", &retry_after_secs.to_string());
+    set_header(headers, "x-ratelimit-resource", "Core");
+    set_header(headers, "x-ratelimit-limit", "200");
+    set_header(headers, "x-ratelimit-remaining", "0");
+    set_header(headers, "x-ratelimit-reset", &reset.to_string());
     if delayed {
-        set_header(h, "x-ratelimit-delay", &format!("{retry_after_secs}.000"));
+        set_header(
+            headers,
+            "x-ratelimit-delay",
+            &format!("{retry_after_secs}.000"),
+        );
     }
 }
 
@@ -243,53 +261,53 @@ pub(crate) fn server_error(status: u16) -> Response<Body> {
 }
 
 /// Headers every Azure DevOps answer carries.
-pub(crate) fn add_ado_headers(shared: &Shared, h: &mut HeaderMap) {
+pub(crate) fn add_ado_headers(shared: &Shared, headers: &mut HeaderMap) {
     let activity = Uuid::new_v4().to_string();
-    set_header(h, "activityid", &activity);
-    set_header(h, "x-tfs-session", &activity);
-    set_header(h, "x-vss-e2eid", &activity);
-    set_header(h, "x-tfs-processid", &shared.process_id);
-    set_header(h, "x-content-type-options", "nosniff");
-    set_header(h, "x-frame-options", "SAMEORIGIN");
-    if !h.contains_key("cache-control") {
-        set_header(h, "cache-control", "no-cache");
+    set_header(headers, "activityid", &activity);
+    set_header(headers, "x-tfs-session", &activity);
+    set_header(headers, "x-vss-e2eid", &activity);
+    set_header(headers, "x-tfs-processid", &shared.process_id);
+    set_header(headers, "x-content-type-options", "nosniff");
+    set_header(headers, "x-frame-options", "SAMEORIGIN");
+    if !headers.contains_key("cache-control") {
+        set_header(headers, "cache-control", "no-cache");
     }
 }
 
 /// ADO server timestamp: `2014-06-30T18:11:18.0929091Z` (UTC, 7 fractional digits).
-pub(crate) fn ado_time(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
+pub(crate) fn ado_time(timestamp: OffsetDateTime) -> String {
+    let timestamp = timestamp.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond() / 100
+        timestamp.year(),
+        u8::from(timestamp.month()),
+        timestamp.day(),
+        timestamp.hour(),
+        timestamp.minute(),
+        timestamp.second(),
+        timestamp.nanosecond() / 100
     )
 }
 
 /// Git dates as ADO returns them: `2018-06-15T17:06:53Z` (UTC, whole seconds).
-pub(crate) fn git_time(t: OffsetDateTime) -> String {
-    let t = t
+pub(crate) fn git_time(timestamp: OffsetDateTime) -> String {
+    let timestamp = timestamp
         .to_offset(time::UtcOffset::UTC)
         .replace_nanosecond(0)
-        .unwrap_or(t);
-    t.format(&Rfc3339).unwrap_or_default()
+        .unwrap_or(timestamp);
+    timestamp.format(&Rfc3339).unwrap_or_default()
 }
 
 /// Entra timestamp: `2016-01-09 02:02:12Z`.
-pub(crate) fn entra_time(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
+pub(crate) fn entra_time(timestamp: OffsetDateTime) -> String {
+    let timestamp = timestamp.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
+        timestamp.year(),
+        u8::from(timestamp.month()),
+        timestamp.day(),
+        timestamp.hour(),
+        timestamp.minute(),
+        timestamp.second()
     )
 }

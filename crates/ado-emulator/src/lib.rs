@@ -75,7 +75,7 @@ pub async fn start(config: EmulatorConfig, bind: SocketAddr) -> Result<Emulator,
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| EmulatorError::Config(format!("HTTP client: {e}")))?;
+        .map_err(|error| EmulatorError::Config(format!("HTTP client: {error}")))?;
     let shared = Arc::new(Shared {
         base_url,
         settings: state::Settings::from_config(&config),
@@ -103,8 +103,8 @@ pub async fn start(config: EmulatorConfig, bind: SocketAddr) -> Result<Emulator,
                 let _ = rx.await;
             })
             .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "emulator server stopped");
+        if let Err(error) = result {
+            tracing::error!(error = %error, "emulator server stopped");
         }
     });
     tracing::info!(base_url = %shared.base_url, "emulator listening");
@@ -200,8 +200,8 @@ impl Emulator {
     /// Makes every token issued so far expired (DevOps then answers 203 + sign-in page).
     pub fn expire_tokens(&self) {
         let past = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
-        for t in self.shared.tokens.lock().values_mut() {
-            t.expires_at = past;
+        for token in self.shared.tokens.lock().values_mut() {
+            token.expires_at = past;
         }
     }
 
@@ -251,14 +251,21 @@ impl Emulator {
         message: &str,
         author: &Signature,
     ) -> Result<String, EmulatorError> {
-        let (o, r) = self.locate(org, project, repo)?;
+        let (org_state, repo_state) = self.locate(org, project, repo)?;
         let spec = repos::CommitSpec {
             changes: &changes,
             message,
             author,
         };
-        repos::commit(&self.shared, &o, &r, branch, repos::Base::BranchHead, &spec)
-            .map(|(id, _)| id)
+        repos::commit(
+            &self.shared,
+            &org_state,
+            &repo_state,
+            branch,
+            repos::Base::BranchHead,
+            &spec,
+        )
+        .map(|(id, _)| id)
     }
 
     /// Rewrites history: makes a commit with `changes` on top of `base` (`None` = a root commit) and force-moves
@@ -274,7 +281,7 @@ impl Emulator {
         changes: Vec<FileChange>,
         message: &str,
     ) -> Result<String, EmulatorError> {
-        let (o, r) = self.locate(org, project, repo)?;
+        let (org_state, repo_state) = self.locate(org, project, repo)?;
         let author = Signature::default();
         let spec = repos::CommitSpec {
             changes: &changes,
@@ -283,8 +290,8 @@ impl Emulator {
         };
         repos::commit(
             &self.shared,
-            &o,
-            &r,
+            &org_state,
+            &repo_state,
             branch,
             repos::Base::Force(base),
             &spec,
@@ -301,8 +308,8 @@ impl Emulator {
         branch: &str,
         target: Option<&str>,
     ) -> Result<(), EmulatorError> {
-        let (o, r) = self.locate(org, project, repo)?;
-        repos::set_branch(&self.shared, &o, &r, branch, target).map(|_| ())
+        let (org_state, repo_state) = self.locate(org, project, repo)?;
+        repos::set_branch(&self.shared, &org_state, &repo_state, branch, target).map(|_| ())
     }
 
     /// Head commit of a branch.
@@ -313,31 +320,34 @@ impl Emulator {
         repo: &str,
         branch: &str,
     ) -> Result<Option<String>, EmulatorError> {
-        let (_, r) = self.locate(org, project, repo)?;
-        git::rev_parse(&r.path, &format!("refs/heads/{branch}"))
+        let (_, repo_state) = self.locate(org, project, repo)?;
+        git::rev_parse(&repo_state.path, &format!("refs/heads/{branch}"))
     }
 
     /// GUID of a repository.
     pub fn repository_id(&self, org: &str, project: &str, repo: &str) -> Option<String> {
         self.shared
             .find_repo(org, project, repo)
-            .map(|(_, r)| r.id.clone())
+            .map(|(_, repo)| repo.id.clone())
     }
     /// GUID of a project.
     pub fn project_id(&self, org: &str, project: &str) -> Option<String> {
-        self.shared.org(org)?.project(project).map(|p| p.id.clone())
+        self.shared
+            .org(org)?
+            .project(project)
+            .map(|project| project.id.clone())
     }
     /// Directory of a repository's bare Git repository (may not exist yet for an empty repository).
     pub fn repository_path(&self, org: &str, project: &str, repo: &str) -> Option<PathBuf> {
         self.shared
             .find_repo(org, project, repo)
-            .map(|(_, r)| r.path.clone())
+            .map(|(_, repo)| repo.path.clone())
     }
     /// Pushes recorded for a repository, oldest first.
     pub fn pushes(&self, org: &str, project: &str, repo: &str) -> Vec<PushRecord> {
         self.shared
             .find_repo(org, project, repo)
-            .map(|(_, r)| r.pushes.lock().clone())
+            .map(|(_, repo)| repo.pushes.lock().clone())
             .unwrap_or_default()
     }
 
@@ -358,9 +368,9 @@ impl Emulator {
     /// there is no such subscription.
     pub fn set_subscription_status(&self, id: &str, status: SubscriptionStatus) -> bool {
         let mut subs = self.shared.subscriptions.lock();
-        match subs.iter_mut().find(|s| s.id == id) {
-            Some(s) => {
-                s.status = status;
+        match subs.iter_mut().find(|subscription| subscription.id == id) {
+            Some(subscription) => {
+                subscription.status = status;
                 true
             }
             None => false,
@@ -371,16 +381,20 @@ impl Emulator {
     pub fn remove_subscription(&self, id: &str) -> bool {
         let mut subs = self.shared.subscriptions.lock();
         let before = subs.len();
-        subs.retain(|s| s.id != id);
+        subs.retain(|subscription| subscription.id != id);
         subs.len() != before
     }
-    /// Waits until at least `n` delivery attempts were made (or `timeout`), returns them.
-    pub async fn wait_for_deliveries(&self, n: usize, timeout: Duration) -> Vec<WebhookDelivery> {
+    /// Waits until at least `count` delivery attempts were made (or `timeout`), returns them.
+    pub async fn wait_for_deliveries(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<WebhookDelivery> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let d = self.webhook_deliveries();
-            if d.len() >= n || tokio::time::Instant::now() >= deadline {
-                return d;
+            let deliveries = self.webhook_deliveries();
+            if deliveries.len() >= count || tokio::time::Instant::now() >= deadline {
+                return deliveries;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -404,8 +418,8 @@ impl Emulator {
     }
 
     fn stop_background(&self) {
-        for h in self.shared.background.lock().drain(..) {
-            h.abort();
+        for handle in self.shared.background.lock().drain(..) {
+            handle.abort();
         }
     }
 }

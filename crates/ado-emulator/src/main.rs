@@ -31,16 +31,16 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
     {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("ado-emulator: cannot start the runtime: {e}");
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ado-emulator: cannot start the runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(ado_emulator::run_cli(cli.args)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ado-emulator: {e}");
+        Err(error) => {
+            eprintln!("ado-emulator: {error}");
             ExitCode::FAILURE
         }
     }

@@ -24,69 +24,76 @@ fn seed_base_date() -> OffsetDateTime {
 /// Creates the runtime organizations; creates, seeds or imports the repositories on disk.
 pub(crate) fn build_orgs(cfg: &EmulatorConfig) -> Result<Vec<Arc<OrgState>>, EmulatorError> {
     let mut orgs = Vec::new();
-    for o in &cfg.organizations {
+    for org in &cfg.organizations {
         let mut projects = Vec::new();
-        for (pi, p) in o.projects.iter().enumerate() {
-            let project_id =
-                p.id.clone()
-                    .unwrap_or_else(|| derived_id("project", &format!("{}/{}", o.name, p.name)))
-                    .to_lowercase();
+        for (pi, project) in org.projects.iter().enumerate() {
+            let project_id = project
+                .id
+                .clone()
+                .unwrap_or_else(|| derived_id("project", &format!("{}/{}", org.name, project.name)))
+                .to_lowercase();
             let mut repos = Vec::new();
-            for r in &p.repos {
-                let repo_id =
-                    r.id.clone()
-                        .unwrap_or_else(|| {
-                            derived_id("repo", &format!("{}/{}/{}", o.name, p.name, r.name))
-                        })
-                        .to_lowercase();
+            for repo in &project.repos {
+                let repo_id = repo
+                    .id
+                    .clone()
+                    .unwrap_or_else(|| {
+                        derived_id(
+                            "repo",
+                            &format!("{}/{}/{}", org.name, project.name, repo.name),
+                        )
+                    })
+                    .to_lowercase();
                 let path = cfg
                     .data_dir
-                    .join(o.name.to_lowercase())
+                    .join(org.name.to_lowercase())
                     .join(&project_id)
                     .join(format!("{repo_id}.git"));
                 let state = RepoState {
                     id: repo_id,
-                    name: r.name.clone(),
+                    name: repo.name.clone(),
                     project_id: project_id.clone(),
-                    project_name: p.name.clone(),
+                    project_name: project.name.clone(),
                     path,
-                    disabled: r.disabled,
-                    visible_to: r.visible_to.clone(),
+                    disabled: repo.disabled,
+                    visible_to: repo.visible_to.clone(),
                     default_branch: RwLock::new(None),
                     write_lock: Mutex::new(()),
                     pushes: Mutex::new(Vec::new()),
                     size: AtomicU64::new(0),
                     change_count_cache: Mutex::new(HashMap::new()),
                 };
-                prepare_repo(&state, r, &o.pusher)?;
+                prepare_repo(&state, repo, &org.pusher)?;
                 repos.push(Arc::new(state));
             }
             projects.push(ProjectState {
                 id: project_id,
-                name: p.name.clone(),
-                description: p.description.clone(),
-                visibility: p.visibility,
+                name: project.name.clone(),
+                description: project.description.clone(),
+                visibility: project.visibility,
                 revision: 400 + pi as u64,
                 last_update_time: seed_base_date(),
                 repos,
             });
         }
         orgs.push(Arc::new(OrgState {
-            name: o.name.clone(),
-            id: o.id.to_lowercase(),
-            account_id: o.account_id(),
-            tenant_id: o.tenant.to_lowercase(),
-            members: o
+            name: org.name.clone(),
+            id: org.id.to_lowercase(),
+            account_id: org.account_id(),
+            tenant_id: org.tenant.to_lowercase(),
+            members: org
                 .members
                 .iter()
-                .map(|(k, v)| (k.to_lowercase(), *v))
+                .map(|(client_id, level)| (client_id.to_lowercase(), *level))
                 .collect(),
-            hook_managers: o
-                .hook_managers
-                .as_ref()
-                .map(|v| v.iter().map(|c| c.to_lowercase()).collect()),
-            pats: o.personal_access_tokens.clone(),
-            pusher: o.pusher.clone(),
+            hook_managers: org.hook_managers.as_ref().map(|managers| {
+                managers
+                    .iter()
+                    .map(|client_id| client_id.to_lowercase())
+                    .collect()
+            }),
+            pats: org.personal_access_tokens.clone(),
+            pusher: org.pusher.clone(),
             projects,
         }));
     }
@@ -97,19 +104,19 @@ fn head_branch(dir: &Path) -> Result<Option<String>, EmulatorError> {
     let refs = git::refs(dir)?;
     let heads: Vec<&git::GitRef> = refs
         .iter()
-        .filter(|r| r.name.starts_with("refs/heads/"))
+        .filter(|git_ref| git_ref.name.starts_with("refs/heads/"))
         .collect();
     if heads.is_empty() {
         return Ok(None);
     }
     let head = std::fs::read_to_string(dir.join("HEAD")).unwrap_or_default();
     let head = head.trim().strip_prefix("ref: ").map(str::to_string);
-    if let Some(h) = head {
-        if heads.iter().any(|r| r.name == h) {
-            return Ok(Some(h));
+    if let Some(head) = head {
+        if heads.iter().any(|git_ref| git_ref.name == head) {
+            return Ok(Some(head));
         }
     }
-    Ok(heads.first().map(|r| r.name.clone()))
+    Ok(heads.first().map(|git_ref| git_ref.name.clone()))
 }
 
 fn set_head(dir: &Path, refname: &str) -> Result<(), EmulatorError> {
@@ -120,8 +127,8 @@ fn set_head(dir: &Path, refname: &str) -> Result<(), EmulatorError> {
 fn save_pushes(repo: &RepoState) {
     let pushes = repo.pushes.lock().clone();
     if let Ok(text) = serde_json::to_string(&pushes) {
-        if let Err(e) = std::fs::write(repo.pushes_file(), text) {
-            tracing::warn!(error = %e, repo = %repo.name, "could not save pushes");
+        if let Err(error) = std::fs::write(repo.pushes_file(), text) {
+            tracing::warn!(error = %error, repo = %repo.name, "could not save pushes");
         }
     }
 }
@@ -140,7 +147,7 @@ fn prepare_repo(
         // Reuse what a previous run left (commits made through the API survive restarts).
         let pushes: Vec<PushRecord> = std::fs::read_to_string(repo.pushes_file())
             .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
+            .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or_default();
         *repo.pushes.lock() = pushes;
         *repo.default_branch.write() = head_branch(dir)?;
@@ -153,19 +160,19 @@ fn prepare_repo(
         *repo.default_branch.write() = head;
         // One push per branch, as if each had been pushed once.
         let mut pushes = Vec::new();
-        for r in git::refs(dir)?
+        for branch_ref in git::refs(dir)?
             .into_iter()
-            .filter(|r| r.name.starts_with("refs/heads/"))
+            .filter(|branch_ref| branch_ref.name.starts_with("refs/heads/"))
         {
-            let commits = git::rev_list(dir, std::slice::from_ref(&r.object_id), &[])?;
+            let commits = git::rev_list(dir, std::slice::from_ref(&branch_ref.object_id), &[])?;
             pushes.push(PushRecord {
                 push_id: pushes.len() as u32 + 1,
                 date: OffsetDateTime::now_utc(),
                 pushed_by: pusher.clone(),
                 ref_updates: vec![RefUpdate {
-                    name: r.name.clone(),
+                    name: branch_ref.name.clone(),
                     old_object_id: ZERO_ID.into(),
-                    new_object_id: r.object_id.clone(),
+                    new_object_id: branch_ref.object_id.clone(),
                 }],
                 commits,
             });
@@ -191,7 +198,7 @@ fn prepare_repo(
         let refname = format!("refs/heads/{branch}");
         let old = git::rev_parse(dir, &refname)?;
         let parent = match (&old, &seed.from_branch) {
-            (Some(o), _) => Some(o.clone()),
+            (Some(old_head), _) => Some(old_head.clone()),
             (None, Some(from)) => git::rev_parse(dir, &format!("refs/heads/{from}"))?,
             (None, None) => None,
         };
@@ -206,7 +213,9 @@ fn prepare_repo(
                 when: date,
             },
         )
-        .map_err(|e| EmulatorError::Config(format!("seed commit {i} of {}: {e}", repo.name)))?;
+        .map_err(|error| {
+            EmulatorError::Config(format!("seed commit {i} of {}: {error}", repo.name))
+        })?;
         git::update_ref(dir, &refname, &id, Some(old.as_deref().unwrap_or(ZERO_ID)))?;
         for tag in &seed.tags {
             git::update_ref(dir, &format!("refs/tags/{tag}"), &id, None)?;
@@ -300,9 +309,9 @@ pub(crate) fn commit(
         let parent = match base {
             Base::BranchHead => old.clone(),
             Base::Force(None) => None,
-            Base::Force(Some(c)) => Some(
-                git::rev_parse(dir, &format!("{c}^{{commit}}"))?
-                    .ok_or_else(|| EmulatorError::NotFound(format!("commit {c}")))?,
+            Base::Force(Some(base_commit)) => Some(
+                git::rev_parse(dir, &format!("{base_commit}^{{commit}}"))?
+                    .ok_or_else(|| EmulatorError::NotFound(format!("commit {base_commit}")))?,
             ),
         };
         let id = git::create_commit(
@@ -338,17 +347,17 @@ pub(crate) fn set_branch(
         let refname = format!("refs/heads/{branch}");
         let old = git::rev_parse(dir, &refname)?;
         let new = match target {
-            Some(t) => {
-                let id = git::rev_parse(dir, &format!("{t}^{{commit}}"))?
-                    .ok_or_else(|| EmulatorError::NotFound(format!("commit {t}")))?;
+            Some(target) => {
+                let id = git::rev_parse(dir, &format!("{target}^{{commit}}"))?
+                    .ok_or_else(|| EmulatorError::NotFound(format!("commit {target}")))?;
                 git::update_ref(dir, &refname, &id, Some(old.as_deref().unwrap_or(ZERO_ID)))?;
                 Some(id)
             }
             None => {
-                let Some(o) = &old else {
+                let Some(old_id) = &old else {
                     return Err(EmulatorError::NotFound(format!("branch {branch}")));
                 };
-                git::delete_ref(dir, &refname, Some(o))?;
+                git::delete_ref(dir, &refname, Some(old_id))?;
                 None
             }
         };
@@ -369,17 +378,17 @@ fn record_push(
 ) -> Result<(PushRecord, Vec<git::CommitInfo>), EmulatorError> {
     let dir = &repo.path;
     let commits = match &new {
-        Some(n) => {
+        Some(new_id) => {
             // Commits new to the repository (not reachable from any other ref before the push).
             let mut exclude: Vec<String> = git::refs(dir)?
                 .into_iter()
-                .filter(|r| r.name != refname)
-                .map(|r| r.object_id)
+                .filter(|git_ref| git_ref.name != refname)
+                .map(|git_ref| git_ref.object_id)
                 .collect();
             exclude.extend(old.iter().cloned());
             let mut seen = HashSet::new();
-            exclude.retain(|e| seen.insert(e.clone()));
-            git::rev_list(dir, std::slice::from_ref(n), &exclude)?
+            exclude.retain(|id| seen.insert(id.clone()));
+            git::rev_list(dir, std::slice::from_ref(new_id), &exclude)?
         }
         None => Vec::new(),
     };
@@ -389,7 +398,7 @@ fn record_push(
     }
     let push = {
         let mut pushes = repo.pushes.lock();
-        let push_id = pushes.last().map_or(1, |p| p.push_id + 1);
+        let push_id = pushes.last().map_or(1, |last| last.push_id + 1);
         let push = PushRecord {
             push_id,
             date: OffsetDateTime::now_utc(),

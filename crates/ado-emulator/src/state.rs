@@ -45,8 +45,8 @@ impl AuthKind {
     pub fn of(value: Option<&str>) -> AuthKind {
         match value {
             None => AuthKind::None,
-            Some(v) => {
-                let scheme = v
+            Some(value) => {
+                let scheme = value
                     .split_whitespace()
                     .next()
                     .unwrap_or("")
@@ -94,7 +94,7 @@ impl LoggedRequest {
     /// `path?query`
     pub fn path_and_query(&self) -> String {
         match &self.query {
-            Some(q) => format!("{}?{}", self.path, q),
+            Some(query) => format!("{}?{}", self.path, query),
             None => self.path.clone(),
         }
     }
@@ -125,9 +125,9 @@ pub(crate) mod system_time_rfc3339 {
     use time::format_description::well_known::Rfc3339;
     use time::OffsetDateTime;
 
-    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        let odt = OffsetDateTime::from(*t);
-        s.serialize_str(&odt.format(&Rfc3339).unwrap_or_default())
+    pub fn serialize<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+        let odt = OffsetDateTime::from(*time);
+        serializer.serialize_str(&odt.format(&Rfc3339).unwrap_or_default())
     }
 }
 
@@ -197,7 +197,9 @@ impl RepoState {
     pub fn is_visible_to(&self, client_id: &str) -> bool {
         match &self.visible_to {
             None => true,
-            Some(list) => list.iter().any(|c| c.eq_ignore_ascii_case(client_id)),
+            Some(list) => list
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(client_id)),
         }
     }
 }
@@ -230,18 +232,19 @@ pub(crate) struct OrgState {
 
 impl OrgState {
     pub fn project(&self, name_or_id: &str) -> Option<&ProjectState> {
-        self.projects.iter().find(|p| {
-            p.id.eq_ignore_ascii_case(name_or_id) || p.name.eq_ignore_ascii_case(name_or_id)
+        self.projects.iter().find(|project| {
+            project.id.eq_ignore_ascii_case(name_or_id)
+                || project.name.eq_ignore_ascii_case(name_or_id)
         })
     }
     pub fn all_repos(&self) -> impl Iterator<Item = (&ProjectState, &Arc<RepoState>)> {
         self.projects
             .iter()
-            .flat_map(|p| p.repos.iter().map(move |r| (p, r)))
+            .flat_map(|project| project.repos.iter().map(move |repo| (project, repo)))
     }
     pub fn repo_by_id(&self, id: &str) -> Option<(&ProjectState, &Arc<RepoState>)> {
         self.all_repos()
-            .find(|(_, r)| r.id.eq_ignore_ascii_case(id))
+            .find(|(_, repo)| repo.id.eq_ignore_ascii_case(id))
     }
 }
 
@@ -257,14 +260,14 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    pub fn from_config(c: &EmulatorConfig) -> Self {
+    pub fn from_config(config: &EmulatorConfig) -> Self {
         Settings {
-            token_lifetime_secs: c.token_lifetime_secs,
-            retry_time_scale: c.retry_time_scale,
-            assertion_clock_skew_secs: c.assertion_clock_skew_secs,
-            api_version_policy: c.api_version_policy,
-            webhook_timeout_ms: c.webhook_timeout_ms,
-            max_push_commits: c.max_push_commits,
+            token_lifetime_secs: config.token_lifetime_secs,
+            retry_time_scale: config.retry_time_scale,
+            assertion_clock_skew_secs: config.assertion_clock_skew_secs,
+            api_version_policy: config.api_version_policy,
+            webhook_timeout_ms: config.webhook_timeout_ms,
+            max_push_commits: config.max_push_commits,
         }
     }
 }
@@ -304,7 +307,7 @@ impl Shared {
     pub fn org(&self, name: &str) -> Option<Arc<OrgState>> {
         self.orgs
             .iter()
-            .find(|o| o.name.eq_ignore_ascii_case(name))
+            .find(|org| org.name.eq_ignore_ascii_case(name))
             .cloned()
     }
     /// A tenant by GUID or verified domain.
@@ -312,7 +315,7 @@ impl Shared {
         let key = key.to_lowercase();
         self.tenants
             .iter()
-            .find(|t| t.id == key || t.domains.contains(&key))
+            .find(|tenant| tenant.id == key || tenant.domains.contains(&key))
     }
     /// Finds a repository by org/project/name (names or ids).
     pub fn find_repo(
@@ -321,19 +324,21 @@ impl Shared {
         project: &str,
         repo: &str,
     ) -> Option<(Arc<OrgState>, Arc<RepoState>)> {
-        let o = self.org(org)?;
-        let p = o.project(project)?;
-        let r = p
+        let org_state = self.org(org)?;
+        let project_state = org_state.project(project)?;
+        let repo_state = project_state
             .repos
             .iter()
-            .find(|r| r.id.eq_ignore_ascii_case(repo) || r.name.eq_ignore_ascii_case(repo))?
+            .find(|candidate| {
+                candidate.id.eq_ignore_ascii_case(repo) || candidate.name.eq_ignore_ascii_case(repo)
+            })?
             .clone();
-        Some((o.clone(), r))
+        Some((org_state.clone(), repo_state))
     }
 }
 
 /// Percent-encodes one URL path segment.
-pub(crate) fn enc_segment(s: &str) -> String {
+pub(crate) fn enc_segment(segment: &str) -> String {
     use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
     const SEGMENT: &AsciiSet = &CONTROLS
         .add(b' ')
@@ -347,10 +352,10 @@ pub(crate) fn enc_segment(s: &str) -> String {
         .add(b'}')
         .add(b'/')
         .add(b'%');
-    utf8_percent_encode(s, SEGMENT).to_string()
+    utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
 /// Percent-encodes a query value.
-pub(crate) fn enc_query(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+pub(crate) fn enc_query(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }

@@ -24,9 +24,9 @@ pub const EXPIRED_CERT_PEM: &str = include_str!("testkit/expired_cert.pem");
 pub fn cert_der(cert_pem: &str) -> Result<Vec<u8>, EmulatorError> {
     use x509_cert::der::{DecodePem, Encode};
     let cert = x509_cert::Certificate::from_pem(cert_pem.as_bytes())
-        .map_err(|e| EmulatorError::Invalid(format!("certificate: {e}")))?;
+        .map_err(|error| EmulatorError::Invalid(format!("certificate: {error}")))?;
     cert.to_der()
-        .map_err(|e| EmulatorError::Invalid(format!("certificate: {e}")))
+        .map_err(|error| EmulatorError::Invalid(format!("certificate: {error}")))
 }
 
 /// `x5t#S256`: base64url(SHA-256(certificate DER)).
@@ -76,7 +76,7 @@ impl AssertionBuilder {
         header.typ = Some("JWT".into());
         if self.include_thumbprint {
             header.x5t_s256 = Some(match &self.thumbprint_override {
-                Some(t) => t.clone(),
+                Some(thumbprint) => thumbprint.clone(),
                 None => thumbprint_s256(cert_pem)?,
             });
         }
@@ -90,8 +90,8 @@ impl AssertionBuilder {
             "exp": self.expires.unix_timestamp(),
         });
         let key = EncodingKey::from_rsa_pem(key_pem.as_bytes())
-            .map_err(|e| EmulatorError::Invalid(format!("private key: {e}")))?;
+            .map_err(|error| EmulatorError::Invalid(format!("private key: {error}")))?;
         jsonwebtoken::encode(&header, &claims, &key)
-            .map_err(|e| EmulatorError::Invalid(format!("signing: {e}")))
+            .map_err(|error| EmulatorError::Invalid(format!("signing: {error}")))
     }
 }

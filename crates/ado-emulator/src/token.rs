@@ -30,95 +30,94 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer
 
 /// `(error, status, default message)` of an AADSTS code.
 fn code_info(code: u32) -> (&'static str, StatusCode, &'static str) {
-    use StatusCode as S;
     match code {
         7000215 => (
             "invalid_client",
-            S::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
             "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client}'.",
         ),
         7000222 => (
             "invalid_client",
-            S::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
             "The provided client secret keys for app '{client}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds.",
         ),
         7000218 => (
             "invalid_client",
-            S::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
             "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
         ),
         700016 => (
             "unauthorized_client",
-            S::BAD_REQUEST,
+            StatusCode::BAD_REQUEST,
             "Application with identifier '{client}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
         ),
         90002 => (
             "invalid_request",
-            S::BAD_REQUEST,
+            StatusCode::BAD_REQUEST,
             "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.",
         ),
         900023 => (
             "invalid_request",
-            S::BAD_REQUEST,
+            StatusCode::BAD_REQUEST,
             "Specified tenant identifier '{tenant}' is neither a valid DNS name, nor a valid external domain.",
         ),
         900144 => (
             "invalid_request",
-            S::BAD_REQUEST,
+            StatusCode::BAD_REQUEST,
             "The request body must contain the following parameter: '{param}'.",
         ),
         70003 => (
             "unsupported_grant_type",
-            S::BAD_REQUEST,
+            StatusCode::BAD_REQUEST,
             "The app requested an unsupported grant type '{param}'.",
         ),
         70011 => (
             "invalid_scope",
-            S::BAD_REQUEST,
+            StatusCode::BAD_REQUEST,
             "The provided value for the input parameter 'scope' is not valid. The scope {param} is not valid.",
         ),
         500011 => (
             "invalid_resource",
-            S::BAD_REQUEST,
+            StatusCode::BAD_REQUEST,
             "The resource principal named {param} was not found in the tenant named {tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.",
         ),
         700024 => (
             "invalid_client",
-            S::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
             "Client assertion is not within its valid time range. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
         ),
         700027 => (
             "invalid_client",
-            S::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
             "Client assertion failed signature validation. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
         ),
         700021 => (
             "invalid_client",
-            S::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
             "Client assertion application identifier doesn't match 'client_id' parameter. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
         ),
         700023 => (
             "invalid_client",
-            S::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
             "Client assertion audience claim does not match Realm issuer. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
         ),
-        50027 => ("invalid_request", S::BAD_REQUEST, "JWT token is invalid or malformed."),
+        50027 => ("invalid_request", StatusCode::BAD_REQUEST, "JWT token is invalid or malformed."),
         50059 => (
             "invalid_request",
-            S::BAD_REQUEST,
+            StatusCode::BAD_REQUEST,
             "No tenant-identifying information found in either the request or implied by any provided credentials.",
         ),
         90055 => (
             "temporarily_unavailable",
-            S::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS,
             "TenantThrottlingError - There are too many incoming requests. This exception is thrown for blocked tenants.",
         ),
         90006 => (
             "temporarily_unavailable",
-            S::SERVICE_UNAVAILABLE,
+            StatusCode::SERVICE_UNAVAILABLE,
             "ExternalServerRetryableError - The service is temporarily unavailable. Try again later.",
         ),
-        _ => ("invalid_request", S::BAD_REQUEST, "Emulated error."),
+        _ => ("invalid_request", StatusCode::BAD_REQUEST, "Emulated error."),
     }
 }
 
@@ -152,21 +151,21 @@ pub(crate) fn entra_error(
         "correlation_id": correlation_id,
         "error_uri": format!("{}/error?code={code}", shared.authority_url()),
     });
-    let mut r = http::response(
+    let mut response = http::response(
         status.unwrap_or(default_status),
         "application/json; charset=utf-8",
         body.to_string(),
     );
-    entra_headers(r.headers_mut(), &trace_id, correlation_id);
-    r
+    entra_headers(response.headers_mut(), &trace_id, correlation_id);
+    response
 }
 
-fn entra_headers(h: &mut HeaderMap, trace_id: &str, correlation_id: &str) {
-    http::set_header(h, "cache-control", "no-store, no-cache");
-    http::set_header(h, "pragma", "no-cache");
-    http::set_header(h, "x-ms-request-id", trace_id);
-    http::set_header(h, "client-request-id", correlation_id);
-    http::set_header(h, "x-ms-ests-server", "spicehub-emulator");
+fn entra_headers(headers: &mut HeaderMap, trace_id: &str, correlation_id: &str) {
+    http::set_header(headers, "cache-control", "no-store, no-cache");
+    http::set_header(headers, "pragma", "no-cache");
+    http::set_header(headers, "x-ms-request-id", trace_id);
+    http::set_header(headers, "client-request-id", correlation_id);
+    http::set_header(headers, "x-ms-ests-server", "spicehub-emulator");
 }
 
 /// Answer of the token endpoint under an injected fault.
@@ -178,7 +177,7 @@ pub(crate) fn fault_response(shared: &Shared, fault: &Fault) -> Response<Body> {
         Fault::RedirectToSignIn302 => http::redirect_to_sign_in(shared, &shared.authority_url()),
         Fault::Unauthorized401 => entra_error(shared, 7000215, None, &corr, None),
         Fault::Throttle429 { retry_after_secs } => {
-            let mut r = entra_error(
+            let mut response = entra_error(
                 shared,
                 90055,
                 None,
@@ -186,11 +185,11 @@ pub(crate) fn fault_response(shared: &Shared, fault: &Fault) -> Response<Body> {
                 Some(StatusCode::TOO_MANY_REQUESTS),
             );
             http::set_header(
-                r.headers_mut(),
+                response.headers_mut(),
                 "retry-after",
                 &retry_after_secs.to_string(),
             );
-            r
+            response
         }
         Fault::ServerError { status } => entra_error(
             shared,
@@ -209,9 +208,9 @@ pub(crate) fn fault_response(shared: &Shared, fault: &Fault) -> Response<Body> {
     }
 }
 
-fn is_domain_like(s: &str) -> bool {
-    s.contains('.')
-        && s.split('.').all(|label| {
+fn is_domain_like(candidate: &str) -> bool {
+    candidate.contains('.')
+        && candidate.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -222,24 +221,24 @@ fn is_domain_like(s: &str) -> bool {
 
 /// Resolves the `{tenant}` segment, or the Entra error code + message.
 fn resolve_tenant<'a>(shared: &'a Shared, raw: &str) -> Result<&'a TenantConfig, (u32, String)> {
-    let t = raw.to_lowercase();
-    if matches!(t.as_str(), "common" | "organizations" | "consumers") {
+    let lowered = raw.to_lowercase();
+    if matches!(lowered.as_str(), "common" | "organizations" | "consumers") {
         // [INFER] client credentials against a multi-tenant alias.
         return Err((50059, code_info(50059).2.to_string()));
     }
-    if Uuid::parse_str(&t).is_ok() || is_domain_like(&t) {
+    if Uuid::parse_str(&lowered).is_ok() || is_domain_like(&lowered) {
         return shared
-            .tenant(&t)
+            .tenant(&lowered)
             .ok_or_else(|| (90002, code_info(90002).2.replace("{tenant}", raw)));
     }
     Err((900023, code_info(900023).2.replace("{tenant}", raw)))
 }
 
-fn tenant_display(t: &TenantConfig) -> String {
-    if t.display_name.is_empty() {
-        t.id.clone()
+fn tenant_display(tenant: &TenantConfig) -> String {
+    if tenant.display_name.is_empty() {
+        tenant.id.clone()
     } else {
-        t.display_name.clone()
+        tenant.display_name.clone()
     }
 }
 
@@ -249,12 +248,12 @@ fn app_usable_in(app: &AppConfig, tenant: &TenantConfig) -> bool {
             && app
                 .consented_tenants
                 .iter()
-                .any(|c| c.eq_ignore_ascii_case(&tenant.id)))
+                .any(|consented| consented.eq_ignore_ascii_case(&tenant.id)))
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = v.split_once(' ')?;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
@@ -262,10 +261,10 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let text = String::from_utf8(decoded).ok()?;
     let (user, pass) = text.split_once(':')?;
     // RFC 6749 §2.3.1: both parts are form-urlencoded.
-    let dec = |s: &str| -> String {
-        form_urlencoded::parse(format!("x={s}").as_bytes())
+    let dec = |part: &str| -> String {
+        form_urlencoded::parse(format!("x={part}").as_bytes())
             .next()
-            .map(|(_, v)| v.into_owned())
+            .map(|(_, value)| value.into_owned())
             .unwrap_or_default()
     };
     Some((dec(user), dec(pass)))
@@ -282,12 +281,12 @@ pub(crate) async fn token_endpoint(
 ) -> Response<Body> {
     let correlation_id = headers
         .get("client-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| Uuid::parse_str(v).is_ok())
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| Uuid::parse_str(value).is_ok())
         .map(str::to_string)
         .unwrap_or_else(|| Uuid::new_v4().to_string());
     match issue(&shared, &tenant_raw, &headers, &body) {
-        Ok(r) => r,
+        Ok(response) => response,
         Err(TokenError(code, message)) => {
             tracing::info!(code, tenant = %tenant_raw, "token request refused");
             entra_error(&shared, code, Some(message), &correlation_id, None)
@@ -302,16 +301,17 @@ fn issue(
     body: &[u8],
 ) -> Result<Response<Body>, TokenError> {
     let form: Vec<(String, String)> = form_urlencoded::parse(body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
         .collect();
     let field = |name: &str| -> Option<String> {
         form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .filter(|v| !v.is_empty())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+            .filter(|value| !value.is_empty())
     };
-    let tenant = resolve_tenant(shared, tenant_raw).map_err(|(c, m)| TokenError(c, m))?;
-    let missing = |p: &str| TokenError(900144, code_info(900144).2.replace("{param}", p));
+    let tenant =
+        resolve_tenant(shared, tenant_raw).map_err(|(code, message)| TokenError(code, message))?;
+    let missing = |param: &str| TokenError(900144, code_info(900144).2.replace("{param}", param));
 
     let grant_type = field("grant_type").ok_or_else(|| missing("grant_type"))?;
     if grant_type != "client_credentials" {
@@ -322,12 +322,15 @@ fn issue(
     }
     let basic = basic_credentials(headers);
     let client_id = field("client_id")
-        .or_else(|| basic.as_ref().map(|(u, _)| u.clone()))
+        .or_else(|| basic.as_ref().map(|(user, _)| user.clone()))
         .ok_or_else(|| missing("client_id"))?;
     let app = {
         let apps = shared.apps.read();
         apps.iter()
-            .find(|a| a.client_id.eq_ignore_ascii_case(&client_id) && app_usable_in(a, tenant))
+            .find(|candidate| {
+                candidate.client_id.eq_ignore_ascii_case(&client_id)
+                    && app_usable_in(candidate, tenant)
+            })
             .cloned()
     };
     let Some(app) = app else {
@@ -352,7 +355,8 @@ fn issue(
         ));
     }
 
-    let secret = field("client_secret").or_else(|| basic.as_ref().map(|(_, p)| p.clone()));
+    let secret =
+        field("client_secret").or_else(|| basic.as_ref().map(|(_, password)| password.clone()));
     let assertion = field("client_assertion");
     let assertion_type = field("client_assertion_type");
     let appidacr = if assertion.is_some() || assertion_type.is_some() {
@@ -407,7 +411,7 @@ fn issue(
     );
     {
         let mut tokens = shared.tokens.lock();
-        tokens.retain(|_, t| t.expires_at + time::Duration::hours(2) > now);
+        tokens.retain(|_, issued| issued.expires_at + time::Duration::hours(2) > now);
         tokens.insert(
             token.clone(),
             IssuedToken {
@@ -425,26 +429,26 @@ fn issue(
         "ext_expires_in": lifetime,
         "access_token": token,
     });
-    let mut r = http::response(
+    let mut response = http::response(
         StatusCode::OK,
         "application/json; charset=utf-8",
         body.to_string(),
     );
     entra_headers(
-        r.headers_mut(),
+        response.headers_mut(),
         &Uuid::new_v4().to_string(),
         &Uuid::new_v4().to_string(),
     );
-    Ok(r)
+    Ok(response)
 }
 
 fn check_secret(app: &AppConfig, presented: &str) -> Result<(), TokenError> {
     let now = OffsetDateTime::now_utc();
     let mut expired_match = false;
-    for s in &app.secrets {
-        if bool::from(s.value.as_bytes().ct_eq(presented.as_bytes())) {
-            match s.expires_at {
-                Some(e) if e <= now => expired_match = true,
+    for secret in &app.secrets {
+        if bool::from(secret.value.as_bytes().ct_eq(presented.as_bytes())) {
+            match secret.expires_at {
+                Some(expires) if expires <= now => expired_match = true,
                 _ => return Ok(()),
             }
         }
@@ -491,7 +495,7 @@ fn parse_cert(pem: &str) -> Option<CertKey> {
     Some(CertKey {
         sha1_b64: URL_SAFE_NO_PAD.encode(sha1),
         sha256_b64: URL_SAFE_NO_PAD.encode(sha256),
-        sha1_hex: sha1.iter().map(|b| format!("{b:02X}")).collect(),
+        sha1_hex: sha1.iter().map(|byte| format!("{byte:02X}")).collect(),
         public_key_pkcs1: pk,
         not_after: OffsetDateTime::from_unix_timestamp(not_after_secs as i64)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH),
@@ -499,8 +503,8 @@ fn parse_cert(pem: &str) -> Option<CertKey> {
 }
 
 fn thumb_matches(header_value: &str, b64: &str, hex: &str) -> bool {
-    let v = header_value.trim_end_matches('=');
-    v == b64 || v.eq_ignore_ascii_case(hex)
+    let thumbprint = header_value.trim_end_matches('=');
+    thumbprint == b64 || thumbprint.eq_ignore_ascii_case(hex)
 }
 
 fn verify_assertion(
@@ -539,18 +543,20 @@ fn verify_assertion(
     let certs: Vec<(CertKey, Option<OffsetDateTime>)> = app
         .certificates
         .iter()
-        .filter_map(|c| parse_cert(&c.pem).map(|k| (k, c.expires_at)))
+        .filter_map(|credential| {
+            parse_cert(&credential.pem).map(|key| (key, credential.expires_at))
+        })
         .collect();
     let presented = header.x5t_s256.clone().or_else(|| header.x5t.clone());
     let candidates: Vec<&(CertKey, Option<OffsetDateTime>)> = match (&header.x5t_s256, &header.x5t)
     {
         (Some(s256), _) => certs
             .iter()
-            .filter(|(k, _)| thumb_matches(s256, &k.sha256_b64, ""))
+            .filter(|(key, _)| thumb_matches(s256, &key.sha256_b64, ""))
             .collect(),
         (None, Some(s1)) => certs
             .iter()
-            .filter(|(k, _)| thumb_matches(s1, &k.sha1_b64, &k.sha1_hex))
+            .filter(|(key, _)| thumb_matches(s1, &key.sha1_b64, &key.sha1_hex))
             .collect(),
         (None, None) => certs.iter().collect(),
     };
@@ -579,26 +585,26 @@ fn verify_assertion(
         format!("{}/{}/oauth2/token", shared.authority_url(), tenant.id),
         format!("{}/{}/oauth2/token", shared.authority_url(), tenant_raw),
     ];
-    for d in &tenant.domains {
+    for domain in &tenant.domains {
         audiences.push(format!(
             "{}/{}/oauth2/v2.0/token",
             shared.authority_url(),
-            d
+            domain
         ));
     }
 
     let mut last_err = key_not_found();
     for (key, expires_at) in candidates {
-        let mut v = Validation::new(header.alg);
-        v.algorithms = vec![header.alg];
-        v.leeway = shared.settings.assertion_clock_skew_secs;
-        v.validate_nbf = true;
-        v.set_audience(&audiences);
-        v.set_issuer(&[client_id]);
-        v.sub = Some(client_id.to_string());
-        v.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+        let mut validation = Validation::new(header.alg);
+        validation.algorithms = vec![header.alg];
+        validation.leeway = shared.settings.assertion_clock_skew_secs;
+        validation.validate_nbf = true;
+        validation.set_audience(&audiences);
+        validation.set_issuer(&[client_id]);
+        validation.sub = Some(client_id.to_string());
+        validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
         let dk = DecodingKey::from_rsa_der(&key.public_key_pkcs1);
-        match jsonwebtoken::decode::<Value>(assertion, &dk, &v) {
+        match jsonwebtoken::decode::<Value>(assertion, &dk, &validation) {
             Ok(_) => {
                 let key_end = expires_at.unwrap_or(key.not_after);
                 if key_end <= now {
@@ -614,19 +620,21 @@ fn verify_assertion(
                 }
                 return Ok(());
             }
-            Err(e) => {
-                last_err = match e.kind() {
+            Err(error) => {
+                last_err = match error.kind() {
                     ErrorKind::InvalidSignature
                     | ErrorKind::InvalidRsaKey(_)
                     | ErrorKind::InvalidKeyFormat => {
                         TokenError(700027, code_info(700027).2.to_string())
                     }
                     ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature => {
-                        let t = |name: &str| {
+                        let claim_time = |name: &str| {
                             claims
                                 .get(name)
                                 .and_then(Value::as_i64)
-                                .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+                                .and_then(|seconds| {
+                                    OffsetDateTime::from_unix_timestamp(seconds).ok()
+                                })
                                 .map(entra_time)
                                 .unwrap_or_else(|| "(none)".into())
                         };
@@ -635,8 +643,8 @@ fn verify_assertion(
                             format!(
                                 "Client assertion is not within its valid time range. Current time: {}, assertion valid from {}, expiry time of assertion {}. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
                                 entra_time(now),
-                                t("nbf"),
-                                t("exp")
+                                claim_time("nbf"),
+                                claim_time("exp")
                             ),
                         )
                     }
@@ -646,8 +654,8 @@ fn verify_assertion(
                     ErrorKind::InvalidIssuer | ErrorKind::InvalidSubject => {
                         TokenError(700021, code_info(700021).2.to_string())
                     }
-                    ErrorKind::MissingRequiredClaim(c) => {
-                        malformed(&format!("missing claim '{c}'"))
+                    ErrorKind::MissingRequiredClaim(claim) => {
+                        malformed(&format!("missing claim '{claim}'"))
                     }
                     _ => malformed("could not validate the assertion"),
                 };
@@ -674,22 +682,22 @@ pub(crate) async fn openid_configuration(
 ) -> Response<Body> {
     let corr = Uuid::new_v4().to_string();
     let tenant = match resolve_tenant(&shared, &tenant_raw) {
-        Ok(t) => t,
+        Ok(tenant) => tenant,
         Err((code, msg)) => return entra_error(&shared, code, Some(msg), &corr, None),
     };
-    let a = shared.authority_url();
-    let t = &tenant.id;
+    let authority = shared.authority_url();
+    let tenant_id = &tenant.id;
     let body = json!({
-        "token_endpoint": format!("{a}/{t}/oauth2/v2.0/token"),
+        "token_endpoint": format!("{authority}/{tenant_id}/oauth2/v2.0/token"),
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-        "jwks_uri": format!("{a}/{t}/discovery/v2.0/keys"),
+        "jwks_uri": format!("{authority}/{tenant_id}/discovery/v2.0/keys"),
         "response_modes_supported": ["query", "fragment", "form_post"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        "issuer": format!("{a}/{t}/v2.0"),
-        "authorization_endpoint": format!("{a}/{t}/oauth2/v2.0/authorize"),
+        "issuer": format!("{authority}/{tenant_id}/v2.0"),
+        "authorization_endpoint": format!("{authority}/{tenant_id}/oauth2/v2.0/authorize"),
         "tenant_region_scope": "EU",
         "cloud_instance_name": "microsoftonline.com",
     });
@@ -705,10 +713,10 @@ pub(crate) async fn openid_configuration(
 pub(crate) async fn admin_consent(
     State(shared): State<Arc<Shared>>,
     Path(tenant_raw): Path<String>,
-    Query(q): Query<std::collections::HashMap<String, String>>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Response<Body> {
     let corr = Uuid::new_v4().to_string();
-    let Some(redirect) = q.get("redirect_uri").filter(|r| !r.is_empty()) else {
+    let Some(redirect) = query.get("redirect_uri").filter(|uri| !uri.is_empty()) else {
         return entra_error(
             &shared,
             900144,
@@ -717,18 +725,18 @@ pub(crate) async fn admin_consent(
             None,
         );
     };
-    let state = q.get("state").cloned().unwrap_or_default();
+    let state = query.get("state").cloned().unwrap_or_default();
     let sep = if redirect.contains('?') { '&' } else { '?' };
     let tenant = match resolve_tenant(&shared, &tenant_raw) {
-        Ok(t) => t.clone(),
+        Ok(tenant) => tenant.clone(),
         Err((code, msg)) => return entra_error(&shared, code, Some(msg), &corr, None),
     };
-    let client_id = q.get("client_id").cloned().unwrap_or_default();
+    let client_id = query.get("client_id").cloned().unwrap_or_default();
     let location = {
         let mut apps = shared.apps.write();
-        match apps.iter_mut().find(|a| a.client_id.eq_ignore_ascii_case(&client_id)) {
+        match apps.iter_mut().find(|candidate| candidate.client_id.eq_ignore_ascii_case(&client_id)) {
             Some(app) if app.multi_tenant || app.tenant.eq_ignore_ascii_case(&tenant.id) => {
-                if !app.consented_tenants.iter().any(|c| c.eq_ignore_ascii_case(&tenant.id)) {
+                if !app.consented_tenants.iter().any(|consented| consented.eq_ignore_ascii_case(&tenant.id)) {
                     app.consented_tenants.push(tenant.id.clone());
                 }
                 format!(
@@ -747,7 +755,7 @@ pub(crate) async fn admin_consent(
             ),
         }
     };
-    let mut r = http::response(StatusCode::FOUND, "text/html; charset=utf-8", "");
-    http::set_header(r.headers_mut(), "location", &location);
-    r
+    let mut response = http::response(StatusCode::FOUND, "text/html; charset=utf-8", "");
+    http::set_header(response.headers_mut(), "location", &location);
+    response
 }

@@ -93,17 +93,17 @@ impl Subscription {
                 .consumer_inputs
                 .get("basicAuthUsername")
                 .cloned()
-                .filter(|s| !s.is_empty()),
+                .filter(|value| !value.is_empty()),
             password: self
                 .consumer_inputs
                 .get("basicAuthPassword")
                 .cloned()
-                .filter(|s| !s.is_empty()),
+                .filter(|value| !value.is_empty()),
             http_headers: self
                 .consumer_inputs
                 .get("httpHeaders")
                 .cloned()
-                .filter(|s| !s.is_empty()),
+                .filter(|value| !value.is_empty()),
         })
     }
 
@@ -119,29 +119,29 @@ impl Subscription {
         ) {
             return false;
         }
-        let input = |k: &str| {
+        let input = |key: &str| {
             self.publisher_inputs
-                .get(k)
+                .get(key)
                 .map(String::as_str)
-                .filter(|s| !s.is_empty())
+                .filter(|value| !value.is_empty())
         };
-        if let Some(p) = input("projectId") {
-            if !p.eq_ignore_ascii_case(&repo.project_id) {
+        if let Some(project_id) = input("projectId") {
+            if !project_id.eq_ignore_ascii_case(&repo.project_id) {
                 return false;
             }
         }
-        if let Some(r) = input("repository") {
-            if !r.eq_ignore_ascii_case(&repo.id) {
+        if let Some(repository) = input("repository") {
+            if !repository.eq_ignore_ascii_case(&repo.id) {
                 return false;
             }
         }
-        if let Some(b) = input("branch") {
-            let full = if b.starts_with("refs/") {
-                b.to_string()
+        if let Some(branch) = input("branch") {
+            let full = if branch.starts_with("refs/") {
+                branch.to_string()
             } else {
-                format!("refs/heads/{b}")
+                format!("refs/heads/{branch}")
             };
-            if !push.ref_updates.iter().any(|u| u.name == full) {
+            if !push.ref_updates.iter().any(|update| update.name == full) {
                 return false;
             }
         }
@@ -151,21 +151,21 @@ impl Subscription {
     /// ADO JSON of the subscription (passwords masked).
     pub(crate) fn to_json(&self, org_url: &str) -> Value {
         let mut consumer = Map::new();
-        for (k, v) in &self.consumer_inputs {
-            let masked = k.to_lowercase().contains("password") || k == "userToken";
+        for (key, value) in &self.consumer_inputs {
+            let masked = key.to_lowercase().contains("password") || key == "userToken";
             consumer.insert(
-                k.clone(),
-                Value::String(if masked { MASK.into() } else { v.clone() }),
+                key.clone(),
+                Value::String(if masked { MASK.into() } else { value.clone() }),
             );
         }
         let host = self
             .consumer_inputs
             .get("url")
-            .and_then(|u| u.split("://").nth(1))
-            .and_then(|r| r.split('/').next())
+            .and_then(|url| url.split("://").nth(1))
+            .and_then(|rest| rest.split('/').next())
             .unwrap_or("")
             .to_string();
-        let mut v = json!({
+        let mut subscription = json!({
             "id": self.id,
             "url": format!("{org_url}/_apis/hooks/subscriptions/{}", self.id),
             "status": self.status,
@@ -190,32 +190,35 @@ impl Subscription {
                 "publisher": {"href": format!("{org_url}/_apis/hooks/publishers/{}", self.publisher_id)},
             },
         });
-        if let Some(obj) = v.as_object_mut() {
+        if let Some(obj) = subscription.as_object_mut() {
             if self.probation_retries > 0 {
                 obj.insert("probationRetries".into(), json!(self.probation_retries));
             }
-            if let Some(d) = self.last_probation_retry_date {
-                obj.insert("lastProbationRetryDate".into(), json!(ado_time(d)));
+            if let Some(date) = self.last_probation_retry_date {
+                obj.insert("lastProbationRetryDate".into(), json!(ado_time(date)));
             }
         }
-        v
+        subscription
     }
 }
 
-fn event_description(s: &Subscription) -> String {
-    if s.event_type != "git.push" {
+fn event_description(subscription: &Subscription) -> String {
+    if subscription.event_type != "git.push" {
         return String::new();
     }
-    let repo = s
+    let repo = subscription
         .publisher_inputs
         .get("repository")
-        .filter(|r| !r.is_empty());
-    let branch = s.publisher_inputs.get("branch").filter(|r| !r.is_empty());
+        .filter(|value| !value.is_empty());
+    let branch = subscription
+        .publisher_inputs
+        .get("branch")
+        .filter(|value| !value.is_empty());
     match (branch, repo) {
         (None, None) => "Any branch on any repository".into(),
-        (Some(b), None) => format!("Branch {b} on any repository"),
+        (Some(branch), None) => format!("Branch {branch} on any repository"),
         (None, Some(_)) => "Any branch".into(),
-        (Some(b), Some(_)) => format!("Branch {b}"),
+        (Some(branch), Some(_)) => format!("Branch {branch}"),
     }
 }
 
@@ -224,14 +227,14 @@ pub(crate) fn config_subscription(org: &OrgState, target: &WebhookTarget) -> Sub
     let now = OffsetDateTime::now_utc();
     let mut consumer = BTreeMap::new();
     consumer.insert("url".to_string(), target.url.clone());
-    if let Some(u) = &target.username {
-        consumer.insert("basicAuthUsername".to_string(), u.clone());
+    if let Some(username) = &target.username {
+        consumer.insert("basicAuthUsername".to_string(), username.clone());
     }
-    if let Some(p) = &target.password {
-        consumer.insert("basicAuthPassword".to_string(), p.clone());
+    if let Some(password) = &target.password {
+        consumer.insert("basicAuthPassword".to_string(), password.clone());
     }
-    if let Some(h) = &target.http_headers {
-        consumer.insert("httpHeaders".to_string(), h.clone());
+    if let Some(headers) = &target.http_headers {
+        consumer.insert("httpHeaders".to_string(), headers.clone());
     }
     let mut publisher = BTreeMap::new();
     publisher.insert("hostId".to_string(), org.id.clone());
@@ -264,25 +267,25 @@ pub(crate) fn config_subscription(org: &OrgState, target: &WebhookTarget) -> Sub
 pub(crate) fn set_config_target(shared: &Shared, target: Option<&WebhookTarget>) {
     *shared.webhook_target.write() = target.cloned();
     let mut subs = shared.subscriptions.lock();
-    subs.retain(|s| !s.from_config);
-    if let Some(t) = target {
+    subs.retain(|subscription| !subscription.from_config);
+    if let Some(target) = target {
         for org in &shared.orgs {
-            subs.push(config_subscription(org, t));
+            subs.push(config_subscription(org, target));
         }
     }
 }
 
 fn identity_json(shared: &Shared, org: &OrgState) -> Value {
-    let p = &org.pusher;
+    let pusher = &org.pusher;
     let org_url = shared.org_url(org);
     json!({
-        "displayName": p.display_name,
-        "url": format!("{org_url}/_apis/Identities/{}", p.id),
-        "_links": {"avatar": {"href": format!("{org_url}/_apis/GraphProfile/MemberAvatars/aad.{}", p.id)}},
-        "id": p.id,
-        "uniqueName": p.unique_name,
-        "imageUrl": format!("{org_url}/_api/_common/identityImage?id={}", p.id),
-        "descriptor": format!("aad.{}", p.id),
+        "displayName": pusher.display_name,
+        "url": format!("{org_url}/_apis/Identities/{}", pusher.id),
+        "_links": {"avatar": {"href": format!("{org_url}/_apis/GraphProfile/MemberAvatars/aad.{}", pusher.id)}},
+        "id": pusher.id,
+        "uniqueName": pusher.unique_name,
+        "imageUrl": format!("{org_url}/_api/_common/identityImage?id={}", pusher.id),
+        "descriptor": format!("aad.{}", pusher.id),
     })
 }
 
@@ -307,21 +310,21 @@ pub(crate) fn push_event(
     let branch = push
         .ref_updates
         .first()
-        .map(|u| u.name.trim_start_matches("refs/heads/").to_string())
+        .map(|update| update.name.trim_start_matches("refs/heads/").to_string())
         .unwrap_or_default();
     let who = &org.pusher.display_name;
     let commit_lines: Vec<String> = commits
         .iter()
-        .map(|c| {
+        .map(|commit| {
             format!(
                 " - {} {}",
-                c.message.lines().next().unwrap_or(""),
-                &c.id[..8.min(c.id.len())]
+                commit.message.lines().next().unwrap_or(""),
+                &commit.id[..8.min(commit.id.len())]
             )
         })
         .collect();
-    let n = commits.len();
-    let plural = if n == 1 { "commit" } else { "commits" };
+    let count = commits.len();
+    let plural = if count == 1 { "commit" } else { "commits" };
     json!({
         "id": Uuid::new_v4().to_string(),
         "eventType": "git.push",
@@ -333,20 +336,20 @@ pub(crate) fn push_event(
             "markdown": format!("{who} pushed updates to branch `{branch}` of repository `{}`.", repo.name),
         },
         "detailedMessage": {
-            "text": format!("{who} pushed {n} {plural} to branch {branch} of repository {}.\n{}", repo.name, commit_lines.join("\n")),
-            "html": format!("{who} pushed {n} {plural} to branch <a href=\"{web}/#version=GB{branch}\">{branch}</a> of repository <a href=\"{web}/\">{}</a>.", repo.name),
-            "markdown": format!("{who} pushed {n} {plural} to branch [{branch}]({web}/#version=GB{branch}) of repository [{}]({web}/).\n{}", repo.name, commit_lines.join("\n")),
+            "text": format!("{who} pushed {count} {plural} to branch {branch} of repository {}.\n{}", repo.name, commit_lines.join("\n")),
+            "html": format!("{who} pushed {count} {plural} to branch <a href=\"{web}/#version=GB{branch}\">{branch}</a> of repository <a href=\"{web}/\">{}</a>.", repo.name),
+            "markdown": format!("{who} pushed {count} {plural} to branch [{branch}]({web}/#version=GB{branch}) of repository [{}]({web}/).\n{}", repo.name, commit_lines.join("\n")),
         },
         "resource": {
-            "commits": commits.iter().map(|c| json!({
-                "commitId": c.id,
-                "author": {"name": c.author.name, "email": c.author.email, "date": git_time(c.author.time)},
-                "committer": {"name": c.committer.name, "email": c.committer.email, "date": git_time(c.committer.time)},
-                "comment": c.message.trim_end(),
-                "url": format!("{org_url}/_apis/git/repositories/{}/commits/{}", repo.id, c.id),
+            "commits": commits.iter().map(|commit| json!({
+                "commitId": commit.id,
+                "author": {"name": commit.author.name, "email": commit.author.email, "date": git_time(commit.author.time)},
+                "committer": {"name": commit.committer.name, "email": commit.committer.email, "date": git_time(commit.committer.time)},
+                "comment": commit.message.trim_end(),
+                "url": format!("{org_url}/_apis/git/repositories/{}/commits/{}", repo.id, commit.id),
             })).collect::<Vec<_>>(),
-            "refUpdates": push.ref_updates.iter().map(|u| json!({
-                "name": u.name, "oldObjectId": u.old_object_id, "newObjectId": u.new_object_id
+            "refUpdates": push.ref_updates.iter().map(|update| json!({
+                "name": update.name, "oldObjectId": update.old_object_id, "newObjectId": update.new_object_id
             })).collect::<Vec<_>>(),
             "repository": {
                 "id": repo.id,
@@ -388,10 +391,10 @@ pub(crate) fn push_event(
 /// Trims the payload as the consumer inputs ask (`resourceDetailsToSend`, `messagesToSend`,
 /// `detailedMessagesToSend`).
 fn shape_for(sub: &Subscription, mut event: Value) -> Value {
-    let input = |k: &str| {
+    let input = |key: &str| {
         sub.consumer_inputs
-            .get(k)
-            .map(|s| s.to_lowercase())
+            .get(key)
+            .map(|value| value.to_lowercase())
             .unwrap_or_default()
     };
     if let Some(obj) = event.as_object_mut() {
@@ -403,9 +406,9 @@ fn shape_for(sub: &Subscription, mut event: Value) -> Value {
                 "none" => {
                     obj.remove(field);
                 }
-                k @ ("text" | "html" | "markdown") => {
-                    if let Some(m) = obj.get_mut(field).and_then(Value::as_object_mut) {
-                        m.retain(|name, _| name == k);
+                wanted @ ("text" | "html" | "markdown") => {
+                    if let Some(messages) = obj.get_mut(field).and_then(Value::as_object_mut) {
+                        messages.retain(|name, _| name == wanted);
                     }
                 }
                 _ => {}
@@ -416,10 +419,10 @@ fn shape_for(sub: &Subscription, mut event: Value) -> Value {
                 obj.insert("resource".into(), Value::Null);
             }
             "minimal" => {
-                let r = obj.get("resource").cloned().unwrap_or(Value::Null);
+                let resource = obj.get("resource").cloned().unwrap_or(Value::Null);
                 obj.insert(
                     "resource".into(),
-                    json!({"pushId": r.get("pushId"), "url": r.get("url")}),
+                    json!({"pushId": resource.get("pushId"), "url": resource.get("url")}),
                 );
             }
             _ => {}
@@ -446,20 +449,30 @@ pub(crate) fn dispatch_push(
     let mut jobs = Vec::new();
     {
         let mut subs = shared.subscriptions.lock();
-        for s in subs
+        for subscription in subs
             .iter_mut()
-            .filter(|s| s.org.eq_ignore_ascii_case(&org.name))
+            .filter(|subscription| subscription.org.eq_ignore_ascii_case(&org.name))
         {
-            if !s.matches_push(repo, push) {
+            if !subscription.matches_push(repo, push) {
                 continue;
             }
-            let Some(target) = s.target() else { continue };
-            s.notification_counter += 1;
-            let mut payload = shape_for(s, event.clone());
+            let Some(target) = subscription.target() else {
+                continue;
+            };
+            subscription.notification_counter += 1;
+            let mut payload = shape_for(subscription, event.clone());
             if let Some(obj) = payload.as_object_mut() {
-                obj.insert("notificationId".into(), json!(s.notification_counter));
+                obj.insert(
+                    "notificationId".into(),
+                    json!(subscription.notification_counter),
+                );
             }
-            jobs.push((s.id.clone(), s.notification_counter, target, payload));
+            jobs.push((
+                subscription.id.clone(),
+                subscription.notification_counter,
+                target,
+                payload,
+            ));
         }
     }
     for (sub_id, notification_id, target, payload) in jobs {
@@ -472,7 +485,7 @@ pub(crate) fn dispatch_push(
         };
         let handle = shared.runtime.spawn(deliver(shared.clone(), job));
         let mut bg = shared.background.lock();
-        bg.retain(|h| !h.is_finished());
+        bg.retain(|task| !task.is_finished());
         bg.push(handle.abort_handle());
     }
 }
@@ -515,23 +528,23 @@ async fn attempt(shared: &Shared, job: &Job, attempt_no: u32, probation: bool) -
     }
     if let Some(headers) = &target.http_headers {
         for line in headers.lines() {
-            if let Some((k, v)) = line.split_once(':') {
-                req = req.header(k.trim(), v.trim());
+            if let Some((name, value)) = line.split_once(':') {
+                req = req.header(name.trim(), value.trim());
             }
         }
     }
     let (status, error, outcome) = match req.send().await {
         Ok(resp) => {
-            let s = resp.status().as_u16();
-            let outcome = match s {
+            let code = resp.status().as_u16();
+            let outcome = match code {
                 200..=299 => Outcome::Success,
                 410 => Outcome::Gone,
                 408 | 502 | 503 | 504 => Outcome::Transient,
                 _ => Outcome::Enduring,
             };
-            (Some(s), None, outcome)
+            (Some(code), None, outcome)
         }
-        Err(e) => (None, Some(e.to_string()), Outcome::Transient),
+        Err(error) => (None, Some(error.to_string()), Outcome::Transient),
     };
     tracing::info!(subscription = %sub_id, notification_id, status = ?status, attempt = attempt_no, "webhook delivery");
     let mut deliveries = shared.deliveries.lock();
@@ -553,12 +566,15 @@ async fn attempt(shared: &Shared, job: &Job, attempt_no: u32, probation: bool) -
     outcome
 }
 
-fn set_status(shared: &Shared, sub_id: &str, f: impl FnOnce(&mut Subscription)) -> bool {
+fn set_status(shared: &Shared, sub_id: &str, update: impl FnOnce(&mut Subscription)) -> bool {
     let mut subs = shared.subscriptions.lock();
-    match subs.iter_mut().find(|s| s.id == sub_id) {
-        Some(s) => {
-            f(s);
-            s.modified_date = OffsetDateTime::now_utc();
+    match subs
+        .iter_mut()
+        .find(|subscription| subscription.id == sub_id)
+    {
+        Some(subscription) => {
+            update(subscription);
+            subscription.modified_date = OffsetDateTime::now_utc();
             true
         }
         None => false,
@@ -566,19 +582,19 @@ fn set_status(shared: &Shared, sub_id: &str, f: impl FnOnce(&mut Subscription)) 
 }
 
 fn still_active(shared: &Shared, sub_id: &str) -> bool {
-    shared.subscriptions.lock().iter().any(|s| {
-        s.id == sub_id
+    shared.subscriptions.lock().iter().any(|subscription| {
+        subscription.id == sub_id
             && matches!(
-                s.status,
+                subscription.status,
                 SubscriptionStatus::Enabled | SubscriptionStatus::OnProbation
             )
     })
 }
 
 async fn scaled_sleep(shared: &Shared, secs: u64) {
-    let d = secs as f64 * shared.settings.retry_time_scale;
-    if d > 0.0 {
-        tokio::time::sleep(Duration::from_secs_f64(d)).await;
+    let scaled = secs as f64 * shared.settings.retry_time_scale;
+    if scaled > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(scaled)).await;
     }
 }
 
@@ -590,15 +606,15 @@ async fn deliver(shared: Arc<Shared>, job: Job) {
     loop {
         match outcome {
             Outcome::Success => {
-                set_status(&shared, &sub_id, |s| {
-                    s.status = SubscriptionStatus::Enabled;
-                    s.probation_retries = 0;
+                set_status(&shared, &sub_id, |subscription| {
+                    subscription.status = SubscriptionStatus::Enabled;
+                    subscription.probation_retries = 0;
                 });
                 return;
             }
             Outcome::Gone => {
-                set_status(&shared, &sub_id, |s| {
-                    s.status = SubscriptionStatus::DisabledBySystem
+                set_status(&shared, &sub_id, |subscription| {
+                    subscription.status = SubscriptionStatus::DisabledBySystem
                 });
                 return;
             }
@@ -617,8 +633,8 @@ async fn deliver(shared: Arc<Shared>, job: Job) {
         }
     }
     // Enduring failure: probation.
-    set_status(&shared, &sub_id, |s| {
-        s.status = SubscriptionStatus::OnProbation
+    set_status(&shared, &sub_id, |subscription| {
+        subscription.status = SubscriptionStatus::OnProbation
     });
     for minutes in PROBATION_DELAYS_MIN {
         scaled_sleep(&shared, minutes * 60).await;
@@ -626,30 +642,30 @@ async fn deliver(shared: Arc<Shared>, job: Job) {
             return;
         }
         attempt_no += 1;
-        let o = attempt(&shared, &job, attempt_no, true).await;
-        match o {
+        let probation_outcome = attempt(&shared, &job, attempt_no, true).await;
+        match probation_outcome {
             Outcome::Success => {
-                set_status(&shared, &sub_id, |s| {
-                    s.status = SubscriptionStatus::Enabled;
-                    s.probation_retries = 0;
+                set_status(&shared, &sub_id, |subscription| {
+                    subscription.status = SubscriptionStatus::Enabled;
+                    subscription.probation_retries = 0;
                 });
                 return;
             }
             Outcome::Gone => {
-                set_status(&shared, &sub_id, |s| {
-                    s.status = SubscriptionStatus::DisabledBySystem
+                set_status(&shared, &sub_id, |subscription| {
+                    subscription.status = SubscriptionStatus::DisabledBySystem
                 });
                 return;
             }
             _ => {
-                set_status(&shared, &sub_id, |s| {
-                    s.probation_retries += 1;
-                    s.last_probation_retry_date = Some(OffsetDateTime::now_utc());
+                set_status(&shared, &sub_id, |subscription| {
+                    subscription.probation_retries += 1;
+                    subscription.last_probation_retry_date = Some(OffsetDateTime::now_utc());
                 });
             }
         }
     }
-    set_status(&shared, &sub_id, |s| {
-        s.status = SubscriptionStatus::DisabledBySystem
+    set_status(&shared, &sub_id, |subscription| {
+        subscription.status = SubscriptionStatus::DisabledBySystem
     });
 }

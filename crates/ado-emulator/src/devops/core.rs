@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::config::Visibility;
-use crate::devops::{bad_request, parse_usize, Ctx, R};
+use crate::devops::{bad_request, parse_usize, Ctx, HandlerResult};
 use crate::http::{self, ado_json, ado_time, tf_error};
 use crate::state::{OrgState, ProjectState, Shared};
 
@@ -32,26 +32,26 @@ pub(crate) fn project_not_found(key: &str) -> Response<Body> {
 }
 
 /// `TeamProjectReference`
-pub(crate) fn project_ref_json(shared: &Shared, org: &OrgState, p: &ProjectState) -> Value {
-    let mut v = json!({
-        "id": p.id,
-        "name": p.name,
-        "url": format!("{}/_apis/projects/{}", shared.org_url(org), p.id),
+pub(crate) fn project_ref_json(shared: &Shared, org: &OrgState, project: &ProjectState) -> Value {
+    let mut reference = json!({
+        "id": project.id,
+        "name": project.name,
+        "url": format!("{}/_apis/projects/{}", shared.org_url(org), project.id),
         "state": "wellFormed",
-        "revision": p.revision,
-        "visibility": match p.visibility { Visibility::Private => "private", Visibility::Public => "public" },
-        "lastUpdateTime": ado_time(p.last_update_time),
+        "revision": project.revision,
+        "visibility": match project.visibility { Visibility::Private => "private", Visibility::Public => "public" },
+        "lastUpdateTime": ado_time(project.last_update_time),
     });
-    if let (Some(obj), Some(d)) = (v.as_object_mut(), &p.description) {
-        obj.insert("description".into(), json!(d));
+    if let (Some(obj), Some(description)) = (reference.as_object_mut(), &project.description) {
+        obj.insert("description".into(), json!(description));
     }
-    v
+    reference
 }
 
 /// `GET {org}/_apis/projects` — `stateFilter`, `$top` (default 100), `$skip`, `continuationToken` (int).
-pub(crate) fn list_projects(ctx: &Ctx) -> R {
-    let q = &ctx.query;
-    let state = q
+pub(crate) fn list_projects(ctx: &Ctx) -> HandlerResult {
+    let query = &ctx.query;
+    let state = query
         .get("stateFilter")
         .unwrap_or("wellFormed")
         .to_ascii_lowercase();
@@ -68,70 +68,74 @@ pub(crate) fn list_projects(ctx: &Ctx) -> R {
     } else {
         Vec::new()
     };
-    projects.sort_by_key(|p| p.name.to_lowercase());
-    let top = parse_usize("$top", q.get("$top"))?;
-    let skip = parse_usize("$skip", q.get("$skip"))?.unwrap_or(0);
-    let start = match q.get("continuationToken") {
-        Some(t) => t
+    projects.sort_by_key(|project| project.name.to_lowercase());
+    let top = parse_usize("$top", query.get("$top"))?;
+    let skip = parse_usize("$skip", query.get("$skip"))?.unwrap_or(0);
+    let start = match query.get("continuationToken") {
+        Some(token) => token
             .trim()
             .parse::<usize>()
-            .map_err(|_| bad_request(&format!("The continuation token '{t}' is not valid.")))?,
+            .map_err(|_| bad_request(&format!("The continuation token '{token}' is not valid.")))?,
         None => skip,
     };
-    let page = ctx.page(top.map(|t| t.min(PROJECTS_PAGE * 10)), PROJECTS_PAGE);
+    let page = ctx.page(top.map(|top| top.min(PROJECTS_PAGE * 10)), PROJECTS_PAGE);
     let end = (start + page).min(projects.len());
     let value: Vec<Value> = projects
         .get(start.min(projects.len())..end)
         .unwrap_or(&[])
         .iter()
-        .map(|p| project_ref_json(&ctx.shared, &ctx.org, p))
+        .map(|project| project_ref_json(&ctx.shared, &ctx.org, project))
         .collect();
-    let mut r = ado_json(
+    let mut response = ado_json(
         StatusCode::OK,
         &json!({"count": value.len(), "value": value}),
     );
     if end < projects.len() {
-        http::set_header(r.headers_mut(), "x-ms-continuationtoken", &end.to_string());
+        http::set_header(
+            response.headers_mut(),
+            "x-ms-continuationtoken",
+            &end.to_string(),
+        );
     }
-    Ok(r)
+    Ok(response)
 }
 
 /// `GET {org}/_apis/projects/{projectId}`
-pub(crate) fn get_project(ctx: &Ctx, key: &str) -> R {
-    let Some(p) = ctx.org.project(key) else {
+pub(crate) fn get_project(ctx: &Ctx, key: &str) -> HandlerResult {
+    let Some(project) = ctx.org.project(key) else {
         return Err(project_not_found(key));
     };
-    let mut v = project_ref_json(&ctx.shared, &ctx.org, p);
+    let mut project_json = project_ref_json(&ctx.shared, &ctx.org, project);
     let org_url = ctx.org_url();
-    if let Some(obj) = v.as_object_mut() {
+    if let Some(obj) = project_json.as_object_mut() {
         obj.insert(
             "_links".into(),
             json!({
-                "self": {"href": format!("{org_url}/_apis/projects/{}", p.id)},
+                "self": {"href": format!("{org_url}/_apis/projects/{}", project.id)},
                 "collection": {"href": format!("{org_url}/_apis/projectCollections/{}", ctx.org.id)},
-                "web": {"href": format!("{org_url}/{}", crate::state::enc_segment(&p.name))},
+                "web": {"href": format!("{org_url}/{}", crate::state::enc_segment(&project.name))},
             }),
         );
         obj.insert(
             "defaultTeam".into(),
             json!({
-                "id": crate::config::derived_id("team", &p.id),
-                "name": format!("{} Team", p.name),
-                "url": format!("{org_url}/_apis/projects/{}/teams/{}", p.id, crate::config::derived_id("team", &p.id)),
+                "id": crate::config::derived_id("team", &project.id),
+                "name": format!("{} Team", project.name),
+                "url": format!("{org_url}/_apis/projects/{}/teams/{}", project.id, crate::config::derived_id("team", &project.id)),
             }),
         );
     }
-    Ok(ado_json(StatusCode::OK, &v))
+    Ok(ado_json(StatusCode::OK, &project_json))
 }
 
 /// `GET {org}/_apis/connectionData`
-pub(crate) fn connection_data(ctx: &Ctx) -> R {
-    let p = &ctx.principal;
+pub(crate) fn connection_data(ctx: &Ctx) -> HandlerResult {
+    let principal = &ctx.principal;
     let user = json!({
-        "id": p.object_id,
-        "descriptor": format!("Microsoft.VisualStudio.Services.Claims.AadServicePrincipal;{}\\{}", ctx.org.tenant_id, p.object_id),
-        "subjectDescriptor": format!("aadsp.{}", p.object_id),
-        "providerDisplayName": p.display_name,
+        "id": principal.object_id,
+        "descriptor": format!("Microsoft.VisualStudio.Services.Claims.AadServicePrincipal;{}\\{}", ctx.org.tenant_id, principal.object_id),
+        "subjectDescriptor": format!("aadsp.{}", principal.object_id),
+        "providerDisplayName": principal.display_name,
         "isActive": true,
         "properties": {},
         "resourceVersion": 2,

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::config::AccessLevel;
-use crate::devops::{Ctx, R};
+use crate::devops::{Ctx, HandlerResult};
 use crate::http::{self, ado_json, ado_time, tf_error};
 use crate::webhook::{Subscription, SubscriptionStatus};
 
@@ -32,13 +32,12 @@ fn not_found(id: &str) -> Response<Body> {
 }
 
 fn may_manage(ctx: &Ctx) -> Result<(), Response<Body>> {
-    let p = &ctx.principal;
-    let allowed = p.level == AccessLevel::Basic
-        && ctx
-            .org
-            .hook_managers
-            .as_ref()
-            .is_none_or(|list| list.iter().any(|c| c.eq_ignore_ascii_case(&p.client_id)));
+    let principal = &ctx.principal;
+    let allowed = principal.level == AccessLevel::Basic
+        && ctx.org.hook_managers.as_ref().is_none_or(|list| {
+            list.iter()
+                .any(|manager| manager.eq_ignore_ascii_case(&principal.client_id))
+        });
     if allowed {
         Ok(())
     } else {
@@ -46,7 +45,7 @@ fn may_manage(ctx: &Ctx) -> Result<(), Response<Body>> {
             StatusCode::FORBIDDEN,
             &format!(
                 "Access Denied: {} needs the following permission(s) on the resource {} to perform this action: Edit subscriptions",
-                if p.display_name.is_empty() { &p.client_id } else { &p.display_name },
+                if principal.display_name.is_empty() { &principal.client_id } else { &principal.display_name },
                 ctx.org.name
             ),
             "UnauthorizedAccessException",
@@ -56,23 +55,28 @@ fn may_manage(ctx: &Ctx) -> Result<(), Response<Body>> {
 }
 
 /// `GET {org}/_apis/hooks/subscriptions` (`publisherId`, `eventType`, `consumerId`, `consumerActionId`).
-pub(crate) fn list(ctx: &Ctx) -> R {
-    let q = &ctx.query;
+pub(crate) fn list(ctx: &Ctx) -> HandlerResult {
+    let query = &ctx.query;
     let org_url = ctx.org_url();
-    let eq = |want: Option<&str>, have: &str| want.is_none_or(|w| w.eq_ignore_ascii_case(have));
+    let eq = |want: Option<&str>, have: &str| {
+        want.is_none_or(|wanted| wanted.eq_ignore_ascii_case(have))
+    };
     let value: Vec<Value> = ctx
         .shared
         .subscriptions
         .lock()
         .iter()
-        .filter(|s| s.org.eq_ignore_ascii_case(&ctx.org.name))
-        .filter(|s| {
-            eq(q.get("publisherId"), &s.publisher_id)
-                && eq(q.get("eventType"), &s.event_type)
-                && eq(q.get("consumerId"), &s.consumer_id)
-                && eq(q.get("consumerActionId"), &s.consumer_action_id)
+        .filter(|subscription| subscription.org.eq_ignore_ascii_case(&ctx.org.name))
+        .filter(|subscription| {
+            eq(query.get("publisherId"), &subscription.publisher_id)
+                && eq(query.get("eventType"), &subscription.event_type)
+                && eq(query.get("consumerId"), &subscription.consumer_id)
+                && eq(
+                    query.get("consumerActionId"),
+                    &subscription.consumer_action_id,
+                )
         })
-        .map(|s| s.to_json(&org_url))
+        .map(|subscription| subscription.to_json(&org_url))
         .collect();
     Ok(ado_json(
         StatusCode::OK,
@@ -80,17 +84,18 @@ pub(crate) fn list(ctx: &Ctx) -> R {
     ))
 }
 
-fn inputs(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(Value::as_object)
-        .map(|o| {
-            o.iter()
-                .filter_map(|(k, v)| {
-                    let s = match v {
-                        Value::String(s) => s.clone(),
+fn inputs(raw: Option<&Value>) -> BTreeMap<String, String> {
+    raw.and_then(Value::as_object)
+        .map(|object| {
+            object
+                .iter()
+                .filter_map(|(key, value)| {
+                    let text = match value {
+                        Value::String(text) => text.clone(),
                         Value::Null => return None,
                         other => other.to_string(),
                     };
-                    Some((k.clone(), s))
+                    Some((key.clone(), text))
                 })
                 .collect()
         })
@@ -100,9 +105,9 @@ fn inputs(v: Option<&Value>) -> BTreeMap<String, String> {
 /// Validates a subscription body; returns the parts of a new subscription.
 fn parse_body(ctx: &Ctx) -> Result<Subscription, Response<Body>> {
     let body: Value = serde_json::from_slice(&ctx.body)
-        .map_err(|e| hook_error(&format!("The request body is not valid JSON: {e}")))?;
-    let field = |k: &str| {
-        body.get(k)
+        .map_err(|error| hook_error(&format!("The request body is not valid JSON: {error}")))?;
+    let field = |key: &str| {
+        body.get(key)
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string()
@@ -113,13 +118,13 @@ fn parse_body(ctx: &Ctx) -> Result<Subscription, Response<Body>> {
         field("consumerId"),
         field("consumerActionId"),
     );
-    for (name, v) in [
+    for (name, value) in [
         ("publisherId", &publisher_id),
         ("eventType", &event_type),
         ("consumerId", &consumer_id),
         ("consumerActionId", &action_id),
     ] {
-        if v.is_empty() {
+        if value.is_empty() {
             return Err(hook_error(&format!("The value for '{name}' is required.")));
         }
     }
@@ -143,26 +148,32 @@ fn parse_body(ctx: &Ctx) -> Result<Subscription, Response<Body>> {
             "The input 'url' value '{url}' is not a valid absolute URI."
         )));
     }
-    for k in ["basicAuthUsername", "basicAuthPassword"] {
-        if let Some(v) = consumer.get(k) {
-            if v.len() > 256 || v.chars().any(char::is_whitespace) {
+    for key in ["basicAuthUsername", "basicAuthPassword"] {
+        if let Some(value) = consumer.get(key) {
+            if value.len() > 256 || value.chars().any(char::is_whitespace) {
                 return Err(hook_error(&format!(
-                    "The input '{k}' value is not valid: it must not contain whitespace."
+                    "The input '{key}' value is not valid: it must not contain whitespace."
                 )));
             }
         }
     }
-    if let Some(p) = publisher.get("projectId").filter(|p| !p.is_empty()) {
-        if ctx.org.project(p).is_none() {
+    if let Some(project_id) = publisher
+        .get("projectId")
+        .filter(|project_id| !project_id.is_empty())
+    {
+        if ctx.org.project(project_id).is_none() {
             return Err(hook_error(&format!(
-                "The input 'projectId' value '{p}' is not valid."
+                "The input 'projectId' value '{project_id}' is not valid."
             )));
         }
     }
-    if let Some(r) = publisher.get("repository").filter(|r| !r.is_empty()) {
-        if ctx.org.repo_by_id(r).is_none() {
+    if let Some(repository) = publisher
+        .get("repository")
+        .filter(|repository| !repository.is_empty())
+    {
+        if ctx.org.repo_by_id(repository).is_none() {
             return Err(hook_error(&format!(
-                "The input 'repository' value '{r}' is not valid."
+                "The input 'repository' value '{repository}' is not valid."
             )));
         }
     }
@@ -200,57 +211,66 @@ fn parse_body(ctx: &Ctx) -> Result<Subscription, Response<Body>> {
 }
 
 /// `POST {org}/_apis/hooks/subscriptions`
-pub(crate) fn create(ctx: &Ctx) -> R {
+pub(crate) fn create(ctx: &Ctx) -> HandlerResult {
     may_manage(ctx)?;
     let sub = parse_body(ctx)?;
-    let v = sub.to_json(&ctx.org_url());
+    let created = sub.to_json(&ctx.org_url());
     ctx.shared.subscriptions.lock().push(sub);
-    Ok(ado_json(StatusCode::OK, &v))
+    Ok(ado_json(StatusCode::OK, &created))
 }
 
 /// `GET {org}/_apis/hooks/subscriptions/{id}`
-pub(crate) fn get(ctx: &Ctx, id: &str) -> R {
+pub(crate) fn get(ctx: &Ctx, id: &str) -> HandlerResult {
     ctx.shared
         .subscriptions
         .lock()
         .iter()
-        .find(|s| s.id.eq_ignore_ascii_case(id) && s.org.eq_ignore_ascii_case(&ctx.org.name))
-        .map(|s| ado_json(StatusCode::OK, &s.to_json(&ctx.org_url())))
+        .find(|subscription| {
+            subscription.id.eq_ignore_ascii_case(id)
+                && subscription.org.eq_ignore_ascii_case(&ctx.org.name)
+        })
+        .map(|subscription| ado_json(StatusCode::OK, &subscription.to_json(&ctx.org_url())))
         .ok_or_else(|| not_found(id))
 }
 
 /// `PUT {org}/_apis/hooks/subscriptions/{id}` — refused for a subscription disabled by the system ("Update
 /// subscription does not work for disabled subscriptions"; delete and re-create it).
-pub(crate) fn replace(ctx: &Ctx, id: &str) -> R {
+pub(crate) fn replace(ctx: &Ctx, id: &str) -> HandlerResult {
     may_manage(ctx)?;
     let new = parse_body(ctx)?;
     let mut subs = ctx.shared.subscriptions.lock();
-    let Some(s) = subs
-        .iter_mut()
-        .find(|s| s.id.eq_ignore_ascii_case(id) && s.org.eq_ignore_ascii_case(&ctx.org.name))
-    else {
+    let Some(subscription) = subs.iter_mut().find(|subscription| {
+        subscription.id.eq_ignore_ascii_case(id)
+            && subscription.org.eq_ignore_ascii_case(&ctx.org.name)
+    }) else {
         return Err(not_found(id));
     };
-    if s.status == SubscriptionStatus::DisabledBySystem {
+    if subscription.status == SubscriptionStatus::DisabledBySystem {
         return Err(hook_error(&format!(
             "The subscription '{id}' is disabled by the system and cannot be updated. Delete it and create a new one."
         )));
     }
-    s.event_type = new.event_type;
-    s.publisher_inputs = new.publisher_inputs;
-    s.consumer_inputs = new.consumer_inputs;
-    s.resource_version = new.resource_version;
-    s.status = new.status;
-    s.modified_date = OffsetDateTime::now_utc();
-    Ok(ado_json(StatusCode::OK, &s.to_json(&ctx.org_url())))
+    subscription.event_type = new.event_type;
+    subscription.publisher_inputs = new.publisher_inputs;
+    subscription.consumer_inputs = new.consumer_inputs;
+    subscription.resource_version = new.resource_version;
+    subscription.status = new.status;
+    subscription.modified_date = OffsetDateTime::now_utc();
+    Ok(ado_json(
+        StatusCode::OK,
+        &subscription.to_json(&ctx.org_url()),
+    ))
 }
 
 /// `DELETE {org}/_apis/hooks/subscriptions/{id}` → 204
-pub(crate) fn delete(ctx: &Ctx, id: &str) -> R {
+pub(crate) fn delete(ctx: &Ctx, id: &str) -> HandlerResult {
     may_manage(ctx)?;
     let mut subs = ctx.shared.subscriptions.lock();
     let before = subs.len();
-    subs.retain(|s| !(s.id.eq_ignore_ascii_case(id) && s.org.eq_ignore_ascii_case(&ctx.org.name)));
+    subs.retain(|subscription| {
+        !(subscription.id.eq_ignore_ascii_case(id)
+            && subscription.org.eq_ignore_ascii_case(&ctx.org.name))
+    });
     if subs.len() == before {
         return Err(not_found(id));
     }
@@ -258,48 +278,45 @@ pub(crate) fn delete(ctx: &Ctx, id: &str) -> R {
 }
 
 /// `GET {org}/_apis/hooks/subscriptions/{id}/notifications` — delivery history (one entry per notification).
-pub(crate) fn notifications(ctx: &Ctx, id: &str) -> R {
-    if !ctx
-        .shared
-        .subscriptions
-        .lock()
-        .iter()
-        .any(|s| s.id.eq_ignore_ascii_case(id) && s.org.eq_ignore_ascii_case(&ctx.org.name))
-    {
+pub(crate) fn notifications(ctx: &Ctx, id: &str) -> HandlerResult {
+    if !ctx.shared.subscriptions.lock().iter().any(|subscription| {
+        subscription.id.eq_ignore_ascii_case(id)
+            && subscription.org.eq_ignore_ascii_case(&ctx.org.name)
+    }) {
         return Err(not_found(id));
     }
     let deliveries = ctx.shared.deliveries.lock().clone();
     let mut by_notification: BTreeMap<u64, Vec<_>> = BTreeMap::new();
-    for d in deliveries
+    for delivery in deliveries
         .into_iter()
-        .filter(|d| d.subscription_id.eq_ignore_ascii_case(id))
+        .filter(|delivery| delivery.subscription_id.eq_ignore_ascii_case(id))
     {
         by_notification
-            .entry(d.notification_id)
+            .entry(delivery.notification_id)
             .or_default()
-            .push(d);
+            .push(delivery);
     }
     let value: Vec<Value> = by_notification
         .iter()
         .rev()
-        .map(|(n, attempts)| {
+        .map(|(notification_id, attempts)| {
             let last = attempts.last();
             let ok = last
-                .and_then(|d| d.status)
-                .is_some_and(|s| (200..300).contains(&s));
+                .and_then(|delivery| delivery.status)
+                .is_some_and(|status| (200..300).contains(&status));
             json!({
-                "id": n,
+                "id": notification_id,
                 "subscriptionId": id,
-                "eventId": last.map(|d| d.event_id.clone()),
+                "eventId": last.map(|delivery| delivery.event_id.clone()),
                 "eventType": "git.push",
                 "result": if ok { "succeeded" } else { "failed" },
                 "status": "completed",
-                "createdDate": attempts.first().map(|d| ado_time(d.at.into())),
-                "modifiedDate": last.map(|d| ado_time(d.at.into())),
+                "createdDate": attempts.first().map(|delivery| ado_time(delivery.at.into())),
+                "modifiedDate": last.map(|delivery| ado_time(delivery.at.into())),
                 "details": {
                     "requestAttempts": attempts.len(),
-                    "errorMessage": last.and_then(|d| d.error.clone()),
-                    "response": last.and_then(|d| d.status).map(|s| format!("Status Code: {s}")),
+                    "errorMessage": last.and_then(|delivery| delivery.error.clone()),
+                    "response": last.and_then(|delivery| delivery.status).map(|status| format!("Status Code: {status}")),
                 },
             })
         })

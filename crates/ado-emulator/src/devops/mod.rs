@@ -22,28 +22,29 @@ use crate::http::{self, tf_error};
 use crate::state::{OrgState, ProjectState, RepoState, Shared};
 
 /// Handler result: the error side is a finished (error) response.
-pub(crate) type R = Result<Response<Body>, Response<Body>>;
+pub(crate) type HandlerResult = Result<Response<Body>, Response<Body>>;
 
 /// Case-insensitive query parameters.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Q(Vec<(String, String)>);
+pub(crate) struct QueryParams(Vec<(String, String)>);
 
-impl Q {
-    pub fn parse(raw: Option<&str>) -> Q {
-        Q(raw
-            .map(|r| {
-                form_urlencoded::parse(r.as_bytes())
-                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+impl QueryParams {
+    pub fn parse(raw: Option<&str>) -> QueryParams {
+        QueryParams(
+            raw.map(|raw| {
+                form_urlencoded::parse(raw.as_bytes())
+                    .map(|(key, value)| (key.into_owned(), value.into_owned()))
                     .collect()
             })
-            .unwrap_or_default())
+            .unwrap_or_default(),
+        )
     }
     /// First non-empty value of `name` (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
-            .find(|(k, v)| k.eq_ignore_ascii_case(name) && !v.is_empty())
-            .map(|(_, v)| v.as_str())
+            .find(|(key, value)| key.eq_ignore_ascii_case(name) && !value.is_empty())
+            .map(|(_, value)| value.as_str())
     }
     /// `searchCriteria.{name}` or `{name}` (the prefix is optional in ADO).
     pub fn sc(&self, name: &str) -> Option<&str> {
@@ -53,8 +54,8 @@ impl Q {
     pub fn all(&self, name: &str) -> Vec<&str> {
         self.0
             .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .filter(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
             .collect()
     }
 }
@@ -68,27 +69,30 @@ pub(crate) fn bad_request(message: &str) -> Response<Body> {
     )
 }
 
-pub(crate) fn parse_bool(name: &str, v: Option<&str>) -> Result<Option<bool>, Response<Body>> {
-    match v {
+pub(crate) fn parse_bool(name: &str, value: Option<&str>) -> Result<Option<bool>, Response<Body>> {
+    match value {
         None => Ok(None),
-        Some(s) => match s.to_ascii_lowercase().as_str() {
+        Some(text) => match text.to_ascii_lowercase().as_str() {
             "true" | "1" => Ok(Some(true)),
             "false" | "0" => Ok(Some(false)),
             _ => Err(bad_request(&format!(
-                "The value '{s}' is not valid for {name}."
+                "The value '{text}' is not valid for {name}."
             ))),
         },
     }
 }
 
-pub(crate) fn parse_usize(name: &str, v: Option<&str>) -> Result<Option<usize>, Response<Body>> {
-    match v {
+pub(crate) fn parse_usize(
+    name: &str,
+    value: Option<&str>,
+) -> Result<Option<usize>, Response<Body>> {
+    match value {
         None => Ok(None),
-        Some(s) => s
+        Some(text) => text
             .trim()
             .parse::<usize>()
             .map(Some)
-            .map_err(|_| bad_request(&format!("The value '{s}' is not valid for {name}."))),
+            .map_err(|_| bad_request(&format!("The value '{text}' is not valid for {name}."))),
     }
 }
 
@@ -107,7 +111,7 @@ pub(crate) struct Ctx {
     pub shared: Arc<Shared>,
     pub org: Arc<OrgState>,
     pub principal: Principal,
-    pub query: Q,
+    pub query: QueryParams,
     pub headers: HeaderMap,
     pub page_size: Option<usize>,
     pub body: Bytes,
@@ -119,16 +123,16 @@ impl Ctx {
     }
     /// Effective page size: `requested` (or `default`), capped by a `PageSize` fault.
     pub fn page(&self, requested: Option<usize>, default: usize) -> usize {
-        let n = requested.unwrap_or(default);
+        let size = requested.unwrap_or(default);
         match self.page_size {
-            Some(cap) => n.min(cap).max(1),
-            None => n,
+            Some(cap) => size.min(cap).max(1),
+            None => size,
         }
     }
     pub fn accept(&self) -> String {
         self.headers
             .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
+            .and_then(|value| value.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase()
     }
@@ -145,7 +149,7 @@ pub(crate) async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) ->
     let page_size = parts
         .extensions
         .get::<RequestFaults>()
-        .and_then(|f| f.page_size);
+        .and_then(|faults| faults.page_size);
     let body = axum::body::to_bytes(body, 32 << 20)
         .await
         .unwrap_or_default();
@@ -197,12 +201,14 @@ async fn route(
     let path = uri.path();
     let rest = path.strip_prefix("/devops/").unwrap_or("");
     let raw: Vec<&str> = rest.split('/').collect();
-    let segs: Vec<String> = raw.iter().map(|s| percent_decode(s)).collect();
+    let segs: Vec<String> = raw.iter().map(|segment| percent_decode(segment)).collect();
     let Some(org) = segs.first().and_then(|name| shared.org(name)) else {
         return unknown_org();
     };
-    let apis = segs.iter().position(|s| s.eq_ignore_ascii_case("_apis"));
-    let Some(apis) = apis.filter(|i| *i == 1 || *i == 2) else {
+    let apis = segs
+        .iter()
+        .position(|segment| segment.eq_ignore_ascii_case("_apis"));
+    let Some(apis) = apis.filter(|index| *index == 1 || *index == 2) else {
         // `{org}` or `{org}/{project}` web pages: only useful for tenant discovery and sign-in redirects.
         return match authenticate(shared, &org, &method, &headers) {
             Ok(_) => http::response(
@@ -211,20 +217,24 @@ async fn route(
                 format!("<html><body><h1>{}</h1></body></html>", org.name),
             ),
             Err(_) => {
-                let mut r =
+                let mut redirect =
                     http::redirect_to_sign_in(shared, &format!("{}{}", shared.base_url, path));
-                http::set_header(r.headers_mut(), "x-vss-resourcetenant", &org.tenant_id);
-                r
+                http::set_header(
+                    redirect.headers_mut(),
+                    "x-vss-resourcetenant",
+                    &org.tenant_id,
+                );
+                redirect
             }
         };
     };
     let principal = match authenticate(shared, &org, &method, &headers) {
-        Ok(p) => p,
-        Err(r) => return r,
+        Ok(principal) => principal,
+        Err(refusal) => return refusal,
     };
-    let query = Q::parse(uri.query());
-    if let Err(r) = check_api_version(shared, &method, &query, &headers) {
-        return r;
+    let query = QueryParams::parse(uri.query());
+    if let Err(refusal) = check_api_version(shared, &method, &query, &headers) {
+        return refusal;
     }
     let project_seg = if apis == 2 {
         Some(segs[1].clone())
@@ -233,7 +243,7 @@ async fn route(
     };
     let mut route_segs: Vec<String> = segs[apis + 1..].to_vec();
     let mut raw_route: Vec<&str> = raw[apis + 1..].to_vec();
-    while route_segs.last().is_some_and(|s| s.is_empty()) && route_segs.len() > 1 {
+    while route_segs.last().is_some_and(|segment| segment.is_empty()) && route_segs.len() > 1 {
         route_segs.pop();
         raw_route.pop();
     }
@@ -247,15 +257,18 @@ async fn route(
         body,
     };
     let project: Option<&ProjectState> = match &project_seg {
-        Some(p) => match org.project(p) {
-            Some(pr) => Some(pr),
-            None => return core::project_not_found(p),
+        Some(key) => match org.project(key) {
+            Some(found) => Some(found),
+            None => return core::project_not_found(key),
         },
         None => None,
     };
-    let lower: Vec<String> = route_segs.iter().map(|s| s.to_ascii_lowercase()).collect();
-    let l: Vec<&str> = lower.iter().map(String::as_str).collect();
-    let result: R = match (&method, l.as_slice()) {
+    let lower_owned: Vec<String> = route_segs
+        .iter()
+        .map(|segment| segment.to_ascii_lowercase())
+        .collect();
+    let lower: Vec<&str> = lower_owned.iter().map(String::as_str).collect();
+    let result: HandlerResult = match (&method, lower.as_slice()) {
         (&Method::GET, ["connectiondata"]) => core::connection_data(&ctx),
         (&Method::GET, ["projects"]) if project.is_none() => core::list_projects(&ctx),
         (&Method::GET, ["projects", _]) if project.is_none() => {
@@ -263,14 +276,14 @@ async fn route(
         }
         (&Method::GET, ["git", "repositories"]) => git_api::list_repositories(&ctx, project),
         (_, ["git", "repositories", _, ..]) => {
-            let (p, repo) = match find_repo(&ctx, project, &route_segs[2]) {
-                Ok(x) => x,
-                Err(r) => return r,
+            let (repo_project, repo) = match find_repo(&ctx, project, &route_segs[2]) {
+                Ok(found) => found,
+                Err(refusal) => return refusal,
             };
-            let tail: Vec<&str> = l[3..].to_vec();
+            let tail: Vec<&str> = lower[3..].to_vec();
             git_api::repo_route(
                 &ctx,
-                p,
+                repo_project,
                 &repo,
                 &method,
                 &tail,
@@ -289,7 +302,7 @@ async fn route(
         }
         _ => Err(route_not_found(&method, path)),
     };
-    result.unwrap_or_else(|e| e)
+    result.unwrap_or_else(|error_response| error_response)
 }
 
 /// Finds the repository named in the route, and checks the caller may read it.
@@ -299,22 +312,25 @@ fn find_repo<'a>(
     key: &str,
 ) -> Result<(&'a ProjectState, Arc<RepoState>), Response<Body>> {
     let found = match project {
-        Some(p) => p
+        Some(project) => project
             .repos
             .iter()
-            .find(|r| r.id.eq_ignore_ascii_case(key) || r.name.eq_ignore_ascii_case(key))
-            .map(|r| (p, r.clone())),
+            .find(|repo| repo.id.eq_ignore_ascii_case(key) || repo.name.eq_ignore_ascii_case(key))
+            .map(|repo| (project, repo.clone())),
         // Without a project only the GUID works.
-        None => ctx.org.repo_by_id(key).map(|(p, r)| (p, r.clone())),
+        None => ctx
+            .org
+            .repo_by_id(key)
+            .map(|(project, repo)| (project, repo.clone())),
     };
     match found {
-        Some((p, r)) if can_read(&ctx.principal, &r) => Ok((p, r)),
+        Some((project, repo)) if can_read(&ctx.principal, &repo) => Ok((project, repo)),
         _ => Err(repo_not_found(key)),
     }
 }
 
-pub(crate) fn can_read(p: &Principal, repo: &RepoState) -> bool {
-    p.level == AccessLevel::Basic && repo.is_visible_to(&p.client_id)
+pub(crate) fn can_read(principal: &Principal, repo: &RepoState) -> bool {
+    principal.level == AccessLevel::Basic && repo.is_visible_to(&principal.client_id)
 }
 
 pub(crate) fn repo_not_found(key: &str) -> Response<Body> {
@@ -339,23 +355,26 @@ fn authenticate(
         "TF400813: Resource not available for anonymous access. Client authentication required.";
     let Some(value) = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        .and_then(|raw| raw.to_str().ok())
     else {
         return Err(http::unauthorized(shared, Some(org), ANONYMOUS));
     };
     let (scheme, credential) = value.split_once(' ').unwrap_or((value, ""));
     let suppress_redirect = headers
         .get("x-tfs-fedauthredirect")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("suppress"));
+        .and_then(|raw| raw.to_str().ok())
+        .is_some_and(|value| value.eq_ignore_ascii_case("suppress"));
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(credential.trim())
             .ok()
-            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|bytes| String::from_utf8(bytes).ok())
             .unwrap_or_default();
-        let pat = decoded.split_once(':').map(|(_, p)| p).unwrap_or("");
-        if !pat.is_empty() && org.pats.iter().any(|p| p == pat) {
+        let pat = decoded
+            .split_once(':')
+            .map(|(_, password)| password)
+            .unwrap_or("");
+        if !pat.is_empty() && org.pats.iter().any(|known| known == pat) {
             return Ok(Principal {
                 client_id: "personal-access-token".into(),
                 object_id: org.pusher.id.clone(),
@@ -370,7 +389,7 @@ fn authenticate(
     }
     let token = shared.tokens.lock().get(credential.trim()).cloned();
     let now = time::OffsetDateTime::now_utc();
-    let Some(token) = token.filter(|t| t.expires_at > now) else {
+    let Some(token) = token.filter(|token| token.expires_at > now) else {
         // Documented quirk: expired / garbage bearer → 203 + HTML sign-in page on GET and POST (401 on other
         // verbs, and — [INFER] — when `X-TFS-FedAuthRedirect: Suppress` is sent).
         let soft = matches!(*method, Method::GET | Method::HEAD | Method::POST);
@@ -395,8 +414,8 @@ fn authenticate(
         .apps
         .read()
         .iter()
-        .find(|a| a.client_id.eq_ignore_ascii_case(&token.client_id))
-        .map(|a| a.display_name.clone())
+        .find(|app| app.client_id.eq_ignore_ascii_case(&token.client_id))
+        .map(|app| app.display_name.clone())
         .unwrap_or_default();
     match org.members.get(&token.client_id.to_lowercase()) {
         Some(level) => Ok(Principal {
@@ -409,8 +428,8 @@ fn authenticate(
             shared,
             Some(org),
             &format!(
-                "TF401444: Please sign-in at least once as {t}\\{t}\\{oid} in a web browser to enable access to the service.",
-                t = token.tenant_id,
+                "TF401444: Please sign-in at least once as {tenant}\\{tenant}\\{oid} in a web browser to enable access to the service.",
+                tenant = token.tenant_id,
                 oid = token.sp_object_id
             ),
         )),
@@ -418,27 +437,27 @@ fn authenticate(
 }
 
 /// `api-version` from the query or the `Accept` header (`application/json;api-version=7.1`).
-fn api_version(query: &Q, headers: &HeaderMap) -> Option<String> {
-    if let Some(v) = query.get("api-version") {
-        return Some(v.to_string());
+fn api_version(query: &QueryParams, headers: &HeaderMap) -> Option<String> {
+    if let Some(version) = query.get("api-version") {
+        return Some(version.to_string());
     }
     let accept = headers.get(header::ACCEPT)?.to_str().ok()?;
-    accept.split([';', ',']).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
+    accept.split([';', ',']).find_map(|param| {
+        let (key, value) = param.split_once('=')?;
+        key.trim()
             .eq_ignore_ascii_case("api-version")
-            .then(|| v.trim().trim_matches('"').to_string())
+            .then(|| value.trim().trim_matches('"').to_string())
     })
 }
 
 fn check_api_version(
     shared: &Shared,
     method: &Method,
-    query: &Q,
+    query: &QueryParams,
     headers: &HeaderMap,
 ) -> Result<(), Response<Body>> {
     use crate::config::ApiVersionPolicy;
-    let Some(v) = api_version(query, headers) else {
+    let Some(version) = api_version(query, headers) else {
         let lenient_read = shared.settings.api_version_policy == ApiVersionPolicy::Lenient
             && matches!(*method, Method::GET | Method::HEAD);
         if lenient_read {
@@ -453,24 +472,25 @@ fn check_api_version(
             http::TN_VERSION_NOT_SPECIFIED,
         ));
     };
-    let (num, preview) = match v.split_once('-') {
-        Some((n, p)) => (n, Some(p)),
-        None => (v.as_str(), None),
+    let (num, preview) = match version.split_once('-') {
+        Some((number, preview)) => (number, Some(preview)),
+        None => (version.as_str(), None),
     };
     let parsed: Option<(u32, u32)> = num
         .split_once('.')
-        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-        .or_else(|| num.parse().ok().map(|a| (a, 0)));
-    let valid_preview = preview.is_none_or(|p| {
-        let p = p.to_ascii_lowercase();
-        p == "preview"
-            || p.strip_prefix("preview.")
-                .is_some_and(|n| n.parse::<u32>().is_ok())
+        .and_then(|(major, minor)| Some((major.parse().ok()?, minor.parse().ok()?)))
+        .or_else(|| num.parse().ok().map(|major| (major, 0)));
+    let valid_preview = preview.is_none_or(|label| {
+        let label = label.to_ascii_lowercase();
+        label == "preview"
+            || label
+                .strip_prefix("preview.")
+                .is_some_and(|resource_version| resource_version.parse::<u32>().is_ok())
     });
     let Some((major, minor)) = parsed.filter(|_| valid_preview) else {
         return Err(tf_error(
             StatusCode::BAD_REQUEST,
-            &format!("The api-version '{v}' is not valid. The version must be of the form 'major.minor[-preview[.resourceVersion]]'."),
+            &format!("The api-version '{version}' is not valid. The version must be of the form 'major.minor[-preview[.resourceVersion]]'."),
             "VssInvalidApiResourceVersionException",
             "Microsoft.VisualStudio.Services.WebApi.VssInvalidApiResourceVersionException, Microsoft.VisualStudio.Services.WebApi",
         ));
