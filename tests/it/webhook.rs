@@ -22,7 +22,7 @@ const PASSWORD: &str = "Zx8-webhook-password-0123456789";
 const REPO: &str = "5f3c8a10-1111-4222-8333-944445555666";
 const ORG_GUID: &str = "0a0a0a0a-1b1b-4c2c-8d3d-4e4e4e4e4e4e";
 fn samples() -> std::path::PathBuf {
-    common::vectors::vectors_dir().join("azure-devops-docs/docs/service-hooks")
+    ado_emulator::testkit::vectors_dir().join("azure-devops-docs/docs/service-hooks")
 }
 
 fn basic(user: &str, pass: &str) -> String {

@@ -95,3 +95,31 @@ impl AssertionBuilder {
             .map_err(|error| EmulatorError::Invalid(format!("signing: {error}")))
     }
 }
+
+/// Microsoft's example payloads, read in place from the steering
+/// repository's `shared/vectors`, which sits beside the workspace root
+/// (`<root>/../shared/vectors`); `SPICEHUB_VECTORS` overrides the place.
+/// They are never copied into the repository. A missing folder is a
+/// failure, not a skip: CI always has it.
+pub fn vectors_dir() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let dir = match std::env::var_os("SPICEHUB_VECTORS") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            // The workspace root is the folder with Cargo.lock.
+            let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+            let root = manifest
+                .ancestors()
+                .find(|dir| dir.join("Cargo.lock").is_file())
+                .unwrap_or(&manifest)
+                .to_path_buf();
+            root.join("..").join("shared").join("vectors")
+        }
+    };
+    assert!(
+        dir.join("vsts-rest-api-specs").is_dir() && dir.join("azure-devops-docs").is_dir(),
+        "Microsoft's example payloads are not at {} (expected shared/vectors beside the repository root; set SPICEHUB_VECTORS to their folder)",
+        dir.display()
+    );
+    dir
+}

@@ -3,93 +3,15 @@
 //! database when `SPICEHUB_TEST_POSTGRES_URL` is set).
 #![allow(dead_code)]
 
-pub mod vectors;
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
+pub use spicehub_core::testing::TestDb;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_spicehub");
-
-pub struct TestDb {
-    pub url: String,
-    pub label: &'static str,
-    pg: Option<(String, String)>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl TestDb {
-    pub fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("hub.db").display());
-        Self {
-            url,
-            label: "sqlite",
-            pg: None,
-            _dir: Some(dir),
-        }
-    }
-
-    pub async fn postgres(admin_url: &str) -> Self {
-        use sqlx::Connection;
-        let name = format!("spicehub_t_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(admin_url)
-            .await
-            .expect("connect to SPICEHUB_TEST_POSTGRES_URL");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        let mut url = url::Url::parse(admin_url).expect("postgres url");
-        url.set_path(&name);
-        Self {
-            url: url.to_string(),
-            label: "postgres",
-            pg: Some((admin_url.to_owned(), name)),
-            _dir: None,
-        }
-    }
-
-    /// SQLite always; PostgreSQL too when configured (and said loudly when not).
-    pub async fn all() -> Vec<TestDb> {
-        let mut dbs = vec![TestDb::sqlite()];
-        match std::env::var("SPICEHUB_TEST_POSTGRES_URL") {
-            Ok(url) if !url.is_empty() => dbs.push(TestDb::postgres(&url).await),
-            _ => {
-                eprintln!("NOTE: SPICEHUB_TEST_POSTGRES_URL is not set: PostgreSQL variant SKIPPED")
-            }
-        }
-        dbs
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some((admin, name)) = self.pg.take() {
-            // Drop runs outside any runtime: use a short-lived one.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                if let Ok(rt) = rt {
-                    rt.block_on(async {
-                        use sqlx::Connection;
-                        if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                            let _ = sqlx::query(&format!(
-                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                            ))
-                            .execute(&mut c)
-                            .await;
-                        }
-                    });
-                }
-            })
-            .join();
-        }
-    }
-}
 
 pub struct Hub {
     pub url: String,
@@ -270,11 +192,7 @@ pub fn fixture_graph(name: &str) -> spicehub_parser::Graph {
 
 /// A migrated handle on a test database.
 pub async fn open_db(db: &TestDb) -> spicehub_core::db::Db {
-    let handle = spicehub_core::db::Db::connect(&db.url)
-        .await
-        .expect("connect");
-    handle.migrate().await.expect("migrate");
-    handle
+    db.open().await
 }
 
 /// A registry `big.registry` labelled `label` with `n` entries in modules

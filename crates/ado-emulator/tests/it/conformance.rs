@@ -2,7 +2,7 @@
 // example of an endpoint the emulator implements, the emulator's live answer to an equivalent request must have
 // every top-level key of Microsoft's example body, and every key of its first `value[]` element.
 // Extra keys are allowed (the examples are mostly api-version 1.0, smaller than live 7.1 answers).
-// Without the vectors folder the test fails (`tests/common/vectors.rs`).
+// Without the vectors folder the test fails (`ado_emulator::testkit::vectors_dir`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,9 +10,6 @@ use std::path::{Path, PathBuf};
 use crate::common::*;
 use ado_emulator::{testkit, FileChange, SeedCommit, Signature};
 use serde_json::{json, Value};
-
-#[path = "../it/common/vectors.rs"]
-mod shared_vectors;
 
 fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -86,7 +83,7 @@ fn keys(v: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn live_answers_have_the_keys_of_microsofts_examples() {
-    let root = shared_vectors::vectors_dir();
+    let root = ado_emulator::testkit::vectors_dir();
     let spec = root.join("vsts-rest-api-specs").join("specification");
 
     // A repository shaped for the examples: folders, a tag, a develop branch, multi-line messages.

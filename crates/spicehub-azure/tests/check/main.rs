@@ -6,7 +6,7 @@
 
 // The helpers of the azure suite; this test is a binary of its own because
 // it sets process environment variables.
-#[path = "../azure/common.rs"]
+#[path = "../it/common.rs"]
 mod common;
 
 use std::collections::BTreeSet;

@@ -12,9 +12,7 @@ use spicehub_azure::models::{
     TeamProjectReference,
 };
 
-#[path = "../it/common/vectors.rs"]
-mod shared_vectors;
-use shared_vectors::vectors_dir;
+use ado_emulator::testkit::vectors_dir;
 
 fn read_json(path: &Path) -> Value {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
