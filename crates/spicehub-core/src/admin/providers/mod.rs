@@ -1,0 +1,187 @@
+//! Git providers as the admin pages and the command line handle them:
+//! saving the Azure DevOps form (`save`, after `validate` checks it field by
+//! field), **Test connection** and the provider's health (`connection`),
+//! the repository picker (`picker`) and the hub app's admin consent
+//! (`consent`).
+
+mod connection;
+mod consent;
+mod picker;
+mod validate;
+
+pub use connection::{client_error, primary_organization, test_connection, CheckRecord};
+pub use consent::complete_consent;
+pub use picker::add_selected;
+pub use validate::{valid_organization, valid_tenant};
+
+use super::{AdminError, FieldError};
+use crate::db::providers::{NewProvider, ProviderError, ProviderUpdate};
+use crate::db::DbError;
+use crate::Hub;
+use validate::validate;
+
+/// The Azure DevOps form as posted (every secret optional: empty means
+/// "keep the stored one"). No `Debug`: it holds secrets.
+#[derive(Clone, Default)]
+pub struct ProviderInput {
+    pub id: Option<String>,
+    pub display_name: String,
+    /// `app_registration` (default) or `hub_app`.
+    pub onboarding: String,
+    pub tenant_id: String,
+    pub client_id: String,
+    /// `client_secret` (default), `certificate` or `pat`.
+    pub credential_kind: String,
+    pub client_secret: Option<String>,
+    pub certificate: Option<String>,
+    pub private_key: Option<String>,
+    pub pat: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub secret_expires: Option<String>,
+    pub organization: String,
+    pub webhook_username: String,
+    pub webhook_password: Option<String>,
+}
+
+pub(super) fn internal(e: impl std::fmt::Display) -> AdminError {
+    tracing::error!(error = %e, "admin: database error");
+    AdminError::Message(
+        "The hub could not save this (database error). Try again; the hub's log has the details."
+            .into(),
+    )
+}
+
+fn provider_error(e: ProviderError) -> AdminError {
+    match e {
+        ProviderError::WebhookUsernameTaken => AdminError::Fields(vec![FieldError {
+            field: "webhook_username".into(),
+            message: "Another provider already uses this webhook user name: choose another.".into(),
+        }]),
+        ProviderError::WeakWebhookPassword => AdminError::Fields(vec![FieldError {
+            field: "webhook_password".into(),
+            message: e.to_string(),
+        }]),
+        ProviderError::BadWebhookUsername => AdminError::Fields(vec![FieldError {
+            field: "webhook_username".into(),
+            message: e.to_string(),
+        }]),
+        ProviderError::NotFound => AdminError::Message("No such Git provider.".into()),
+        other => internal(other),
+    }
+}
+
+/// Creates or updates a provider from the form; returns its id. The
+/// organization named in the form is recorded with it.
+pub async fn save(hub: &Hub, input: &ProviderInput) -> Result<String, AdminError> {
+    let db = &hub.db;
+    let key = &hub.config.secret_key;
+    let existing = match &input.id {
+        Some(id) => Some(
+            db.provider(id)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| AdminError::Message("No such Git provider.".into()))?,
+        ),
+        None => None,
+    };
+    let valid = validate(input, existing.as_ref(), hub.config.hub_app.as_ref())
+        .map_err(AdminError::Fields)?;
+    let id = match &existing {
+        Some(p) => {
+            db.update_provider(
+                key,
+                &p.id,
+                &ProviderUpdate {
+                    display_name: &valid.display_name,
+                    tenant_id: &valid.tenant_id,
+                    client_id: &valid.client_id,
+                    credential_kind: valid.kind,
+                    credential: valid.credential.as_deref(),
+                    webhook_username: &valid.webhook_username,
+                    webhook_password: valid.webhook_password.as_deref(),
+                    secret_expires_at: valid.secret_expires_at,
+                },
+            )
+            .await
+            .map_err(provider_error)?;
+            p.id.clone()
+        }
+        None => {
+            let created = db
+                .create_provider(
+                    key,
+                    &NewProvider {
+                        display_name: &valid.display_name,
+                        tenant_id: &valid.tenant_id,
+                        client_id: &valid.client_id,
+                        credential_kind: valid.kind,
+                        credential: valid.credential.as_deref().unwrap_or_default(),
+                        webhook_username: &valid.webhook_username,
+                        webhook_password: valid.webhook_password.as_deref().unwrap_or_default(),
+                        secret_expires_at: valid.secret_expires_at,
+                    },
+                )
+                .await
+                .map_err(provider_error)?;
+            created.id
+        }
+    };
+    db.ensure_organization(&id, &valid.organization, None)
+        .await
+        .map_err(provider_error)?;
+    set_primary_organization(db, &id, &valid.organization)
+        .await
+        .map_err(internal)?;
+    hub.connections.forget(&id);
+    Ok(id)
+}
+
+/// A fresh default webhook user name (`spicehub-` and six letters or
+/// digits), for the form and for `spicehub provider add`.
+pub fn default_webhook_username() -> String {
+    use rand::Rng;
+    let suffix: String = rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(6)
+        .map(|c| char::from(c).to_ascii_lowercase())
+        .collect();
+    format!("spicehub-{suffix}")
+}
+
+/// The organization the form names (Test connection uses it) is kept in
+/// the last check record until a test runs.
+async fn set_primary_organization(
+    db: &crate::db::Db,
+    id: &str,
+    organization: &str,
+) -> Result<(), DbError> {
+    let Some(p) = db.provider(id).await? else {
+        return Ok(());
+    };
+    let record: Option<CheckRecord> = p
+        .last_check
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok());
+    if record
+        .as_ref()
+        .is_some_and(|r| r.organization == organization)
+    {
+        return Ok(());
+    }
+    sqlx::query("UPDATE providers SET last_check = $2, last_check_at = NULL, last_check_ok = NULL WHERE id = $1")
+        .bind(id)
+        .bind(
+            serde_json::to_string(&CheckRecord {
+                ok: false,
+                token_ok: false,
+                organization: organization.to_owned(),
+                projects: 0,
+                repositories: 0,
+                diagnosis: None,
+            })
+            .unwrap_or_default(),
+        )
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
