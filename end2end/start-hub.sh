@@ -40,7 +40,7 @@ if [ "$seed" = seed ]; then
       done
     } > "$big/big/m$m.py"
   done
-  extra=(--seed-repo "contoso/Commerce/e2e-shop=$PWD/tests/fixtures/data_pipeline"
+  extra=(--seed-repo "contoso/Commerce/e2e-shop=$PWD/crates/spicehub-parser/tests/fixtures/data_pipeline"
          --seed-repo "contoso/Commerce/e2e-big=$big")
 fi
 "$CARGO_TARGET_DIR/release/ado-emulator" --demo "${extra[@]}" --bind "127.0.0.1:$emu_port" --data-dir "$data/emulator" \

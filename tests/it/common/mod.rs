@@ -182,10 +182,10 @@ pub fn data_dir() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-/// A parsed fixture from `tests/fixtures`.
+/// A parsed fixture from `crates/spicehub-parser/tests/fixtures`.
 pub fn fixture_graph(name: &str) -> spicehub_parser::Graph {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
+        .join("crates/spicehub-parser/tests/fixtures")
         .join(name);
     spicehub_parser::parse_dir(&dir).expect("fixture parses")
 }
