@@ -112,7 +112,10 @@ async fn admin_create_reads_the_password_from_stdin() {
 
 #[test]
 fn parse_prints_the_registries_or_says_why_it_cannot() {
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/spicehub-parser/tests/fixtures/data_pipeline");
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crates/spicehub-parser/tests/fixtures/data_pipeline"
+    );
     let first = run(&["parse", fixture], &[]);
     assert_eq!(
         first.status.code(),
@@ -291,7 +294,10 @@ async fn machine_readable_output_stays_parseable_while_logging_at_debug() {
     );
     assert!(!stderr.contains(SECRET), "the secret was logged");
 
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/spicehub-parser/tests/fixtures/data_pipeline");
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crates/spicehub-parser/tests/fixtures/data_pipeline"
+    );
     let parsed = run(&["parse", fixture], &debug);
     assert_eq!(parsed.status.code(), Some(0));
     let doc: serde_json::Value =
