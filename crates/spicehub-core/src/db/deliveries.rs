@@ -6,7 +6,7 @@
 use sqlx::{AnyConnection, Row};
 
 use super::{now, Db, DbError};
-use crate::sync::queue::{enqueue_on, NewJob};
+use crate::db::queue::{enqueue_on, NewJob};
 
 pub struct NewDelivery<'a> {
     pub provider_id: &'a str,

@@ -9,6 +9,7 @@ pub mod graphs;
 pub mod hooks;
 pub mod login_limits;
 pub mod providers;
+pub mod queue;
 pub mod repositories;
 pub mod sessions;
 pub mod snapshots;

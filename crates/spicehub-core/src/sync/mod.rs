@@ -11,7 +11,9 @@ pub mod engine;
 pub mod files;
 pub mod hooks;
 pub mod prepare;
-pub mod queue;
+/// The job queue's SQL lives with the rest of the database code
+/// (`db::queue`); the sync engine is its main user.
+pub use crate::db::queue;
 pub mod reconcile;
 pub mod runner;
 
