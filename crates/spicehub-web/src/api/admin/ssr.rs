@@ -134,25 +134,12 @@ pub fn fmt_date(unix: i64) -> String {
 
 /// A diagnosis as the pages show it.
 pub fn diagnosis_view(d: &Diagnosis) -> DiagnosisView {
-    DiagnosisView {
-        code: d.code().to_owned(),
-        title: d.title().into_owned(),
-        hint: d.hint().into_owned(),
-        field: d.field().as_str().to_owned(),
-    }
+    DiagnosisRecord::of(d).into()
 }
 
 /// An Azure error as the pages show it (its diagnosis, or its text).
 pub fn error_view(e: &AzureError) -> DiagnosisView {
-    match e.diagnosis() {
-        Some(d) => diagnosis_view(d),
-        None => DiagnosisView {
-            code: e.code().to_owned(),
-            title: "The request to Azure could not be made".into(),
-            hint: e.to_string(),
-            field: "hub".into(),
-        },
-    }
+    DiagnosisRecord::of_error(e).into()
 }
 
 /// The diagnosis behind a stored failure message ending in `[code]`.
