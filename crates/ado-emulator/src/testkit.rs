@@ -106,12 +106,15 @@ pub fn vectors_dir() -> std::path::PathBuf {
     let dir = match std::env::var_os("SPICEHUB_VECTORS") {
         Some(path) => PathBuf::from(path),
         None => {
-            // The workspace root is the folder with Cargo.lock.
-            let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-            let root = manifest
+            // The workspace root is the folder with Cargo.lock above the
+            // directory the tests run in (cargo runs them in their
+            // package's folder). Found at run time: a path baked in at
+            // compile time would name whichever checkout built this crate.
+            let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            let root = here
                 .ancestors()
                 .find(|dir| dir.join("Cargo.lock").is_file())
-                .unwrap_or(&manifest)
+                .unwrap_or(&here)
                 .to_path_buf();
             root.join("..").join("shared").join("vectors")
         }
