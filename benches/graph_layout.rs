@@ -1,6 +1,9 @@
 //! Layout of a big registry: 5,000 entries and 10,000 edges. Not a timed
 //! test: it prints figures (time uncached and cached, on SQLite, and the
-//! size of the SVG drawn from each layout).
+//! size of the SVG drawn from each layout). Also the details of a module
+//! as a hostile repository can make it: 20,000 entries, 40,000 edges into
+//! it from as many made-up dependencies (`node_info`, what a click on the
+//! module's box runs).
 //!
 //! `cargo bench --bench graph_layout`. The full view is
 //! laid out too, with a timeout (`SPICEHUB_BENCH_FULL_TIMEOUT` seconds,
@@ -9,11 +12,14 @@
 use std::error::Error;
 use std::time::{Duration, Instant};
 
+use spicehub_core::db::graphs::RegistryGraph;
 use spicehub_core::db::Db;
 use spicehub_core::graph::{
     get_or_compute_layout, svg, views, LayoutError, Layouter, View, DEFAULT_COLLAPSE_THRESHOLD,
 };
 use spicehub_parser::{Edge, EdgeKind, Entry, EntryKind, Graph, Registry};
+use spicehub_web::api::viewer::ssr::node_info;
+use spicehub_web::api::viewer::{RepositoryRef, Selection};
 
 const NODES: usize = 5_000;
 const EDGES: usize = 10_000;
@@ -75,6 +81,68 @@ fn registry() -> Graph {
     graph
 }
 
+/// One module of 20,000 entries and 40,000 edges into it, each from a
+/// dependency of its own that names nothing.
+fn hostile_module() -> RegistryGraph {
+    let registry = Registry {
+        id: "hostile.registry".into(),
+        label: "hostile".into(),
+        file: "hostile/registry.py".into(),
+        line: 1,
+    };
+    let entries = (0..20_000)
+        .map(|i| Entry {
+            registry: registry.id.clone(),
+            name: format!("e{i}"),
+            kind: EntryKind::Function,
+            target: format!("hostile.module.e{i}"),
+            file: "hostile/module.py".into(),
+            line: 1,
+            doc: None,
+        })
+        .collect();
+    let edges = (0..40_000)
+        .map(|i| Edge {
+            registry: registry.id.clone(),
+            from: format!("missing{i}"),
+            to: format!("e{}", i % 20_000),
+            kind: EdgeKind::Parameter,
+            dangling: true,
+        })
+        .collect();
+    RegistryGraph {
+        registry,
+        entries,
+        edges,
+    }
+}
+
+fn node_details_figures() {
+    let graph = hostile_module();
+    let repo = RepositoryRef {
+        id: "hostile".into(),
+        name: "hostile".into(),
+        web_url: None,
+        commit: None,
+    };
+    for selection in [
+        Selection::Group("hostile.module".into()),
+        Selection::Group(views::MISSING_GROUP.into()),
+        Selection::Node("e0".into()),
+    ] {
+        let started = Instant::now();
+        let info = node_info(&graph, &repo, selection.clone());
+        println!(
+            "node_info {selection:?} ({} entries, {} edges): {} ({} upstream, {} downstream)",
+            graph.entries.len(),
+            graph.edges.len(),
+            ms(started.elapsed()),
+            info.upstream.len(),
+            info.downstream.len(),
+        );
+    }
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
@@ -116,6 +184,7 @@ async fn measure(db: &Db, layouter: &Layouter, view: &View) -> Result<(), Box<dy
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
+    node_details_figures();
     let graph = registry();
     let dir = tempfile::tempdir()?;
     let db = Db::connect(&format!(

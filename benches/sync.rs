@@ -297,7 +297,8 @@ async fn webhook_ingestion() {
         }),
     )
     .await;
-    let hub_load = load(&url, total, concurrency, body).await;
+    let hub_load = load(&url, total, concurrency, body.clone()).await;
+    let flood = flooded_deliveries(&url, total, body).await;
     drop(hub);
 
     // The bare handler: the same HTTP stack, no auth, no database.
@@ -322,11 +323,119 @@ async fn webhook_ingestion() {
     println!("\n== webhook ingestion (SQLite, durable: every 200 is a committed delivery + job; {concurrency} connections)");
     print_load("hub POST /gateway/public/sync", &hub_load);
     print_load("bare axum handler answering 200", &bare);
+    print_load(
+        &format!(
+            "real deliveries (from 127.0.0.2) during a flood of {} bad posts from 200 connections ({} refused 429, {:.1} s)",
+            flood.bad, flood.refused, flood.flood_secs
+        ),
+        &flood.real,
+    );
     println!(
         "ratio: hub throughput = {:.2} x bare",
         (hub_load.count as f64 / hub_load.elapsed.as_secs_f64())
             / (bare.count as f64 / bare.elapsed.as_secs_f64())
     );
+}
+
+struct Flooded {
+    real: Load,
+    bad: usize,
+    refused: usize,
+    flood_secs: f64,
+}
+
+/// 20,000 posts with wrong passwords from 200 connections on 127.0.0.1,
+/// while one client on 127.0.0.2 delivers real pushes one after another:
+/// how long each real delivery takes while the hub is under attack.
+async fn flooded_deliveries(
+    url: &str,
+    first_event: usize,
+    body: Arc<dyn Fn(usize) -> String + Send + Sync>,
+) -> Flooded {
+    let bad_total = if quick() { 4_000 } else { 20_000 };
+    let connections = 200;
+    let started = Instant::now();
+    let mut flood = tokio::task::JoinSet::new();
+    for conn in 0..connections {
+        let url = url.to_owned();
+        flood.spawn(async move {
+            let client = reqwest::Client::new();
+            let auth = format!(
+                "Basic {}",
+                base64_encode(format!("{HOOK_USER}:guess-{conn}").as_bytes())
+            );
+            let mut refused = 0;
+            for _ in 0..bad_total / connections {
+                if let Ok(r) = client
+                    .post(&url)
+                    .header("Authorization", &auth)
+                    .body("{}")
+                    .send()
+                    .await
+                {
+                    refused += usize::from(r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS);
+                }
+            }
+            refused
+        });
+    }
+    let real = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap_or_else(|e| fail("client", e));
+    let auth = format!(
+        "Basic {}",
+        base64_encode(format!("{HOOK_USER}:{HOOK_PASSWORD}").as_bytes())
+    );
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    let mut i = first_event + 1_000_000;
+    while !flood.is_empty() && lat.len() < 100_000 {
+        let t = Instant::now();
+        match real
+            .post(url)
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .body(body(i))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => {}
+            _ => errors += 1,
+        }
+        lat.push(t.elapsed());
+        i += 1;
+        while let Some(done) = flood.try_join_next() {
+            let _ = done;
+        }
+        if flood.is_empty() {
+            break;
+        }
+    }
+    let mut refused = 0;
+    while let Some(r) = flood.join_next().await {
+        refused += r.unwrap_or(0);
+    }
+    let elapsed = started.elapsed();
+    lat.sort();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Flooded {
+        real: Load {
+            count: lat.len(),
+            elapsed,
+            p50: pct(0.50),
+            p99: pct(0.99),
+            max: lat.last().copied().unwrap_or_default(),
+            errors,
+        },
+        bad: bad_total,
+        refused,
+        flood_secs: elapsed.as_secs_f64(),
+    }
 }
 
 fn push_body(event_id: &str, repo: &str, i: usize) -> String {

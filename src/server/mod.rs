@@ -2,6 +2,9 @@
 //! (`/healthz`, `/metrics`) and the middleware stack, started with graceful
 //! shutdown.
 
+pub mod abuse;
+mod accept;
+pub mod client;
 pub mod consent;
 pub mod csrf;
 pub mod health;
@@ -20,7 +23,9 @@ use axum::{middleware as mw, Router};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
@@ -54,6 +59,9 @@ impl FromRef<AppState> for LeptosOptions {
 
 pub const SESSION_COOKIE: &str = "spicehub_session";
 
+/// Largest request body outside the webhook.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let session_layer = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
@@ -63,6 +71,11 @@ pub fn router(state: AppState) -> Router {
         .with_secure(state.config.secure_cookies())
         .with_expiry(Expiry::OnInactivity(
             tower_sessions::cookie::time::Duration::hours(12),
+        ))
+        // Signed: a made-up session cookie fails its signature here and
+        // costs no database read.
+        .with_signed(tower_sessions::cookie::Key::from(
+            &state.config.secret_key.derive("session-cookie"),
         ));
     let csrf_policy = CsrfPolicy {
         public_origin: state.config.public_origin(),
@@ -92,8 +105,9 @@ pub fn router(state: AppState) -> Router {
             },
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        // Layers run bottom-up for a request: request id, metrics, headers,
-        // CSRF, session, user, sign-in gate, then the handler.
+        // Layers run bottom-up for a request: request id, trace, time
+        // limit, metrics, headers, client address, failure gate, CSRF,
+        // session, user, sign-in gate, then the handler.
         .layer(mw::from_fn_with_state(
             state.clone(),
             middleware::require_sign_in,
@@ -101,10 +115,27 @@ pub fn router(state: AppState) -> Router {
         .layer(mw::from_fn_with_state(state.clone(), middleware::load_user))
         .layer(session_layer)
         .layer(mw::from_fn_with_state(csrf_policy, csrf::enforce))
+        // Server functions read whole bodies: bound them (the webhook reads
+        // its own, with its own limit, which may be set higher).
+        .layer(RequestBodyLimitLayer::new(
+            MAX_BODY_BYTES.max(state.config.webhook_body_limit),
+        ))
+        .layer(mw::from_fn_with_state(
+            Arc::new(abuse::FailureGate::new()),
+            abuse::gate,
+        ))
+        .layer(mw::from_fn_with_state(
+            Arc::new(state.config.network.clone()),
+            client::client_address,
+        ))
         .layer(mw::from_fn_with_state(https, middleware::security_headers))
         .layer(mw::from_fn_with_state(
             state.metrics.clone(),
             metrics::record,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            state.config.network.request_timeout,
         ))
         .layer(middleware::trace_layer())
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -156,6 +187,7 @@ pub async fn serve(mut config: Config) -> Result<(), ServeError> {
         .build();
     let hub = Hub::with_db(db.clone(), Arc::new(config))?;
     let config = hub.config.clone();
+    let metrics = Arc::new(metrics::Metrics::new());
     let (stop_sync, sync_shutdown) = tokio::sync::watch::channel(false);
     let sync_tasks = start_sync(&hub, sync_shutdown);
     let state = AppState {
@@ -163,14 +195,18 @@ pub async fn serve(mut config: Config) -> Result<(), ServeError> {
         hub: hub.clone(),
         db: db.clone(),
         config: config.clone(),
-        metrics: Arc::new(metrics::Metrics::new()),
+        metrics: metrics.clone(),
         ingest: ingest::Ingest::start(
             db.clone(),
             spicehub_core::sync::QueueConfig::default().max_attempts,
         ),
-        webhook_cache: Arc::new(webhook_cache::WebhookCache::new(db.clone())),
+        webhook_cache: Arc::new(webhook_cache::WebhookCache::new(
+            db.clone(),
+            metrics.webhook_credential_reads.clone(),
+        )),
     };
     let sessions = DbSessionStore::new(db.clone());
+    let cleanup_db = db.clone();
     let cleanup = tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(3600));
         loop {
@@ -178,8 +214,19 @@ pub async fn serve(mut config: Config) -> Result<(), ServeError> {
             if let Err(e) = sessions.delete_expired().await {
                 tracing::warn!(error = %e, "could not delete expired sessions");
             }
+            if let Err(e) = cleanup_db
+                .prune_login_throttle(spicehub_core::auth::signin::QUIET_SECS)
+                .await
+            {
+                tracing::warn!(error = %e, "could not prune sign-in counters");
+            }
         }
     });
+
+    // Old deliveries, finished jobs, expired consent requests; and at
+    // start, archives a killed run left in the work directory.
+    let pruning =
+        tokio::spawn(spicehub_core::sync::retention::Pruner::new(db.clone(), &config).run());
 
     tracing::info!(
         database = ?db.backend(),
@@ -187,14 +234,18 @@ pub async fn serve(mut config: Config) -> Result<(), ServeError> {
         public_url = %state.config.public_url,
         "spicehub listening on http://{local}"
     );
+    let network = state.config.network.clone();
     let app = router(state);
-    axum::serve(
+    accept::serve(
         listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        app,
+        &network,
+        metrics.open_connections.clone(),
+        shutdown_signal(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    .await;
     cleanup.abort();
+    pruning.abort();
     // Jobs in flight get a moment to finish; one that does not is taken
     // over after its lease by this or another instance.
     let _ = stop_sync.send(true);

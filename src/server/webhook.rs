@@ -121,6 +121,27 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer).and_then(Value::as_str)
 }
 
+/// The body as text and as a JSON object, or why it is refused (400).
+/// Untrusted input: never panics (property-tested below); serde_json
+/// refuses nesting deeper than 128 levels, so depth costs no stack.
+fn parse_event(bytes: &[u8]) -> Result<(&str, Value), String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "the body is not UTF-8".to_owned())?;
+    match serde_json::from_str(text) {
+        Ok(v @ Value::Object(_)) => Ok((text, v)),
+        Ok(_) => Err("the body is not a JSON object".to_owned()),
+        Err(e) => Err(format!("malformed JSON: {e}")),
+    }
+}
+
+/// The update of `branch` among a push's `refUpdates`, if any.
+fn tracked_update<'a>(event: &'a Value, branch: &str) -> Option<&'a Value> {
+    event
+        .pointer("/resource/refUpdates")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|u| str_at(u, "/name") == Some(branch))
+}
+
 pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let Some((user, password)) = basic_credentials(&headers) else {
         return unauthorized();
@@ -164,26 +185,9 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bo
             )
         }
     };
-    let text = match std::str::from_utf8(&bytes) {
-        Ok(t) => t,
-        Err(_) => return answer(StatusCode::BAD_REQUEST, "rejected", "the body is not UTF-8"),
-    };
-    let event: Value = match serde_json::from_str(text) {
-        Ok(v @ Value::Object(_)) => v,
-        Ok(_) => {
-            return answer(
-                StatusCode::BAD_REQUEST,
-                "rejected",
-                "the body is not a JSON object",
-            )
-        }
-        Err(e) => {
-            return answer(
-                StatusCode::BAD_REQUEST,
-                "rejected",
-                format!("malformed JSON: {e}"),
-            )
-        }
+    let (text, event) = match parse_event(&bytes) {
+        Ok(parsed) => parsed,
+        Err(reason) => return answer(StatusCode::BAD_REQUEST, "rejected", reason),
     };
     let Some(event_id) = str_at(&event, "/id").filter(|id| !id.is_empty()) else {
         return answer(
@@ -337,10 +341,7 @@ async fn decide(
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let Some(update) = updates
-        .iter()
-        .find(|u| str_at(u, "/name") == Some(repository.tracked_branch.as_str()))
-    else {
+    let Some(update) = tracked_update(event, &repository.tracked_branch) else {
         let pushed: Vec<&str> = updates.iter().filter_map(|u| str_at(u, "/name")).collect();
         let pushed = if pushed.is_empty() {
             "no ref".to_owned()
@@ -396,5 +397,81 @@ mod tests {
         assert_eq!(basic_credentials(&h), None);
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic !!!"));
         assert_eq!(basic_credentials(&h), None);
+    }
+
+    use proptest::prelude::*;
+
+    /// JSON values up to a few levels deep, with the keys a push has.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            ".{0,40}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(5, 64, 6, |inner| {
+            let key = prop_oneof![
+                Just("id".to_owned()),
+                Just("eventType".to_owned()),
+                Just("resource".to_owned()),
+                Just("refUpdates".to_owned()),
+                Just("repository".to_owned()),
+                Just("name".to_owned()),
+                Just("newObjectId".to_owned()),
+                Just("subscriptionId".to_owned()),
+                "[a-zA-Z]{1,8}",
+            ];
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(key, inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512)
+        ))]
+
+        #[test]
+        fn any_bytes_are_either_an_object_or_a_clear_refusal(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+            match parse_event(&bytes) {
+                Ok((_, v)) => prop_assert!(v.is_object()),
+                Err(reason) => prop_assert!(!reason.is_empty()),
+            }
+        }
+
+        #[test]
+        fn any_json_is_classified_without_panicking(v in json_value(), branch in "refs/heads/[a-z]{1,5}") {
+            let text = v.to_string();
+            let parsed = parse_event(text.as_bytes());
+            prop_assert_eq!(parsed.is_ok(), v.is_object());
+            let _ = tracked_update(&v, &branch);
+            let _ = str_at(&v, "/resource/repository/id");
+        }
+
+        #[test]
+        fn any_authorization_header_is_decoded_or_refused(raw in prop::collection::vec(any::<u8>(), 0..512)) {
+            let mut h = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_bytes(&raw) {
+                h.insert(header::AUTHORIZATION, value);
+            }
+            let _ = basic_credentials(&h);
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let deep = format!("{}{}", "[".repeat(1_000_000), "]".repeat(1_000_000));
+        assert!(parse_event(deep.as_bytes()).is_err());
+        let deep = format!(
+            "{{\"a\":{}1{}}}",
+            "{\"b\":".repeat(100_000),
+            "}".repeat(100_000)
+        );
+        assert!(parse_event(deep.as_bytes()).is_err());
     }
 }

@@ -8,10 +8,12 @@
 //! another instance sharing the database is seen within [`TTL`]; until then
 //! a delivery is judged as it would have been just before the change,
 //! which only decides whether a sync is queued (the sync itself reads the
-//! database and Azure DevOps). Credentials that match nothing, unknown
+//! database and Azure DevOps). Credentials that match nothing are judged
+//! against the cached list while it is fresh, so a flood of wrong passwords
+//! costs no database reads; when it is stale, one request re-reads it and
+//! the others wait for that read (at most one read per [`TTL`]). Unknown
 //! repositories and repositories never synced yet are not cached: those are
-//! always read again, so a provider or repository just added elsewhere
-//! works at once.
+//! always read again, so a repository just added elsewhere works at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,6 +39,10 @@ pub struct HookTarget {
 pub struct WebhookCache {
     db: Db,
     inner: Mutex<Inner>,
+    /// Held while the credentials are read, so concurrent misses share one read.
+    refresh: tokio::sync::Mutex<()>,
+    /// Counts credential reads (`spicehub_webhook_credential_reads_total`).
+    reads: prometheus_client::metrics::counter::Counter,
 }
 
 struct Inner {
@@ -52,8 +58,10 @@ struct Inner {
 const MAX_REPOSITORIES: usize = 100_000;
 
 impl WebhookCache {
-    pub fn new(db: Db) -> WebhookCache {
+    pub fn new(db: Db, reads: prometheus_client::metrics::counter::Counter) -> WebhookCache {
         WebhookCache {
+            refresh: tokio::sync::Mutex::new(()),
+            reads,
             inner: Mutex::new(Inner {
                 version: db.directory_version(),
                 credentials: None,
@@ -81,18 +89,16 @@ impl WebhookCache {
         user: &str,
         password: &str,
     ) -> Result<Option<String>, DbError> {
-        let cached = self
-            .current()
-            .credentials
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < TTL)
-            .map(|(_, c)| c.clone());
-        if let Some(credentials) = cached {
-            if let Some(provider) = matching(&credentials, user, password) {
-                return Ok(Some(provider));
-            }
+        if let Some(credentials) = self.fresh_credentials() {
+            return Ok(matching(&credentials, user, password));
+        }
+        let _reading = self.refresh.lock().await;
+        // Another request may have read them while this one waited.
+        if let Some(credentials) = self.fresh_credentials() {
+            return Ok(matching(&credentials, user, password));
         }
         let version = self.db.directory_version();
+        self.reads.inc();
         let credentials = Arc::new(self.db.webhook_credentials().await?);
         let provider = matching(&credentials, user, password);
         let mut inner = self.current();
@@ -101,6 +107,14 @@ impl WebhookCache {
             inner.credentials = Some((Instant::now(), credentials));
         }
         Ok(provider)
+    }
+
+    fn fresh_credentials(&self) -> Option<Arc<Vec<WebhookCredential>>> {
+        self.current()
+            .credentials
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < TTL)
+            .map(|(_, c)| c.clone())
     }
 
     /// The repository with this GUID, if it is replicated for this provider.
@@ -205,14 +219,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn writes_of_this_process_are_seen_at_once_and_misses_are_read_again() {
+    async fn writes_of_this_process_are_seen_at_once_and_wrong_passwords_cost_no_reads() {
         for test_db in TestDb::all().await {
             let db = test_db.open().await;
             // A second instance on the same database.
             let other = test_db.open().await;
             let dir = tempfile::tempdir().expect("dir");
             let key = SecretKey::load_or_generate(&dir.path().join("k")).expect("key");
-            let cache = WebhookCache::new(db.clone());
+            let reads = prometheus_client::metrics::counter::Counter::default();
+            let cache = WebhookCache::new(db.clone(), reads.clone());
             let first = provider(&db, &key, "hook-a", "password-a-0123456789").await;
 
             let auth = |u: &'static str, p: &'static str| cache.authenticate(u, p);
@@ -220,12 +235,21 @@ mod tests {
                 auth("hook-a", "password-a-0123456789").await.unwrap(),
                 Some(first.clone())
             );
-            assert_eq!(
-                auth("hook-a", "wrong-password-0123456").await.unwrap(),
-                None
+            let reads_before = reads.get();
+            // A flood of wrong passwords, many at once: answered from memory.
+            let wrong = (0..500).map(|_| auth("hook-a", "wrong-password-0123456"));
+            for answer in futures_util::future::join_all(wrong).await {
+                assert_eq!(answer.unwrap(), None);
+            }
+            assert!(
+                reads.get() - reads_before <= 1,
+                "{} credential reads for 500 wrong passwords ({})",
+                reads.get() - reads_before,
+                test_db.label
             );
-            // Added by the other instance: found on the miss, not after the TTL.
+            // Added by the other instance: seen once the cache is stale.
             let second = provider(&other, &key, "hook-b", "password-b-0123456789").await;
+            tokio::time::sleep(TTL).await;
             assert_eq!(
                 auth("hook-b", "password-b-0123456789").await.unwrap(),
                 Some(second)

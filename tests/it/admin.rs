@@ -550,6 +550,33 @@ async fn admin_consent_records_the_tenant_once() {
         .await;
         let target = location(&r);
         let id = target.trim_start_matches("/providers/").to_owned();
+        // A link answered by another directory's admin is refused, and the
+        // provider keeps the tenant it was made for.
+        let (_, first) = page(c, hub, &target).await;
+        let state = first
+            .split("state=")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a consent state")
+            .to_owned();
+        let elsewhere = c
+            .get(format!(
+                "{}/admin-consent/callback?admin_consent=True&tenant=9b1c2d3e-4f50-4617-8a9b-0c1d2e3f4a5b&state={state}",
+                hub.url
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(elsewhere.status(), StatusCode::BAD_REQUEST, "{}", db.label);
+        assert!(elsewhere
+            .text()
+            .await
+            .unwrap()
+            .contains("but the link was made for"));
+        let (_, v) = call(c, hub, "/api/admin/provider", &[("id", &id)]).await;
+        assert_eq!(v["tenant_id"], demo::TENANT_DOMAIN, "{v}");
+        assert!(v["consented"].is_null(), "{v}");
+
         let (_, html) = page(c, hub, &target).await;
         let start = html
             .find(&format!(

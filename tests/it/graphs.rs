@@ -501,3 +501,121 @@ async fn layouts_are_cached_per_view() {
         db.close().await;
     }
 }
+
+/// The view keys cached for one registry of a snapshot.
+async fn cached_keys(db: &Db, commit_id: &str, registry_id: &str) -> Vec<String> {
+    use sqlx::Row;
+    sqlx::query(
+        "SELECT view_key FROM graph_layouts WHERE repository_id = 'repo' AND commit_id = $1 \
+         AND registry_id = $2 ORDER BY view_key",
+    )
+    .bind(commit_id)
+    .bind(registry_id)
+    .fetch_all(db.pool())
+    .await
+    .expect("keys")
+    .iter()
+    .map(|r| r.try_get("view_key").expect("view_key"))
+    .collect()
+}
+
+#[tokio::test]
+async fn expanding_unknown_groups_runs_no_dot_and_caches_nothing_new() {
+    for tdb in TestDb::all().await {
+        let db = open_db(&tdb).await;
+        db.store_graph("repo", "c1", &synthetic_registry(600, "registry"))
+            .await
+            .expect("store");
+        let layouter = Layouter::new();
+        let lay = |view: View| {
+            let (db, layouter) = (&db, &layouter);
+            async move {
+                get_or_compute_layout(db, layouter, "repo", "c1", "big.registry", &view)
+                    .await
+                    .expect("layout")
+                    .expect("registry exists")
+            }
+        };
+        let collapsed = lay(View::Collapsed).await;
+        assert_eq!(layouter.runs(), 1);
+        for i in 0..5 {
+            let junk = lay(View::expanded([format!("nope{i}"), format!("big.m0.{i}")])).await;
+            assert_eq!(junk, collapsed, "{}", tdb.label);
+        }
+        assert_eq!(layouter.runs(), 1, "no dot run for junk on {}", tdb.label);
+        assert_eq!(
+            cached_keys(&db, "c1", "big.registry").await,
+            [View::Collapsed.key()]
+        );
+        // Known groups among unknown ones: cached as the known ones alone.
+        let one = lay(View::expanded(["big.m0".to_owned(), "nope".to_owned()])).await;
+        assert_eq!(layouter.runs(), 2);
+        assert_eq!(lay(View::expanded(["big.m0".to_owned()])).await, one);
+        assert_eq!(layouter.runs(), 2, "the same view on {}", tdb.label);
+        assert_eq!(
+            cached_keys(&db, "c1", "big.registry").await,
+            [
+                View::Collapsed.key(),
+                View::expanded(["big.m0".to_owned()]).key()
+            ]
+        );
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn the_layout_cache_of_a_registry_is_capped() {
+    use spicehub_core::graph::MAX_CACHED_LAYOUTS;
+    for tdb in TestDb::all().await {
+        let db = open_db(&tdb).await;
+        db.store_graph("repo", "c1", &synthetic_registry(600, "registry"))
+            .await
+            .expect("store");
+        let layouter = Layouter::new();
+        let lay = |view: View| {
+            let (db, layouter) = (&db, &layouter);
+            async move {
+                get_or_compute_layout(db, layouter, "repo", "c1", "big.registry", &view)
+                    .await
+                    .expect("layout")
+                    .expect("registry exists")
+            }
+        };
+        lay(View::Collapsed).await;
+        // Many small views, each one a dot run: more than the cache keeps.
+        let focus = |i: usize| View::Focus {
+            node: format!("entry_{i}"),
+            k: 1,
+        };
+        let n = MAX_CACHED_LAYOUTS + 8;
+        for i in 0..n {
+            lay(focus(i)).await;
+            let keys = cached_keys(&db, "c1", "big.registry").await;
+            assert!(
+                keys.len() <= MAX_CACHED_LAYOUTS,
+                "{} layouts cached on {}",
+                keys.len(),
+                tdb.label
+            );
+        }
+        assert_eq!(layouter.runs(), u64::try_from(n + 1).unwrap_or(0));
+        let keys = cached_keys(&db, "c1", "big.registry").await;
+        assert_eq!(keys.len(), MAX_CACHED_LAYOUTS, "{}", tdb.label);
+        // The view a big registry opens with stays, and so does the newest.
+        assert!(keys.contains(&View::Collapsed.key()), "{}", tdb.label);
+        assert!(keys.contains(&focus(n - 1).key()), "{}", tdb.label);
+        // Another snapshot's layouts are not counted against this one.
+        db.store_graph("repo", "c2", &synthetic_registry(600, "registry"))
+            .await
+            .expect("store");
+        get_or_compute_layout(&db, &layouter, "repo", "c2", "big.registry", &focus(1))
+            .await
+            .expect("layout");
+        assert_eq!(cached_keys(&db, "c2", "big.registry").await.len(), 1);
+        assert_eq!(
+            cached_keys(&db, "c1", "big.registry").await.len(),
+            MAX_CACHED_LAYOUTS
+        );
+        db.close().await;
+    }
+}

@@ -9,6 +9,7 @@ mod admin;
 mod auth;
 mod cli;
 mod graphs;
+mod hardening;
 mod secrets_in_logs;
 mod sync;
 mod viewer;

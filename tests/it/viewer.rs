@@ -472,3 +472,188 @@ async fn switch_to(db: &Db, repository: &str, commit: &str, graph: &spicehub_par
     .await
     .expect("switch");
 }
+
+/// The view keys of the layouts cached for a registry.
+async fn cached_views(db: &Db, repository: &str, registry: &str) -> Vec<String> {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT view_key FROM graph_layouts WHERE repository_id = $1 AND registry_id = $2 \
+         ORDER BY view_key",
+    )
+    .bind(repository)
+    .bind(registry)
+    .fetch_all(db.pool())
+    .await
+    .expect("cached layouts");
+    rows.iter()
+        .map(|r| r.try_get("view_key").expect("view_key"))
+        .collect()
+}
+
+#[tokio::test]
+async fn modules_that_do_not_exist_are_neither_expanded_nor_cached() {
+    for tdb in TestDb::all().await {
+        let s = setup(&tdb, vec![]).await;
+        s.db.store_graph("repo-big", "b1", &synthetic_registry(600, "big"))
+            .await
+            .expect("store");
+        let path = "/registries/repo-big/big.registry";
+        s.ok(path).await;
+        let collapsed = cached_views(&s.db, "repo-big", "big.registry").await;
+        assert_eq!(collapsed.len(), 1, "{collapsed:?} on {}", tdb.label);
+
+        // Made-up module names: the collapsed view, from the cache, however
+        // many different names are asked for.
+        for i in 0..5 {
+            let html = s
+                .ok(&format!("{path}?expand=nope{i}&expand=big.m0.x{i}"))
+                .await;
+            assert!(html.contains("big.m0 (50)"), "{}", tdb.label);
+            assert!(!html.contains(&node("entry_5")));
+        }
+        assert_eq!(
+            cached_views(&s.db, "repo-big", "big.registry").await,
+            collapsed,
+            "no layout for made-up modules on {}",
+            tdb.label
+        );
+
+        // A real module among made-up ones: only it is opened.
+        let html = s.ok(&format!("{path}?expand=nope&expand=big.m0")).await;
+        assert!(html.contains(&node("entry_5")), "{}", tdb.label);
+        s.ok(&format!("{path}?expand=big.m0")).await;
+        let views = cached_views(&s.db, "repo-big", "big.registry").await;
+        assert_eq!(views.len(), 2, "{views:?} on {}", tdb.label);
+        assert!(views.iter().any(|k| k.ends_with(":expanded:[\"big.m0\"]")));
+        s.db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn dot_sees_none_of_the_hubs_secrets() {
+    for tdb in TestDb::all().await {
+        // A `dot` first on the hub's PATH that writes down the environment
+        // it was given, then runs the real one.
+        let bin = tempfile::tempdir().expect("temp dir");
+        let real = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|dir| dir.join("dot"))
+            .find(|p| p.is_file())
+            .expect("Graphviz installed for the tests");
+        let dump = bin.path().join("env.txt");
+        let script = bin.path().join("dot");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nenv >> '{}'\nexec '{}' \"$@\"\n",
+                dump.display(),
+                real.display()
+            ),
+        )
+        .expect("write fake dot");
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = std::env::join_paths(std::iter::once(bin.path().to_owned()).chain(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+        ))
+        .expect("PATH");
+
+        let secrets = [
+            (
+                "SPICEHUB_SECRET_KEY",
+                "q0hSgm3Qd8QqZlqJ8ZGrLz6jW2y1UvQ4bq7qXcS+0nE=",
+            ),
+            (
+                "SPICEHUB_HUB_CLIENT_ID",
+                "0b6c4f3e-1d2a-4e5f-8a9b-0c1d2e3f4a5b",
+            ),
+            (
+                "SPICEHUB_HUB_CLIENT_SECRET",
+                "dot-canary-hub-client-secret-4R",
+            ),
+            ("SPICEHUB_ADMIN_EMAIL", "first@example.com"),
+            ("SPICEHUB_ADMIN_PASSWORD", "dot-canary-admin-password-8T"),
+        ];
+        let mut env: Vec<(&str, String)> =
+            secrets.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        env.push(("PATH", path.to_string_lossy().into_owned()));
+        let s = setup(&tdb, env).await;
+        let html = s.ok(&format!("/registries/{SHOP}/{PIPELINES}")).await;
+        assert!(html.contains(&node("load_users")), "drawn on {}", tdb.label);
+
+        let seen = std::fs::read_to_string(&dump).expect("the fake dot ran");
+        for (name, value) in secrets {
+            assert!(!seen.contains(value), "{name} reached dot on {}", tdb.label);
+        }
+        let database_url = tdb.url.as_str();
+        assert!(!seen.contains(database_url), "the database URL reached dot");
+        for name in ["DATABASE_URL", "SPICEHUB_", "PATH=", "HOME="] {
+            assert!(!seen.contains(name), "{name} reached dot:\n{seen}");
+        }
+        s.db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_module_of_a_hostile_size_has_its_details() {
+    use spicehub_parser::{Edge, EdgeKind, Entry, EntryKind, Graph, Registry};
+    // 20,000 entries in one module and 40,000 edges into it, each from a
+    // dependency of its own that names nothing.
+    let registry = Registry {
+        id: "huge.registry".into(),
+        label: "huge".into(),
+        file: "huge/registry.py".into(),
+        line: 1,
+    };
+    let entries: Vec<Entry> = (0..20_000)
+        .map(|i| Entry {
+            registry: registry.id.clone(),
+            name: format!("e{i}"),
+            kind: EntryKind::Function,
+            target: format!("huge.module.e{i}"),
+            file: "huge/module.py".into(),
+            line: 1,
+            doc: None,
+        })
+        .collect();
+    let edges: Vec<Edge> = (0..40_000)
+        .map(|i| Edge {
+            registry: registry.id.clone(),
+            from: format!("missing{i}"),
+            to: format!("e{}", i % 20_000),
+            kind: EdgeKind::Parameter,
+            dangling: true,
+        })
+        .collect();
+    let graph = Graph {
+        registries: vec![registry],
+        entries,
+        edges,
+        diagnostics: vec![],
+    };
+    for tdb in TestDb::all().await {
+        let s = setup(&tdb, vec![]).await;
+        s.db.store_graph("repo-huge", "h1", &graph)
+            .await
+            .expect("store");
+        // Time-boxed generously: this is about answering at all.
+        let response = s
+            .client
+            .get(format!(
+                "{}/registries/repo-huge/huge.registry?group=huge.module",
+                s.hub.url
+            ))
+            .timeout(std::time::Duration::from_secs(300))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(response.status(), StatusCode::OK, "{}", tdb.label);
+        let html = response.text().await.expect("body");
+        assert!(
+            html.contains("Showing 200 of 20000 entries."),
+            "{}",
+            tdb.label
+        );
+        assert!(html.contains("huge.module (20000)"), "the collapsed view");
+        s.db.close().await;
+    }
+}

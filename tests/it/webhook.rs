@@ -17,15 +17,15 @@ use spicehub_core::db::repositories::NewRepository;
 use spicehub_core::db::Db;
 use spicehub_core::sync::{JobKind, JobStatus, Queue, QueueConfig};
 
-const USER: &str = "hook-user";
-const PASSWORD: &str = "Zx8-webhook-password-0123456789";
-const REPO: &str = "5f3c8a10-1111-4222-8333-944445555666";
+pub(crate) const USER: &str = "hook-user";
+pub(crate) const PASSWORD: &str = "Zx8-webhook-password-0123456789";
+pub(crate) const REPO: &str = "5f3c8a10-1111-4222-8333-944445555666";
 const ORG_GUID: &str = "0a0a0a0a-1b1b-4c2c-8d3d-4e4e4e4e4e4e";
 fn samples() -> std::path::PathBuf {
     ado_emulator::testkit::vectors_dir().join("azure-devops-docs/docs/service-hooks")
 }
 
-fn basic(user: &str, pass: &str) -> String {
+pub(crate) fn basic(user: &str, pass: &str) -> String {
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
@@ -34,7 +34,7 @@ fn basic(user: &str, pass: &str) -> String {
 
 /// Seeds a provider (webhook `USER`/`PASSWORD`) and `repo_id` tracking
 /// `main`, with the key the hub will load from `data_dir`.
-async fn seed(db_url: &str, data_dir: &Path, repo_id: &str) -> Db {
+pub(crate) async fn seed(db_url: &str, data_dir: &Path, repo_id: &str) -> Db {
     let db = Db::connect(db_url).await.expect("connect");
     db.migrate().await.expect("migrate");
     let key = SecretKey::load_or_generate(&data_dir.join("secret.key")).expect("key");
@@ -72,7 +72,7 @@ async fn seed(db_url: &str, data_dir: &Path, repo_id: &str) -> Db {
     db
 }
 
-fn push(event_id: &str, repo: &str, branch: &str, new: &str) -> Value {
+pub(crate) fn push(event_id: &str, repo: &str, branch: &str, new: &str) -> Value {
     json!({
         "subscriptionId": "10e850da-0000-4000-8000-000000000001",
         "notificationId": 3,

@@ -806,8 +806,9 @@ pub struct Subscription {
     pub modified_date: Option<String>,
 }
 
-/// Body of `POST _apis/hooks/subscriptions`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Body of `POST _apis/hooks/subscriptions`. Its `Debug` masks the
+/// consumer inputs that are secrets (the Basic Auth password).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionCreate {
     /// `tfs`.
@@ -824,6 +825,35 @@ pub struct SubscriptionCreate {
     pub publisher_inputs: BTreeMap<String, String>,
     /// `url`, `basicAuthUsername`, `basicAuthPassword`, `resourceDetailsToSend`, ...
     pub consumer_inputs: BTreeMap<String, String>,
+}
+
+/// Consumer inputs whose values are secrets.
+const SECRET_CONSUMER_INPUTS: &[&str] = &["basicAuthPassword", "password", "httpHeaders"];
+
+impl std::fmt::Debug for SubscriptionCreate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let consumer_inputs: BTreeMap<&str, &str> = self
+            .consumer_inputs
+            .iter()
+            .map(|(k, v)| {
+                let shown = if SECRET_CONSUMER_INPUTS.contains(&k.as_str()) {
+                    "***"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("SubscriptionCreate")
+            .field("publisher_id", &self.publisher_id)
+            .field("event_type", &self.event_type)
+            .field("resource_version", &self.resource_version)
+            .field("consumer_id", &self.consumer_id)
+            .field("consumer_action_id", &self.consumer_action_id)
+            .field("publisher_inputs", &self.publisher_inputs)
+            .field("consumer_inputs", &consumer_inputs)
+            .finish()
+    }
 }
 
 impl SubscriptionCreate {
@@ -1063,6 +1093,25 @@ fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_subscription_body_never_shows_its_password_in_debug() {
+        let body = SubscriptionCreate::git_push_webhook(
+            "p",
+            Some("r"),
+            Some("refs/heads/main"),
+            "https://hub.example/gateway/public/sync",
+            "spicehub",
+            "hook-password-123",
+        );
+        let shown = format!("{body:?}");
+        assert!(!shown.contains("hook-password-123"), "{shown}");
+        assert!(shown.contains("basicAuthUsername") && shown.contains("spicehub"));
+        // The wire form keeps it, of course.
+        assert!(serde_json::to_string(&body)
+            .unwrap()
+            .contains("hook-password-123"));
+    }
 
     #[test]
     fn change_type_parses_flag_lists() {

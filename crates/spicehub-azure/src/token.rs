@@ -352,6 +352,17 @@ pub struct TokenStatus {
     pub last_error: Option<AzureError>,
 }
 
+/// Why a tenant's GUID could not be found.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TenantLookupError {
+    #[error("Entra ID could not be reached to look up the tenant: {0}")]
+    Unreachable(String),
+    #[error("Entra ID does not know the tenant `{0}`")]
+    Unknown(String),
+    #[error("Entra ID's answer about the tenant could not be read")]
+    Malformed,
+}
+
 /// Shared token cache. Cheap to clone (an `Arc`).
 #[derive(Clone)]
 pub struct TokenManager {
@@ -416,6 +427,57 @@ impl TokenManager {
                 generation: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// The directory (tenant) GUID that `tenant` names: itself when it is a
+    /// GUID, else (a verified domain such as `contoso.onmicrosoft.com`) read
+    /// from the tenant's OpenID configuration, whose `issuer` is
+    /// `{authority}/{guid}/v2.0`. Needed to compare a domain with the GUID
+    /// Entra ID sends back after admin consent.
+    pub async fn tenant_guid(
+        &self,
+        authority: &str,
+        tenant: &str,
+    ) -> Result<String, TenantLookupError> {
+        let tenant = tenant.trim();
+        if crate::is_guid(tenant) {
+            return Ok(tenant.to_ascii_lowercase());
+        }
+        let url = format!(
+            "{}/{}/v2.0/.well-known/openid-configuration",
+            authority.trim_end_matches('/'),
+            tenant
+        );
+        let response = self
+            .inner
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| TenantLookupError::Unreachable(e.without_url().to_string()))?;
+        if !response.status().is_success() {
+            return Err(TenantLookupError::Unknown(tenant.to_owned()));
+        }
+        // A discovery document is a few KiB; refuse anything large.
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| TenantLookupError::Unreachable(e.without_url().to_string()))?;
+        if bytes.len() > 64 * 1024 {
+            return Err(TenantLookupError::Malformed);
+        }
+        #[derive(Deserialize)]
+        struct Discovery {
+            issuer: String,
+        }
+        let discovery: Discovery =
+            serde_json::from_slice(&bytes).map_err(|_| TenantLookupError::Malformed)?;
+        discovery
+            .issuer
+            .split('/')
+            .find(|segment| crate::is_guid(segment))
+            .map(str::to_ascii_lowercase)
+            .ok_or(TenantLookupError::Malformed)
     }
 
     /// The configuration.

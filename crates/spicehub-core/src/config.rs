@@ -9,8 +9,11 @@ use url::Url;
 
 use crate::crypto::{KeyError, SecretKey};
 
+mod network;
+pub use network::{Network, NetworkArgs};
+
 /// Options shared by every subcommand that touches the database.
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Clone)]
 pub struct DatabaseArgs {
     /// Directory for the SQLite database, the generated secret key and other
     /// local state.
@@ -23,6 +26,36 @@ pub struct DatabaseArgs {
     pub database_url: Option<String>,
 }
 
+/// The database URL may carry a password: never printed.
+impl std::fmt::Debug for DatabaseArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseArgs")
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .finish()
+    }
+}
+
+/// `scheme://user:***@host/db`: what a log may show of a database URL.
+pub fn redact_url(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            // Query parameters can carry passwords too (`?password=`).
+            if url.query().is_some() {
+                url.set_query(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) => "***".to_owned(),
+    }
+}
+
 impl DatabaseArgs {
     pub fn url(&self) -> String {
         match &self.database_url {
@@ -32,7 +65,7 @@ impl DatabaseArgs {
     }
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Clone)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
@@ -84,12 +117,40 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub sync: SyncArgs,
+
+    #[command(flatten)]
+    pub network: NetworkArgs,
+}
+
+/// Secrets are shown as `***` (or the key's fingerprint), so a `{:?}` in a
+/// log line cannot leak them.
+impl std::fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeArgs")
+            .field("database", &self.database)
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
+            .field("site_root", &self.site_root)
+            .field("admin_email", &self.admin_email)
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "***"),
+            )
+            .field("webhook_body_limit", &self.webhook_body_limit)
+            .field("layout_timeout_ms", &self.layout_timeout_ms)
+            .field("azure", &self.azure)
+            .field("hub_app", &self.hub_app)
+            .field("sync", &self.sync)
+            .field("network", &self.network)
+            .finish()
+    }
 }
 
 /// The hub's own multi-tenant app registration (the admin-consent
 /// onboarding model). Optional: without it only customer-owned app
 /// registrations can be set up.
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Clone, Default)]
 pub struct HubAppArgs {
     /// Application (client) ID of the hub's multi-tenant app registration.
     #[arg(long, env = "SPICEHUB_HUB_CLIENT_ID")]
@@ -98,6 +159,18 @@ pub struct HubAppArgs {
     /// Its client secret (environment only, never a flag).
     #[arg(skip = std::env::var("SPICEHUB_HUB_CLIENT_SECRET").ok().filter(|s| !s.is_empty()))]
     pub hub_client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for HubAppArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubAppArgs")
+            .field("hub_client_id", &self.hub_client_id)
+            .field(
+                "hub_client_secret",
+                &self.hub_client_secret.as_ref().map(|_| "***"),
+            )
+            .finish()
+    }
 }
 
 /// The hub's multi-tenant app, validated.
@@ -160,7 +233,7 @@ pub struct SyncArgs {
     #[arg(long, env = "SPICEHUB_SYNC_MAX_ARCHIVE_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
     pub max_archive_bytes: u64,
 
-    /// Most entries an archive may have.
+    /// Most files a repository may have (full and incremental syncs alike).
     #[arg(long, env = "SPICEHUB_SYNC_MAX_ENTRIES", default_value_t = 500_000)]
     pub max_entries: usize,
 
@@ -171,6 +244,35 @@ pub struct SyncArgs {
     /// Most bytes of files kept per repository.
     #[arg(long, env = "SPICEHUB_SYNC_MAX_TOTAL_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub max_total_bytes: u64,
+
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+}
+
+/// How long the hub keeps what piles up: pruned at start and hourly
+/// (`sync::retention`). Expired admin-consent requests always go.
+#[derive(Args, Debug, Clone)]
+pub struct RetentionArgs {
+    /// Days webhook deliveries (with their bodies) are kept; 0 keeps them
+    /// for ever.
+    #[arg(long, env = "SPICEHUB_RETAIN_DELIVERIES_DAYS", default_value_t = 30)]
+    pub retain_deliveries_days: u64,
+
+    /// Deliveries of each provider kept whatever their age, newest first,
+    /// so that the Webhooks page still shows the last ones.
+    #[arg(long, env = "SPICEHUB_RETAIN_DELIVERIES_MIN", default_value_t = 50)]
+    pub retain_deliveries_min: u64,
+
+    /// Azure DevOps "Test" notifications kept per provider, newest first,
+    /// whatever their age (each click stores one: they are never
+    /// de-duplicated).
+    #[arg(long, env = "SPICEHUB_RETAIN_TEST_DELIVERIES", default_value_t = 5)]
+    pub retain_test_deliveries: u64,
+
+    /// Days finished sync jobs are kept (a repository's latest finished job
+    /// always is); 0 keeps them for ever.
+    #[arg(long, env = "SPICEHUB_RETAIN_JOBS_DAYS", default_value_t = 30)]
+    pub retain_jobs_days: u64,
 }
 
 pub const DEFAULT_WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
@@ -206,6 +308,14 @@ pub enum ConfigError {
     HubApp,
     #[error("SPICEHUB_ADMIN_EMAIL is set but SPICEHUB_ADMIN_PASSWORD is not")]
     AdminPasswordMissing,
+    #[error("{0}: `{1}` is not an address or CIDR range such as 10.0.0.0/8")]
+    Network(&'static str, String),
+    #[error("SPICEHUB_HEADER_TIMEOUT_SECS must be 1 to 3600 and SPICEHUB_REQUEST_TIMEOUT_SECS 1 to 86400")]
+    Timeouts,
+    #[error("SPICEHUB_MAX_CONNECTIONS must be between 1 and 1000000")]
+    MaxConnections,
+    #[error("SPICEHUB_SIGNIN_CONCURRENCY must be between 0 (twice the cores) and 1024")]
+    SigninConcurrency,
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -214,7 +324,7 @@ pub enum ConfigError {
 }
 
 /// Configuration after validation.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub bind: SocketAddr,
     pub public_url: Url,
@@ -229,6 +339,30 @@ pub struct Config {
     pub azure: AzureArgs,
     pub hub_app: Option<HubApp>,
     pub sync: SyncArgs,
+    pub network: Network,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url.as_str())
+            .field("database_url", &redact_url(&self.database_url))
+            .field("data_dir", &self.data_dir)
+            .field("secret_key", &self.secret_key)
+            .field("site_root", &self.site_root)
+            .field("layout_timeout", &self.layout_timeout)
+            .field(
+                "first_admin",
+                &self.first_admin.as_ref().map(|(email, _)| (email, "***")),
+            )
+            .field("webhook_body_limit", &self.webhook_body_limit)
+            .field("azure", &self.azure)
+            .field("hub_app", &self.hub_app)
+            .field("sync", &self.sync)
+            .field("network", &self.network)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -264,6 +398,7 @@ impl Config {
         if !(1..=MAX_LAYOUT_TIMEOUT_MS).contains(&args.layout_timeout_ms) {
             return Err(ConfigError::LayoutTimeout);
         }
+        let network = Network::from_args(&args.network)?;
         ensure_dir(&args.database.data_dir)?;
         let secret_key = match &args.secret_key {
             Some(encoded) => SecretKey::from_base64(encoded)?,
@@ -296,6 +431,7 @@ impl Config {
             azure: args.azure,
             hub_app,
             sync: args.sync,
+            network,
         })
     }
 
@@ -347,6 +483,7 @@ mod tests {
             azure: defaults().azure,
             hub_app: HubAppArgs::default(),
             sync: defaults().sync,
+            network: defaults().network,
         }
     }
 
@@ -356,10 +493,45 @@ mod tests {
         azure: AzureArgs,
         #[command(flatten)]
         sync: SyncArgs,
+        #[command(flatten)]
+        network: NetworkArgs,
     }
 
     fn defaults() -> Defaults {
         <Defaults as clap::Parser>::parse_from(["spicehub"])
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(dir.path());
+        a.database.database_url = Some("postgres://hub:db-pass-123@db.example/hub".into());
+        a.secret_key = Some("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into());
+        a.admin_email = Some("admin@example.com".into());
+        a.admin_password = Some("admin-pass-456".into());
+        a.hub_app = HubAppArgs {
+            hub_client_id: Some("6f1c7e2a-1111-4222-8333-944455556666".into()),
+            hub_client_secret: Some("hub-secret-789".into()),
+        };
+        a.network.metrics_token = Some("metrics-token-abc".into());
+        let args_debug = format!("{a:?}");
+        let config_debug = format!("{:?}", Config::from_args(a).unwrap());
+        for shown in [&args_debug, &config_debug] {
+            for secret in [
+                "db-pass-123",
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+                "admin-pass-456",
+                "hub-secret-789",
+                "metrics-token-abc",
+            ] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+            assert!(shown.contains("db.example"), "{shown}");
+        }
+        assert_eq!(
+            redact_url("postgres://u@h/db?password=x&sslmode=require"),
+            "postgres://u@h/db?***"
+        );
     }
 
     #[test]

@@ -88,6 +88,19 @@ impl SecretKey {
         }
     }
 
+    /// 64 bytes derived from the key for one purpose (`context`), so the
+    /// same key can sign cookies without that signature key ever opening a
+    /// sealed secret.
+    pub fn derive(&self, context: &str) -> [u8; 64] {
+        use sha2::Sha512;
+        let mut hasher = Sha512::new();
+        hasher.update(b"spicehub-derive\0");
+        hasher.update(context.as_bytes());
+        hasher.update([0u8]);
+        hasher.update(self.0);
+        hasher.finalize().into()
+    }
+
     /// A short, non-reversible name for the key, safe to log.
     pub fn fingerprint(&self) -> String {
         let digest = Sha256::digest(self.0);

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::auth::signin::SignInGate;
 use crate::config::Config;
 use crate::connections::ProviderConnections;
 use crate::db::{Db, DbError};
@@ -20,6 +21,8 @@ pub struct Hub {
     pub queue: Queue,
     /// Azure DevOps clients per provider (shared token cache).
     pub connections: ProviderConnections,
+    /// Bounds the password checks running at once.
+    pub signin: SignInGate,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +63,7 @@ impl Hub {
             },
         );
         Ok(Hub {
+            signin: SignInGate::new(config.network.signin_concurrency),
             db,
             config,
             queue,

@@ -17,6 +17,8 @@ pub const SIGN_IN: &str = "/signin";
 pub const API_PREFIX: &str = "/api/";
 /// Sign-out is a plain form post to this server function.
 pub const SIGN_OUT: &str = "/api/sign_out";
+/// The sign-in server function (throttled per address in front of it).
+pub const SIGN_IN_API: &str = "/api/sign_in";
 /// Liveness and database probe.
 pub const HEALTH: &str = "/healthz";
 /// Prometheus metrics.

@@ -9,3 +9,4 @@ mod crash;
 mod faults;
 mod flows;
 mod instances;
+mod robustness;

@@ -21,6 +21,12 @@ pub struct AuthUser {
     pub role: Role,
 }
 
+/// The client's address as the hub believes it: the peer, or the address
+/// a trusted proxy forwarded (`config::Network::client_address`). The
+/// server puts it in every request's extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
 impl AuthUser {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin

@@ -518,6 +518,62 @@ impl Db {
                 .await?
                 .is_some())
     }
+
+    /// Keeps at most `max` cached layouts of one registry of a snapshot:
+    /// those whose key is in `keep`, then the newest others; deletes the
+    /// rest. Returns how many were deleted. Only keys are read, and there
+    /// are few: every store is followed by a trim.
+    pub async fn trim_layouts(
+        &self,
+        repository_id: &str,
+        commit_id: &str,
+        registry_id: &str,
+        max: usize,
+        keep: &[&str],
+    ) -> Result<u64, DbError> {
+        let rows = sqlx::query(
+            "SELECT view_key FROM graph_layouts WHERE repository_id = $1 AND commit_id = $2 \
+             AND registry_id = $3 ORDER BY computed_at DESC, view_key",
+        )
+        .bind(repository_id)
+        .bind(commit_id)
+        .bind(registry_id)
+        .fetch_all(self.pool())
+        .await?;
+        if rows.len() <= max {
+            return Ok(0);
+        }
+        let keys = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("view_key"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let kept = keys.iter().filter(|k| keep.contains(&k.as_str())).count();
+        let doomed: Vec<&String> = keys
+            .iter()
+            .filter(|k| !keep.contains(&k.as_str()))
+            .skip(max.saturating_sub(kept))
+            .collect();
+        let mut deleted = 0;
+        for chunk in doomed.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "DELETE FROM graph_layouts WHERE repository_id = $1 AND commit_id = $2 \
+                 AND registry_id = $3 AND view_key IN (",
+            );
+            for i in 0..chunk.len() {
+                let _ = write!(sql, "{}${}", if i == 0 { "" } else { ", " }, i + 4);
+            }
+            sql.push(')');
+            let mut query = sqlx::query(&sql)
+                .bind(repository_id)
+                .bind(commit_id)
+                .bind(registry_id);
+            for key in chunk {
+                query = query.bind(key.as_str());
+            }
+            deleted += query.execute(self.pool()).await?.rows_affected();
+        }
+        Ok(deleted)
+    }
 }
 
 /// `%text%` for LIKE, lower-cased, with LIKE's wildcards escaped so that a

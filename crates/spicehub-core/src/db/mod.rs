@@ -11,6 +11,7 @@ pub mod login_limits;
 pub mod providers;
 pub mod queue;
 pub mod repositories;
+pub mod retention;
 pub mod sessions;
 pub mod snapshots;
 pub mod users;

@@ -427,9 +427,14 @@ impl Db {
         Ok(done.rows_affected() > 0)
     }
 
-    /// A new admin-consent request for a hub-app provider: returns the
-    /// `state` to put in the link (only its hash is stored).
-    pub async fn create_consent_request(&self, provider_id: &str) -> Result<String, DbError> {
+    /// A new admin-consent request for a hub-app provider, for the tenant
+    /// the link names: returns the `state` to put in the link (only its
+    /// hash is stored).
+    pub async fn create_consent_request(
+        &self,
+        provider_id: &str,
+        expected_tenant: &str,
+    ) -> Result<String, DbError> {
         let mut bytes = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let state = URL_SAFE_NO_PAD.encode(bytes);
@@ -440,22 +445,28 @@ impl Db {
             .execute(self.pool())
             .await?;
         sqlx::query(
-            "INSERT INTO consent_requests (state_hash, provider_id, created_at) VALUES ($1, $2, $3)",
+            "INSERT INTO consent_requests (state_hash, provider_id, created_at, expected_tenant) \
+             VALUES ($1, $2, $3, $4)",
         )
         .bind(sha256_hex(&state))
         .bind(provider_id)
         .bind(at)
+        .bind(expected_tenant)
         .execute(self.pool())
         .await?;
         Ok(state)
     }
 
-    /// Consumes a consent request: the provider it was made for, if the
-    /// state is known and younger than an hour. A state works once.
-    pub async fn take_consent_request(&self, state: &str) -> Result<Option<String>, DbError> {
+    /// Consumes a consent request: the provider and the tenant it was made
+    /// for, if the state is known and younger than an hour. A state works
+    /// once.
+    pub async fn take_consent_request(
+        &self,
+        state: &str,
+    ) -> Result<Option<(String, Option<String>)>, DbError> {
         let hash = sha256_hex(state);
         let row = sqlx::query(
-            "SELECT provider_id, created_at FROM consent_requests WHERE state_hash = $1",
+            "SELECT provider_id, created_at, expected_tenant FROM consent_requests WHERE state_hash = $1",
         )
         .bind(&hash)
         .fetch_optional(self.pool())
@@ -469,7 +480,10 @@ impl Db {
         if done.rows_affected() == 0 || created < now() - CONSENT_TTL_SECS {
             return Ok(None);
         }
-        Ok(Some(row.try_get("provider_id")?))
+        Ok(Some((
+            row.try_get("provider_id")?,
+            row.try_get("expected_tenant")?,
+        )))
     }
 
     /// Records the tenant that consented to the hub's app.

@@ -243,6 +243,38 @@ pub async fn enqueue_on(
     Ok(row.try_get("id")?)
 }
 
+/// A runner's hold on a running job: the job and the runner that claimed
+/// it. The writes that make a sync's work visible (`Db::begin_snapshot`,
+/// `Db::switch_snapshot_leased`) check it in their own transaction, so a
+/// runner whose lease ran out and was taken over cannot make an older
+/// commit visible, nor drop the new owner's files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease<'a> {
+    pub job_id: &'a str,
+    pub owner: &'a str,
+}
+
+/// Whether `lease` still holds (the job is running, owned by the runner,
+/// and its lease has not run out), checked on the caller's transaction.
+/// The row is touched, so on PostgreSQL it stays locked until the
+/// transaction ends: nobody can take the job over meanwhile.
+pub(crate) async fn lease_holds(
+    conn: &mut AnyConnection,
+    lease: &Lease<'_>,
+) -> Result<bool, DbError> {
+    let at = now();
+    let done = sqlx::query(
+        "UPDATE sync_jobs SET updated_at = $3 \
+         WHERE id = $1 AND lease_owner = $2 AND status = 'running' AND lease_expires_at >= $3",
+    )
+    .bind(lease.job_id)
+    .bind(lease.owner)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// One claimer: a hub instance's runner. `owner` names it in `lease_owner`.
 #[derive(Clone, Debug)]
 pub struct Queue {
@@ -266,6 +298,15 @@ impl Queue {
 
     pub fn config(&self) -> &QueueConfig {
         &self.config
+    }
+
+    /// This runner's lease on `job_id` (whether it still holds is checked
+    /// where it is used).
+    pub fn lease<'a>(&'a self, job_id: &'a str) -> Lease<'a> {
+        Lease {
+            job_id,
+            owner: &self.owner,
+        }
     }
 
     pub async fn enqueue(&self, job: &NewJob<'_>) -> Result<String, QueueError> {

@@ -231,11 +231,20 @@ impl Db {
 
     /// Removes a repository and everything replicated from it (files, graphs,
     /// jobs, subscriptions the hub recorded).
+    ///
+    /// The repository row goes first: on PostgreSQL that locks it, so a
+    /// sync switching at the same moment either commits before (and its
+    /// rows are deleted here, each statement seeing them) or finds no row
+    /// and writes nothing (`Db::switch_snapshot`). The foreign keys and the
+    /// `repositories_delete_graphs` trigger delete the rest with it; the
+    /// explicit deletes after it make sure of it.
     pub async fn delete_repository(&self, id: &str) -> Result<bool, DbError> {
         let id = id.to_ascii_lowercase();
         let mut tx = self.pool().begin().await?;
-        // Explicit deletes: SQLite enforces foreign keys only when asked, and
-        // the graph tables are keyed by repository id without one.
+        let done = sqlx::query("DELETE FROM repositories WHERE id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
         for sql in [
             "DELETE FROM graph_layouts WHERE repository_id = $1",
             "DELETE FROM graph_diagnostics WHERE repository_id = $1",
@@ -251,10 +260,6 @@ impl Db {
         ] {
             sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
         }
-        let done = sqlx::query("DELETE FROM repositories WHERE id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         self.directory_changed();
         Ok(done.rows_affected() > 0)

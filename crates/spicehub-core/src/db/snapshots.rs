@@ -12,9 +12,10 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use super::graphs::write_graph;
+use super::queue::{lease_holds, Lease};
 use super::{now, Db, DbError};
 use spicehub_parser::Graph;
 
@@ -50,6 +51,98 @@ pub struct SwitchInfo<'a> {
     pub note: Option<&'a str>,
 }
 
+/// Why a snapshot could not be started or made visible.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The job's lease ran out and another runner may own the job now:
+    /// its work must not become visible, nor may it drop the new owner's.
+    #[error("the job's lease was lost (another runner took the job over)")]
+    LeaseLost,
+    /// The repository's row is gone: nothing may be stored for it.
+    #[error("the repository was removed from the hub")]
+    RepositoryRemoved,
+    /// The snapshot the job worked on is gone, or no longer the visible
+    /// one (another run replaced it).
+    #[error("the files this sync worked on were replaced meanwhile; it will start again")]
+    SnapshotGone,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for SnapshotError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+/// Checks, on the caller's transaction, that the repository still exists
+/// and (when given) that the lease holds. The repository row is locked
+/// first, the job's second: the order in which `delete_repository` takes
+/// them (its row, then the jobs the foreign key deletes), so the two never
+/// wait on each other in a cycle. Returns the visible snapshot.
+async fn hold_repository(
+    conn: &mut AnyConnection,
+    repository_id: &str,
+    lease: Option<&Lease<'_>>,
+) -> Result<Option<String>, SnapshotError> {
+    let row = sqlx::query(
+        "UPDATE repositories SET updated_at = updated_at WHERE id = $1 RETURNING visible_snapshot",
+    )
+    .bind(repository_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(SnapshotError::RepositoryRemoved)?;
+    if let Some(lease) = lease {
+        if !lease_holds(conn, lease).await? {
+            return Err(SnapshotError::LeaseLost);
+        }
+    }
+    Ok(row.try_get("visible_snapshot")?)
+}
+
+/// Drops every snapshot of the repository but `visible`, and the blobs no
+/// snapshot uses any more, on the caller's transaction.
+async fn drop_snapshots_but(
+    conn: &mut AnyConnection,
+    repository_id: &str,
+    visible: Option<&str>,
+) -> Result<(), DbError> {
+    let stale: Vec<String> =
+        sqlx::query("SELECT id FROM repository_snapshots WHERE repository_id = $1")
+            .bind(repository_id)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>("id"))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|id| Some(id.as_str()) != visible)
+            .collect();
+    for id in &stale {
+        // Children first: the foreign key would cascade, but one statement
+        // per table keeps it plain.
+        sqlx::query("DELETE FROM repository_files WHERE snapshot_id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM repository_snapshots WHERE id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if !stale.is_empty() {
+        sqlx::query(
+            "DELETE FROM file_blobs WHERE repository_id = $1 AND NOT EXISTS \
+             (SELECT 1 FROM repository_files f WHERE f.repository_id = file_blobs.repository_id \
+              AND f.object_id = file_blobs.object_id)",
+        )
+        .bind(repository_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// Git's blob id: SHA-1 of `blob <len>\0<content>`; the same id Azure DevOps
 /// reports for a file, so an unchanged or renamed file is never fetched again.
 pub fn git_blob_id(content: &[u8]) -> String {
@@ -82,14 +175,19 @@ fn placeholders(rows: usize, cols: usize) -> String {
 impl Db {
     /// Starts a snapshot of `commit_id` for a job. Snapshots left behind by
     /// an attempt that died (never made visible) are dropped first: one job
-    /// runs per repository at a time, so nobody else is writing them.
+    /// runs per repository at a time, so nobody else is writing them. With
+    /// a lease, all of it happens only while the lease holds (a runner that
+    /// lost its job must not drop the new owner's snapshot), in one
+    /// transaction; without one (tests, tools), unconditionally.
     pub async fn begin_snapshot(
         &self,
         repository_id: &str,
         commit_id: &str,
-        job_id: Option<&str>,
-    ) -> Result<String, DbError> {
-        self.drop_invisible_snapshots(repository_id).await?;
+        lease: Option<&Lease<'_>>,
+    ) -> Result<String, SnapshotError> {
+        let mut tx = self.pool().begin().await?;
+        let visible = hold_repository(&mut tx, repository_id, lease).await?;
+        drop_snapshots_but(&mut tx, repository_id, visible.as_deref()).await?;
         let id = uuid::Uuid::new_v4().to_string();
         sqlx::query(
             "INSERT INTO repository_snapshots (id, repository_id, commit_id, job_id, created_at) \
@@ -98,57 +196,70 @@ impl Db {
         .bind(&id)
         .bind(repository_id)
         .bind(commit_id)
-        .bind(job_id)
+        .bind(lease.map(|l| l.job_id))
         .bind(now())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(id)
     }
 
     /// Drops every snapshot of the repository but the visible one, and the
-    /// blobs no snapshot uses any more.
-    pub async fn drop_invisible_snapshots(&self, repository_id: &str) -> Result<(), DbError> {
-        let visible: Option<String> =
-            sqlx::query("SELECT visible_snapshot FROM repositories WHERE id = $1")
-                .bind(repository_id)
-                .fetch_optional(self.pool())
-                .await?
-                .map(|r| r.try_get("visible_snapshot"))
-                .transpose()?
-                .flatten();
-        let stale: Vec<String> =
-            sqlx::query("SELECT id FROM repository_snapshots WHERE repository_id = $1")
-                .bind(repository_id)
-                .fetch_all(self.pool())
-                .await?
-                .iter()
-                .map(|r| r.try_get::<String, _>("id"))
-                .collect::<Result<Vec<_>, _>>()?
-                .into_iter()
-                .filter(|id| Some(id) != visible.as_ref())
-                .collect();
-        for id in &stale {
-            // Children first: SQLite does not enforce the foreign key unless asked.
-            sqlx::query("DELETE FROM repository_files WHERE snapshot_id = $1")
-                .bind(id)
-                .execute(self.pool())
-                .await?;
-            sqlx::query("DELETE FROM repository_snapshots WHERE id = $1")
-                .bind(id)
-                .execute(self.pool())
-                .await?;
-        }
-        if !stale.is_empty() {
-            sqlx::query(
-                "DELETE FROM file_blobs WHERE repository_id = $1 AND NOT EXISTS \
-                 (SELECT 1 FROM repository_files f WHERE f.repository_id = file_blobs.repository_id \
-                  AND f.object_id = file_blobs.object_id)",
-            )
-            .bind(repository_id)
+    /// blobs no snapshot uses any more; with a lease, only while it holds
+    /// (otherwise nothing is dropped and `LeaseLost` is returned).
+    pub async fn drop_invisible_snapshots(
+        &self,
+        repository_id: &str,
+        lease: Option<&Lease<'_>>,
+    ) -> Result<(), SnapshotError> {
+        let mut tx = self.pool().begin().await?;
+        let visible = match hold_repository(&mut tx, repository_id, lease).await {
+            Ok(visible) => visible,
+            // Nothing left to drop: the foreign keys took it all.
+            Err(SnapshotError::RepositoryRemoved) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        drop_snapshots_but(&mut tx, repository_id, visible.as_deref()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records how many files the snapshot's tree has (every file, kept or
+    /// not), so that the incremental syncs based on it can enforce the
+    /// entry limit; `None` when the snapshot predates the count.
+    pub async fn set_snapshot_tree_files(
+        &self,
+        snapshot_id: &str,
+        files: i64,
+    ) -> Result<(), DbError> {
+        sqlx::query("UPDATE repository_snapshots SET tree_files = $2 WHERE id = $1")
+            .bind(snapshot_id)
+            .bind(files)
             .execute(self.pool())
             .await?;
-        }
         Ok(())
+    }
+
+    /// See [`Db::set_snapshot_tree_files`].
+    pub async fn snapshot_tree_files(&self, snapshot_id: &str) -> Result<Option<i64>, DbError> {
+        let row = sqlx::query("SELECT tree_files FROM repository_snapshots WHERE id = $1")
+            .bind(snapshot_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| r.try_get("tree_files")).transpose()?.flatten())
+    }
+
+    /// Bytes of the contents a snapshot keeps (paths with a stored blob),
+    /// as the archive limit `max_total_bytes` counts them.
+    pub async fn snapshot_kept_bytes(&self, snapshot_id: &str) -> Result<i64, DbError> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS n FROM repository_files \
+             WHERE snapshot_id = $1 AND object_id IS NOT NULL",
+        )
+        .bind(snapshot_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get("n")?)
     }
 
     /// Which of these blob ids the repository already stores, with their sizes.
@@ -403,21 +514,49 @@ impl Db {
     /// Makes a staged snapshot the visible one: stores its graph, points the
     /// repository at it and at its commit, and drops the graph of any other
     /// commit, in one transaction. The previous snapshot's rows are removed
-    /// afterwards (they are invisible from this point).
+    /// afterwards (they are invisible from this point). Refused when the
+    /// repository is gone. See [`Db::switch_snapshot_leased`] for a job's
+    /// switch.
     pub async fn switch_snapshot(
         &self,
         repository_id: &str,
         switch: &SwitchInfo<'_>,
-    ) -> Result<(), DbError> {
+    ) -> Result<(), SnapshotError> {
+        self.switch_snapshot_leased(repository_id, switch, None)
+            .await
+    }
+
+    /// [`Db::switch_snapshot`] for a job: the transaction also requires
+    /// the job's lease, so a runner that lost its job to another cannot
+    /// make an older commit visible over the new owner's work.
+    pub async fn switch_snapshot_leased(
+        &self,
+        repository_id: &str,
+        switch: &SwitchInfo<'_>,
+        lease: Option<&Lease<'_>>,
+    ) -> Result<(), SnapshotError> {
+        let mut tx = self.pool().begin().await?;
+        // First: nothing is written for a repository that is gone (its
+        // graph would have no owner and show under its GUID for good).
+        hold_repository(&mut tx, repository_id, lease).await?;
         let file_count: i64 = {
             let row =
                 sqlx::query("SELECT COUNT(*) AS n FROM repository_files WHERE snapshot_id = $1")
                     .bind(switch.snapshot_id)
-                    .fetch_one(self.pool())
+                    .fetch_one(&mut *tx)
                     .await?;
             row.try_get("n")?
         };
-        let mut tx = self.pool().begin().await?;
+        let staged = sqlx::query(
+            "SELECT 1 AS one FROM repository_snapshots WHERE id = $1 AND repository_id = $2",
+        )
+        .bind(switch.snapshot_id)
+        .bind(repository_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if staged.is_none() {
+            return Err(SnapshotError::SnapshotGone);
+        }
         write_graph(&mut tx, repository_id, switch.commit_id, switch.graph).await?;
         for table in [
             "graph_layouts",
@@ -449,28 +588,41 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.drop_invisible_snapshots(repository_id).await
+        // The previous snapshot is invisible now. If the lease ran out in
+        // between, the next attempt drops it instead.
+        match self.drop_invisible_snapshots(repository_id, lease).await {
+            Ok(()) | Err(SnapshotError::LeaseLost) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
-    /// Replaces the graph of the visible commit (a re-parse), and notes when.
+    /// Replaces the graph of the visible commit (a re-parse), and notes
+    /// when; refused when the repository is gone, when it shows another
+    /// commit by now, or when the lease (if given) was lost.
     pub async fn replace_visible_graph(
         &self,
         repository_id: &str,
         commit_id: &str,
         graph: &Graph,
         note: Option<&str>,
-    ) -> Result<(), DbError> {
+        lease: Option<&Lease<'_>>,
+    ) -> Result<(), SnapshotError> {
         let mut tx = self.pool().begin().await?;
-        write_graph(&mut tx, repository_id, commit_id, graph).await?;
-        sqlx::query(
+        hold_repository(&mut tx, repository_id, lease).await?;
+        let updated = sqlx::query(
             "UPDATE repositories SET state = 'synced', last_error = NULL, last_sync_note = $2, \
-             updated_at = $3 WHERE id = $1",
+             updated_at = $3 WHERE id = $1 AND last_synced_commit = $4",
         )
         .bind(repository_id)
         .bind(note)
         .bind(now())
+        .bind(commit_id)
         .execute(&mut *tx)
         .await?;
+        if updated.rows_affected() == 0 {
+            return Err(SnapshotError::SnapshotGone);
+        }
+        write_graph(&mut tx, repository_id, commit_id, graph).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -497,6 +649,204 @@ fn stored_file(r: &sqlx::any::AnyRow) -> Result<StoredFile, DbError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::queue::tests::{seed_repos, TestDb};
+    use crate::sync::{JobKind, NewJob, Queue, QueueConfig};
+
+    fn graph(registry: &str) -> Graph {
+        Graph {
+            registries: vec![spicehub_parser::Registry {
+                id: registry.to_owned(),
+                label: registry.to_owned(),
+                file: "pkg/registry.py".to_owned(),
+                line: 1,
+            }],
+            ..Graph::default()
+        }
+    }
+
+    fn file(path: &str) -> FileRow {
+        FileRow {
+            path: path.to_owned(),
+            object_id: None,
+            size: 0,
+            note: Some("noted".to_owned()),
+        }
+    }
+
+    async fn job(queue: &Queue, repo: &str, kind: JobKind) {
+        queue
+            .enqueue(&NewJob {
+                repository_id: repo,
+                kind,
+                target_commit: None,
+                delivery_id: None,
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_runner_that_lost_its_lease_can_neither_switch_nor_drop_the_new_owners_files() {
+        for t in TestDb::all().await {
+            let db = t.open().await;
+            let repo = seed_repos(&db, 1).await.remove(0);
+            let config = QueueConfig {
+                lease_secs: 60,
+                backoff_base_secs: 0,
+                ..QueueConfig::default()
+            };
+            let (a, b) = (
+                Queue::new(db.clone(), config),
+                Queue::new(db.clone(), config),
+            );
+
+            // Runner A makes c1 visible.
+            job(&a, &repo, JobKind::FirstReplication).await;
+            let first = a.claim().await.unwrap().unwrap();
+            let lease = a.lease(&first.id);
+            let s1 = db.begin_snapshot(&repo, "c1", Some(&lease)).await.unwrap();
+            db.put_files(&s1, &repo, &[file("a.py")]).await.unwrap();
+            let switch = |snapshot, commit, g| SwitchInfo {
+                snapshot_id: snapshot,
+                commit_id: commit,
+                graph: g,
+                note: None,
+            };
+            let g1 = graph("one");
+            db.switch_snapshot_leased(&repo, &switch(&s1, "c1", &g1), Some(&lease))
+                .await
+                .unwrap();
+            a.complete(&first.id).await.unwrap();
+
+            // A claims the next job and stages c2; its lease runs out and
+            // B takes the job over, staging c3.
+            job(&a, &repo, JobKind::RecentChanges).await;
+            let second = a.claim().await.unwrap().unwrap();
+            let stale = a.lease(&second.id);
+            let s2 = db.begin_snapshot(&repo, "c2", Some(&stale)).await.unwrap();
+            db.put_files(&s2, &repo, &[file("b.py")]).await.unwrap();
+            let taken = b
+                .claim_at(now() + config.lease_secs + 1)
+                .await
+                .unwrap()
+                .expect("taken over");
+            assert_eq!(taken.id, second.id);
+            let fresh = b.lease(&taken.id);
+            let s3 = db.begin_snapshot(&repo, "c3", Some(&fresh)).await.unwrap();
+            db.put_files(&s3, &repo, &[file("c.py")]).await.unwrap();
+
+            // A wakes up: its switch is refused, and so is a new snapshot
+            // (which would drop B's).
+            let g2 = graph("two");
+            let refused = db
+                .switch_snapshot_leased(&repo, &switch(&s2, "c2", &g2), Some(&stale))
+                .await;
+            assert!(
+                matches!(refused, Err(SnapshotError::LeaseLost)),
+                "{}: {refused:?}",
+                t.url
+            );
+            let refused = db.begin_snapshot(&repo, "c2", Some(&stale)).await;
+            assert!(
+                matches!(refused, Err(SnapshotError::LeaseLost)),
+                "{refused:?}"
+            );
+            let refused = db
+                .replace_visible_graph(&repo, "c1", &g2, None, Some(&stale))
+                .await;
+            assert!(
+                matches!(refused, Err(SnapshotError::LeaseLost)),
+                "{refused:?}"
+            );
+            let refused = db.drop_invisible_snapshots(&repo, Some(&stale)).await;
+            assert!(
+                matches!(refused, Err(SnapshotError::LeaseLost)),
+                "{refused:?}"
+            );
+            // Readers still see c1, with its graph; c2 was never stored.
+            assert_eq!(
+                db.visible_snapshot(&repo).await.unwrap(),
+                Some((s1.clone(), "c1".to_owned()))
+            );
+            assert_eq!(
+                db.visible_commit(&repo).await.unwrap().as_deref(),
+                Some("c1")
+            );
+            assert!(db.load_graph(&repo, "c2").await.unwrap().is_none());
+            assert_eq!(db.load_graph(&repo, "c1").await.unwrap(), Some(g1.clone()));
+            // B's staged files are intact, and its switch goes through.
+            assert_eq!(db.snapshot_rows(&s3).await.unwrap(), [file("c.py")]);
+            let g3 = graph("three");
+            db.switch_snapshot_leased(&repo, &switch(&s3, "c3", &g3), Some(&fresh))
+                .await
+                .unwrap();
+            assert_eq!(
+                db.visible_commit(&repo).await.unwrap().as_deref(),
+                Some("c3")
+            );
+            assert_eq!(db.count_snapshots(&repo).await.unwrap(), 1);
+            db.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn nothing_is_stored_for_a_removed_repository_and_its_graph_goes_with_it() {
+        for t in TestDb::all().await {
+            let db = t.open().await;
+            let repos = seed_repos(&db, 2).await;
+            let queue = Queue::new(db.clone(), QueueConfig::default());
+            job(&queue, &repos[0], JobKind::FirstReplication).await;
+            let running = queue.claim().await.unwrap().unwrap();
+            let lease = queue.lease(&running.id);
+            let staged = db
+                .begin_snapshot(&repos[0], "c1", Some(&lease))
+                .await
+                .unwrap();
+
+            // Removed while its sync parses.
+            assert!(db.delete_repository(&repos[0]).await.unwrap());
+            let g = graph("one");
+            let info = SwitchInfo {
+                snapshot_id: &staged,
+                commit_id: "c1",
+                graph: &g,
+                note: None,
+            };
+            for lease in [Some(&lease), None] {
+                let refused = db.switch_snapshot_leased(&repos[0], &info, lease).await;
+                assert!(
+                    matches!(refused, Err(SnapshotError::RepositoryRemoved)),
+                    "{}: {refused:?}",
+                    t.url
+                );
+            }
+            let refused = db.begin_snapshot(&repos[0], "c1", None).await;
+            assert!(matches!(refused, Err(SnapshotError::RepositoryRemoved)));
+            assert!(db.load_graph(&repos[0], "c1").await.unwrap().is_none());
+            assert!(db.visible_commit(&repos[0]).await.unwrap().is_none());
+            assert!(db.list_registries(None).await.unwrap().is_empty());
+
+            // A repository removed by the cascade from its provider takes
+            // its graph along (the trigger on `repositories`).
+            let s = db.begin_snapshot(&repos[1], "c9", None).await.unwrap();
+            let info = SwitchInfo {
+                snapshot_id: &s,
+                commit_id: "c9",
+                graph: &g,
+                note: None,
+            };
+            db.switch_snapshot(&repos[1], &info).await.unwrap();
+            assert_eq!(db.list_registries(None).await.unwrap().len(), 1);
+            sqlx::query("DELETE FROM providers")
+                .execute(db.pool())
+                .await
+                .unwrap();
+            assert!(db.repository(&repos[1]).await.unwrap().is_none());
+            assert!(db.load_graph(&repos[1], "c9").await.unwrap().is_none());
+            assert!(db.list_registries(None).await.unwrap().is_empty());
+            db.close().await;
+        }
+    }
 
     #[test]
     fn blob_ids_match_git() {

@@ -4,10 +4,13 @@
 //!
 //! `dot` is a separate process because it is the best layered layout there
 //! is and it cannot take the hub down with it. Its run time grows quickly
-//! with the graph, so every run has a timeout that kills it.
+//! with the graph, so every run has a timeout that kills it. It reads labels
+//! written in untrusted repositories, so it starts with an empty environment
+//! (the hub's holds its secret key, database URL and client secrets), and
+//! [`LayoutSlots`] bounds how many run at once.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::views::{NodeKind, ViewGraph};
 use spicehub_parser::EdgeKind;
@@ -23,6 +27,14 @@ use spicehub_parser::EdgeKind;
 /// Long enough for a collapsed view or a few hundred entries on a busy
 /// machine; a full view of thousands of nodes is not worth waiting for.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a layout waits for a turn of [`LayoutSlots`] before it gives up
+/// with [`LayoutError::Busy`]: a person waiting for a page would rather be
+/// told to try again than wait behind a queue of layouts of unknown length.
+pub const DEFAULT_SLOT_WAIT: Duration = Duration::from_secs(10);
+
+/// The only environment `dot` gets: numbers and messages in the C locale.
+const DOT_ENV: [(&str, &str); 1] = [("LC_ALL", "C")];
 
 /// Above this many nodes or edges, `dot` is told to trade quality for
 /// speed: straight edges and fewer crossing-minimisation passes. Spline
@@ -78,6 +90,9 @@ pub struct LayoutEdge {
 pub enum LayoutError {
     #[error("graph layout timed out after {0:?}")]
     Timeout(Duration),
+    /// Every slot stayed taken for the whole wait: nothing was started.
+    #[error("every Graphviz slot stayed busy for {0:?}")]
+    Busy(Duration),
     #[error("Graphviz is not installed (no {0})")]
     NotInstalled(PathBuf),
     #[error("cannot run Graphviz: {0}")]
@@ -88,11 +103,53 @@ pub enum LayoutError {
     Parse(String),
 }
 
-/// Runs `dot`. Cheap to clone; clones share the run counter.
+/// At most `n` `dot` processes at once among the [`Layouter`]s that share
+/// these slots (clones share them), each waiting at most `wait` for a turn.
+#[derive(Debug, Clone)]
+pub struct LayoutSlots {
+    semaphore: Arc<Semaphore>,
+    wait: Duration,
+}
+
+/// A turn to run `dot`, given back when dropped.
+#[derive(Debug)]
+pub struct LayoutSlot {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl LayoutSlots {
+    pub fn new(n: usize, wait: Duration) -> Self {
+        LayoutSlots {
+            semaphore: Arc::new(Semaphore::new(n)),
+            wait,
+        }
+    }
+
+    pub fn wait(&self) -> Duration {
+        self.wait
+    }
+
+    /// Slots free right now.
+    pub fn available(&self) -> usize {
+        self.semaphore.available_permits()
+    }
+
+    /// A turn, or [`LayoutError::Busy`] once `wait` has passed without one.
+    pub async fn acquire(&self) -> Result<LayoutSlot, LayoutError> {
+        match tokio::time::timeout(self.wait, self.semaphore.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(LayoutSlot { _permit: permit }),
+            // Closed cannot happen (nothing closes it); treat it as busy.
+            Ok(Err(_)) | Err(_) => Err(LayoutError::Busy(self.wait)),
+        }
+    }
+}
+
+/// Runs `dot`. Cheap to clone; clones share the run counter and the slots.
 #[derive(Debug, Clone)]
 pub struct Layouter {
     dot: PathBuf,
     timeout: Duration,
+    slots: Option<LayoutSlots>,
     runs: Arc<AtomicU64>,
 }
 
@@ -101,8 +158,37 @@ impl Default for Layouter {
         Layouter {
             dot: PathBuf::from("dot"),
             timeout: DEFAULT_TIMEOUT,
+            slots: None,
             runs: Arc::new(AtomicU64::new(0)),
         }
+    }
+}
+
+/// `dot` as the child is started. The child gets no `PATH`, so a bare
+/// name is looked up here, in the hub's own `PATH`; `None` when it is not
+/// there.
+fn resolve_program(dot: &Path) -> Option<PathBuf> {
+    if dot.components().count() != 1 || dot.is_absolute() {
+        return Some(dot.to_owned());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(dot))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        meta.is_file() && meta.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        meta.is_file()
     }
 }
 
@@ -119,6 +205,12 @@ impl Layouter {
 
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Takes a turn of `slots` for every `dot` run (none: no limit).
+    pub fn with_slots(mut self, slots: LayoutSlots) -> Self {
+        self.slots = Some(slots);
         self
     }
 
@@ -147,10 +239,21 @@ impl Layouter {
         parse_json0(view, &output)
     }
 
-    /// Runs `dot -Tjson0` on `source` and returns its stdout.
+    /// Runs `dot -Tjson0` on `source` and returns its stdout, once a slot
+    /// is free (see [`Layouter::with_slots`]).
     pub async fn run_dot(&self, source: &str) -> Result<Vec<u8>, LayoutError> {
-        let mut child = Command::new(&self.dot)
+        let _slot = match &self.slots {
+            Some(slots) => Some(slots.acquire().await?),
+            None => None,
+        };
+        let program = resolve_program(&self.dot)
+            .ok_or_else(|| LayoutError::NotInstalled(self.dot.clone()))?;
+        let mut child = Command::new(program)
             .arg("-Tjson0")
+            // Nothing of the hub's environment: it holds secrets, and dot
+            // reads labels that anyone who can push to a repository wrote.
+            .env_clear()
+            .envs(DOT_ENV)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -434,6 +537,121 @@ mod tests {
             dangling: false,
             count: 1,
         }
+    }
+
+    fn small_view() -> ViewGraph {
+        ViewGraph {
+            nodes: vec![node("a"), node("b")],
+            edges: vec![edge("a", "b")],
+        }
+    }
+
+    /// A `dot` that writes the environment it was given to `env.txt` beside
+    /// itself, then runs the real one.
+    fn env_dumping_dot(dir: &Path) -> PathBuf {
+        let real = resolve_program(Path::new("dot")).expect("Graphviz installed for the tests");
+        let script = dir.join("dot");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nenv > '{}'\nexec '{}' \"$@\"\n",
+                dir.join("env.txt").display(),
+                real.display()
+            ),
+        )
+        .expect("write script");
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        script
+    }
+
+    #[tokio::test]
+    async fn dot_gets_none_of_the_hubs_environment() {
+        // The test process has HOME, PATH and cargo's CARGO_* at least; the
+        // hub has its secrets there too.
+        assert!(std::env::vars_os().count() > 3);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let layouter = Layouter::new().with_dot(env_dumping_dot(dir.path()));
+        let layout = layouter.layout(&small_view()).await.expect("layout");
+        assert_eq!(layout.nodes.len(), 2);
+        let dumped = std::fs::read_to_string(dir.path().join("env.txt")).expect("env dumped");
+        let mut seen: Vec<&str> = dumped
+            .lines()
+            // What the shell running the script sets itself.
+            .filter(|l| {
+                !["PWD=", "OLDPWD=", "SHLVL=", "_="]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            })
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, ["LC_ALL=C"], "dot saw:\n{dumped}");
+    }
+
+    #[tokio::test]
+    async fn a_bare_dot_is_looked_up_in_the_hubs_path() {
+        let found = resolve_program(Path::new("dot")).expect("Graphviz on PATH");
+        assert!(found.is_absolute(), "{found:?}");
+        assert_eq!(
+            resolve_program(Path::new("./bin/dot")),
+            Some(PathBuf::from("./bin/dot"))
+        );
+        assert_eq!(resolve_program(Path::new("no-such-graphviz-dot")), None);
+        let missing = Layouter::new().with_dot("no-such-graphviz-dot");
+        assert!(matches!(
+            missing.layout(&small_view()).await,
+            Err(LayoutError::NotInstalled(p)) if p == Path::new("no-such-graphviz-dot")
+        ));
+        assert_eq!(missing.runs(), 0);
+        // The default finds the real one without any help.
+        assert!(Layouter::new().layout(&small_view()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_layout_gives_up_when_every_slot_stays_busy() {
+        let slots = LayoutSlots::new(2, Duration::from_millis(50));
+        let layouter = Layouter::new().with_slots(slots.clone());
+        let first = slots.acquire().await.expect("a free slot");
+        let second = slots.acquire().await.expect("a free slot");
+        assert_eq!(slots.available(), 0);
+        let started = std::time::Instant::now();
+        let result = layouter.layout(&small_view()).await;
+        assert!(
+            matches!(result, Err(LayoutError::Busy(wait)) if wait == Duration::from_millis(50)),
+            "{result:?}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert_eq!(layouter.runs(), 0, "dot was not started");
+        // An empty view needs no dot, so no slot either.
+        assert!(layouter.layout(&ViewGraph::default()).await.is_ok());
+
+        drop(first);
+        layouter
+            .layout(&small_view())
+            .await
+            .expect("a slot came free");
+        assert_eq!(layouter.runs(), 1);
+        // The slot is given back once dot is done.
+        assert_eq!(slots.available(), 1);
+        drop(second);
+        assert_eq!(slots.available(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_layout_gets_the_slot_that_comes_free() {
+        let slots = LayoutSlots::new(1, Duration::from_secs(30));
+        let layouter = Layouter::new().with_slots(slots.clone());
+        let held = slots.acquire().await.expect("a free slot");
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            drop(held);
+        });
+        layouter
+            .layout(&small_view())
+            .await
+            .expect("laid out once free");
+        release.await.expect("released");
+        assert_eq!(layouter.runs(), 1);
     }
 
     #[test]

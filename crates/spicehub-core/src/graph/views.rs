@@ -66,6 +66,20 @@ impl View {
         }
     }
 
+    /// This view of `full`, keeping only the expanded groups that `full`
+    /// has: a group name is free text from a request, and every distinct
+    /// set of groups would otherwise be a `dot` run and a cached layout
+    /// (none left is the collapsed view). Other views are unchanged.
+    pub fn within(self, full: &ViewGraph) -> View {
+        match self {
+            View::Expanded { groups } => {
+                let known: HashSet<&str> = full.nodes.iter().map(|n| n.group.as_str()).collect();
+                View::expanded(groups.into_iter().filter(|g| known.contains(g.as_str())))
+            }
+            other => other,
+        }
+    }
+
     /// The layout cache key of this view.
     pub fn key(&self) -> String {
         match self {
@@ -132,11 +146,16 @@ pub enum ViewError {
 
 /// The view of `graph` that `view` names.
 pub fn build(graph: &RegistryGraph, view: &View) -> Result<ViewGraph, ViewError> {
+    from_full(full(graph), view)
+}
+
+/// The view that `view` names, of a registry whose [`full`] view is `full`.
+pub fn from_full(full: ViewGraph, view: &View) -> Result<ViewGraph, ViewError> {
     match view {
-        View::Full => Ok(full(graph)),
-        View::Collapsed => Ok(collapsed(&full(graph))),
-        View::Expanded { groups } => Ok(expanded(&full(graph), groups)),
-        View::Focus { node, k } => focus(&full(graph), node, *k),
+        View::Full => Ok(full),
+        View::Collapsed => Ok(collapsed(&full)),
+        View::Expanded { groups } => Ok(expanded(&full, groups)),
+        View::Focus { node, k } => focus(&full, node, *k),
     }
 }
 
@@ -525,6 +544,37 @@ mod tests {
                 groups: vec!["a".into(), "b".into()]
             }
         );
+    }
+
+    #[test]
+    fn expanded_views_keep_only_groups_that_exist() {
+        let f = full(&sample());
+        let asked = View::expanded(["pkg.two", "nope", "pkg.one", "pkg"].map(String::from));
+        assert_eq!(
+            asked.within(&f),
+            View::Expanded {
+                groups: vec!["pkg.one".into(), "pkg.two".into()]
+            }
+        );
+        // Outside groups exist too: their nodes can be drawn one by one.
+        assert_eq!(
+            View::expanded([MISSING_GROUP.to_owned()]).within(&f),
+            View::expanded([MISSING_GROUP.to_owned()])
+        );
+        // Nothing left: the collapsed view, one cache key for all junk.
+        let junk = |n: usize| View::expanded((0..n).map(|i| format!("junk{i}")));
+        assert_eq!(junk(3).within(&f), View::Collapsed);
+        assert_eq!(junk(3).within(&f).key(), junk(7).within(&f).key());
+        for view in [
+            View::Full,
+            View::Collapsed,
+            View::Focus {
+                node: "nope".into(),
+                k: 1,
+            },
+        ] {
+            assert_eq!(view.clone().within(&f), view);
+        }
     }
 
     #[test]

@@ -9,10 +9,14 @@
 //!   changes fetching only the changed blobs, parse, switch. A base that is
 //!   not an ancestor of the head (history rewritten) or a diff that fails
 //!   for good falls back to a full sync, and the reason is recorded.
+//!   It enforces the limits a full sync's unpacking does (`ArchiveLimits`:
+//!   files in the tree, bytes kept), with the same errors.
 //! - **Re-parse**: parse the visible snapshot again, no network.
 //!
-//! "Switch" is `Db::switch_snapshot`: one transaction stores the graph and
-//! points the repository at the new snapshot, so readers never see a mix.
+//! "Switch" is `Db::switch_snapshot_leased`: one transaction stores the
+//! graph and points the repository at the new snapshot, so readers never
+//! see a mix; it is refused when the repository was removed meanwhile or
+//! the job's lease was lost.
 //! A job that dies before it leaves only an invisible snapshot behind, which
 //! the next attempt drops.
 
@@ -35,7 +39,7 @@ use super::queue::{Job, JobKind};
 use super::runner::{JobFailure, JobHandler, Progress};
 use crate::connections::{ConnectionError, ProviderConnections};
 use crate::db::repositories::{RepoState, Repository};
-use crate::db::snapshots::SwitchInfo;
+use crate::db::snapshots::{SnapshotError, SwitchInfo};
 use crate::db::{Db, DbError};
 use spicehub_azure::client::AzureClient;
 use spicehub_azure::models::{ChangeFlags, GitObjectType};
@@ -70,6 +74,9 @@ pub enum SyncError {
     Db(#[from] DbError),
     #[error("the repository was removed from the hub")]
     RepositoryRemoved,
+    /// Another runner took the job over: nothing of this attempt counts.
+    #[error("the job's lease was lost (another runner took the job over)")]
+    LeaseLost,
     #[error(
         "the repository is disabled in Azure DevOps; enable it there, then synchronize it again"
     )]
@@ -92,6 +99,17 @@ pub enum SyncError {
     Internal(String),
 }
 
+impl From<SnapshotError> for SyncError {
+    fn from(e: SnapshotError) -> Self {
+        match e {
+            SnapshotError::LeaseLost => SyncError::LeaseLost,
+            SnapshotError::RepositoryRemoved => SyncError::RepositoryRemoved,
+            SnapshotError::SnapshotGone => SyncError::Internal(e.to_string()),
+            SnapshotError::Db(e) => SyncError::Db(e),
+        }
+    }
+}
+
 impl SyncError {
     /// Whether trying again later may help.
     pub fn retryable(&self) -> bool {
@@ -102,6 +120,8 @@ impl SyncError {
             SyncError::Client(_) => false,
             SyncError::Archive(e) => e.retryable(),
             SyncError::Db(_) | SyncError::Io(_) | SyncError::Internal(_) => true,
+            // Whoever owns the job now retries it; this runner records nothing.
+            SyncError::LeaseLost => true,
             _ => false,
         }
     }
@@ -115,8 +135,32 @@ pub struct SyncEngine {
     org_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
-/// Removes the downloaded archive whatever way the job ends.
+/// Removes the downloaded archive whatever way the job ends. Only a killed
+/// process leaves one behind: [`work_file_job`] recognises it at start.
 struct TempFile(PathBuf);
+
+/// The archive of job `job_id` in the work directory.
+fn archive_name(job_id: &str) -> String {
+    format!("{job_id}.zip")
+}
+
+/// The job whose download `name` is, if it is one of the engine's work
+/// files: its archive (`<job id>.zip`) or the client's temporary file for
+/// it (`.<job id>.zip.<32 hex digits>.part`). Job ids are UUIDs.
+pub fn work_file_job(name: &str) -> Option<&str> {
+    let job = match name.strip_prefix('.') {
+        Some(rest) => {
+            let (job, tail) = rest.split_once(".zip.")?;
+            let hex = tail.strip_suffix(".part")?;
+            if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            job
+        }
+        None => name.strip_suffix(".zip")?,
+    };
+    uuid::Uuid::try_parse(job).ok().map(|_| job)
+}
 
 impl Drop for TempFile {
     fn drop(&mut self) {
@@ -261,7 +305,7 @@ impl SyncEngine {
     ) -> Result<(), SyncError> {
         progress.report("downloading", 0, None).await.ok();
         tokio::fs::create_dir_all(&self.settings.work_dir).await?;
-        let archive = TempFile(self.settings.work_dir.join(format!("{}.zip", job.id)));
+        let archive = TempFile(self.settings.work_dir.join(archive_name(&job.id)));
         let download = client
             .download_zip(&repo.project_id, &repo.id, head, &archive.0)
             .await?;
@@ -274,7 +318,7 @@ impl SyncEngine {
 
         let snapshot = self
             .db
-            .begin_snapshot(&repo.id, head, Some(&job.id))
+            .begin_snapshot(&repo.id, head, Some(&progress.lease()))
             .await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Staged>>(2);
         let limits = self.settings.limits;
@@ -308,6 +352,9 @@ impl SyncEngine {
             return Err(e);
         }
         let stats = unpacked??;
+        self.db
+            .set_snapshot_tree_files(&snapshot, i64::try_from(stats.entries).unwrap_or(i64::MAX))
+            .await?;
         let mut note = format!("{note}: {} files kept from the archive", stats.kept);
         if stats.unsafe_paths > 0 {
             note.push_str(&format!(
@@ -332,7 +379,7 @@ impl SyncEngine {
         from_commit: bool,
         progress: &Progress,
     ) -> Result<(), SyncError> {
-        let Some((visible, _)) = self.db.visible_snapshot(&repo.id).await? else {
+        let Some((visible, visible_commit)) = self.db.visible_snapshot(&repo.id).await? else {
             return self
                 .full(
                     job,
@@ -374,11 +421,29 @@ impl SyncEngine {
             return self.full(job, repo, client, head, note, progress).await;
         }
 
-        let snapshot = self
-            .db
-            .begin_snapshot(&repo.id, head, Some(&job.id))
-            .await?;
-        self.db.copy_files(&visible, &snapshot).await?;
+        // The entry limit counts every file of the tree, as the archive of
+        // a full sync does: the visible snapshot's count, moved by the diff
+        // when the snapshot is at its base (a re-application from an older
+        // commit leaves a snapshot at the head as it was). Otherwise, or
+        // for a snapshot stored before files were counted, the count is
+        // not known: a full sync gives it.
+        let counted = self.db.snapshot_tree_files(&visible).await?;
+        let Some(visible_files) =
+            counted.filter(|_| visible_commit == base || visible_commit == head)
+        else {
+            let note = match counted {
+                None => "full sync: the stored files predate the file count the limits need",
+                Some(_) => {
+                    "full sync: the file count at the head is not known from the stored files"
+                }
+            };
+            return self
+                .full(job, repo, client, head, note.to_owned(), progress)
+                .await;
+        };
+        let limits = self.settings.limits;
+        // Files added (+1) and deleted (-1) by the diff.
+        let mut delta = 0i64;
 
         let mut deletes: Vec<String> = Vec::new();
         let mut notes: Vec<Staged> = Vec::new();
@@ -408,11 +473,15 @@ impl SyncEngine {
             }
             if ct.is_delete() {
                 removals += 1;
+                delta -= 1;
                 deletes.push(path);
                 continue;
             }
             if ct.contains(ChangeFlags::ADD) {
                 adds += 1;
+                if !ct.is_rename() {
+                    delta += 1;
+                }
             } else if ct.contains(ChangeFlags::EDIT) {
                 edits += 1;
             }
@@ -433,10 +502,27 @@ impl SyncEngine {
                 },
             }
         }
-        // Paths that come back in the same diff (a rename onto a deleted
-        // path) are upserted below, after the deletes.
-        self.db.delete_files(&snapshot, &deletes).await?;
-        self.store(&repo.id, &snapshot, notes).await?;
+        // Before anything is stored or fetched.
+        let tree_files = if visible_commit == base {
+            visible_files.saturating_add(delta).max(0)
+        } else {
+            visible_files
+        };
+        if usize::try_from(tree_files).unwrap_or(usize::MAX) > limits.max_entries {
+            return Err(ArchiveError::TooManyEntries {
+                limit: limits.max_entries,
+            }
+            .into());
+        }
+
+        let snapshot = self
+            .db
+            .begin_snapshot(&repo.id, head, Some(&progress.lease()))
+            .await?;
+        self.db.copy_files(&visible, &snapshot).await?;
+        self.db
+            .set_snapshot_tree_files(&snapshot, tree_files)
+            .await?;
 
         let ids: Vec<String> = wanted_blobs.iter().map(|(_, id)| id.clone()).collect();
         let known = self.db.known_blobs(&repo.id, &ids).await?;
@@ -456,14 +542,35 @@ impl SyncEngine {
                 None => to_fetch.push((path, id)),
             }
         }
+        // Paths that come back in the same diff (a rename onto a deleted
+        // path) are upserted below, after the deletes. The paths to fetch
+        // go too, so that their old contents do not count below.
+        deletes.extend(to_fetch.iter().map(|(path, _)| path.clone()));
+        self.db.delete_files(&snapshot, &deletes).await?;
+        self.store(&repo.id, &snapshot, notes).await?;
         self.store(&repo.id, &snapshot, rows).await?;
+
+        // The size limit counts the kept contents, as unpacking does: what
+        // the snapshot keeps now, plus each file as it arrives.
+        let mut kept_bytes =
+            u64::try_from(self.db.snapshot_kept_bytes(&snapshot).await?).unwrap_or(0);
+        let too_large = |kept: u64| -> Result<(), SyncError> {
+            if kept > limits.max_total_bytes {
+                return Err(ArchiveError::TooLarge {
+                    limit: limits.max_total_bytes,
+                }
+                .into());
+            }
+            Ok(())
+        };
+        too_large(kept_bytes)?;
 
         let total = to_fetch.len() as i64;
         progress
             .report("fetching changed files", 0, Some(total))
             .await
             .ok();
-        let max = self.settings.limits.max_file_bytes;
+        let max = limits.max_file_bytes;
         let mut fetched = stream::iter(to_fetch.into_iter().map(|(path, id)| {
             let client = client.clone();
             let project = repo.project_id.clone();
@@ -479,7 +586,10 @@ impl SyncEngine {
         let mut done = 0i64;
         while let Some(staged) = fetched.next().await {
             let staged = staged?;
-            batch_bytes += staged.content.as_ref().map_or(0, Vec::len);
+            let size = staged.content.as_ref().map_or(0, Vec::len);
+            kept_bytes += size as u64;
+            too_large(kept_bytes)?;
+            batch_bytes += size;
             batch.push(staged);
             done += 1;
             if batch_bytes >= BATCH_BYTES || batch.len() >= BATCH_FILES {
@@ -600,8 +710,10 @@ impl SyncEngine {
     ) -> Result<(), SyncError> {
         let graph = self.parse(snapshot, progress, prepared).await?;
         progress.report("saving", 0, None).await.ok();
+        // Refused when the repository was removed meanwhile or the lease
+        // was lost: nothing of this sync becomes visible then.
         self.db
-            .switch_snapshot(
+            .switch_snapshot_leased(
                 &repo.id,
                 &SwitchInfo {
                     snapshot_id: snapshot,
@@ -609,6 +721,7 @@ impl SyncEngine {
                     graph: &graph,
                     note: Some(&note),
                 },
+                Some(&progress.lease()),
             )
             .await?;
         tracing::info!(repository = %repo.id, commit = %head, %note, "sync: commit switched");
@@ -628,6 +741,7 @@ impl SyncEngine {
                 &commit,
                 &graph,
                 Some(&format!("re-parsed the stored files of {}", short(&commit))),
+                Some(&progress.lease()),
             )
             .await?;
         Ok(())
@@ -660,7 +774,24 @@ impl JobHandler for SyncEngine {
             .await;
         match self.execute(job, &repo, progress).await {
             Ok(()) => Ok(()),
+            // Another runner owns the job, or there is nothing left to
+            // record anything on: the repository state is not this
+            // attempt's to set.
+            Err(e @ (SyncError::LeaseLost | SyncError::RepositoryRemoved)) => Err(JobFailure {
+                message: e.to_string(),
+                retryable: e.retryable(),
+            }),
             Err(e) => {
+                // The staged files of a failed attempt are of no use (a
+                // retry starts a new snapshot): dropped now, while the
+                // lease holds, rather than kept until the next sync.
+                if let Err(drop) = self
+                    .db
+                    .drop_invisible_snapshots(&repo.id, Some(&progress.lease()))
+                    .await
+                {
+                    tracing::warn!(error = %drop, "sync: cannot drop the staged files");
+                }
                 let retryable = e.retryable();
                 let message = e.to_string();
                 let last = !retryable || job.attempts >= job.max_attempts;
@@ -678,6 +809,32 @@ impl JobHandler for SyncEngine {
                 }
                 Err(JobFailure { message, retryable })
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_files_are_recognised_by_their_job() {
+        let job = "48e2f80a-6de7-4406-ac83-f4d5355088ea";
+        assert_eq!(work_file_job(&archive_name(job)), Some(job));
+        assert_eq!(
+            work_file_job(&format!(".{job}.zip.17127af94e5541e08b5dc9725772fc2a.part")),
+            Some(job)
+        );
+        for other in [
+            "notes.zip".to_owned(),
+            format!("{job}.zip.bak"),
+            format!(".{job}.zip.part"),
+            format!(".{job}.zip.17127af94e5541e08b5dc9725772fc2.part"),
+            format!(".{job}.zip.17127af94e5541e08b5dc9725772fc2x.part"),
+            "../x.zip".to_owned(),
+            format!("{job}.tar"),
+        ] {
+            assert_eq!(work_file_job(&other), None, "{other}");
         }
     }
 }

@@ -112,9 +112,12 @@ pub fn noted(path: &str, size: i64, note: String) -> Staged {
     }
 }
 
-/// Bounds on what an archive may unpack to.
+/// Bounds on what a repository's snapshot may hold. A full sync enforces
+/// them while it unpacks the archive, an incremental one while it applies
+/// the diff (`engine`), with the same errors.
 #[derive(Debug, Clone, Copy)]
 pub struct ArchiveLimits {
+    /// Files in the tree, kept or not (directories do not count).
     pub max_entries: usize,
     pub max_file_bytes: u64,
     /// Bytes of kept files, all together.
@@ -126,9 +129,11 @@ pub enum ArchiveError {
     /// Not a readable zip (cut short, corrupt): downloading again may help.
     #[error("the repository archive is damaged: {0}")]
     Corrupt(String),
-    #[error("the repository archive has more than {limit} entries")]
+    #[error("the repository has more than {limit} files (SPICEHUB_SYNC_MAX_ENTRIES)")]
     TooManyEntries { limit: usize },
-    #[error("the repository's Python files exceed {limit} bytes together")]
+    #[error(
+        "the repository's Python files exceed {limit} bytes together (SPICEHUB_SYNC_MAX_TOTAL_BYTES)"
+    )]
     TooLarge { limit: u64 },
     #[error("cannot read the repository archive: {0}")]
     Io(#[from] std::io::Error),
@@ -147,6 +152,7 @@ impl ArchiveError {
 /// What unpacking saw, for the sync note and the logs.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct UnpackStats {
+    /// Files in the archive (directories do not count).
     pub entries: usize,
     pub kept: usize,
     pub noted: usize,
@@ -167,13 +173,16 @@ pub fn unpack_zip(
     let file = std::fs::File::open(archive)?;
     let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
         .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
-    if zip.len() > limits.max_entries {
+    // Files, as an incremental sync counts them from diffs (the central
+    // directory is already read: this costs no I/O).
+    let files = zip.file_names().filter(|n| !n.ends_with('/')).count();
+    if files > limits.max_entries {
         return Err(ArchiveError::TooManyEntries {
             limit: limits.max_entries,
         });
     }
     let mut stats = UnpackStats {
-        entries: zip.len(),
+        entries: files,
         ..UnpackStats::default()
     };
     let mut vendored: BTreeSet<String> = BTreeSet::new();
@@ -447,6 +456,33 @@ mod tests {
         let err = unpack_all(&cut, limits()).unwrap_err();
         assert!(matches!(err, ArchiveError::Corrupt(_)), "{err}");
         assert!(err.retryable());
+    }
+
+    #[test]
+    fn files_count_against_the_entry_limit_directories_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SimpleFileOptions::default();
+        let zip = write_zip(dir.path(), |w| {
+            for i in 0..10 {
+                w.add_directory(format!("d{i}/"), opts).unwrap();
+                w.start_file(format!("d{i}/README.md"), opts).unwrap();
+                w.write_all(b"not kept, still a file").unwrap();
+            }
+        });
+        let ten = ArchiveLimits {
+            max_entries: 10,
+            ..limits()
+        };
+        let (_, stats) = unpack_all(&zip, ten).unwrap();
+        assert_eq!(stats.entries, 10);
+        let nine = ArchiveLimits {
+            max_entries: 9,
+            ..limits()
+        };
+        assert!(matches!(
+            unpack_all(&zip, nine),
+            Err(ArchiveError::TooManyEntries { limit: 9 })
+        ));
     }
 
     #[test]

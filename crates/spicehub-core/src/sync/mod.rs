@@ -5,7 +5,8 @@
 //! the kept files (`files`) as a new snapshot, parses it (a full sync
 //! parses each file as it is stored: `prepare`) and switches the
 //! repository to it atomically. `reconcile` catches up missed webhooks and
-//! `hooks` creates and repairs service hook subscriptions.
+//! `hooks` creates and repairs service hook subscriptions; `retention`
+//! prunes what piles up and cleans the work directory at start.
 
 pub mod engine;
 pub mod files;
@@ -15,6 +16,7 @@ pub mod prepare;
 /// (`db::queue`); the sync engine is its main user.
 pub use crate::db::queue;
 pub mod reconcile;
+pub mod retention;
 pub mod runner;
 
-pub use queue::{Job, JobKind, JobStatus, NewJob, Queue, QueueConfig, QueueError};
+pub use queue::{Job, JobKind, JobStatus, Lease, NewJob, Queue, QueueConfig, QueueError};

@@ -2,12 +2,17 @@
 //! keeps each lease alive while its handler works, and records the outcome.
 //! What a job *does* is a `JobHandler` (`engine::SyncEngine` in `serve`).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
 
-use super::queue::{Job, Queue, QueueError};
+use super::queue::{Job, Lease, Queue, QueueError};
+
+/// How soon a renewal that failed (not for a lost lease) is tried again.
+const RENEW_RETRY: Duration = Duration::from_secs(2);
 
 /// Why a job attempt failed, and whether trying again may help (throttling,
 /// 5xx, timeouts) or not (repository gone, access revoked).
@@ -32,6 +37,12 @@ impl Progress {
         total: Option<i64>,
     ) -> Result<(), QueueError> {
         self.queue.progress(&self.job_id, phase, done, total).await
+    }
+
+    /// The runner's lease on the job, which the writes that make the job's
+    /// work visible check in their own transaction.
+    pub fn lease(&self) -> Lease<'_> {
+        self.queue.lease(&self.job_id)
     }
 }
 
@@ -73,6 +84,8 @@ pub async fn run(
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = shutdown.changed() => break,
         };
+        // The lease runs from the claim: counted from before it, to be safe.
+        let claimed_at = Instant::now();
         let job = match queue.claim().await {
             Ok(Some(job)) => job,
             Ok(None) => {
@@ -90,7 +103,7 @@ pub async fn run(
         let queue = queue.clone();
         let handler = handler.clone();
         tokio::spawn(async move {
-            run_one(queue, handler, job).await;
+            run_one(queue, handler, job, claimed_at).await;
             drop(permit);
         });
     }
@@ -105,21 +118,64 @@ async fn idle(shutdown: &mut watch::Receiver<bool>, wait: Duration) {
     }
 }
 
-async fn run_one(queue: Queue, handler: Arc<dyn JobHandler>, job: Job) {
+/// Keeps a job's lease: renews it every `every` until the lease is lost,
+/// and returns why. A renewal that fails for another reason (the database
+/// did not answer, a connection dropped) does not give the job up: it is
+/// tried again every [`RENEW_RETRY`] until the lease has really run out,
+/// `lease` after the last renewal that went through (or after `held_since`,
+/// the claim). Past that, another runner may own the job, so the last
+/// error is returned.
+pub(crate) async fn keep_lease<F, Fut>(
+    mut renew: F,
+    every: Duration,
+    lease: Duration,
+    mut held_since: Instant,
+) -> QueueError
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), QueueError>>,
+{
+    loop {
+        tokio::time::sleep(every).await;
+        loop {
+            let asked = Instant::now();
+            match renew().await {
+                Ok(()) => {
+                    held_since = asked;
+                    break;
+                }
+                Err(QueueError::LeaseLost) => return QueueError::LeaseLost,
+                Err(e) => {
+                    let left = lease.saturating_sub(held_since.elapsed());
+                    if left.is_zero() {
+                        return e;
+                    }
+                    tracing::warn!(
+                        error = %e,
+                        lease_left_secs = left.as_secs(),
+                        "sync runner: cannot renew the lease; trying again"
+                    );
+                    tokio::time::sleep(RENEW_RETRY.min(left)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn run_one(queue: Queue, handler: Arc<dyn JobHandler>, job: Job, claimed_at: Instant) {
     let progress = Progress {
         queue: queue.clone(),
         job_id: job.id.clone(),
     };
     // Renew at a third of the lease, so one slow renewal does not lose it.
-    let every = Duration::from_secs((queue.config().lease_secs / 3).max(1) as u64);
-    let heartbeat = async {
-        loop {
-            tokio::time::sleep(every).await;
-            if let Err(e) = queue.renew(&job.id).await {
-                return e;
-            }
-        }
-    };
+    let lease_secs = queue.config().lease_secs.max(1) as u64;
+    let every = Duration::from_secs((lease_secs / 3).max(1));
+    let heartbeat = keep_lease(
+        || queue.renew(&job.id),
+        every,
+        Duration::from_secs(lease_secs),
+        claimed_at,
+    );
     let outcome = tokio::select! {
         result = handler.run(&job, &progress) => result,
         lost = heartbeat => {
@@ -193,6 +249,61 @@ mod tests {
                 Ok(())
             }
         }
+    }
+
+    fn hiccup() -> QueueError {
+        QueueError::Db(crate::db::DbError::Sqlx(sqlx::Error::PoolTimedOut))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_renewal_is_retried_and_does_not_abandon_the_job() {
+        // Three failures (a database hiccup of a few seconds), then the
+        // renewal goes through; later the lease is really lost.
+        let script = Mutex::new(vec![
+            Err(QueueError::LeaseLost),
+            Ok(()),
+            Ok(()),
+            Err(hiccup()),
+            Err(hiccup()),
+            Err(hiccup()),
+        ]);
+        let calls = Mutex::new(Vec::new());
+        let start = Instant::now();
+        let lost = keep_lease(
+            || {
+                calls.lock().push(start.elapsed().as_secs());
+                let next = script.lock().pop().expect("renewed once too often");
+                async move { next }
+            },
+            Duration::from_secs(10),
+            Duration::from_secs(30),
+            start,
+        )
+        .await;
+        assert!(matches!(lost, QueueError::LeaseLost), "{lost}");
+        // Renewals at 10 s, retried at 12 and 14, through at 16; then every 10 s.
+        assert_eq!(*calls.lock(), [10, 12, 14, 16, 26, 36]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_failing_for_good_gives_up_when_the_lease_has_run_out() {
+        let start = Instant::now();
+        let calls = Mutex::new(0);
+        let error = keep_lease(
+            || {
+                *calls.lock() += 1;
+                async { Err(hiccup()) }
+            },
+            Duration::from_secs(10),
+            Duration::from_secs(30),
+            start,
+        )
+        .await;
+        assert!(matches!(error, QueueError::Db(_)), "{error}");
+        // Counted from the claim: the lease ran out at 30 s, not before.
+        assert_eq!(start.elapsed(), Duration::from_secs(30));
+        // At 10, 12, …, 28 and once more at 30.
+        assert_eq!(*calls.lock(), 11);
     }
 
     #[tokio::test]

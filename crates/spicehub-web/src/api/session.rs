@@ -40,12 +40,22 @@ pub fn set_status(_status: u16) {
 
 /// Only same-site paths may be redirected to after sign-in; anything else
 /// would make the sign-in page an open redirector.
+///
+/// A path-absolute reference (one `/`, then anything but `/` or `\`) can
+/// only resolve to the hub's own origin, but browsers first drop tabs and
+/// newlines and read `\` as `/`, so `/<TAB>/evil.example` becomes
+/// `//evil.example`. So only the characters a URL path, query and fragment
+/// may hold are accepted (RFC 3986: no control characters, spaces or
+/// backslashes), which also keeps CR and LF out of the `Location` header.
 pub fn safe_next(next: Option<&str>) -> String {
+    const MAX_LEN: usize = 2048;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@/?#%[]".contains(c);
     match next {
         Some(n)
-            if n.starts_with('/')
+            if n.len() <= MAX_LEN
+                && n.starts_with('/')
                 && !n.starts_with("//")
-                && !n.starts_with("/\\")
+                && n.chars().all(allowed)
                 && !n.starts_with("/signin") =>
         {
             n.to_owned()
@@ -68,9 +78,8 @@ pub async fn sign_in(
     password: String,
     next: Option<String>,
 ) -> Result<(), ServerFnError> {
-    use axum::extract::ConnectInfo;
-    use spicehub_core::auth::signin::SignInError;
-    use std::net::SocketAddr;
+    use spicehub_core::auth::signin::{SignInError, BUSY_RETRY_SECS};
+    use spicehub_core::auth::ClientAddr;
 
     let state = app_state()?;
     let session: tower_sessions::Session = leptos_axum::extract().await.map_err(|_| {
@@ -78,11 +87,24 @@ pub async fn sign_in(
             "Your browser did not keep the session cookie; enable cookies and try again.",
         )
     })?;
-    let address = leptos_axum::extract::<ConnectInfo<SocketAddr>>()
+    // Put there by the server for every request; without it (a server
+    // function called outside the server) nothing can be throttled.
+    let Some(ClientAddr(address)) = use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<ClientAddr>().copied())
+    else {
+        set_status(http::StatusCode::INTERNAL_SERVER_ERROR.as_u16());
+        return Err(ServerFnError::new("Sign-in is unavailable right now."));
+    };
+    let retry_after = |secs: i64| {
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            if let Ok(v) = http::HeaderValue::from_str(&secs.to_string()) {
+                response.insert_header(http::header::RETRY_AFTER, v);
+            }
+        }
+    };
+    match spicehub_core::auth::signin::sign_in(&state.db, &state.signin, &email, &password, address)
         .await
-        .map(|ConnectInfo(a)| a.ip().to_string())
-        .unwrap_or_else(|_| "unknown".into());
-    match spicehub_core::auth::signin::sign_in(&state.db, &email, &password, &address).await {
+    {
         Ok(user) => {
             // A new id on privilege change: a session id planted before
             // sign-in is worthless after it.
@@ -111,11 +133,17 @@ pub async fn sign_in(
         Err(e @ SignInError::Throttled { retry_after_secs }) => {
             tracing::warn!(address = %address, "sign-in throttled");
             set_status(http::StatusCode::TOO_MANY_REQUESTS.as_u16());
-            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-                if let Ok(v) = http::HeaderValue::from_str(&retry_after_secs.to_string()) {
-                    response.insert_header(http::header::RETRY_AFTER, v);
-                }
-            }
+            retry_after(retry_after_secs);
+            Err(ServerFnError::new(e.to_string()))
+        }
+        Err(e @ SignInError::Busy) => {
+            tracing::warn!("sign-in refused: every password check slot is busy");
+            set_status(http::StatusCode::SERVICE_UNAVAILABLE.as_u16());
+            retry_after(BUSY_RETRY_SECS);
+            Err(ServerFnError::new(e.to_string()))
+        }
+        Err(e @ SignInError::TooLong) => {
+            set_status(http::StatusCode::BAD_REQUEST.as_u16());
             Err(ServerFnError::new(e.to_string()))
         }
         Err(SignInError::Internal(e)) => {
@@ -153,5 +181,21 @@ mod tests {
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(Some("/signin")), "/");
         assert_eq!(safe_next(None), "/");
+        // Browsers drop tabs and newlines and read `\` as `/`.
+        for evil in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\nSet-Cookie: x=y",
+            "/ /evil.example",
+            "/x\\..\\\\evil.example",
+        ] {
+            assert_eq!(safe_next(Some(evil)), "/", "{evil:?}");
+        }
+        assert_eq!(
+            safe_next(Some("/registries/a.b?tab=graph#n-1")),
+            "/registries/a.b?tab=graph#n-1"
+        );
+        assert_eq!(safe_next(Some("/%09/x")), "/%09/x");
+        assert_eq!(safe_next(Some(&format!("/{}", "a".repeat(5000)))), "/");
     }
 }

@@ -1,5 +1,8 @@
 //! The hub app's admin consent coming back: the single-use `state` names the
-//! provider, and the tenant that consented is recorded on it.
+//! provider and the tenant the link was made for, and the tenant that
+//! consented is recorded on the provider only when it is that tenant (a
+//! consent link forwarded to another directory's admin must not move the
+//! provider to that directory).
 
 use super::valid_tenant;
 use crate::Hub;
@@ -12,7 +15,7 @@ pub async fn complete_consent(
     tenant: Option<&str>,
     error: Option<&str>,
 ) -> Result<(String, Option<String>), String> {
-    let provider_id = hub
+    let (provider_id, expected_tenant) = hub
         .db
         .take_consent_request(consent_state)
         .await
@@ -30,6 +33,32 @@ pub async fn complete_consent(
         .map(|t| t.trim().to_ascii_lowercase())
         .filter(|t| valid_tenant(t))
         .ok_or_else(|| "The consent answer carries no valid tenant.".to_owned())?;
+    if let Some(expected) = expected_tenant.as_deref() {
+        let authority = &hub.config.azure.authority_url;
+        let expected_guid = hub
+            .connections
+            .tokens()
+            .tenant_guid(authority, expected)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "admin consent: cannot look up the expected tenant");
+                format!(
+                    "The hub could not check which directory consented: {e}. Try the link again."
+                )
+            })?;
+        if expected_guid != tenant {
+            tracing::warn!(
+                provider = %provider_id,
+                expected = %expected_guid,
+                answered = %tenant,
+                "admin consent from another tenant refused"
+            );
+            return Err(format!(
+                "The consent came from the directory {tenant}, but the link was made for {expected}. \
+                 Ask an administrator of {expected} to open the provider's current link."
+            ));
+        }
+    }
     hub.db
         .record_consent(&provider_id, &tenant)
         .await

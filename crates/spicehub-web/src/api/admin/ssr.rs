@@ -259,7 +259,7 @@ async fn build_view(
     let hub_app = p.credential_kind == CredentialKind::HubApp;
     let consent_link = match (&hub.config.hub_app, hub_app && p.consented_at.is_none()) {
         (Some(app), true) if with_consent_link => {
-            let consent_state = db.create_consent_request(&p.id).await?;
+            let consent_state = db.create_consent_request(&p.id, &p.tenant_id).await?;
             let redirect = format!("{}{}", public_base(hub), spicehub_routes::CONSENT_CALLBACK);
             let enc = |v: &str| -> String {
                 url::form_urlencoded::byte_serialize(v.as_bytes()).collect()

@@ -6,23 +6,29 @@
 //! search). `mod.rs` declares it behind `#[cfg(feature = "ssr")]`, so nothing
 //! here (the core, the parser, tokio) reaches the wasm build.
 
-use std::collections::HashSet;
-
-use tokio::sync::Semaphore;
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
 use super::*;
 use spicehub_core::db::graphs::{RegistryGraph, RegistrySummary};
 use spicehub_core::db::{Db, DbError};
+use spicehub_core::graph::layout::DEFAULT_SLOT_WAIT;
 use spicehub_core::graph::views::{self, NodeKind, ViewGraph};
 use spicehub_core::graph::{
-    get_or_compute_layout, svg, GraphError, Layout, LayoutError, Layouter, View,
+    get_or_compute_layout, svg, GraphError, Layout, LayoutError, LayoutSlots, Layouter, View,
     DEFAULT_COLLAPSE_THRESHOLD,
 };
 use spicehub_parser::{EdgeKind, Entry, EntryKind, Severity};
 
 /// `dot` runs at once, hub-wide: layouts are CPU-bound, and a burst of
-/// uncached views must not starve the requests that only read.
-static LAYOUT_SLOTS: Semaphore = Semaphore::const_new(2);
+/// uncached views must not starve the requests that only read. A view
+/// that waits [`DEFAULT_SLOT_WAIT`] without a turn is answered "busy".
+static LAYOUT_SLOTS: LazyLock<LayoutSlots> =
+    LazyLock::new(|| LayoutSlots::new(2, DEFAULT_SLOT_WAIT));
+
+/// What a view says when every `dot` slot stayed busy.
+pub const BUSY_MESSAGE: &str = "The hub is busy drawing other graphs right now, so this one was \
+     not drawn. Try again in a moment.";
 
 pub fn signed_in() -> Result<spicehub_core::auth::AuthUser, ViewerError> {
     crate::api::session::request_user().ok_or_else(|| {
@@ -51,6 +57,20 @@ fn unavailable(error: DbError) -> ViewerError {
 fn fail(error: ViewerError) -> ViewerError {
     crate::api::session::set_status(error.status());
     error
+}
+
+/// Runs CPU-bound graph work (building views, walking edges) on the
+/// blocking pool, so that one big registry does not stall the async
+/// workers that serve every other request (there may be only two).
+/// Whatever sets the response's status must run before or after, on the
+/// request's task: the blocking pool has no Leptos context.
+async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ViewerError> {
+    spicehub_core::graph::off_runtime(work).await.map_err(|e| {
+        tracing::error!(error = %e, "viewer: graph work failed");
+        fail(ViewerError::Unavailable)
+    })
 }
 
 /// Refuses over-long input (ids, names and queries are short).
@@ -251,8 +271,24 @@ fn entry_info(entry: &Entry, repo: &RepositoryRef) -> EntryInfo {
     }
 }
 
-/// The view the request names, given the full view's node ids.
-fn pick_view(request: &ViewRequest, full: &ViewGraph) -> Result<(ViewSpec, bool), ViewerError> {
+/// The view a request asks for, checked for size but not yet against the
+/// registry (see [`resolve`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Asked {
+    Focus {
+        node: String,
+        k: u32,
+    },
+    Expanded(Vec<String>),
+    Full,
+    Collapsed,
+    /// No view named: by the registry's size.
+    BySize,
+}
+
+/// The view the request names. Runs on the request's task: a refusal sets
+/// the response's status.
+fn asked_view(request: &ViewRequest) -> Result<Asked, ViewerError> {
     if let Some(node) = request
         .focus
         .as_deref()
@@ -261,13 +297,10 @@ fn pick_view(request: &ViewRequest, full: &ViewGraph) -> Result<(ViewSpec, bool)
     {
         let node = bounded(node, "node")?;
         let k = request.k.unwrap_or(DEFAULT_FOCUS_K).min(MAX_FOCUS_K);
-        return Ok((
-            ViewSpec::Focus {
-                node: node.to_owned(),
-                k,
-            },
-            false,
-        ));
+        return Ok(Asked::Focus {
+            node: node.to_owned(),
+            k,
+        });
     }
     let groups: Vec<String> = request
         .expand
@@ -285,19 +318,33 @@ fn pick_view(request: &ViewRequest, full: &ViewGraph) -> Result<(ViewSpec, bool)
         for g in &groups {
             bounded(g, "module")?;
         }
-        return Ok(match View::expanded(groups) {
-            View::Expanded { groups } => (ViewSpec::Expanded(groups), false),
-            _ => (ViewSpec::Collapsed, false),
-        });
+        return Ok(Asked::Expanded(groups));
     }
     Ok(match request.mode.as_deref() {
-        Some("full") => (ViewSpec::Full, false),
-        Some("collapsed") => (ViewSpec::Collapsed, false),
-        _ => match View::default_for(full.nodes.len(), DEFAULT_COLLAPSE_THRESHOLD) {
+        Some("full") => Asked::Full,
+        Some("collapsed") => Asked::Collapsed,
+        _ => Asked::BySize,
+    })
+}
+
+/// The view drawn for `asked` in a registry whose full view is `full`, and
+/// whether it was picked by size. Modules that the registry does not have
+/// are not opened (a name is free text, and each set of names would be a
+/// layout of its own); none left is the collapsed view.
+fn resolve(asked: Asked, full: &ViewGraph) -> (ViewSpec, bool) {
+    match asked {
+        Asked::Focus { node, k } => (ViewSpec::Focus { node, k }, false),
+        Asked::Expanded(groups) => match View::expanded(groups).within(full) {
+            View::Expanded { groups } => (ViewSpec::Expanded(groups), false),
+            _ => (ViewSpec::Collapsed, false),
+        },
+        Asked::Full => (ViewSpec::Full, false),
+        Asked::Collapsed => (ViewSpec::Collapsed, false),
+        Asked::BySize => match View::default_for(full.nodes.len(), DEFAULT_COLLAPSE_THRESHOLD) {
             View::Collapsed => (ViewSpec::Collapsed, true),
             _ => (ViewSpec::Full, true),
         },
-    })
+    }
 }
 
 fn to_view(spec: &ViewSpec) -> View {
@@ -312,26 +359,64 @@ fn to_view(spec: &ViewSpec) -> View {
     }
 }
 
+/// What `registry_view` learns from the graph, on the blocking pool.
+struct Shape {
+    full: ViewGraph,
+    spec: ViewSpec,
+    automatic: bool,
+    /// The focus node, when the registry has no such node.
+    unknown_focus: Option<String>,
+    dangling_count: usize,
+}
+
+fn shape(graph: &RegistryGraph, asked: Asked) -> Shape {
+    let full = views::full(graph);
+    let (spec, automatic) = resolve(asked, &full);
+    let unknown_focus = match &spec {
+        ViewSpec::Focus { node, .. } if !full.nodes.iter().any(|n| &n.id == node) => {
+            Some(node.clone())
+        }
+        _ => None,
+    };
+    Shape {
+        dangling_count: full.edges.iter().filter(|e| e.dangling).count(),
+        full,
+        spec,
+        automatic,
+        unknown_focus,
+    }
+}
+
 pub async fn registry_view(
     db: &Db,
     repository: &str,
     registry: &str,
     request: ViewRequest,
 ) -> Result<RegistryPageData, ViewerError> {
+    let asked = asked_view(&request)?;
     let (repo, commit, graph) = load(db, repository, registry).await?;
-    let full = views::full(&graph);
-    let (spec, automatic) = pick_view(&request, &full)?;
+    let (graph, shape) = off_runtime(move || {
+        let shape = shape(&graph, asked);
+        (graph, shape)
+    })
+    .await?;
+    let Shape {
+        full,
+        spec,
+        automatic,
+        unknown_focus,
+        dangling_count,
+    } = shape;
     let view = to_view(&spec);
-    let drawing = match &spec {
-        ViewSpec::Focus { node, .. } if !full.nodes.iter().any(|n| &n.id == node) => {
-            Drawing::UnknownNode(node.clone())
-        }
-        _ => draw(db, &repo.id, &commit, &graph.registry.id, &view, &spec).await?,
+    let drawing = match unknown_focus {
+        Some(node) => Drawing::UnknownNode(node),
+        None => draw(db, &repo.id, &commit, &graph.registry.id, &view, &spec).await?,
     };
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let (node_count, edge_count) = (count(full.nodes.len()), count(full.edges.len()));
     let focus_suggestions = match &drawing {
         Drawing::Ready(_) => vec![],
-        _ => best_connected(&full, 12),
+        _ => off_runtime(move || best_connected(&full, 12)).await?,
     };
     Ok(RegistryPageData {
         focus_suggestions,
@@ -348,9 +433,9 @@ pub async fn registry_view(
             line: graph.registry.line,
         },
         entry_count: count(graph.entries.len()),
-        node_count: count(full.nodes.len()),
-        edge_count: count(full.edges.len()),
-        dangling_count: count(full.edges.iter().filter(|e| e.dangling).count()),
+        node_count,
+        edge_count,
+        dangling_count: count(dangling_count),
         collapse_threshold: count(DEFAULT_COLLAPSE_THRESHOLD),
         view: spec,
         automatic,
@@ -360,7 +445,7 @@ pub async fn registry_view(
 }
 
 /// The layout of a view: cached, or computed by `dot` (at most
-/// [`LAYOUT_SLOTS`] at a time) and cached.
+/// [`LAYOUT_SLOTS`] at a time, or "busy" after waiting for one) and cached.
 async fn draw(
     db: &Db,
     repository: &str,
@@ -372,18 +457,33 @@ async fn draw(
     let timeout = config()
         .map(|c| c.layout_timeout)
         .unwrap_or(spicehub_core::graph::layout::DEFAULT_TIMEOUT);
-    let layouter = Layouter::new().with_timeout(timeout);
-    let cached = db
-        .cached_layout(repository, commit, registry, &view.key())
-        .await
-        .map_err(unavailable)?;
-    let _slot = match cached {
-        Some(_) => None,
-        // A closed semaphore cannot happen (it is never closed).
-        None => LAYOUT_SLOTS.acquire().await.ok(),
+    let layouter = Layouter::new()
+        .with_timeout(timeout)
+        .with_slots(LAYOUT_SLOTS.clone());
+    let result = get_or_compute_layout(db, &layouter, repository, commit, registry, view).await;
+    let result = match result {
+        Ok(Some(layout)) => Ok(Some(
+            off_runtime({
+                let spec = spec.clone();
+                move || to_graph_layout(layout, &spec)
+            })
+            .await?,
+        )),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e),
     };
-    match get_or_compute_layout(db, &layouter, repository, commit, registry, view).await {
-        Ok(Some(layout)) => Ok(Drawing::Ready(to_graph_layout(layout, spec))),
+    drawing(result, repository, registry, view)
+}
+
+/// What the page shows for the outcome of a layout.
+fn drawing(
+    result: Result<Option<GraphLayout>, GraphError>,
+    repository: &str,
+    registry: &str,
+    view: &View,
+) -> Result<Drawing, ViewerError> {
+    match result {
+        Ok(Some(layout)) => Ok(Drawing::Ready(layout)),
         // Replaced between reading the graph and laying it out.
         Ok(None) => Err(fail(ViewerError::RegistryNotFound {
             repository: repository.to_owned(),
@@ -394,6 +494,10 @@ async fn draw(
             Ok(Drawing::TimedOut {
                 timeout_ms: u64::try_from(t.as_millis()).unwrap_or(u64::MAX),
             })
+        }
+        Err(GraphError::Layout(LayoutError::Busy(t))) => {
+            tracing::warn!(registry, view = %view.key(), "no layout slot free within {t:?}");
+            Ok(Drawing::Failed(BUSY_MESSAGE.into()))
         }
         Err(GraphError::View(views::ViewError::UnknownNode(node))) => {
             Ok(Drawing::UnknownNode(node))
@@ -448,8 +552,19 @@ pub async fn node_details(
     registry: &str,
     selection: Selection,
 ) -> Result<NodeInfo, ViewerError> {
+    match &selection {
+        Selection::Node(name) => bounded(name, "node")?,
+        Selection::Group(group) => bounded(group, "module")?,
+    };
     let (repo, _commit, graph) = load(db, repository, registry).await?;
-    let full = views::full(&graph);
+    off_runtime(move || node_info(&graph, &repo, selection)).await
+}
+
+/// The details of a selected node or module of `graph`. Linear in the
+/// graph's entries and edges (every lookup goes through a map built once):
+/// a hostile repository can make a registry big, and this runs on a click.
+pub fn node_info(graph: &RegistryGraph, repo: &RepositoryRef, selection: Selection) -> NodeInfo {
+    let full = views::full(graph);
     let mut details = NodeInfo {
         selection: selection.clone(),
         kind: None,
@@ -461,9 +576,9 @@ pub async fn node_details(
     };
     match &selection {
         Selection::Node(name) => {
-            let name = bounded(name, "node")?;
+            let name = name.trim();
             let Some(node) = full.nodes.iter().find(|n| n.id == name) else {
-                return Ok(details);
+                return details;
             };
             details.kind = Some(kind_of(node.kind));
             details.group = node.group.clone();
@@ -471,7 +586,7 @@ pub async fn node_details(
                 .entries
                 .iter()
                 .filter(|e| e.name == name)
-                .map(|e| entry_info(e, &repo))
+                .map(|e| entry_info(e, repo))
                 .collect();
             details.total_entries = u32::try_from(details.entries.len()).unwrap_or(0);
             let mut up = HashSet::new();
@@ -486,11 +601,16 @@ pub async fn node_details(
             }
         }
         Selection::Group(group) => {
-            let group = bounded(group, "module")?;
+            let group = group.trim();
+            let group_of: HashMap<&str, &str> = full
+                .nodes
+                .iter()
+                .map(|n| (n.id.as_str(), n.group.as_str()))
+                .collect();
             let members: Vec<&views::ViewNode> =
                 full.nodes.iter().filter(|n| n.group == group).collect();
             if members.is_empty() {
-                return Ok(details);
+                return details;
             }
             details.kind = Some(if members.iter().any(|n| n.kind == NodeKind::Entry) {
                 GraphNodeKind::Module
@@ -498,47 +618,35 @@ pub async fn node_details(
                 kind_of(members[0].kind)
             });
             details.group = group.to_owned();
-            let names: HashSet<&str> = members.iter().map(|n| n.id.as_str()).collect();
             details.total_entries = u32::try_from(members.len()).unwrap_or(u32::MAX);
+            let inside = |id: &str| group_of.get(id) == Some(&group);
             let mut seen = HashSet::new();
             details.entries = graph
                 .entries
                 .iter()
-                .filter(|e| names.contains(e.name.as_str()) && seen.insert(e.name.as_str()))
+                .filter(|e| inside(&e.name) && seen.insert(e.name.as_str()))
                 .take(MAX_GROUP_ENTRIES)
-                .map(|e| entry_info(e, &repo))
+                .map(|e| entry_info(e, repo))
                 .collect();
-            let group_of = |id: &str| {
-                full.nodes
-                    .iter()
-                    .find(|n| n.id == id)
-                    .map(|n| n.group.clone())
-            };
             let mut up = HashSet::new();
             let mut down = HashSet::new();
             for edge in &full.edges {
-                let (from_in, to_in) = (
-                    names.contains(edge.from.as_str()),
-                    names.contains(edge.to.as_str()),
-                );
-                if to_in && !from_in {
-                    if let Some(g) = group_of(&edge.from) {
-                        if up.insert(g.clone()) {
-                            details.upstream.push(g);
-                        }
-                    }
+                let (Some(&from), Some(&to)) = (
+                    group_of.get(edge.from.as_str()),
+                    group_of.get(edge.to.as_str()),
+                ) else {
+                    continue;
+                };
+                if to == group && from != group && up.insert(from) {
+                    details.upstream.push(from.to_owned());
                 }
-                if from_in && !to_in {
-                    if let Some(g) = group_of(&edge.to) {
-                        if down.insert(g.clone()) {
-                            details.downstream.push(g);
-                        }
-                    }
+                if from == group && to != group && down.insert(to) {
+                    details.downstream.push(to.to_owned());
                 }
             }
         }
     }
-    Ok(details)
+    details
 }
 
 pub async fn search_nodes(
@@ -552,7 +660,12 @@ pub async fn search_nodes(
         return Ok(vec![]);
     }
     let (_repo, _commit, graph) = load(db, repository, registry).await?;
-    let full = views::full(&graph);
+    off_runtime(move || search(&graph, &query)).await
+}
+
+/// The nodes of `graph` whose name contains `query` (lower case).
+fn search(graph: &RegistryGraph, query: &str) -> Vec<SearchHit> {
+    let full = views::full(graph);
     // Exact names first, then prefixes, then other matches; by name within.
     let mut hits: Vec<(u8, &views::ViewNode)> = full
         .nodes
@@ -561,9 +674,9 @@ pub async fn search_nodes(
             let id = n.id.to_lowercase();
             if id == query {
                 Some((0, n))
-            } else if id.starts_with(&query) {
+            } else if id.starts_with(query) {
                 Some((1, n))
-            } else if id.contains(&query) {
+            } else if id.contains(query) {
                 Some((2, n))
             } else {
                 None
@@ -571,13 +684,147 @@ pub async fn search_nodes(
         })
         .collect();
     hits.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
-    Ok(hits
-        .into_iter()
+    hits.into_iter()
         .take(MAX_SEARCH_HITS)
         .map(|(_, n)| SearchHit {
             name: n.id.clone(),
             group: n.group.clone(),
             kind: kind_of(n.kind),
         })
-        .collect())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spicehub_parser::{Edge, Registry};
+
+    fn repo() -> RepositoryRef {
+        RepositoryRef {
+            id: "repo".into(),
+            name: "repo".into(),
+            web_url: None,
+            commit: Some("c1".into()),
+        }
+    }
+
+    fn entry(name: String, module: &str) -> Entry {
+        Entry {
+            registry: "r".into(),
+            target: format!("{module}.{name}"),
+            name,
+            kind: EntryKind::Function,
+            file: format!("{}.py", module.replace('.', "/")),
+            line: 1,
+            doc: None,
+        }
+    }
+
+    fn edge(from: String, to: String, dangling: bool) -> Edge {
+        Edge {
+            registry: "r".into(),
+            from,
+            to,
+            kind: EdgeKind::Parameter,
+            dangling,
+        }
+    }
+
+    /// What a hostile repository can push: `entries` entries in one module
+    /// and `edges` edges into it, each from a dependency of its own that
+    /// names nothing (so the full view has `entries + edges` nodes), plus
+    /// one small module that depends on it.
+    fn hostile(entries: usize, edges: usize) -> RegistryGraph {
+        let mut graph = RegistryGraph {
+            registry: Registry {
+                id: "r".into(),
+                label: "r".into(),
+                file: "r.py".into(),
+                line: 1,
+            },
+            entries: (0..entries)
+                .map(|i| entry(format!("e{i}"), "big.module"))
+                .collect(),
+            edges: (0..edges)
+                .map(|i| edge(format!("missing{i}"), format!("e{}", i % entries), true))
+                .collect(),
+        };
+        graph.entries.push(entry("small".into(), "small.module"));
+        graph.edges.push(edge("e0".into(), "small".into(), false));
+        graph
+    }
+
+    #[test]
+    fn module_details_of_a_huge_module_are_linear() {
+        // Not timed, but a quadratic walk shows: looking up each edge's
+        // ends by scanning the nodes, as this did, is 200,000 edges × up to
+        // 220,000 nodes, minutes in a debug build (40,000 edges took 10 s).
+        let graph = hostile(20_000, 200_000);
+        let started = std::time::Instant::now();
+        let info = node_info(&graph, &repo(), Selection::Group("big.module".into()));
+        eprintln!(
+            "node_info of a 20,000-entry module, 200,000 edges: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(info.kind, Some(GraphNodeKind::Module));
+        assert_eq!(info.group, "big.module");
+        assert_eq!(info.total_entries, 20_000);
+        assert_eq!(info.entries.len(), MAX_GROUP_ENTRIES);
+        assert_eq!(info.entries[0].name, "e0");
+        assert_eq!(info.upstream, [views::MISSING_GROUP]);
+        assert_eq!(info.downstream, ["small.module"]);
+
+        let info = node_info(&graph, &repo(), Selection::Group("small.module".into()));
+        assert_eq!(info.total_entries, 1);
+        assert_eq!(info.upstream, ["big.module"]);
+        assert!(info.downstream.is_empty());
+
+        let info = node_info(&graph, &repo(), Selection::Node(" e0 ".into()));
+        assert_eq!(info.kind, Some(GraphNodeKind::Entry));
+        assert_eq!(info.entries.len(), 1);
+        assert_eq!(info.upstream.len(), 10, "missing0, missing20000, …");
+        assert_eq!(info.downstream, ["small"]);
+
+        for unknown in [
+            Selection::Group("no.such.module".into()),
+            Selection::Node("nope".into()),
+        ] {
+            let info = node_info(&graph, &repo(), unknown.clone());
+            assert_eq!((info.kind, info.selection), (None, unknown));
+        }
+    }
+
+    #[test]
+    fn modules_that_do_not_exist_are_not_expanded() {
+        let graph = hostile(10, 10);
+        let full = views::full(&graph);
+        let request = |expand: &[&str]| ViewRequest {
+            expand: expand.iter().map(|s| (*s).to_owned()).collect(),
+            ..ViewRequest::default()
+        };
+        let asked = asked_view(&request(&["nope", " small.module ", "nope2"])).expect("asked");
+        assert_eq!(
+            resolve(asked, &full),
+            (ViewSpec::Expanded(vec!["small.module".into()]), false)
+        );
+        let asked = asked_view(&request(&["nope", "big"])).expect("asked");
+        assert_eq!(resolve(asked, &full), (ViewSpec::Collapsed, false));
+        let too_many: Vec<String> = (0..=MAX_EXPANDED_GROUPS).map(|i| format!("m{i}")).collect();
+        let too_many: Vec<&str> = too_many.iter().map(String::as_str).collect();
+        assert!(matches!(
+            asked_view(&request(&too_many)),
+            Err(ViewerError::BadRequest(_))
+        ));
+        // Without a view named, by size: 21 nodes are drawn whole.
+        let asked = asked_view(&ViewRequest::default()).expect("asked");
+        assert_eq!(resolve(asked, &full), (ViewSpec::Full, true));
+    }
+
+    #[test]
+    fn a_busy_hub_says_try_again() {
+        let busy = Err(GraphError::Layout(LayoutError::Busy(DEFAULT_SLOT_WAIT)));
+        let drawing = drawing(busy, "repo", "r", &View::Collapsed).expect("a drawing");
+        assert_eq!(drawing, Drawing::Failed(BUSY_MESSAGE.into()));
+        assert!(BUSY_MESSAGE.contains("Try again"));
+    }
 }
