@@ -7,6 +7,7 @@ use rustc_hash::FxHashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::model::{Diagnostic, Severity};
+use crate::nesting::{self, Refusal};
 use crate::ruff;
 use crate::source::{is_package_file, module_name, SourceTree};
 use crate::syntax::{
@@ -327,10 +328,13 @@ fn is_register_method(name: &str) -> bool {
     REGISTER_METHODS.contains(&name)
 }
 
-/// Options the per-file phase needs.
+/// The per-file budget (see [`crate::MAX_NESTING_DEPTH`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FileLimits {
+    /// Larger files are skipped unread.
     pub max_file_size: u64,
+    /// Files nesting deeper are skipped unparsed.
+    pub max_nesting: u32,
 }
 
 /// Reads and parses one file. Problems with the file itself (too big,
@@ -401,19 +405,41 @@ pub(crate) fn extract_bytes(path: &str, bytes: &[u8], limits: FileLimits) -> Fil
             }
         },
     };
-    extract_text(path, text, has_cr)
+    extract_text(path, text, has_cr, limits)
 }
 
 /// Parses and digests one file's text.
 #[cfg(test)]
 pub(crate) fn extract_source(path: &str, text: &str) -> FileFacts {
-    extract_text(path, text, text.contains('\r'))
+    let limits = FileLimits {
+        max_file_size: u64::MAX,
+        max_nesting: crate::MAX_NESTING_DEPTH,
+    };
+    extract_text(path, text, text.contains('\r'), limits)
 }
 
 /// Parses and digests one file's text; `has_cr` says whether it holds a `\r`.
-fn extract_text(path: &str, text: &str, has_cr: bool) -> FileFacts {
+fn extract_text(path: &str, text: &str, has_cr: bool, limits: FileLimits) -> FileFacts {
     // Python accepts a UTF-8 byte order mark; it is not part of the code.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // Before Ruff's parser, whose memory grows with the nesting.
+    if let Err(refusal) = nesting::check(text, limits.max_nesting) {
+        let (offset, message) = match refusal {
+            Refusal::TooDeep { offset } => (
+                offset,
+                format!(
+                    "skipped: the file nests deeper than {} levels (brackets, indented blocks and operators); spicehub skips it",
+                    limits.max_nesting
+                ),
+            ),
+            Refusal::MalformedFString { offset } => (
+                offset,
+                "skipped: malformed or misplaced f-string, whose parse spicehub cannot bound; spicehub skips the file"
+                    .to_owned(),
+            ),
+        };
+        return skipped(path, line_of_offset(text.as_bytes(), offset), message);
+    }
     let module = module_name(path).unwrap_or_default();
     let mut digest = Digest {
         facts: FileFacts {

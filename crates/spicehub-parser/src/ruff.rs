@@ -6,8 +6,10 @@
 //! Ruff's tree only when the per-file phase keeps what they name.
 //!
 //! Two hazards of deep input are handled here:
-//! - Ruff's parser itself guards its recursion by growing its stack (it uses
-//!   `stacker`), so parsing a deeply nested file does not overflow.
+//! - Ruff's parser grows most of its recursion on the heap (through
+//!   `stacker`), at a cost in memory per level, and some of it not at all;
+//!   `crate::nesting` refuses a file nesting deeper than
+//!   [`crate::MAX_NESTING_DEPTH`] before it gets here.
 //! - Dropping Ruff's tree is recursive drop glue, one native frame per level of
 //!   nesting, and would overflow on `[[[[...]]]]` or `a+a+a+...` long before the
 //!   size limit. [`dismantle`] therefore takes the tree apart iteratively.
