@@ -74,16 +74,17 @@ impl HubProcess {
             .env("SPICEHUB_DATA_DIR", data)
             .env_remove("DATABASE_URL")
             .env("RUST_LOG", "warn,spicehub=info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            // Logs go to standard error (standard output is for results).
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().unwrap_or_else(|e| fail("spawn hub", e));
         let out = child
-            .stdout
+            .stderr
             .take()
-            .unwrap_or_else(|| fail("stdout", "none"));
+            .unwrap_or_else(|| fail("stderr", "none"));
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
@@ -389,6 +390,7 @@ async fn flooded_deliveries(
     );
     let mut lat = Vec::new();
     let mut errors = 0;
+    let mut refused = 0;
     let mut i = first_event + 1_000_000;
     while !flood.is_empty() && lat.len() < 100_000 {
         let t = Instant::now();
@@ -406,13 +408,12 @@ async fn flooded_deliveries(
         lat.push(t.elapsed());
         i += 1;
         while let Some(done) = flood.try_join_next() {
-            let _ = done;
+            refused += done.unwrap_or(0);
         }
         if flood.is_empty() {
             break;
         }
     }
-    let mut refused = 0;
     while let Some(r) = flood.join_next().await {
         refused += r.unwrap_or(0);
     }
