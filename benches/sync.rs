@@ -499,6 +499,7 @@ async fn emulator_with(dir: &Path, files: Vec<FileChange>) -> Emulator {
 
 struct Replica {
     db: Db,
+    clients: ProviderConnections,
     queue: Queue,
     repo: String,
     _hub: HubProcess,
@@ -555,6 +556,7 @@ async fn replicate(emu: &Emulator) -> (Replica, Instant) {
     (
         Replica {
             db,
+            clients,
             queue,
             repo: repo.id,
             _hub: hub,
@@ -653,6 +655,7 @@ async fn incremental_vs_full() {
             .unwrap_or_else(|e| fail("commit", e));
         request_sync(
             &replica.db,
+            &replica.clients,
             &replica.queue,
             &replica.repo,
             JobKind::RecentChanges,
@@ -681,6 +684,7 @@ async fn incremental_vs_full() {
     let start = Instant::now();
     request_sync(
         &replica.db,
+        &replica.clients,
         &replica.queue,
         &replica.repo,
         JobKind::EntireRepository,

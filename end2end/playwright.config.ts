@@ -7,6 +7,10 @@ import { defineConfig } from '@playwright/test';
 const port = Number(process.env.SPICEHUB_E2E_PORT ?? 3917);
 const seededPort = port + 1;
 export const seededURL = `http://127.0.0.1:${seededPort}`;
+// A third seeded hub for the admin flows that change or remove what the
+// seed made (admin.*.spec.ts, run in file-name order: removal last).
+const adminPort = port + 2;
+export const adminURL = `http://127.0.0.1:${adminPort}`;
 
 export default defineConfig({
   testDir: './tests',
@@ -32,8 +36,9 @@ export default defineConfig({
     },
   },
   projects: [
-    { name: 'hub', testIgnore: /viewer\.spec\.ts/ },
+    { name: 'hub', testIgnore: /(viewer|admin\..*)\.spec\.ts/ },
     { name: 'viewer', testMatch: /viewer\.spec\.ts/, use: { baseURL: seededURL } },
+    { name: 'admin', testMatch: /admin\..*\.spec\.ts/, use: { baseURL: adminURL } },
   ],
   webServer: [
     {
@@ -47,6 +52,14 @@ export default defineConfig({
     {
       command: `bash ./start-hub.sh ${seededPort} ${seededPort + 100} seed`,
       url: `${seededURL}/healthz`,
+      timeout: 180_000,
+      reuseExistingServer: false,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+    {
+      command: `bash ./start-hub.sh ${adminPort} ${adminPort + 100} seed`,
+      url: `${adminURL}/healthz`,
       timeout: 180_000,
       reuseExistingServer: false,
       stdout: 'pipe',

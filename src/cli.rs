@@ -1,5 +1,5 @@
 //! The command line: `serve` (default), `admin create`, `migrate`, `parse`,
-//! `provider add|list|check`, `repository add|list|sync`, `azure check`.
+//! `provider add|list|check|remove`, `repository add|list|sync`, `azure check`.
 //! Logs go to standard error: standard output carries only what a command
 //! prints for its caller (JSON, DOT, tables), so scripts can parse it.
 
@@ -108,6 +108,25 @@ enum ProviderCommand {
         #[command(flatten)]
         hub: ServeArgs,
     },
+    /// Delete a provider: first the service hooks the hub created in Azure
+    /// DevOps (best effort), then its repositories with their files and
+    /// graphs, its deliveries and its sealed credential. Asks for
+    /// confirmation on a terminal; elsewhere pass --yes. Exit 0 when done,
+    /// 2 when done but some service hooks could not be deleted (they are
+    /// listed with their project's Service hooks page), 1 on errors.
+    Remove {
+        /// Provider display name or id.
+        #[arg(long)]
+        provider: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Print the outcome as JSON on standard output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        hub: ServeArgs,
+    },
     /// Test a saved provider's connection as the admin page's "Test
     /// connection" does (a token, then its organization's projects and
     /// repositories) and record the outcome as its health. Exit 0 when all
@@ -140,7 +159,8 @@ enum RepositoryCommand {
         /// Repository name or GUID.
         #[arg(long)]
         repository: String,
-        /// Tracked branch (default: the repository's default branch).
+        /// Tracked branch, kept when the default branch changes (default:
+        /// follow the repository's default branch in Azure DevOps).
         #[arg(long)]
         branch: Option<String>,
         #[command(flatten)]
@@ -342,6 +362,12 @@ async fn provider_command(command: ProviderCommand) -> Result<ExitCode, String> 
             organization,
             hub,
         } => check_provider(&provider, organization.as_deref(), hub).await,
+        ProviderCommand::Remove {
+            provider,
+            yes,
+            json,
+            hub,
+        } => remove_provider(&provider, yes, json, hub).await,
         ProviderCommand::List { hub } => {
             use spicehub_core::admin::providers::primary_organization;
             let hub = open_hub(hub).await?;
@@ -417,6 +443,71 @@ async fn check_provider(
     }
 }
 
+async fn remove_provider(
+    provider: &str,
+    yes: bool,
+    json: bool,
+    hub: ServeArgs,
+) -> Result<ExitCode, String> {
+    use spicehub_core::admin::providers::{removal_plan, remove_provider};
+    use spicehub_core::admin::repositories::find_provider;
+    let hub = open_hub(hub).await?;
+    let id = find_provider(&hub.db, provider)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !yes {
+        let plan = removal_plan(&hub, &id).await.map_err(admin_error)?;
+        // The question goes to standard error: standard output is the
+        // caller's (JSON with --json).
+        let what = format!(
+            "{} repositories (with their files and graphs) and {} service hooks the hub created in Azure DevOps",
+            plan.repositories.len(),
+            plan.hooks
+        );
+        if !std::io::stdin().is_terminal() {
+            return Err(format!(
+                "deleting {} removes {what}: pass --yes to confirm",
+                plan.display_name
+            ));
+        }
+        eprint!("Delete provider {} with {what}? [y/N] ", plan.display_name);
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .map_err(|e| format!("cannot read the answer: {e}"))?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+            return Err("not deleted".into());
+        }
+    }
+    let removed = remove_provider(&hub, &id).await.map_err(admin_error)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&removed).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!(
+            "provider {} deleted ({}): {} repositories removed, {} service hooks deleted in Azure DevOps",
+            removed.display_name,
+            removed.id,
+            removed.repositories_removed,
+            removed.hooks_deleted
+        );
+        for left in &removed.hooks_left {
+            println!(
+                "service hook {} of {} is still in Azure DevOps ({}): delete it at {}",
+                left.subscription_id, left.repository, left.reason, left.service_hooks_url
+            );
+        }
+    }
+    Ok(if removed.hooks_left.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
 async fn repository_command(command: RepositoryCommand) -> Result<(), String> {
     use spicehub_core::admin::repositories::{
         add_repository, find_provider, request_sync, AddRepository,
@@ -483,9 +574,16 @@ async fn repository_command(command: RepositoryCommand) -> Result<(), String> {
                 "reparse" => JobKind::Reparse,
                 _ => JobKind::RecentChanges,
             };
-            let job = request_sync(&hub.db, &hub.queue, &repository, kind, commit.as_deref())
-                .await
-                .map_err(|e| e.to_string())?;
+            let job = request_sync(
+                &hub.db,
+                &hub.connections,
+                &hub.queue,
+                &repository,
+                kind,
+                commit.as_deref(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             println!("queued job {job}");
             Ok(())
         }

@@ -127,34 +127,65 @@ test('the full journey: provider, diagnosis, fix, repositories, sync, push, acti
   await expect(page).toHaveURL(/\/providers\/new\/azure-devops$/);
   await expect(page.locator('#webhook_url')).toHaveValue(`http://127.0.0.1:${port}/gateway/public/sync`);
 
-  // A wrong secret: saved, tested, diagnosed next to the secret field.
+  // A wrong secret, tested before anything is saved: diagnosed next to
+  // the secret field, and nothing is stored.
+  await expect(page.locator('.public-url')).toContainText('Azure DevOps cannot reach it');
+  await expect(page.locator('.public-url')).toContainText('password in clear');
   const password = await generatePassword(page);
   expect(password).toMatch(/^\S{20,256}$/);
   await page.getByLabel('Display name').fill('Contoso');
   await page.getByLabel('Directory (tenant) ID').fill(TENANT_ID);
   await page.getByLabel('Application (client) ID').fill(CLIENT_ID);
   await page.getByLabel('Client secret (its Value, not its ID)').fill(WRONG_SECRET);
-  await page.getByLabel('Organization').fill('contoso');
+  // A URL copied from the browser is taken for the organization.
+  await page.getByLabel('Organization').fill('https://dev.azure.com/contoso/Commerce/_git/ml-models');
   await axe(page, 'Azure DevOps form');
   await shot(page, '02-provider-form');
   await page.getByRole('button', { name: 'Test connection' }).click();
-  await expect(page).toHaveURL(/\/providers\/[0-9a-f-]{36}$/);
-  providerUrl = new URL(page.url()).pathname;
   const secretDiagnosis = page.locator('.cred-client_secret .diagnosis');
-  await expect(secretDiagnosis).toContainText('Client secret is wrong');
+  await expect(secretDiagnosis).toContainText('Client secret is wrong', { timeout: 20_000 });
   await expect(secretDiagnosis).toContainText('secret ID instead of its value');
-  await expect(page.locator('.cred-client_secret')).toContainText('set on');
-  await expect(page.locator('#client_secret')).toHaveValue('');
+  await expect(page).toHaveURL(/\/providers\/new\/azure-devops$/);
+  expect(await page.evaluate(async () => (await (await fetch('/api/admin/providers', { method: 'POST' })).json()).length),
+    'a test stores nothing').toBe(0);
   await axe(page, 'form with a diagnosis');
   await shot(page, '03-wrong-secret');
-  await assertNoSecretsServed(page, [providerUrl, '/providers']);
 
-  // Fixed.
+  // Fixed, tested, then saved.
   await page.getByLabel('Client secret (its Value, not its ID)').fill(CLIENT_SECRET);
   await page.getByRole('button', { name: 'Test connection' }).click();
   await expect(page.locator('.test-result')).toContainText('Connection OK', { timeout: 20_000 });
   await expect(page.locator('.test-result')).toContainText('2 project(s)');
+  await expect(page.locator('.test-result')).toContainText('visible in contoso');
   await expect(page.locator('.cred-client_secret .diagnosis')).toHaveCount(0);
+  await page.getByRole('button', { name: 'Save' }).click();
+  await expect(page).toHaveURL(/\/providers\/[0-9a-f-]{36}$/);
+  providerUrl = new URL(page.url()).pathname;
+  await expect(page.locator('.cred-client_secret')).toContainText('set on');
+  await expect(page.locator('#client_secret')).toHaveValue('');
+  await expect(page.locator('#organization')).toHaveValue('contoso');
+  await assertNoSecretsServed(page, [providerUrl, '/providers']);
+
+  // Trying another secret on the saved provider does not replace the
+  // working one: the next test, with the field left empty, uses the stored
+  // secret and passes.
+  await generatePassword(page); // waits for hydration; the field is cleared below
+  await page.locator('#webhook_password').fill('');
+  await page.getByLabel('Client secret (its Value, not its ID)').fill(WRONG_SECRET);
+  await page.getByRole('button', { name: 'Test connection' }).click();
+  await expect(secretDiagnosis).toContainText('Client secret is wrong', { timeout: 20_000 });
+  await page.getByLabel('Client secret (its Value, not its ID)').fill('');
+  await page.getByRole('button', { name: 'Test connection' }).click();
+  await expect(page.locator('.test-result')).toContainText('Connection OK', { timeout: 20_000 });
+  await page.reload();
+  await expect(page.locator('.test-result')).toContainText('Connection OK');
+  // The live setup checklist: what the test observed is ticked, the rest not yet.
+  const step = (key: string) => page.locator(`li.step[data-step="${key}"]`);
+  for (const key of ['app', 'token', 'member', 'repositories']) await expect(step(key)).toHaveClass(/done/);
+  for (const key of ['replication', 'delivery']) await expect(step(key)).not.toHaveClass(/done/);
+  await expect(step('member').getByRole('link', { name: 'Organization settings › Users' }))
+    .toHaveAttribute('href', `${emulator}/devops/contoso/_settings/users`);
+  await expect(page.locator('.checklist')).toContainText(CLIENT_ID);
   await shot(page, '04-connection-ok');
 
   // Add repositories: two, in two projects.
@@ -250,7 +281,13 @@ test('the full journey: provider, diagnosis, fix, repositories, sync, push, acti
   await commitField.fill('not-a-commit');
   await menu.getByRole('button', { name: 'Synchronize from this commit' }).click();
   expect(await commitField.evaluate((el) => (el as HTMLInputElement).validity.valid)).toBe(false);
-  await commitField.fill(firstCommit);
+  // A short hash is resolved through Azure DevOps; one no commit has is refused.
+  await commitField.fill('0000000');
+  await menu.getByRole('button', { name: 'Synchronize from this commit' }).click();
+  await expect(page.locator('.live')).toContainText('starts with `0000000`', { timeout: 20_000 });
+  await shot(page, '07b-short-hash-unknown');
+  menu = await openMenu(page, 'ml-models');
+  await menu.getByLabel('Synchronize from commit hash').fill(firstCommit.slice(0, 8));
   await menu.getByRole('button', { name: 'Synchronize from this commit' }).click();
   await expect(row(page, 'ml-models')).toContainText(`re-applied`, { timeout: 60_000 });
 
@@ -281,6 +318,14 @@ test('the full journey: provider, diagnosis, fix, repositories, sync, push, acti
   await expect(page).toHaveURL(/\/repositories\??$/);
   await expect(row(page, 'ml-models')).toHaveCount(0);
   await expect(row(page, 'data-platform')).toBeVisible();
+
+  // The checklist ticked replication and the first delivery by itself.
+  await page.goto(providerUrl);
+  for (const key of ['app', 'token', 'member', 'repositories', 'replication', 'delivery']) {
+    await expect(page.locator(`li.step[data-step="${key}"]`)).toHaveClass(/done/);
+  }
+  await axe(page, 'setup checklist');
+  await shot(page, '10b-setup-checklist');
 
   // Providers list: health.
   await page.goto('/providers');
@@ -365,5 +410,54 @@ test('admin consent to the hub multi-tenant app, played by the emulator', async 
   await shot(page, '17-consent-granted');
   await assertNoSecretsServed(page, [new URL(page.url()).pathname, '/providers']);
   assertNoSecretsLogged();
+  expect(errors).toEqual([]);
+});
+
+test("consent by the customer's tenant admin, who has no hub account", async ({ page, browser }) => {
+  test.setTimeout(120_000);
+  const errors = watchConsole(page);
+  await signIn(page);
+  await page.goto('/providers/new/azure-devops');
+  await generatePassword(page);
+  await page.getByLabel('Display name').fill('Contoso (their admin consents)');
+  await page.getByRole('radio', { name: /hub's multi-tenant app/ }).check();
+  await page.getByLabel('Directory (tenant) ID').fill(TENANT_DOMAIN);
+  await page.getByLabel('Organization').fill('contoso');
+  await page.getByLabel('Basic authentication user name').fill('spicehub-their-admin');
+  // Before consent, the test's diagnosis is shown in full, not pointed at
+  // fields this model hides.
+  await page.getByRole('button', { name: 'Test connection' }).click();
+  const result = page.locator('.test-result');
+  await expect(result).toContainText('Connection failed', { timeout: 20_000 });
+  await expect(result.locator('.diagnosis')).toBeVisible();
+  await expect(result.locator('.diagnosis')).toContainText('No admin of this tenant has consented');
+  await expect(result.getByText('(see the field above)')).toBeHidden();
+  await shot(page, '18-hub-app-before-consent');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await expect(page).toHaveURL(/\/providers\/[0-9a-f-]{36}$/);
+  const link = await page.getByLabel('Admin-consent link').inputValue();
+  expect(link).toContain('/adminconsent?');
+  await expect(page.getByText('Waiting for consent')).toBeVisible();
+
+  // The tenant's admin opens the link in a browser with no hub session.
+  const theirs = await browser.newContext();
+  const tenantAdmin = await theirs.newPage();
+  await tenantAdmin.goto(link);
+  await expect(tenantAdmin.getByRole('heading', { name: 'Consent recorded' })).toBeVisible();
+  await expect(tenantAdmin.getByText('your hub administrator can continue')).toBeVisible();
+  await expect(tenantAdmin.getByRole('link', { name: 'Back to Git Providers' })).toHaveCount(0);
+  await tenantAdmin.screenshot({ path: 'test-results/screens/19-consent-recorded.png', fullPage: true });
+  // Used once: the same link again is refused.
+  await tenantAdmin.goto(link);
+  await expect(tenantAdmin.getByRole('heading', { name: 'Admin consent not recorded' })).toBeVisible();
+  await theirs.close();
+
+  // The hub admin's page shows it without a reload.
+  await expect(page.getByText('Admin consent granted on')).toBeVisible({ timeout: 15_000 });
+  await expect(page.locator('#tenant_id')).toHaveValue(TENANT_ID);
+  await page.getByRole('button', { name: 'Test connection' }).click();
+  await expect(result).toContainText('Connection OK', { timeout: 20_000 });
+  await axe(page, 'hub app, consent recorded live');
+  await shot(page, '20-consent-live');
   expect(errors).toEqual([]);
 });

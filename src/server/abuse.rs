@@ -128,9 +128,12 @@ fn is_failure(status: StatusCode) -> bool {
     )
 }
 
-/// Paths the gate watches: the webhook and the sign-in server function.
+/// Paths the gate watches: the webhook, the sign-in server function and
+/// the consent callback (anonymous, and a made-up state costs a lookup).
 fn watched(path: &str) -> bool {
-    path.starts_with(spicehub_routes::PUBLIC_GATEWAY_PREFIX) || path == spicehub_routes::SIGN_IN_API
+    path.starts_with(spicehub_routes::PUBLIC_GATEWAY_PREFIX)
+        || path == spicehub_routes::SIGN_IN_API
+        || path == spicehub_routes::CONSENT_CALLBACK
 }
 
 pub async fn gate(State(gate): State<Arc<FailureGate>>, request: Request, next: Next) -> Response {

@@ -1,7 +1,9 @@
 //! `GET /admin-consent/callback`: where Entra ID sends the tenant's admin
 //! back after the admin-consent link (`{authority}/{tenant}/adminconsent`).
 //! The `state` must be one the hub made for a provider, less than an hour
-//! ago, and is accepted once; only a signed-in hub admin completes it.
+//! ago, and is accepted once. Whoever holds it completes it (the tenant's
+//! admin has no hub account); a signed-in hub admin is taken back to the
+//! provider, anyone else gets a plain page.
 
 use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
@@ -21,41 +23,60 @@ pub struct ConsentAnswer {
     error_description: Option<String>,
 }
 
-fn page(status: StatusCode, message: &str) -> Response {
-    let escaped = message
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
+/// A page of its own (not the app's shell): the tenant's admin who lands
+/// here usually has no hub account, so it links back to the hub only for a
+/// signed-in hub admin.
+fn page(status: StatusCode, heading: &str, message: &str, hub_admin: bool) -> Response {
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let (heading, message) = (escape(heading), escape(message));
+    let (class, role) = if status.is_success() {
+        ("card", "status")
+    } else {
+        ("error-panel", "alert")
+    };
+    let back = if hub_admin {
+        "<p><a href=\"/providers\">Back to Git Providers</a></p>"
+    } else {
+        ""
+    };
     (
         status,
         Html(format!(
-            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Admin consent · spicehub</title>\
+            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <title>{heading} · spicehub</title>\
              <link rel=\"stylesheet\" href=\"/pkg/spicehub.css\"></head><body><main id=\"main\" class=\"narrow\">\
-             <section class=\"error-panel\" role=\"alert\"><h1>Admin consent not recorded</h1><p>{escaped}</p>\
-             <p><a href=\"/providers\">Back to Git Providers</a></p></section></main></body></html>"
+             <section class=\"{class}\" role=\"{role}\"><h1>{heading}</h1><p>{message}</p>{back}</section></main></body></html>"
         )),
     )
         .into_response()
 }
 
+const NOT_RECORDED: &str = "Admin consent not recorded";
+
+/// Completes for whoever consented: the customer's tenant admin is not a
+/// hub user. The single-use `state` (bound to one provider and the tenant
+/// the link was made for, valid one hour) is the authority, not a session.
 pub async fn callback(
     State(state): State<AppState>,
     Query(answer): Query<ConsentAnswer>,
     request: Request,
 ) -> Response {
-    match request.extensions().get::<AuthUser>() {
-        Some(user) if user.is_admin() => {}
-        _ => {
-            return page(
-                StatusCode::FORBIDDEN,
-                "Only a hub admin can complete an admin consent. Sign in as an admin and open the link again.",
-            )
-        }
-    }
+    let hub_admin = request
+        .extensions()
+        .get::<AuthUser>()
+        .is_some_and(|u| u.is_admin());
     let Some(consent_state) = answer.state.as_deref().filter(|s| !s.is_empty()) else {
         return page(
             StatusCode::BAD_REQUEST,
-            "The answer carries no state: open the provider and use its admin-consent link.",
+            NOT_RECORDED,
+            "The answer carries no state: use the admin-consent link your hub administrator sent.",
+            hub_admin,
         );
     };
     let error = answer
@@ -73,12 +94,28 @@ pub async fn callback(
     )
     .await
     {
-        Ok((id, None)) => Redirect::to(&format!("/providers/{id}?consent=granted")).into_response(),
-        Ok((id, Some(error))) => {
+        Ok((id, None)) if hub_admin => {
+            Redirect::to(&format!("/providers/{id}?consent=granted")).into_response()
+        }
+        Ok((_, None)) => page(
+            StatusCode::OK,
+            "Consent recorded",
+            "Thank you: the consent was recorded, and your hub administrator can continue. You can close this page.",
+            false,
+        ),
+        Ok((id, Some(error))) if hub_admin => {
             let reason: String = url::form_urlencoded::byte_serialize(error.as_bytes()).collect();
             Redirect::to(&format!("/providers/{id}?consent=refused&reason={reason}"))
                 .into_response()
         }
-        Err(message) => page(StatusCode::BAD_REQUEST, &message),
+        Ok((_, Some(error))) => page(
+            StatusCode::OK,
+            "Consent not granted",
+            &format!(
+                "Microsoft Entra ID answered: {error}. Nothing was recorded; your hub administrator can send a new link."
+            ),
+            false,
+        ),
+        Err(message) => page(StatusCode::BAD_REQUEST, NOT_RECORDED, &message, hub_admin),
     }
 }

@@ -82,6 +82,8 @@ const PUBLIC_PREFIXES: &[&str] = &[
     spicehub_routes::HEALTH,
     spicehub_routes::METRICS,
     spicehub_routes::PUBLIC_GATEWAY_PREFIX,
+    // The tenant's admin who consents is not a hub user.
+    spicehub_routes::CONSENT_CALLBACK,
     "/favicon.ico",
     "/robots.txt",
 ];

@@ -11,6 +11,7 @@ pub mod health;
 pub mod ingest;
 pub mod metrics;
 pub mod middleware;
+pub mod refusals;
 pub mod webhook;
 pub mod webhook_cache;
 
@@ -49,6 +50,8 @@ pub struct AppState {
     pub ingest: ingest::Ingest,
     /// Webhook credentials and repositories, cached for the webhook route.
     pub webhook_cache: Arc<webhook_cache::WebhookCache>,
+    /// Refused webhook deliveries, counted in memory and written in batches.
+    pub refusals: Arc<refusals::RefusalLog>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -189,6 +192,8 @@ pub async fn serve(mut config: Config) -> Result<(), ServeError> {
     let config = hub.config.clone();
     let metrics = Arc::new(metrics::Metrics::new());
     let (stop_sync, sync_shutdown) = tokio::sync::watch::channel(false);
+    let refusal_log = Arc::new(refusals::RefusalLog::new(db.clone()));
+    let refusal_task = refusal_log.start(sync_shutdown.clone());
     let sync_tasks = start_sync(&hub, sync_shutdown);
     let state = AppState {
         leptos_options,
@@ -204,6 +209,7 @@ pub async fn serve(mut config: Config) -> Result<(), ServeError> {
             db.clone(),
             metrics.webhook_credential_reads.clone(),
         )),
+        refusals: refusal_log,
     };
     let sessions = DbSessionStore::new(db.clone());
     let cleanup_db = db.clone();
@@ -249,6 +255,13 @@ pub async fn serve(mut config: Config) -> Result<(), ServeError> {
     // Jobs in flight get a moment to finish; one that does not is taken
     // over after its lease by this or another instance.
     let _ = stop_sync.send(true);
+    // The refusals counted since the last flush are written now.
+    if tokio::time::timeout(Duration::from_secs(5), refusal_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("refused webhook deliveries of the last seconds were not recorded");
+    }
     for task in sync_tasks {
         if tokio::time::timeout(Duration::from_secs(10), task)
             .await

@@ -15,6 +15,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -24,6 +25,7 @@ use serde_json::Value;
 
 use super::ingest::{PendingAction, PendingDelivery};
 use super::AppState;
+use spicehub_core::auth::ClientAddr;
 use spicehub_core::db::deliveries::Recorded;
 use spicehub_core::sync::queue::JobKind;
 
@@ -142,9 +144,24 @@ fn tracked_update<'a>(event: &'a Value, branch: &str) -> Option<&'a Value> {
         .find(|u| str_at(u, "/name") == Some(branch))
 }
 
-pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn receive(
+    State(state): State<AppState>,
+    client: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    // Counted (in aggregate, never the password or body) so the Webhooks
+    // page can tell "wrong password" from "never reached".
+    let refused = |provider: Option<String>| {
+        let ip = client.as_ref().map_or(
+            std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            |Extension(ClientAddr(ip))| *ip,
+        );
+        state.refusals.record(provider, ip);
+        unauthorized()
+    };
     let Some((user, password)) = basic_credentials(&headers) else {
-        return unauthorized();
+        return refused(None);
     };
     let provider_id = match state.webhook_cache.authenticate(&user, &password).await {
         Ok(p) => p,
@@ -156,7 +173,9 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bo
     drop(password);
     let Some(provider_id) = provider_id else {
         tracing::warn!("webhook: delivery with wrong or unknown credentials refused");
-        return unauthorized();
+        // Only a user name a provider uses gets its own count; any other
+        // is "unknown", so made-up names cannot add rows.
+        return refused(state.webhook_cache.provider_of_user(&user));
     };
 
     let limit = state.config.webhook_body_limit;

@@ -89,6 +89,26 @@ impl WebhookCache {
         user: &str,
         password: &str,
     ) -> Result<Option<String>, DbError> {
+        let matched = self.matched(user, password).await?;
+        Ok(matched.map(|m| {
+            if m.ends_overlap {
+                // The first delivery with the new password: the hooks hold
+                // it, so the previous one stops being accepted now.
+                let db = self.db.clone();
+                let provider = m.provider_id.clone();
+                tokio::spawn(async move {
+                    match db.end_webhook_password_overlap(&provider).await {
+                        Ok(true) => tracing::info!(%provider, "first delivery with the new webhook password: the previous one is no longer accepted"),
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(%provider, error = %e, "cannot end the webhook password overlap"),
+                    }
+                });
+            }
+            m.provider_id
+        }))
+    }
+
+    async fn matched(&self, user: &str, password: &str) -> Result<Option<Matched>, DbError> {
         if let Some(credentials) = self.fresh_credentials() {
             return Ok(matching(&credentials, user, password));
         }
@@ -107,6 +127,16 @@ impl WebhookCache {
             inner.credentials = Some((Instant::now(), credentials));
         }
         Ok(provider)
+    }
+
+    /// The provider whose webhook user name this is, from the credentials
+    /// held (a refused delivery has just had them read if they were stale),
+    /// never from the database: refusals must cost no reads. `None` when no
+    /// provider uses it, or when a write of this process just emptied the
+    /// cache (the refusal then counts as unknown, which only blurs a count).
+    pub fn provider_of_user(&self, user: &str) -> Option<String> {
+        let credentials = self.current().credentials.as_ref()?.1.clone();
+        owner_of(&credentials, user)
     }
 
     fn fresh_credentials(&self) -> Option<Arc<Vec<WebhookCredential>>> {
@@ -161,10 +191,46 @@ impl WebhookCache {
 
 /// Every credential is compared, with no early exit, so timing does not
 /// tell how many providers there are before the matching one.
-fn matching(credentials: &[WebhookCredential], user: &str, password: &str) -> Option<String> {
+fn matching(credentials: &[WebhookCredential], user: &str, password: &str) -> Option<Matched> {
+    use spicehub_core::db::providers::PasswordMatch;
+    let now = spicehub_core::db::now();
     let mut provider = None;
     for c in credentials {
-        if c.matches(user, password) {
+        match c.check(user, password, now) {
+            PasswordMatch::No => {}
+            PasswordMatch::Current => {
+                provider = Some(Matched {
+                    provider_id: c.provider_id.clone(),
+                    ends_overlap: c.overlap_pending(now),
+                })
+            }
+            PasswordMatch::Previous => {
+                provider = Some(Matched {
+                    provider_id: c.provider_id.clone(),
+                    ends_overlap: false,
+                })
+            }
+        }
+    }
+    provider
+}
+
+/// A delivery's credentials matched a provider's.
+struct Matched {
+    provider_id: String,
+    /// It used the new password while the previous one was still accepted.
+    ends_overlap: bool,
+}
+
+/// Like [`matching`], every user name is compared, so timing does not tell
+/// which user names exist.
+fn owner_of(credentials: &[WebhookCredential], user: &str) -> Option<String> {
+    use subtle::ConstantTimeEq as _;
+    let wanted = spicehub_core::crypto::sha256_hex(user);
+    let mut provider = None;
+    for c in credentials {
+        let hash = spicehub_core::crypto::sha256_hex(&c.username);
+        if bool::from(hash.as_bytes().ct_eq(wanted.as_bytes())) {
             provider = Some(c.provider_id.clone());
         }
     }

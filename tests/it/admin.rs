@@ -118,6 +118,22 @@ async fn page(c: &reqwest::Client, hub: &Hub, path: &str) -> (StatusCode, String
     (r.status(), r.text().await.unwrap())
 }
 
+/// Polls `check` for up to 10 s.
+async fn wait_for_value<F, Fut>(check: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 fn location(r: &reqwest::Response) -> String {
     r.headers()
         .get("location")
@@ -189,7 +205,7 @@ async fn admin_journey_over_plain_form_posts() {
         let (status, _) = call(&client(), hub, "/api/admin/providers", &[]).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{}", db.label);
 
-        // Set up with a wrong secret and test: saved, diagnosed.
+        // A new form with a wrong secret, tested: diagnosed, nothing stored.
         let form = provider_form(
             "",
             demo::TENANT_ID,
@@ -197,6 +213,44 @@ async fn admin_journey_over_plain_form_posts() {
             WRONG_SECRET,
             demo::ORG,
             "test",
+        );
+        let (status, v) = call(c, hub, "/api/admin/save_provider", &form).await;
+        assert_eq!(status, StatusCode::OK, "{}: {v}", db.label);
+        assert_eq!(v["saved"], Value::Null, "a test stores nothing: {v}");
+        assert_eq!(
+            v["check"]["diagnosis"]["code"], "wrong_client_secret",
+            "{v}"
+        );
+        let (_, list) = call(c, hub, "/api/admin/providers", &[]).await;
+        assert_eq!(
+            list.as_array().map(Vec::len),
+            Some(0),
+            "{}: {list}",
+            db.label
+        );
+        // The name and the webhook fields do not stop a test.
+        let mut unnamed = provider_form(
+            "",
+            demo::TENANT_ID,
+            demo::CLIENT_ID,
+            demo::CLIENT_SECRET,
+            "https://dev.azure.com/contoso/Commerce/_git/ml-models",
+            "test",
+        );
+        unnamed[1] = ("display_name", "");
+        unnamed[9] = ("webhook_password", "");
+        let (_, v) = call(c, hub, "/api/admin/save_provider", &unnamed).await;
+        assert_eq!(v["check"]["ok"], true, "{}: {v}", db.label);
+        assert_eq!(v["check"]["organization"], "contoso", "a pasted URL: {v}");
+
+        // Saved with the right secret (a plain form post: redirected).
+        let form = provider_form(
+            "",
+            demo::TENANT_ID,
+            demo::CLIENT_ID,
+            demo::CLIENT_SECRET,
+            demo::ORG,
+            "save",
         );
         let r = form_post(
             c,
@@ -212,9 +266,41 @@ async fn admin_journey_over_plain_form_posts() {
         let id = target.trim_start_matches("/providers/").to_owned();
         let (status, html) = page(c, hub, &target).await;
         assert_eq!(status, StatusCode::OK);
-        assert!(html.contains("Client secret is wrong"), "diagnosis shown");
         assert!(html.contains("set on "), "the secret shows only as set");
-        for secret in [WRONG_SECRET, HOOK_PASSWORD] {
+
+        // Trying a wrong secret on the saved provider does not replace the
+        // working one: the next test with the field empty (the stored
+        // secret) passes, and becomes the provider's health.
+        let form = provider_form(
+            &id,
+            demo::TENANT_ID,
+            demo::CLIENT_ID,
+            WRONG_SECRET,
+            demo::ORG,
+            "test",
+        );
+        let (_, v) = call(c, hub, "/api/admin/save_provider", &form).await;
+        assert_eq!(
+            v["check"]["diagnosis"]["code"], "wrong_client_secret",
+            "{v}"
+        );
+        let (_, p) = call(c, hub, "/api/admin/provider", &[("id", &id)]).await;
+        assert_eq!(
+            p["last_check"],
+            Value::Null,
+            "a tried secret is not the health: {p}"
+        );
+        let form = provider_form(&id, demo::TENANT_ID, demo::CLIENT_ID, "", demo::ORG, "test");
+        let (_, v) = call(c, hub, "/api/admin/save_provider", &form).await;
+        assert_eq!(
+            v["check"]["ok"], true,
+            "{}: the stored secret still works: {v}",
+            db.label
+        );
+        let (_, p) = call(c, hub, "/api/admin/provider", &[("id", &id)]).await;
+        assert_eq!(p["last_check"]["ok"], true, "{p}");
+        let (_, html) = page(c, hub, &target).await;
+        for secret in [WRONG_SECRET, HOOK_PASSWORD, demo::CLIENT_SECRET] {
             assert!(
                 !html.contains(secret),
                 "{}: a secret is in the page",
@@ -276,7 +362,7 @@ async fn admin_journey_over_plain_form_posts() {
             let form = provider_form(&id, tenant, client_id, secret, org, "test");
             let (status, v) = call(c, hub, "/api/admin/save_provider", &form).await;
             assert_eq!(status, StatusCode::OK, "{v}");
-            assert_eq!(v["diagnosis"]["code"], code, "{}: {v}", db.label);
+            assert_eq!(v["check"]["diagnosis"]["code"], code, "{}: {v}", db.label);
         }
         let form = provider_form(
             &id,
@@ -302,8 +388,8 @@ async fn admin_journey_over_plain_form_posts() {
             "test",
         );
         let (_, v) = call(c, hub, "/api/admin/save_provider", &form).await;
-        assert_eq!(v["ok"], true, "{}: {v}", db.label);
-        assert_eq!(v["projects"], 2);
+        assert_eq!(v["check"]["ok"], true, "{}: {v}", db.label);
+        assert_eq!(v["check"]["projects"], 2);
 
         // The picker: two projects, empty and disabled repositories marked.
         let (status, html) =
@@ -394,6 +480,93 @@ async fn admin_journey_over_plain_form_posts() {
         assert!(
             !html.contains(HOOK_PASSWORD),
             "webhook password in the page"
+        );
+
+        // A new webhook password goes to the hook the hub created, and the
+        // previous one is still accepted, until the first delivery with
+        // the new one: no delivery is refused while hooks are updated.
+        const NEW_HOOK_PASSWORD: &str = "Hk8-rotated-webhook-password-0123456789";
+        let ping = |password: &'static str| async move {
+            reqwest::Client::new()
+                .post(format!("{}/gateway/public/sync", hub.url))
+                .basic_auth("spicehub-contoso", Some(password))
+                .json(&serde_json::json!({
+                    "id": "b3e1f0d4-0000-4000-8000-000000000001",
+                    "eventType": "git.pullrequest.created",
+                    "publisherId": "tfs",
+                    "resource": {}
+                }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        };
+        let mut form = provider_form(&id, demo::TENANT_ID, demo::CLIENT_ID, "", demo::ORG, "save");
+        form[9] = ("webhook_password", NEW_HOOK_PASSWORD);
+        let (status, v) = call(c, hub, "/api/admin/save_provider", &form).await;
+        assert_eq!(status, StatusCode::OK, "{}: {v}", db.label);
+        let notes = v["notes"].to_string();
+        assert!(
+            notes.contains("ml-models now sends the new password"),
+            "{notes}"
+        );
+        assert!(notes.contains("still accepted until"), "{notes}");
+        let subs = env.emu.subscriptions();
+        assert_eq!(subs.len(), 1);
+        assert_eq!(
+            subs[0]
+                .consumer_inputs
+                .get("basicAuthPassword")
+                .map(String::as_str),
+            Some(NEW_HOOK_PASSWORD),
+            "{}: the hub's hook holds the new password",
+            db.label
+        );
+        let (_, p) = call(c, hub, "/api/admin/provider", &[("id", &id)]).await;
+        assert!(p["previous_password_until"].is_string(), "{p}");
+        assert_ne!(
+            ping(HOOK_PASSWORD).await,
+            StatusCode::UNAUTHORIZED,
+            "the previous one still works"
+        );
+        assert_ne!(ping(NEW_HOOK_PASSWORD).await, StatusCode::UNAUTHORIZED);
+        let ended = wait_for_value(|| async {
+            let (_, p) = call(c, hub, "/api/admin/provider", &[("id", &id)]).await;
+            p["previous_password_until"].is_null()
+        })
+        .await;
+        assert!(
+            ended,
+            "{}: the first delivery with the new password ends the overlap",
+            db.label
+        );
+        assert_eq!(ping(HOOK_PASSWORD).await, StatusCode::UNAUTHORIZED);
+        assert!(
+            !hub.logs().contains(NEW_HOOK_PASSWORD),
+            "the new password is in the log"
+        );
+
+        // "Check the webhook" reads the hook's status and says what it did.
+        let sub_id = subs[0].id.clone();
+        assert!(env
+            .emu
+            .set_subscription_status(&sub_id, ado_emulator::SubscriptionStatus::OnProbation));
+        let (status, v) = call(
+            c,
+            hub,
+            "/api/admin/create_webhook",
+            &[("repository_id", &ml_id)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let said = v.to_string();
+        assert!(
+            said.contains("on probation") && said.contains("re-enabled"),
+            "{said}"
+        );
+        assert_eq!(
+            env.emu.subscriptions()[0].status,
+            ado_emulator::SubscriptionStatus::Enabled
         );
 
         // The three synchronize actions and re-parse, as plain form posts.
@@ -596,25 +769,25 @@ async fn admin_consent_records_the_tenant_once() {
         let back = client().get(&link).send().await.unwrap();
         let callback = location(&back);
         assert!(callback.contains("admin_consent=True"), "{callback}");
-        let viewer = client();
-        sign_in(&viewer, hub, VIEWER, VIEWER_PW).await;
-        // A viewer cannot complete it.
-        assert_eq!(
-            viewer.get(&callback).send().await.unwrap().status(),
-            StatusCode::FORBIDDEN
+        // The tenant's admin has no hub account: the state is the
+        // authority, and they get a plain page saying it worked.
+        let tenant_admin = client();
+        let done = tenant_admin.get(&callback).send().await.unwrap();
+        assert_eq!(done.status(), StatusCode::OK, "{}", db.label);
+        let text = done.text().await.unwrap();
+        assert!(text.contains("Consent recorded"), "{text}");
+        assert!(
+            text.contains("your hub administrator can continue"),
+            "{text}"
         );
-        let done = c.get(&callback).send().await.unwrap();
-        assert_eq!(
-            location(&done),
-            format!("/providers/{id}?consent=granted"),
-            "{}",
-            db.label
+        assert!(
+            !text.contains("/providers"),
+            "no hub link for a stranger: {text}"
         );
-        // A state works once.
-        assert_eq!(
-            c.get(&callback).send().await.unwrap().status(),
-            StatusCode::BAD_REQUEST
-        );
+        // A state works once, for anyone.
+        let again = c.get(&callback).send().await.unwrap();
+        assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+        assert!(again.text().await.unwrap().contains("was used already"));
         let (_, v) = call(c, hub, "/api/admin/provider", &[("id", &id)]).await;
         assert_eq!(v["tenant_id"], demo::TENANT_ID, "{v}");
         assert!(v["consented"].is_string());
@@ -629,6 +802,48 @@ async fn admin_consent_records_the_tenant_once() {
         assert_eq!(
             c.get(&forged).send().await.unwrap().status(),
             StatusCode::BAD_REQUEST
+        );
+        let stranger = client().get(&forged).send().await.unwrap();
+        assert_eq!(
+            stranger.status(),
+            StatusCode::BAD_REQUEST,
+            "not sent to sign in"
+        );
+
+        // A signed-in hub admin who consents is taken back to the provider.
+        let (_, html) = page(c, hub, &target).await;
+        assert!(html.contains("Admin consent granted on"), "{}", db.label);
+        let r = form_post(
+            c,
+            hub,
+            "/api/admin/save_provider",
+            "/providers/new/azure-devops",
+            &[
+                ("display_name", "Fabrikam (hub app)"),
+                ("onboarding", "hub_app"),
+                ("tenant_id", demo::TENANT_DOMAIN),
+                ("organization", demo::ORG),
+                ("webhook_username", "spicehub-hubapp2"),
+                ("webhook_password", HOOK_PASSWORD),
+                ("intent", "save"),
+            ],
+        )
+        .await;
+        let second = location(&r);
+        let second_id = second.trim_start_matches("/providers/").to_owned();
+        let (_, html) = page(c, hub, &second).await;
+        let start = html.find("/adminconsent?").expect("consent link");
+        let begin = html[..start].rfind('"').unwrap() + 1;
+        let link = html[begin..]
+            .split('"')
+            .next()
+            .unwrap()
+            .replace("&amp;", "&");
+        let back = client().get(&link).send().await.unwrap();
+        let done = c.get(location(&back)).send().await.unwrap();
+        assert_eq!(
+            location(&done),
+            format!("/providers/{second_id}?consent=granted")
         );
     }
 }

@@ -7,9 +7,12 @@ mod common;
 
 mod admin;
 mod auth;
+mod branches;
 mod cli;
 mod graphs;
 mod hardening;
+mod refusals;
+mod removal;
 mod secrets_in_logs;
 mod sync;
 mod viewer;

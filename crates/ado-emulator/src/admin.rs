@@ -52,6 +52,33 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/webhook", get(get_webhook).post(set_webhook))
         .route("/webhook/deliveries", get(deliveries))
         .route("/subscriptions", get(subscriptions))
+        .route("/subscriptions/{id}/status", post(set_subscription_status))
+}
+
+#[derive(Deserialize)]
+struct StatusBody {
+    status: webhook::SubscriptionStatus,
+}
+
+/// What Azure DevOps does on its own (probation after failed deliveries,
+/// disabled by the system, by a person): for browser tests.
+async fn set_subscription_status(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response<Body> {
+    let request: StatusBody = match parse(&body) {
+        Ok(request) => request,
+        Err(refusal) => return refusal,
+    };
+    let mut subs = shared.subscriptions.lock();
+    match subs.iter_mut().find(|subscription| subscription.id == id) {
+        Some(subscription) => {
+            subscription.status = request.status;
+            ok_json(StatusCode::OK, &json!({"id": id}))
+        }
+        None => error(EmulatorError::NotFound(format!("subscription {id}"))),
+    }
 }
 
 fn error(failure: EmulatorError) -> Response<Body> {
@@ -206,6 +233,9 @@ struct BranchBody {
     branch: String,
     #[serde(default)]
     commit: Option<String>,
+    /// Then make it the repository's default branch.
+    #[serde(default, rename = "makeDefault")]
+    make_default: bool,
 }
 
 async fn do_commit(
@@ -301,13 +331,17 @@ async fn set_branch(
         )));
     };
     let result = git::blocking(move || {
-        repos::set_branch(
+        let push = repos::set_branch(
             &shared,
             &org_state,
             &repo_state,
             &request.branch,
             request.commit.as_deref(),
-        )
+        )?;
+        if request.make_default {
+            repos::set_default_branch(&repo_state, &request.branch)?;
+        }
+        Ok(push)
     })
     .await;
     match result {

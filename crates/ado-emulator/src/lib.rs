@@ -312,6 +312,18 @@ impl Emulator {
         repos::set_branch(&self.shared, &org_state, &repo_state, branch, target).map(|_| ())
     }
 
+    /// Makes an existing branch the repository's default branch.
+    pub fn set_default_branch(
+        &self,
+        org: &str,
+        project: &str,
+        repo: &str,
+        branch: &str,
+    ) -> Result<(), EmulatorError> {
+        let (_, repo_state) = self.locate(org, project, repo)?;
+        repos::set_default_branch(&repo_state, branch)
+    }
+
     /// Head commit of a branch.
     pub fn branch_head(
         &self,

@@ -333,6 +333,19 @@ pub(crate) fn commit(
 }
 
 /// Points `branch` at `target` (creating it), or deletes it (`None`); records the push (blocking).
+/// Makes an existing branch the repository's default branch (as the
+/// Branches page's "Set as default branch" does; no push, no webhook).
+pub(crate) fn set_default_branch(repo: &RepoState, branch: &str) -> Result<(), EmulatorError> {
+    let _guard = repo.write_lock.lock();
+    let refname = format!("refs/heads/{branch}");
+    if git::rev_parse(&repo.path, &refname)?.is_none() {
+        return Err(EmulatorError::NotFound(format!("branch {branch}")));
+    }
+    set_head(&repo.path, &refname)?;
+    *repo.default_branch.write() = Some(refname);
+    Ok(())
+}
+
 pub(crate) fn set_branch(
     shared: &Arc<Shared>,
     org: &Arc<OrgState>,

@@ -104,6 +104,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SPICEHUB_WEBHOOK_BODY_LIMIT", default_value_t = DEFAULT_WEBHOOK_BODY_LIMIT)]
     pub webhook_body_limit: usize,
 
+    /// After the webhook password changes, how long the previous one is
+    /// still accepted, in seconds (it stops earlier, at the first delivery
+    /// with the new one), so hooks being updated lose no delivery.
+    #[arg(long, env = "SPICEHUB_WEBHOOK_PASSWORD_OVERLAP", default_value_t = DEFAULT_WEBHOOK_PASSWORD_OVERLAP)]
+    pub webhook_password_overlap: u64,
+
     /// How long Graphviz may take to lay out one view of a registry, in
     /// milliseconds. Past it the viewer says so and offers a smaller view.
     #[arg(long, env = "SPICEHUB_LAYOUT_TIMEOUT_MS", default_value_t = DEFAULT_LAYOUT_TIMEOUT_MS)]
@@ -138,6 +144,7 @@ impl std::fmt::Debug for ServeArgs {
                 &self.admin_password.as_ref().map(|_| "***"),
             )
             .field("webhook_body_limit", &self.webhook_body_limit)
+            .field("webhook_password_overlap", &self.webhook_password_overlap)
             .field("layout_timeout_ms", &self.layout_timeout_ms)
             .field("azure", &self.azure)
             .field("hub_app", &self.hub_app)
@@ -276,6 +283,8 @@ pub struct RetentionArgs {
 }
 
 pub const DEFAULT_WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
+/// A day: time to update every hand-made service hook.
+pub const DEFAULT_WEBHOOK_PASSWORD_OVERLAP: u64 = 24 * 60 * 60;
 pub const DEFAULT_LAYOUT_TIMEOUT_MS: u64 = 30_000;
 /// Ten minutes: a request that waits longer has been given up on anyway.
 pub const MAX_LAYOUT_TIMEOUT_MS: u64 = 600_000;
@@ -336,6 +345,8 @@ pub struct Config {
     pub layout_timeout: std::time::Duration,
     pub first_admin: Option<(String, String)>,
     pub webhook_body_limit: usize,
+    /// `SPICEHUB_WEBHOOK_PASSWORD_OVERLAP`.
+    pub webhook_password_overlap: std::time::Duration,
     pub azure: AzureArgs,
     pub hub_app: Option<HubApp>,
     pub sync: SyncArgs,
@@ -357,6 +368,7 @@ impl std::fmt::Debug for Config {
                 &self.first_admin.as_ref().map(|(email, _)| (email, "***")),
             )
             .field("webhook_body_limit", &self.webhook_body_limit)
+            .field("webhook_password_overlap", &self.webhook_password_overlap)
             .field("azure", &self.azure)
             .field("hub_app", &self.hub_app)
             .field("sync", &self.sync)
@@ -428,6 +440,7 @@ impl Config {
             layout_timeout: std::time::Duration::from_millis(args.layout_timeout_ms),
             first_admin,
             webhook_body_limit: args.webhook_body_limit,
+            webhook_password_overlap: std::time::Duration::from_secs(args.webhook_password_overlap),
             azure: args.azure,
             hub_app,
             sync: args.sync,
@@ -479,6 +492,7 @@ mod tests {
             admin_email: None,
             admin_password: None,
             webhook_body_limit: DEFAULT_WEBHOOK_BODY_LIMIT,
+            webhook_password_overlap: DEFAULT_WEBHOOK_PASSWORD_OVERLAP,
             layout_timeout_ms: DEFAULT_LAYOUT_TIMEOUT_MS,
             azure: defaults().azure,
             hub_app: HubAppArgs::default(),

@@ -157,6 +157,63 @@ impl ProviderConnections {
         &self.tokens
     }
 
+    /// A client for values that are not stored (a form being tested): its
+    /// token is cached under the credential's own fingerprint, so a wrong
+    /// secret tried here never replaces a stored provider's token. Call
+    /// `forget_client` when done, so tried credentials are not kept.
+    pub fn unsaved(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        credential: Credential,
+        organization: &str,
+    ) -> Result<AzureClient, ConnectionError> {
+        let principal = ServicePrincipal::with_authority(
+            &self.azure.authority_url,
+            tenant_id,
+            client_id,
+            credential,
+        )?;
+        Ok(AzureClient::new(
+            self.client_config.clone(),
+            self.tokens.clone(),
+            principal,
+            organization,
+        )?)
+    }
+
+    /// Drops the token of a client made by `unsaved`.
+    pub fn forget_client(&self, client: &AzureClient) {
+        self.tokens.forget(client.principal());
+    }
+
+    /// The stored credential of a provider, opened (the hub's own for the
+    /// hub-app kind), with the client ID it belongs to.
+    pub async fn stored_credential(
+        &self,
+        provider: &crate::db::providers::Provider,
+    ) -> Result<(String, Credential), ConnectionError> {
+        match provider.credential_kind {
+            CredentialKind::HubApp => {
+                let hub = self
+                    .hub_app
+                    .as_ref()
+                    .ok_or(ConnectionError::HubAppNotConfigured)?;
+                Ok((
+                    hub.client_id.clone(),
+                    Credential::client_secret(hub.client_secret.clone())?,
+                ))
+            }
+            kind => {
+                let bytes = self.db.provider_credential(&self.key, &provider.id).await?;
+                Ok((
+                    provider.client_id.clone(),
+                    credential_from_sealed(kind, bytes)?,
+                ))
+            }
+        }
+    }
+
     /// A client for `organization` authenticating as `provider_id`'s app.
     pub async fn for_org(
         &self,
@@ -173,25 +230,7 @@ impl ProviderConnections {
                 return Ok(c.client.for_organization(organization)?);
             }
         }
-        let (client_id, credential) = match provider.credential_kind {
-            CredentialKind::HubApp => {
-                let hub = self
-                    .hub_app
-                    .as_ref()
-                    .ok_or(ConnectionError::HubAppNotConfigured)?;
-                (
-                    hub.client_id.clone(),
-                    Credential::client_secret(hub.client_secret.clone())?,
-                )
-            }
-            kind => {
-                let bytes = self.db.provider_credential(&self.key, provider_id).await?;
-                (
-                    provider.client_id.clone(),
-                    credential_from_sealed(kind, bytes)?,
-                )
-            }
-        };
+        let (client_id, credential) = self.stored_credential(&provider).await?;
         let principal = ServicePrincipal::with_authority(
             &self.azure.authority_url,
             &provider.tenant_id,

@@ -9,10 +9,11 @@ use crate::api::session::{current_user, SignIn};
 use crate::ui::layout::Layout;
 use crate::ui::pages::{
     not_found::NotFound,
+    provider_delete::DeleteProviderPage,
     providers::{AddRepositoriesPage, NewProviderPage, ProviderFormPage, ProvidersPage},
     registries::RegistriesPage,
     registry::RegistryPage,
-    repositories::{RemoveRepositoryPage, RepositoriesPage},
+    repositories::{ChangeBranchPage, RemoveRepositoryPage, RepositoriesPage},
     repository::RepositoryPage,
     signin::SignInPage,
     webhooks::WebhooksPage,
@@ -72,8 +73,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/providers/new/azure-devops") view=ProviderFormPage ssr=SsrMode::Async/>
                     <Route path=path!("/providers/:id") view=ProviderFormPage ssr=SsrMode::Async/>
                     <Route path=path!("/providers/:id/repositories") view=AddRepositoriesPage ssr=SsrMode::Async/>
+                    <Route path=path!("/providers/:id/delete") view=DeleteProviderPage ssr=SsrMode::Async/>
                     <Route path=path!("/repositories") view=RepositoriesPage ssr=SsrMode::Async/>
                     <Route path=path!("/repositories/:id/remove") view=RemoveRepositoryPage ssr=SsrMode::Async/>
+                    <Route path=path!("/repositories/:id/branch") view=ChangeBranchPage ssr=SsrMode::Async/>
                     <Route path=path!("/webhooks") view=WebhooksPage ssr=SsrMode::Async/>
                     <Route path=path!("/registries") view=RegistriesPage/>
                     // The viewer's pages for one repository and one registry

@@ -47,9 +47,16 @@ async fn a_hub_killed_mid_sync_resumes_and_readers_never_see_a_mix() {
         assert_eq!(old_files.keys().collect::<Vec<_>>(), ["old.py"]);
 
         let large = s.commit("big", big, "large");
-        request_sync(&s.db, &s.queue, &repo.id, JobKind::EntireRepository, None)
-            .await
-            .unwrap();
+        request_sync(
+            &s.db,
+            &s.clients,
+            &s.queue,
+            &repo.id,
+            JobKind::EntireRepository,
+            None,
+        )
+        .await
+        .unwrap();
 
         // A reader that checks every snapshot it sees is whole.
         let stop = Arc::new(AtomicBool::new(false));

@@ -68,6 +68,7 @@ async fn throttling_server_errors_a_cut_archive_and_a_slow_server_converge() {
         ));
         spicehub_core::admin::repositories::request_sync(
             &s.db,
+            &s.clients,
             &s.queue,
             &repo.id,
             spicehub_core::sync::JobKind::EntireRepository,

@@ -105,9 +105,16 @@ async fn first_replication_then_pushes_sync_only_what_changed() {
         // The first replication parses files while it stores them; a
         // re-parse reads them back from the database. Same graph.
         let first = s.db.load_graph(&repo.id, &head).await.unwrap().unwrap();
-        request_sync(&s.db, &s.queue, &repo.id, JobKind::Reparse, None)
-            .await
-            .unwrap();
+        request_sync(
+            &s.db,
+            &s.clients,
+            &s.queue,
+            &repo.id,
+            JobKind::Reparse,
+            None,
+        )
+        .await
+        .unwrap();
         s.wait_jobs_done(&repo.id).await;
         let again = s.db.load_graph(&repo.id, &head).await.unwrap().unwrap();
         assert_eq!(
@@ -215,9 +222,16 @@ async fn force_push_from_commit_and_reparse() {
         s.wait_synced(&repo.id, &c1).await;
         let c2 = s.commit("app", vec![FileChange::put("e.py", "E = 5\n")], "e");
         s.wait_synced(&repo.id, &c2).await;
-        request_sync(&s.db, &s.queue, &repo.id, JobKind::FromCommit, Some(&c1))
-            .await
-            .expect("request");
+        request_sync(
+            &s.db,
+            &s.clients,
+            &s.queue,
+            &repo.id,
+            JobKind::FromCommit,
+            Some(&c1),
+        )
+        .await
+        .expect("request");
         let jobs = s.wait_jobs_done(&repo.id).await;
         let from = jobs.iter().find(|j| j.kind == JobKind::FromCommit).unwrap();
         assert_eq!(from.status, JobStatus::Succeeded, "{from:?}");
@@ -229,9 +243,16 @@ async fn force_push_from_commit_and_reparse() {
         // A commit that does not exist fails for good, with the reason; the
         // visible files stay.
         let bogus = "0123456789abcdef0123456789abcdef01234567";
-        request_sync(&s.db, &s.queue, &repo.id, JobKind::FromCommit, Some(bogus))
-            .await
-            .expect("request");
+        request_sync(
+            &s.db,
+            &s.clients,
+            &s.queue,
+            &repo.id,
+            JobKind::FromCommit,
+            Some(bogus),
+        )
+        .await
+        .expect("request");
         let jobs = s.wait_jobs_done(&repo.id).await;
         let failed = jobs
             .iter()
@@ -248,18 +269,70 @@ async fn force_push_from_commit_and_reparse() {
         );
         assert_eq!(failed.attempts, 1, "not retried");
         assert_eq!(s.visible(&repo.id).await.unwrap().1.len(), 3);
-        // Malformed hashes never reach the queue.
+        // A short hash is resolved among the branch's commits; one that
+        // no commit has is refused before anything is queued.
+        let before = s.wait_jobs_done(&repo.id).await.len();
+        let unknown = request_sync(
+            &s.db,
+            &s.clients,
+            &s.queue,
+            &repo.id,
+            JobKind::FromCommit,
+            Some("0000000"),
+        )
+        .await
+        .expect_err("no commit starts with 0000000");
         assert!(
-            request_sync(&s.db, &s.queue, &repo.id, JobKind::FromCommit, Some("main"))
-                .await
-                .is_err()
+            unknown.to_string().contains("starts with `0000000`"),
+            "{unknown}"
         );
+        assert_eq!(
+            s.wait_jobs_done(&repo.id).await.len(),
+            before,
+            "nothing queued"
+        );
+        request_sync(
+            &s.db,
+            &s.clients,
+            &s.queue,
+            &repo.id,
+            JobKind::FromCommit,
+            Some(&c1[..9]),
+        )
+        .await
+        .expect("short hash");
+        let jobs = s.wait_jobs_done(&repo.id).await;
+        assert!(
+            jobs.iter()
+                .filter(|j| j.target_commit.as_deref() == Some(c1.as_str()))
+                .count()
+                >= 2,
+            "the short hash was resolved to the full one: {jobs:?}"
+        );
+        // Malformed hashes never reach the queue.
+        assert!(request_sync(
+            &s.db,
+            &s.clients,
+            &s.queue,
+            &repo.id,
+            JobKind::FromCommit,
+            Some("main")
+        )
+        .await
+        .is_err());
 
         // Re-parse: no network, same graph.
         s.emu.clear_request_log();
-        request_sync(&s.db, &s.queue, &repo.id, JobKind::Reparse, None)
-            .await
-            .unwrap();
+        request_sync(
+            &s.db,
+            &s.clients,
+            &s.queue,
+            &repo.id,
+            JobKind::Reparse,
+            None,
+        )
+        .await
+        .unwrap();
         let jobs = s.wait_jobs_done(&repo.id).await;
         assert!(jobs
             .iter()
@@ -402,21 +475,49 @@ async fn reconcile_catches_a_missed_push_and_recreates_a_disabled_hook() {
             .unwrap();
         assert_eq!(new.status, SubscriptionStatus::Enabled);
 
-        // Disabled by a person in Azure DevOps: the button replaces it.
+        // Disabled by a person in Azure DevOps: the button re-enables it.
         assert!(s
             .emu
             .set_subscription_status(&new.id, SubscriptionStatus::DisabledByUser));
+        let (same, outcome) = ensure().await.expect("re-enable webhook");
+        assert_eq!(
+            outcome,
+            hooks::HookOutcome::Reenabled(
+                spicehub_azure::models::SubscriptionStatus::DisabledByUser
+            )
+        );
+        assert_eq!(same.devops_subscription_id, new.id);
+        assert_eq!(same.status.as_deref(), Some("enabled"));
+        // On probation: the same.
+        assert!(s
+            .emu
+            .set_subscription_status(&new.id, SubscriptionStatus::OnProbation));
+        let (_, outcome) = ensure().await.expect("re-enable webhook");
+        assert_eq!(
+            outcome,
+            hooks::HookOutcome::Reenabled(spicehub_azure::models::SubscriptionStatus::OnProbation)
+        );
+        // Disabled by an inactive identity: replaced.
+        assert!(s
+            .emu
+            .set_subscription_status(&new.id, SubscriptionStatus::DisabledByInactiveIdentity));
         let (replaced, outcome) = ensure().await.expect("replace webhook");
-        assert_eq!(outcome, hooks::HookOutcome::Replaced);
+        assert_eq!(
+            outcome,
+            hooks::HookOutcome::Replaced(Some(
+                spicehub_azure::models::SubscriptionStatus::DisabledByInactiveIdentity
+            ))
+        );
         assert_ne!(replaced.devops_subscription_id, new.id);
         let subs = s.emu.subscriptions();
         assert_eq!(subs.len(), 1, "the disabled one was deleted");
         assert_eq!(subs[0].id, replaced.devops_subscription_id);
+        assert_eq!(subs[0].status, SubscriptionStatus::Enabled);
 
         // Deleted by a person in Azure DevOps: the button creates it again.
         assert!(s.emu.remove_subscription(&replaced.devops_subscription_id));
         let (again, outcome) = ensure().await.expect("re-create webhook");
-        assert_eq!(outcome, hooks::HookOutcome::Replaced);
+        assert_eq!(outcome, hooks::HookOutcome::Replaced(None));
         let subs = s.emu.subscriptions();
         assert_eq!(subs.len(), 1);
         assert_eq!(subs[0].id, again.devops_subscription_id);
@@ -460,9 +561,16 @@ async fn a_wrong_secret_fails_with_the_diagnosis_and_keeps_nothing_half_done() {
         })
         .await
         .unwrap();
-        request_sync(&s.db, &s.queue, &repo_id, JobKind::EntireRepository, None)
-            .await
-            .unwrap();
+        request_sync(
+            &s.db,
+            &s.clients,
+            &s.queue,
+            &repo_id,
+            JobKind::EntireRepository,
+            None,
+        )
+        .await
+        .unwrap();
         let jobs = s.wait_jobs_done(&repo_id).await;
         assert_eq!(jobs[0].status, JobStatus::Failed, "{jobs:?}");
         assert_eq!(jobs[0].attempts, 1, "a wrong secret is not retried");

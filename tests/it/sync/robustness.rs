@@ -195,9 +195,16 @@ async fn incremental_syncs_enforce_the_entry_and_size_limits() {
             );
 
             // A full sync of the same commit fails the same way.
-            request_sync(&s.db, &s.queue, &repo.id, JobKind::EntireRepository, None)
-                .await
-                .unwrap();
+            request_sync(
+                &s.db,
+                &s.clients,
+                &s.queue,
+                &repo.id,
+                JobKind::EntireRepository,
+                None,
+            )
+            .await
+            .unwrap();
             let jobs = s.wait_jobs_done(&repo.id).await;
             let full = jobs
                 .iter()

@@ -112,6 +112,20 @@ impl AzureClient {
         commit: &str,
         dest: &Path,
     ) -> Result<ZipDownload, AzureError> {
+        self.download_zip_with_progress(project, repository, commit, dest, None)
+            .await
+    }
+
+    /// [`Self::download_zip`], reporting the bytes received (and the total,
+    /// when Azure DevOps declares it) on `progress` as they arrive.
+    pub async fn download_zip_with_progress(
+        &self,
+        project: &str,
+        repository: &str,
+        commit: &str,
+        dest: &Path,
+        progress: Option<super::DownloadProgress>,
+    ) -> Result<ZipDownload, AzureError> {
         let q = Query::new()
             .push("scopePath", "/")
             .push("recursionLevel", "full")
@@ -120,7 +134,9 @@ impl AzureClient {
             .push("download", "true")
             .push("zipForUnix", "true");
         let url = self.repo_url(project, repository, &["items"], q)?;
-        let (bytes, sha256) = self.get_zip(url, ResourceScope::Repository, dest).await?;
+        let (bytes, sha256) = self
+            .get_zip(url, ResourceScope::Repository, dest, progress)
+            .await?;
         Ok(ZipDownload {
             path: dest.to_path_buf(),
             bytes,

@@ -43,6 +43,30 @@ impl AzureClient {
             .await
     }
 
+    /// Replaces a subscription (`PUT`): new inputs, e.g. a new Basic Auth
+    /// password, and its status (`enabled` re-enables one a user disabled).
+    /// Refused for a subscription disabled by the system: delete and
+    /// re-create that one.
+    pub async fn replace_subscription(
+        &self,
+        id: &str,
+        body: &SubscriptionCreate,
+        status: &str,
+    ) -> Result<Subscription, AzureError> {
+        let url = self.url(&["_apis", "hooks", "subscriptions", id], Query::new())?;
+        let mut value =
+            serde_json::to_value(body).map_err(|e| AzureError::InvalidArgument(e.to_string()))?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("id".into(), serde_json::Value::String(id.to_owned()));
+            object.insert(
+                "status".into(),
+                serde_json::Value::String(status.to_owned()),
+            );
+        }
+        self.send_json(Method::PUT, url, &value, ResourceScope::Other)
+            .await
+    }
+
     /// Deletes a subscription.
     pub async fn delete_subscription(&self, id: &str) -> Result<(), AzureError> {
         let url = self.url(&["_apis", "hooks", "subscriptions", id], Query::new())?;

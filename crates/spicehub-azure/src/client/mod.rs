@@ -11,6 +11,7 @@ mod git;
 mod hooks;
 mod projects;
 mod transport;
+pub use transport::DownloadProgress;
 mod urls;
 
 use std::collections::HashMap;

@@ -271,6 +271,7 @@ impl AzureClient {
         url: url::Url,
         scope: ResourceScope,
         dest: &Path,
+        progress: Option<DownloadProgress>,
     ) -> Result<(u64, String), AzureError> {
         let call = Call {
             method: Method::GET,
@@ -283,6 +284,7 @@ impl AzureClient {
         let mode = ReadMode::File {
             dest: dest.to_path_buf(),
             limit: self.shared.config.max_download_bytes,
+            progress,
         };
         match self.run(&call, mode).await? {
             Body::File { bytes, sha256 } => Ok((bytes, sha256)),
@@ -442,8 +444,12 @@ enum ReadMode {
     Json,
     /// Whole body in memory, at most this many bytes.
     Bytes(u64),
-    /// Streamed to a file.
-    File { dest: PathBuf, limit: Option<u64> },
+    /// Streamed to a file, telling `progress` how far it got.
+    File {
+        dest: PathBuf,
+        limit: Option<u64>,
+        progress: Option<DownloadProgress>,
+    },
     /// Ignored.
     Discard,
 }
@@ -467,7 +473,11 @@ async fn read_body(resp: Response, call: &Call, mode: &ReadMode) -> Result<Body,
             Ok(Body::Json(bytes, headers))
         }
         ReadMode::Bytes(limit) => read_bytes(resp, call, *limit).await.map(Body::Bytes),
-        ReadMode::File { dest, limit } => stream_to_file(resp, call, dest, *limit)
+        ReadMode::File {
+            dest,
+            limit,
+            progress,
+        } => stream_to_file(resp, call, dest, *limit, progress.as_ref())
             .await
             .map(|(bytes, sha256)| Body::File { bytes, sha256 }),
         ReadMode::Discard => {
@@ -516,13 +526,22 @@ async fn read_bytes(mut resp: Response, call: &Call, limit: u64) -> Result<Vec<u
     Ok(buf)
 }
 
+/// Bytes of a download so far, and its length when the server declared it.
+/// A watch channel: the reader sees the latest value whenever it looks, and
+/// the download never waits for it.
+pub type DownloadProgress = tokio::sync::watch::Sender<(u64, Option<u64>)>;
+
 async fn stream_to_file(
     mut resp: Response,
     call: &Call,
     dest: &Path,
     limit: Option<u64>,
+    progress: Option<&DownloadProgress>,
 ) -> Result<(u64, String), AzureError> {
     let expected = declared_length(resp.headers());
+    if let Some(p) = progress {
+        p.send_replace((0, expected));
+    }
     if let Some((len, limit)) = expected.zip(limit).filter(|(len, limit)| len > limit) {
         return Err(AzureError::diagnosed(Diagnosis::TooLarge {
             bytes: len,
@@ -560,6 +579,9 @@ async fn stream_to_file(
             file.write_all(&chunk)
                 .await
                 .map_err(|e| AzureError::io(&tmp, &e))?;
+            if let Some(p) = progress {
+                p.send_replace((written, expected));
+            }
         }
         if let Some(len) = expected.filter(|len| *len != written) {
             return Err(short_body(written, len, call));

@@ -294,13 +294,33 @@ async fn zip_is_streamed_to_disk_pinned_to_a_commit_and_unpacks() {
         "no temporary file left behind: {leftovers:?}"
     );
 
+    // With progress: the receiver ends on every byte, of the declared total.
+    let (tx, rx) = tokio::sync::watch::channel((0u64, None));
+    let again = f.dir.path().join("out/again.zip");
+    let dl2 = ok(f
+        .client
+        .download_zip_with_progress(&alpha, &app, &pinned, &again, Some(tx))
+        .await);
+    let (bytes, total) = *rx.borrow();
+    assert_eq!(bytes, dl2.bytes, "the last progress is the whole archive");
+    assert!(total.is_none() || total == Some(dl2.bytes), "{total:?}");
+    assert!(
+        rx.has_changed().is_err(),
+        "the sender is dropped when the download ends"
+    );
+    ok(std::fs::remove_file(&again));
+
     let zip_calls: Vec<_> = f
         .emu
         .request_log()
         .into_iter()
         .filter(|r| r.query.as_deref().is_some_and(|q| q.contains("zip")))
         .collect();
-    assert_eq!(zip_calls.len(), 2, "cut body must be retried once");
+    assert_eq!(
+        zip_calls.len(),
+        3,
+        "cut body must be retried once (then one more download, with progress)"
+    );
     assert!(zip_calls
         .iter()
         .all(|r| r.query.as_deref().is_some_and(|q| q.contains(&pinned))));

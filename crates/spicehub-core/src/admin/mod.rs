@@ -82,8 +82,21 @@ pub enum AdminError {
     Disabled,
     #[error("the repository is empty: add it after its first push")]
     Empty,
-    #[error("`{0}` is not a commit hash (40 hexadecimal characters)")]
+    #[error("`{0}` is not a commit hash (7 to 40 hexadecimal characters)")]
     BadCommit(String),
+    #[error("no commit of the branch `{branch}` starts with `{prefix}` (among its latest {searched} commits)")]
+    UnknownCommit {
+        prefix: String,
+        branch: String,
+        searched: usize,
+    },
+    #[error("`{prefix}` is ambiguous: {} commits start with it ({}); type more characters", .matches.len(), .matches.join(", "))]
+    AmbiguousCommit {
+        prefix: String,
+        matches: Vec<String>,
+    },
+    #[error("the branch `{0}` does not exist in this repository in Azure DevOps")]
+    UnknownBranch(String),
     #[error("{0}")]
     Azure(#[from] AzureError),
     #[error(transparent)]

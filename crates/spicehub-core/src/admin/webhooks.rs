@@ -3,7 +3,7 @@
 
 use super::{AdminError, DiagnosisRecord};
 use crate::connections::ConnectionError;
-use crate::sync::hooks::{create_webhook, HookError, HookOutcome};
+use crate::sync::hooks::{create_webhook, status_meaning, HookError, HookOutcome};
 use crate::Hub;
 
 /// Creates the `git.push` service hook of one repository as the service
@@ -34,10 +34,22 @@ pub async fn create_webhook_for(hub: &Hub, repository_id: &str) -> Result<String
     match created {
         Ok((hook, outcome)) => {
             let what = match outcome {
-                HookOutcome::Created => "Service hook created",
-                HookOutcome::Kept => "The service hook the hub created is in place; nothing to do",
-                HookOutcome::Replaced => {
-                    "The service hook had been disabled or deleted in Azure DevOps; a new one was created"
+                HookOutcome::Created => "Service hook created".to_owned(),
+                HookOutcome::Kept => format!(
+                    "The service hook the hub created is in place and {}; nothing to do",
+                    status_meaning(Some(&spicehub_azure::models::SubscriptionStatus::Enabled))
+                ),
+                HookOutcome::Reenabled(was) => format!(
+                    "The service hook was {}. The hub sent it the current webhook password again and re-enabled it",
+                    status_meaning(Some(&was))
+                ),
+                HookOutcome::Replaced(Some(was)) => format!(
+                    "The service hook was {}. The hub deleted it and created a new one",
+                    status_meaning(Some(&was))
+                ),
+                HookOutcome::Replaced(None) => {
+                    "The service hook had been deleted in Azure DevOps; the hub created a new one"
+                        .to_owned()
                 }
             };
             Ok(format!(

@@ -10,9 +10,11 @@ pub mod hooks;
 pub mod login_limits;
 pub mod providers;
 pub mod queue;
+pub mod refusals;
 pub mod repositories;
 pub mod retention;
 pub mod sessions;
+pub mod setup_progress;
 pub mod snapshots;
 pub mod users;
 

@@ -104,6 +104,9 @@ pub struct Provider {
     pub last_token_at: Option<i64>,
     /// `HubApp`: when the tenant's admin consented.
     pub consented_at: Option<i64>,
+    /// After a change of webhook password: until when the previous one is
+    /// still accepted (`None` once the overlap ended).
+    pub previous_password_until: Option<i64>,
 }
 
 /// A change to a provider; `None` keeps the stored value of a secret.
@@ -117,6 +120,9 @@ pub struct ProviderUpdate<'a> {
     pub credential: Option<&'a [u8]>,
     pub webhook_username: &'a str,
     pub webhook_password: Option<&'a str>,
+    /// With a new webhook password: how long the previous one is still
+    /// accepted, in seconds (0: it stops at once).
+    pub webhook_password_overlap: i64,
     pub secret_expires_at: Option<i64>,
 }
 
@@ -185,19 +191,55 @@ pub struct WebhookCredential {
     pub provider_id: String,
     pub username: String,
     pub verifier: String,
+    /// The previous password's verifier, and until when it is accepted.
+    pub previous: Option<(String, i64)>,
+}
+
+/// Which of a provider's webhook passwords a delivery used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PasswordMatch {
+    No,
+    Current,
+    /// The previous one, within its overlap window.
+    Previous,
 }
 
 impl WebhookCredential {
-    /// Compares in constant time, username and password alike, so the
+    /// Compares in constant time, username and both passwords alike, so the
     /// answer time says nothing about which part (or how much of it) matched.
-    pub fn matches(&self, username: &str, password: &str) -> bool {
+    pub fn check(&self, username: &str, password: &str, now: i64) -> PasswordMatch {
+        use subtle::Choice;
         let user_ok = sha256_hex(username)
             .as_bytes()
             .ct_eq(sha256_hex(&self.username).as_bytes());
-        let pass_ok = webhook_verifier(&self.provider_id, password)
-            .as_bytes()
-            .ct_eq(self.verifier.as_bytes());
-        (user_ok & pass_ok).into()
+        let given = webhook_verifier(&self.provider_id, password);
+        let current = given.as_bytes().ct_eq(self.verifier.as_bytes());
+        let previous = match &self.previous {
+            Some((verifier, until)) => {
+                given.as_bytes().ct_eq(verifier.as_bytes()) & Choice::from(u8::from(*until > now))
+            }
+            None => Choice::from(0),
+        };
+        if !bool::from(user_ok) {
+            PasswordMatch::No
+        } else if bool::from(current) {
+            PasswordMatch::Current
+        } else if bool::from(previous) {
+            PasswordMatch::Previous
+        } else {
+            PasswordMatch::No
+        }
+    }
+
+    pub fn matches(&self, username: &str, password: &str) -> bool {
+        self.check(username, password, now()) != PasswordMatch::No
+    }
+
+    /// A previous password is still accepted.
+    pub fn overlap_pending(&self, now: i64) -> bool {
+        self.previous
+            .as_ref()
+            .is_some_and(|(_, until)| *until > now)
     }
 }
 
@@ -224,13 +266,17 @@ fn provider_from_row(row: &sqlx::any::AnyRow) -> Result<Provider, DbError> {
         last_check: row.try_get("last_check")?,
         last_token_at: row.try_get("last_token_at")?,
         consented_at: row.try_get("consented_at")?,
+        previous_password_until: row
+            .try_get::<Option<i64>, _>("previous_webhook_password_until")?
+            .filter(|until| *until > now()),
     })
 }
 
 const PROVIDER_COLUMNS: &str =
     "id, display_name, tenant_id, client_id, credential_kind, credential_variant, \
      webhook_username, secret_expires_at, created_at, updated_at, credential_set_at, \
-     last_check_at, last_check_ok, last_check, last_token_at, consented_at";
+     last_check_at, last_check_ok, last_check, last_token_at, consented_at, \
+     previous_webhook_password_until";
 
 pub fn valid_username(name: &str) -> bool {
     !name.is_empty()
@@ -301,6 +347,7 @@ impl Db {
             last_check: None,
             last_token_at: None,
             consented_at: None,
+            previous_password_until: None,
         })
     }
 
@@ -359,13 +406,20 @@ impl Db {
             .await?;
         }
         if let Some(password) = change.webhook_password {
+            // The previous password stays accepted for the overlap, so no
+            // delivery of a hook still holding it is refused meanwhile.
             sqlx::query(
-                "UPDATE providers SET webhook_password_verifier = $2, webhook_password_sealed = $3 \
-                 WHERE id = $1",
+                "UPDATE providers SET \
+                 previous_webhook_password_verifier = CASE WHEN $4 > 0 THEN webhook_password_verifier ELSE NULL END, \
+                 previous_webhook_password_until = CASE WHEN $4 > 0 THEN $5 ELSE NULL END, \
+                 webhook_password_verifier = $2, webhook_password_sealed = $3 \
+                 WHERE id = $1 AND webhook_password_verifier <> $2",
             )
             .bind(id)
             .bind(webhook_verifier(id, password))
             .bind(key.seal(&webhook_context(id), password.as_bytes()))
+            .bind(change.webhook_password_overlap)
+            .bind(at + change.webhook_password_overlap)
             .execute(&mut *tx)
             .await?;
         }
@@ -588,19 +642,41 @@ impl Db {
     /// Every provider's webhook credentials, for the webhook route.
     pub async fn webhook_credentials(&self) -> Result<Vec<WebhookCredential>, DbError> {
         let rows = sqlx::query(
-            "SELECT id, webhook_username, webhook_password_verifier FROM providers ORDER BY id",
+            "SELECT id, webhook_username, webhook_password_verifier, \
+             previous_webhook_password_verifier, previous_webhook_password_until \
+             FROM providers ORDER BY id",
         )
         .fetch_all(self.pool())
         .await?;
         rows.iter()
             .map(|row| {
+                let previous: Option<String> = row.try_get("previous_webhook_password_verifier")?;
+                let until: Option<i64> = row.try_get("previous_webhook_password_until")?;
                 Ok(WebhookCredential {
                     provider_id: row.try_get("id")?,
                     username: row.try_get("webhook_username")?,
                     verifier: row.try_get("webhook_password_verifier")?,
+                    previous: previous.zip(until),
                 })
             })
             .collect()
+    }
+
+    /// A delivery came with the new webhook password: the hooks hold it,
+    /// so the previous one stops now rather than at the end of the overlap.
+    pub async fn end_webhook_password_overlap(&self, id: &str) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE providers SET previous_webhook_password_verifier = NULL, \
+             previous_webhook_password_until = NULL \
+             WHERE id = $1 AND previous_webhook_password_verifier IS NOT NULL",
+        )
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() > 0 {
+            self.directory_changed();
+        }
+        Ok(done.rows_affected() > 0)
     }
 
     pub async fn create_organization(
@@ -700,6 +776,7 @@ mod tests {
             provider_id: "p1".into(),
             username: "hook".into(),
             verifier: webhook_verifier("p1", "a-long-random-password-123"),
+            previous: None,
         };
         assert!(c.matches("hook", "a-long-random-password-123"));
         assert!(!c.matches("hook", "a-long-random-password-12"));
@@ -719,5 +796,32 @@ mod tests {
         assert_ne!(a, generate_webhook_password());
         assert!(!valid_password("short"));
         assert!(!valid_password("has a space in it 0123456789"));
+    }
+
+    #[test]
+    fn the_previous_password_works_only_within_its_window() {
+        let c = WebhookCredential {
+            provider_id: "p1".into(),
+            username: "hook".into(),
+            verifier: webhook_verifier("p1", "the-new-password-0123456789"),
+            previous: Some((webhook_verifier("p1", "the-old-password-0123456789"), 1_000)),
+        };
+        assert_eq!(
+            c.check("hook", "the-new-password-0123456789", 999),
+            PasswordMatch::Current
+        );
+        assert_eq!(
+            c.check("hook", "the-old-password-0123456789", 999),
+            PasswordMatch::Previous
+        );
+        assert_eq!(
+            c.check("hook", "the-old-password-0123456789", 1_000),
+            PasswordMatch::No
+        );
+        assert_eq!(
+            c.check("other", "the-old-password-0123456789", 999),
+            PasswordMatch::No
+        );
+        assert!(c.overlap_pending(999) && !c.overlap_pending(1_000));
     }
 }

@@ -68,6 +68,9 @@ pub struct Repository {
     pub last_sync_note: Option<String>,
     /// Files in the visible snapshot.
     pub file_count: Option<i64>,
+    /// The tracked branch is Azure DevOps' default branch and moves with
+    /// it; false when an admin picked the branch.
+    pub follow_default_branch: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,9 +97,16 @@ pub fn full_branch_ref(branch: &str) -> String {
     }
 }
 
+/// `refs/heads/main` → `main`, as the pages and Azure DevOps' branch
+/// filters name a branch.
+pub fn short_branch(branch: &str) -> &str {
+    branch.strip_prefix("refs/heads/").unwrap_or(branch)
+}
+
 const COLUMNS: &str = "r.id, r.organization_id, r.project_id, r.project_name, r.name, \
      r.tracked_branch, r.web_url, r.last_synced_commit, r.state, r.last_error, r.last_webhook_at, \
-     r.visible_snapshot, r.last_synced_at, r.last_sync_note, r.file_count";
+     r.visible_snapshot, r.last_synced_at, r.last_sync_note, r.file_count, \
+     r.follow_default_branch";
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<Repository, DbError> {
     let state: String = row.try_get("state")?;
@@ -117,6 +127,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Repository, DbError> {
         last_synced_at: row.try_get("last_synced_at")?,
         last_sync_note: row.try_get("last_sync_note")?,
         file_count: row.try_get("file_count")?,
+        follow_default_branch: row.try_get::<i64, _>("follow_default_branch")? != 0,
     })
 }
 
@@ -206,6 +217,52 @@ impl Db {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Sets the tracked branch (full ref) and whether it follows Azure
+    /// DevOps' default branch. False when the repository is gone.
+    pub async fn set_tracked_branch(
+        &self,
+        id: &str,
+        branch: &str,
+        follow_default_branch: bool,
+    ) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE repositories SET tracked_branch = $2, follow_default_branch = $3, \
+             updated_at = $4 WHERE id = $1",
+        )
+        .bind(id.to_ascii_lowercase())
+        .bind(full_branch_ref(branch))
+        .bind(i64::from(follow_default_branch))
+        .bind(now())
+        .execute(self.pool())
+        .await?;
+        // The webhook cache keeps each repository's tracked branch.
+        self.directory_changed();
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Moves a repository that follows the default branch from `from` to
+    /// `to`. Conditional, so a sync that read the row before an admin
+    /// picked a branch cannot undo the admin's choice: false then.
+    pub async fn retarget_default_branch(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<bool, DbError> {
+        let done = sqlx::query(
+            "UPDATE repositories SET tracked_branch = $3, updated_at = $4 \
+             WHERE id = $1 AND tracked_branch = $2 AND follow_default_branch = 1",
+        )
+        .bind(id.to_ascii_lowercase())
+        .bind(from)
+        .bind(full_branch_ref(to))
+        .bind(now())
+        .execute(self.pool())
+        .await?;
+        self.directory_changed();
+        Ok(done.rows_affected() > 0)
     }
 
     /// Refreshes what Azure DevOps may rename (names, web URL); the GUIDs stay.

@@ -38,7 +38,7 @@ use super::prepare::Preparer;
 use super::queue::{Job, JobKind};
 use super::runner::{JobFailure, JobHandler, Progress};
 use crate::connections::{ConnectionError, ProviderConnections};
-use crate::db::repositories::{RepoState, Repository};
+use crate::db::repositories::{full_branch_ref, short_branch, RepoState, Repository};
 use crate::db::snapshots::{SnapshotError, SwitchInfo};
 use crate::db::{Db, DbError};
 use spicehub_azure::client::AzureClient;
@@ -81,7 +81,12 @@ pub enum SyncError {
         "the repository is disabled in Azure DevOps; enable it there, then synchronize it again"
     )]
     Disabled,
-    #[error("the branch {0} does not exist in Azure DevOps any more; set another tracked branch")]
+    /// The Repositories tab recognises its text ([`is_branch_missing`]) and
+    /// links to the action.
+    #[error(
+        "the branch {} does not exist in Azure DevOps any more; pick another one with \"Change tracked branch…\" in the repository's Actions menu",
+        short_branch(.0)
+    )]
     BranchMissing(String),
     #[error("commit {0} does not exist in this repository")]
     UnknownCommit(String),
@@ -97,6 +102,12 @@ pub enum SyncError {
     Io(#[from] std::io::Error),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Whether a repository's stored failure is [`SyncError::BranchMissing`].
+pub fn is_branch_missing(message: &str) -> bool {
+    message.starts_with("the branch ")
+        && message.contains(" does not exist in Azure DevOps any more")
 }
 
 impl From<SnapshotError> for SyncError {
@@ -224,6 +235,33 @@ impl SyncEngine {
         if remote.disabled() {
             return Err(SyncError::Disabled);
         }
+        // A repository that follows the default branch moves with it when
+        // it changes in Azure DevOps (a rename of `main`, say).
+        let mut retarget = None;
+        let fresh;
+        let repo = match remote.default_branch.as_deref().map(full_branch_ref) {
+            Some(default) if repo.follow_default_branch && default != repo.tracked_branch => {
+                let moved = self
+                    .db
+                    .retarget_default_branch(&repo.id, &repo.tracked_branch, &default)
+                    .await?;
+                if moved {
+                    retarget = Some(format!(
+                        "the default branch changed from {} to {}",
+                        short_branch(&repo.tracked_branch),
+                        short_branch(&default)
+                    ));
+                }
+                // Re-read: an admin may have picked a branch meanwhile.
+                fresh = self
+                    .db
+                    .repository(&repo.id)
+                    .await?
+                    .ok_or(SyncError::RepositoryRemoved)?;
+                &fresh
+            }
+            _ => repo,
+        };
         let head = client
             .branch_head(&repo.project_id, &repo.id, &repo.tracked_branch)
             .await?;
@@ -239,6 +277,19 @@ impl SyncEngine {
             }
             return Err(SyncError::BranchMissing(repo.tracked_branch.clone()));
         };
+        // The new branch's head may share nothing with what is stored.
+        if let Some(why) = retarget {
+            return self
+                .full(
+                    job,
+                    repo,
+                    &client,
+                    &head,
+                    format!("full sync: {why}"),
+                    progress,
+                )
+                .await;
+        }
 
         match job.kind {
             JobKind::FirstReplication | JobKind::EntireRepository => {
@@ -306,9 +357,29 @@ impl SyncEngine {
         progress.report("downloading", 0, None).await.ok();
         tokio::fs::create_dir_all(&self.settings.work_dir).await?;
         let archive = TempFile(self.settings.work_dir.join(archive_name(&job.id)));
-        let download = client
-            .download_zip(&repo.project_id, &repo.id, head, &archive.0)
-            .await?;
+        // Bytes so far (of the total, when Azure DevOps declares it), told
+        // to the Repositories tab at most twice a second.
+        let (bytes_tx, mut bytes_rx) = tokio::sync::watch::channel((0u64, None::<u64>));
+        let download = client.download_zip_with_progress(
+            &repo.project_id,
+            &repo.id,
+            head,
+            &archive.0,
+            Some(bytes_tx),
+        );
+        let reporter = async {
+            while bytes_rx.changed().await.is_ok() {
+                let (bytes, total) = *bytes_rx.borrow_and_update();
+                let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                progress
+                    .report("downloading", as_i64(bytes), total.map(as_i64))
+                    .await
+                    .ok();
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        };
+        let (download, ()) = tokio::join!(download, reporter);
+        let download = download?;
         tracing::info!(
             repository = %repo.id,
             commit = %head,
@@ -323,10 +394,14 @@ impl SyncEngine {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Staged>>(2);
         let limits = self.settings.limits;
         let path = archive.0.clone();
-        let unpack = tokio::task::spawn_blocking(move || {
-            unpack_zip(&path, limits, BATCH_BYTES, |batch| {
-                tx.blocking_send(batch).map_err(|_| ArchiveError::Stopped)
-            })
+        let entries = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let unpack = tokio::task::spawn_blocking({
+            let entries = entries.clone();
+            move || {
+                unpack_zip(&path, limits, BATCH_BYTES, &entries, |batch| {
+                    tx.blocking_send(batch).map_err(|_| ArchiveError::Stopped)
+                })
+            }
         });
         let preparer = Preparer::start(self.parse_options(None));
         let mut stored = 0i64;
@@ -342,7 +417,17 @@ impl SyncEngine {
                     break;
                 }
             }
-            progress.report("storing files", stored, None).await.ok();
+            // Files kept of the archive's entries (some are left out on
+            // purpose, so the count may end below the total).
+            let total = entries.load(std::sync::atomic::Ordering::Relaxed);
+            progress
+                .report(
+                    "storing files",
+                    stored,
+                    (total > 0).then(|| i64::try_from(total).unwrap_or(i64::MAX)),
+                )
+                .await
+                .ok();
         }
         drop(rx);
         let unpacked = unpack
@@ -816,6 +901,18 @@ impl JobHandler for SyncEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_branch_points_to_the_action_that_changes_it() {
+        let message = SyncError::BranchMissing("refs/heads/release".into()).to_string();
+        assert!(
+            message.starts_with("the branch release does not exist"),
+            "{message}"
+        );
+        assert!(message.contains("\"Change tracked branch…\""), "{message}");
+        assert!(is_branch_missing(&message));
+        assert!(!is_branch_missing(&SyncError::Disabled.to_string()));
+    }
 
     #[test]
     fn work_files_are_recognised_by_their_job() {

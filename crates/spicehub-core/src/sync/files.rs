@@ -168,6 +168,7 @@ pub fn unpack_zip(
     archive: &Path,
     limits: ArchiveLimits,
     batch_bytes: usize,
+    entries: &std::sync::atomic::AtomicUsize,
     mut emit: impl FnMut(Vec<Staged>) -> Result<(), ArchiveError>,
 ) -> Result<UnpackStats, ArchiveError> {
     let file = std::fs::File::open(archive)?;
@@ -176,6 +177,8 @@ pub fn unpack_zip(
     // Files, as an incremental sync counts them from diffs (the central
     // directory is already read: this costs no I/O).
     let files = zip.file_names().filter(|n| !n.ends_with('/')).count();
+    // Known before the first file is read: the progress can say "of N".
+    entries.store(files, std::sync::atomic::Ordering::Relaxed);
     if files > limits.max_entries {
         return Err(ArchiveError::TooManyEntries {
             limit: limits.max_entries,
@@ -353,11 +356,32 @@ mod tests {
         limits: ArchiveLimits,
     ) -> Result<(Vec<Staged>, UnpackStats), ArchiveError> {
         let mut out = Vec::new();
-        let stats = unpack_zip(path, limits, 64, |b| {
+        let stats = unpack_zip(path, limits, 64, &Default::default(), |b| {
             out.extend(b);
             Ok(())
         })?;
         Ok((out, stats))
+    }
+
+    #[test]
+    fn the_entry_count_is_known_before_the_first_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SimpleFileOptions::default();
+        let zip = write_zip(dir.path(), |w| {
+            w.add_directory("pkg/", opts).unwrap();
+            for i in 0..5 {
+                w.start_file(format!("pkg/m{i}.py"), opts).unwrap();
+                w.write_all(b"A = 1\n").unwrap();
+            }
+        });
+        let entries = std::sync::atomic::AtomicUsize::new(0);
+        let mut seen_at_first_batch = None;
+        unpack_zip(&zip, limits(), 1, &entries, |_| {
+            seen_at_first_batch.get_or_insert(entries.load(std::sync::atomic::Ordering::Relaxed));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen_at_first_batch, Some(5), "files, not the directory");
     }
 
     #[test]

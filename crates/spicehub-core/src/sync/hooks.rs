@@ -74,13 +74,15 @@ async fn client_for(
     Ok(clients.for_org(&org.provider_id, &org.name).await?)
 }
 
-async fn create_for(
+/// The body of the hub's `git.push` subscription for a repository, with the
+/// provider's current webhook password, and a client of its organization.
+async fn hook_body(
     db: &Db,
     clients: &ProviderConnections,
     key: &SecretKey,
     public_url: &Url,
     repository_id: &str,
-) -> Result<(Subscription, String), HookError> {
+) -> Result<(AzureClient, SubscriptionCreate), HookError> {
     let (repo, org) = repository_and_org(db, repository_id).await?;
     let provider = db
         .provider(&org.provider_id)
@@ -103,20 +105,52 @@ async fn create_for(
         &provider.webhook_username,
         &password,
     );
-    let created = client.create_subscription(&body).await?;
-    Ok((created, org.name))
+    Ok((client, body))
+}
+
+async fn create_for(
+    db: &Db,
+    clients: &ProviderConnections,
+    key: &SecretKey,
+    public_url: &Url,
+    repository_id: &str,
+) -> Result<Subscription, HookError> {
+    let (client, body) = hook_body(db, clients, key, public_url, repository_id).await?;
+    Ok(client.create_subscription(&body).await?)
+}
+
+/// What a subscription's status means, and what the hub does about it, in
+/// an admin's words.
+pub fn status_meaning(status: Option<&SubscriptionStatus>) -> &'static str {
+    match status {
+        Some(SubscriptionStatus::Enabled) => "enabled: Azure DevOps delivers every push",
+        Some(SubscriptionStatus::OnProbation) => {
+            "on probation: deliveries failed, so Azure DevOps retries with growing delays and disables it if they keep failing"
+        }
+        Some(SubscriptionStatus::DisabledByUser) => "disabled by a person in Azure DevOps",
+        Some(SubscriptionStatus::DisabledBySystem) => {
+            "disabled by Azure DevOps after repeated failed deliveries (an update cannot re-enable it)"
+        }
+        Some(SubscriptionStatus::DisabledByInactiveIdentity) => {
+            "disabled because the identity that created it is no longer active"
+        }
+        Some(SubscriptionStatus::Unknown) | None => "in a state the hub does not know",
+    }
 }
 
 /// What [`create_webhook`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HookOutcome {
     Created,
-    /// The hub's subscription for this repository exists and is active:
+    /// The hub's subscription for this repository exists and is enabled:
     /// nothing was created (a second one would deliver every push twice).
     Kept,
-    /// The hub's subscription was disabled or deleted in Azure DevOps and
-    /// was replaced.
-    Replaced,
+    /// It was on probation or disabled by a person: its inputs (the
+    /// current password) were sent again and it was re-enabled.
+    Reenabled(SubscriptionStatus),
+    /// It was disabled by the system or an inactive identity (`Some`), or
+    /// deleted in Azure DevOps (`None`), and was replaced by a new one.
+    Replaced(Option<SubscriptionStatus>),
 }
 
 /// Makes sure the repository has a working `git.push` subscription created
@@ -131,7 +165,7 @@ pub async fn create_webhook(
     repository_id: &str,
 ) -> Result<(HookSubscription, HookOutcome), HookError> {
     let Some(existing) = db.hook_subscriptions_of(repository_id).await?.pop() else {
-        let (created, _) = create_for(db, clients, key, public_url, repository_id).await?;
+        let created = create_for(db, clients, key, public_url, repository_id).await?;
         let hook = db
             .record_hook_subscription(repository_id, &created.id, status_str(&created.status))
             .await?;
@@ -143,20 +177,32 @@ pub async fn create_webhook(
         Err(HookError::Azure(e)) if e.context().and_then(|c| c.status) == Some(404) => None,
         Err(e) => return Err(e),
     };
-    let outcome = match current {
-        Some(s)
-            if matches!(
-                s.status,
-                Some(SubscriptionStatus::Enabled | SubscriptionStatus::OnProbation)
-            ) =>
-        {
-            db.update_hook_subscription(&existing.id, status_str(&s.status), None)
+    let outcome = match current.as_ref().and_then(|s| s.status.clone()) {
+        Some(SubscriptionStatus::Enabled) => {
+            db.update_hook_subscription(&existing.id, Some("enabled"), None)
                 .await?;
             HookOutcome::Kept
         }
-        current => {
+        // An update works for these: send the current inputs again (a
+        // password that changed is the usual cause of probation) and
+        // re-enable it, keeping its delivery history.
+        Some(was @ (SubscriptionStatus::OnProbation | SubscriptionStatus::DisabledByUser)) => {
+            match reenable(db, clients, key, public_url, &existing).await {
+                Ok(updated) => {
+                    db.update_hook_subscription(&existing.id, status_str(&updated.status), None)
+                        .await?;
+                    HookOutcome::Reenabled(was)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot update the subscription; replacing it");
+                    replace(db, clients, key, public_url, &existing, true).await?;
+                    HookOutcome::Replaced(Some(was))
+                }
+            }
+        }
+        was => {
             replace(db, clients, key, public_url, &existing, current.is_some()).await?;
-            HookOutcome::Replaced
+            HookOutcome::Replaced(was)
         }
     };
     let hook = db
@@ -199,7 +245,7 @@ async fn replace(
             tracing::warn!(error = %e, "cannot delete a disabled subscription; creating a new one anyway");
         }
     }
-    let (created, _) = create_for(db, clients, key, public_url, &hook.repository_id).await?;
+    let created = create_for(db, clients, key, public_url, &hook.repository_id).await?;
     db.update_hook_subscription(&hook.id, status_str(&created.status), Some(&created.id))
         .await?;
     tracing::info!(
@@ -209,6 +255,106 @@ async fn replace(
         "re-created a service hook subscription that Azure DevOps had disabled or deleted"
     );
     Ok(created)
+}
+
+/// Sends the subscription's inputs again (with the current password) and
+/// sets it enabled.
+async fn reenable(
+    db: &Db,
+    clients: &ProviderConnections,
+    key: &SecretKey,
+    public_url: &Url,
+    hook: &HookSubscription,
+) -> Result<Subscription, HookError> {
+    let (client, body) = hook_body(db, clients, key, public_url, &hook.repository_id).await?;
+    Ok(client
+        .replace_subscription(&hook.devops_subscription_id, &body, "enabled")
+        .await?)
+}
+
+/// What happened to one hub-created hook when the webhook password changed.
+#[derive(Debug)]
+pub struct PasswordUpdate {
+    pub repository: String,
+    pub result: Result<PasswordUpdated, HookError>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PasswordUpdated {
+    /// The subscription now holds the new password.
+    Updated,
+    /// Azure DevOps had disabled it for good: a new one holds the password.
+    Replaced,
+    /// It no longer exists in Azure DevOps (nothing to update).
+    Gone,
+}
+
+/// Sends a provider's new webhook password to every subscription the hub
+/// created for its repositories, so none keeps posting the old one (Azure
+/// DevOps would put it on probation, then disable it). A subscription a
+/// person disabled keeps that status; one the system disabled cannot be
+/// updated and is re-created. One failure does not stop the others.
+pub async fn push_password(
+    db: &Db,
+    clients: &ProviderConnections,
+    key: &SecretKey,
+    public_url: &Url,
+    provider_id: &str,
+) -> Result<Vec<PasswordUpdate>, HookError> {
+    let orgs: std::collections::HashSet<String> = db
+        .organizations(provider_id)
+        .await?
+        .into_iter()
+        .map(|o| o.id)
+        .collect();
+    let mut out = Vec::new();
+    for repo in db.repositories().await? {
+        if !orgs.contains(&repo.organization_id) {
+            continue;
+        }
+        for hook in db.hook_subscriptions_of(&repo.id).await? {
+            let result = push_one(db, clients, key, public_url, &hook).await;
+            if let Err(e) = &result {
+                tracing::warn!(repository = %repo.id, error = %e, "cannot send the new webhook password to a service hook");
+            }
+            out.push(PasswordUpdate {
+                repository: repo.name.clone(),
+                result,
+            });
+        }
+    }
+    Ok(out)
+}
+
+async fn push_one(
+    db: &Db,
+    clients: &ProviderConnections,
+    key: &SecretKey,
+    public_url: &Url,
+    hook: &HookSubscription,
+) -> Result<PasswordUpdated, HookError> {
+    let current = match subscription_of(db, clients, hook).await {
+        Ok(s) => s,
+        Err(HookError::Azure(e)) if e.context().and_then(|c| c.status) == Some(404) => {
+            return Ok(PasswordUpdated::Gone)
+        }
+        Err(e) => return Err(e),
+    };
+    if current.status == Some(SubscriptionStatus::DisabledBySystem) {
+        replace(db, clients, key, public_url, hook, true).await?;
+        return Ok(PasswordUpdated::Replaced);
+    }
+    let status = match current.status {
+        Some(SubscriptionStatus::DisabledByUser) => "disabledByUser",
+        _ => "enabled",
+    };
+    let (client, body) = hook_body(db, clients, key, public_url, &hook.repository_id).await?;
+    let updated = client
+        .replace_subscription(&hook.devops_subscription_id, &body, status)
+        .await?;
+    db.update_hook_subscription(&hook.id, status_str(&updated.status), None)
+        .await?;
+    Ok(PasswordUpdated::Updated)
 }
 
 /// Checks every subscription the hub created; re-creates those Azure DevOps
@@ -244,10 +390,134 @@ async fn check_one(
 ) -> Result<bool, HookError> {
     let current = subscription_of(db, clients, hook).await?;
     if current.status != Some(SubscriptionStatus::DisabledBySystem) {
+        // The tracked branch moved (an admin picked another, or the
+        // default branch changed in Azure DevOps): the filter follows it.
+        let current = match follow_branch(db, clients, key, public_url, hook, &current).await {
+            Ok(Some(updated)) => updated,
+            Ok(None) => current,
+            Err(e) => {
+                tracing::warn!(
+                    repository = %hook.repository_id,
+                    error = %e,
+                    "reconcile: cannot move a service hook's branch filter"
+                );
+                current
+            }
+        };
         db.update_hook_subscription(&hook.id, status_str(&current.status), None)
             .await?;
         return Ok(false);
     }
     replace(db, clients, key, public_url, hook, true).await?;
     Ok(true)
+}
+
+/// The branch a `git.push` subscription filters on (short name), if any.
+fn branch_filter(inputs: &std::collections::BTreeMap<String, String>) -> Option<&str> {
+    inputs
+        .get("branch")
+        .map(|b| b.strip_prefix("refs/heads/").unwrap_or(b))
+        .filter(|b| !b.is_empty())
+}
+
+/// Sends the hub's subscription the repository's current inputs when its
+/// branch filter is not the tracked branch, keeping a status a person set.
+/// `None` when the filter already matched, or when the subscription cannot
+/// be updated (disabled by the system or an inactive identity: replacing
+/// it, at reconcile or with "Check the webhook", gives it the new branch).
+async fn follow_branch(
+    db: &Db,
+    clients: &ProviderConnections,
+    key: &SecretKey,
+    public_url: &Url,
+    hook: &HookSubscription,
+    current: &Subscription,
+) -> Result<Option<Subscription>, HookError> {
+    let status = match current.status {
+        Some(SubscriptionStatus::DisabledByUser) => "disabledByUser",
+        Some(
+            SubscriptionStatus::DisabledBySystem | SubscriptionStatus::DisabledByInactiveIdentity,
+        ) => return Ok(None),
+        _ => "enabled",
+    };
+    let (repo, _) = repository_and_org(db, &hook.repository_id).await?;
+    let tracked = repo
+        .tracked_branch
+        .strip_prefix("refs/heads/")
+        .unwrap_or(&repo.tracked_branch);
+    if branch_filter(&current.publisher_inputs) == Some(tracked) {
+        return Ok(None);
+    }
+    let (client, body) = hook_body(db, clients, key, public_url, &hook.repository_id).await?;
+    let updated = client
+        .replace_subscription(&hook.devops_subscription_id, &body, status)
+        .await?;
+    tracing::info!(
+        repository = %hook.repository_id,
+        subscription = %hook.devops_subscription_id,
+        was = branch_filter(&current.publisher_inputs).unwrap_or("(none)"),
+        branch = %tracked,
+        "service hook: branch filter moved to the tracked branch"
+    );
+    Ok(Some(updated))
+}
+
+/// What changing the tracked branch did to one hub-created hook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BranchFilterUpdate {
+    /// The subscription now filters on the new branch.
+    Updated,
+    /// It already did.
+    Unchanged,
+    /// Deleted in Azure DevOps, or disabled for good: nothing to update
+    /// here; reconcile (or "Check the webhook") replaces it, and a new one
+    /// is created with the new branch.
+    LeftToReconcile,
+}
+
+/// Moves the branch filter of every hook the hub created for a repository
+/// to its tracked branch (after an admin changed it). One result per hook;
+/// one failure does not stop the others.
+pub async fn push_branch(
+    db: &Db,
+    clients: &ProviderConnections,
+    key: &SecretKey,
+    public_url: &Url,
+    repository_id: &str,
+) -> Result<Vec<Result<BranchFilterUpdate, HookError>>, HookError> {
+    let mut out = Vec::new();
+    for hook in db.hook_subscriptions_of(repository_id).await? {
+        let result = async {
+            let current = match subscription_of(db, clients, &hook).await {
+                Ok(current) => current,
+                Err(HookError::Azure(e)) if e.context().and_then(|c| c.status) == Some(404) => {
+                    return Ok(BranchFilterUpdate::LeftToReconcile)
+                }
+                Err(e) => return Err(e),
+            };
+            if matches!(
+                current.status,
+                Some(
+                    SubscriptionStatus::DisabledBySystem
+                        | SubscriptionStatus::DisabledByInactiveIdentity
+                )
+            ) {
+                return Ok(BranchFilterUpdate::LeftToReconcile);
+            }
+            match follow_branch(db, clients, key, public_url, &hook, &current).await? {
+                Some(updated) => {
+                    db.update_hook_subscription(&hook.id, status_str(&updated.status), None)
+                        .await?;
+                    Ok(BranchFilterUpdate::Updated)
+                }
+                None => Ok(BranchFilterUpdate::Unchanged),
+            }
+        }
+        .await;
+        if let Err(e) = &result {
+            tracing::warn!(repository = %repository_id, error = %e, "cannot move a service hook's branch filter");
+        }
+        out.push(result);
+    }
+    Ok(out)
 }

@@ -83,7 +83,10 @@ pub fn AdminErrorView(error: crate::api::admin::AdminError) -> impl IntoView {
 /// Copies `text` to the clipboard (after hydration; before it, the value
 /// sits in a read-only field the user can select).
 #[component]
-pub fn CopyButton(text: String, #[prop(into)] label: String) -> impl IntoView {
+pub fn CopyButton(
+    #[prop(into)] text: Signal<String>,
+    #[prop(into)] label: String,
+) -> impl IntoView {
     let copied = RwSignal::new(false);
     let aria = format!("Copy {label}");
     view! {
@@ -92,7 +95,7 @@ pub fn CopyButton(text: String, #[prop(into)] label: String) -> impl IntoView {
             class="secondary copy"
             aria-label=aria
             on:click=move |_| {
-                copy_to_clipboard(&text);
+                copy_to_clipboard(&text.get_untracked());
                 copied.set(true);
             }
         >

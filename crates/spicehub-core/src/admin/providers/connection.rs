@@ -4,11 +4,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::internal;
+use super::validate::{validate, Purpose};
+use super::{internal, ProviderInput};
 use crate::admin::{AdminError, DiagnosisRecord};
-use crate::connections::ConnectionError;
-use crate::db::providers::Provider;
+use crate::connections::{credential_from_sealed, ConnectionError};
+use crate::db::providers::{CredentialKind, Provider};
 use crate::db::DbError;
+use crate::Hub;
+use spicehub_azure::credentials::Credential;
 
 /// What a connection test found, stored with the provider as JSON.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -57,15 +60,40 @@ pub async fn test_connection(
         None => primary_organization(db, &provider).await?,
     };
     clients.forget(id);
+    let hub_app = provider.credential_kind == CredentialKind::HubApp;
+    let record = check(
+        clients.for_org(id, &organization).await,
+        organization,
+        hub_app,
+    )
+    .await?;
+    let json = serde_json::to_string(&record).unwrap_or_default();
+    db.record_provider_check(id, record.ok, &json, record.token_ok)
+        .await?;
+    tracing::info!(
+        provider = %id,
+        ok = record.ok,
+        diagnosis = record.diagnosis.as_ref().map(|d| d.code.as_str()).unwrap_or("-"),
+        "provider connection tested"
+    );
+    Ok(record)
+}
+
+/// Runs the checks with a client (or records why there is none).
+async fn check(
+    client: Result<spicehub_azure::client::AzureClient, ConnectionError>,
+    organization: String,
+    hub_app: bool,
+) -> Result<CheckRecord, DbError> {
     let mut record = CheckRecord {
         ok: false,
         token_ok: false,
-        organization: organization.clone(),
+        organization,
         projects: 0,
         repositories: 0,
         diagnosis: None,
     };
-    match clients.for_org(id, &organization).await {
+    match client {
         Ok(client) => {
             let (report, error) = spicehub_azure::check::check_client(&client).await;
             record.ok = error.is_none();
@@ -85,14 +113,105 @@ pub async fn test_connection(
             })
         }
     }
-    let json = serde_json::to_string(&record).unwrap_or_default();
-    db.record_provider_check(id, record.ok, &json, record.token_ok)
-        .await?;
+    // For the hub's app, "no such application in this tenant" means nobody
+    // there has consented yet: say that, not "check the client ID" (a
+    // field this model does not have).
+    if hub_app
+        && record
+            .diagnosis
+            .as_ref()
+            .is_some_and(|d| d.code == "unknown_client_id")
+    {
+        record.diagnosis = Some(DiagnosisRecord {
+            code: "admin_consent_missing".into(),
+            title: "No admin of this tenant has consented to the hub's app yet".into(),
+            hint: "Save, then send the admin-consent link shown here to an administrator of the tenant (a Global, Application or Cloud Application Administrator). This page shows their consent as soon as it arrives; then test again.".into(),
+            field: "hub".into(),
+        });
+    }
+    Ok(record)
+}
+
+/// **Test connection** of the form as typed, without storing any of it: a
+/// wrong secret tried here must not replace the working one (only Save
+/// stores). An empty secret field means the stored one. The outcome becomes
+/// the provider's health only when the form holds exactly what is stored.
+pub async fn test_form(hub: &Hub, input: &ProviderInput) -> Result<CheckRecord, AdminError> {
+    let db = &hub.db;
+    let existing = match &input.id {
+        Some(id) => Some(
+            db.provider(id)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| AdminError::Message("No such Git provider.".into()))?,
+        ),
+        None => None,
+    };
+    let valid = validate(
+        input,
+        existing.as_ref(),
+        hub.config.hub_app.as_ref(),
+        Purpose::Test,
+    )
+    .map_err(AdminError::Fields)?;
+    let clients = &hub.connections;
+    let credential = match (&valid.credential, &existing) {
+        (_, _) if valid.kind == CredentialKind::HubApp => match clients.hub_app() {
+            Some(h) => Credential::client_secret(h.client_secret.clone())
+                .map(|c| (h.client_id.clone(), c))
+                .map_err(ConnectionError::Azure),
+            None => Err(ConnectionError::HubAppNotConfigured),
+        },
+        (Some(bytes), _) => credential_from_sealed(valid.kind, bytes.clone())
+            .map(|c| (valid.client_id.clone(), c))
+            .map_err(ConnectionError::Azure),
+        // The field was left empty: the stored credential, with the
+        // client ID typed in the form.
+        (None, Some(p)) => clients
+            .stored_credential(p)
+            .await
+            .map(|(_, c)| (valid.client_id.clone(), c)),
+        (None, None) => Err(ConnectionError::ProviderMissing),
+    };
+    let client = credential.and_then(|(client_id, credential)| {
+        clients.unsaved(
+            &valid.tenant_id,
+            &client_id,
+            credential,
+            &valid.organization,
+        )
+    });
+    let tried = client.as_ref().ok().cloned();
+    let hub_app = valid.kind == CredentialKind::HubApp;
+    let record = check(client, valid.organization.clone(), hub_app)
+        .await
+        .map_err(internal)?;
+    if let Some(c) = tried {
+        clients.forget_client(&c);
+    }
+    if let Some(p) = existing.as_ref() {
+        let organization = primary_organization(db, p).await.map_err(internal)?;
+        let as_stored = valid.credential.is_none()
+            && valid.kind == p.credential_kind
+            && valid.tenant_id == p.tenant_id
+            && valid.client_id == p.client_id
+            && valid.organization == organization;
+        if as_stored {
+            let json = serde_json::to_string(&record).unwrap_or_default();
+            db.record_provider_check(&p.id, record.ok, &json, record.token_ok)
+                .await
+                .map_err(internal)?;
+        }
+    }
     tracing::info!(
-        provider = %id,
+        provider = input.id.as_deref().unwrap_or("(new)"),
         ok = record.ok,
-        diagnosis = record.diagnosis.as_ref().map(|d| d.code.as_str()).unwrap_or("-"),
-        "provider connection tested"
+        diagnosis = record
+            .diagnosis
+            .as_ref()
+            .map(|d| d.code.as_str())
+            .unwrap_or("-"),
+        "form connection tested (nothing stored)"
     );
     Ok(record)
 }

@@ -7,18 +7,20 @@
 mod connection;
 mod consent;
 mod picker;
+mod removal;
 mod validate;
 
-pub use connection::{client_error, primary_organization, test_connection, CheckRecord};
+pub use connection::{client_error, primary_organization, test_connection, test_form, CheckRecord};
 pub use consent::complete_consent;
 pub use picker::add_selected;
-pub use validate::{valid_organization, valid_tenant};
+pub use removal::{removal_plan, remove_provider, ProviderRemoval, ProviderRemovalPlan};
+pub use validate::{organization_name, valid_organization, valid_tenant};
 
 use super::{AdminError, FieldError};
 use crate::db::providers::{NewProvider, ProviderError, ProviderUpdate};
 use crate::db::DbError;
 use crate::Hub;
-use validate::validate;
+use validate::{validate, Purpose};
 
 /// The Azure DevOps form as posted (every secret optional: empty means
 /// "keep the stored one"). No `Debug`: it holds secrets.
@@ -84,8 +86,13 @@ pub async fn save(hub: &Hub, input: &ProviderInput) -> Result<String, AdminError
         ),
         None => None,
     };
-    let valid = validate(input, existing.as_ref(), hub.config.hub_app.as_ref())
-        .map_err(AdminError::Fields)?;
+    let valid = validate(
+        input,
+        existing.as_ref(),
+        hub.config.hub_app.as_ref(),
+        Purpose::Save,
+    )
+    .map_err(AdminError::Fields)?;
     let id = match &existing {
         Some(p) => {
             db.update_provider(
@@ -99,6 +106,10 @@ pub async fn save(hub: &Hub, input: &ProviderInput) -> Result<String, AdminError
                     credential: valid.credential.as_deref(),
                     webhook_username: &valid.webhook_username,
                     webhook_password: valid.webhook_password.as_deref(),
+                    webhook_password_overlap: i64::try_from(
+                        hub.config.webhook_password_overlap.as_secs(),
+                    )
+                    .unwrap_or(i64::MAX / 2),
                     secret_expires_at: valid.secret_expires_at,
                 },
             )
@@ -184,4 +195,67 @@ async fn set_primary_organization(
         .execute(db.pool())
         .await?;
     Ok(())
+}
+
+/// After a provider's webhook password changed: sends it to every service
+/// hook the hub created, and says what happened, one line per hook, plus
+/// what the admin must do for hooks made by hand.
+pub async fn password_changed(hub: &Hub, id: &str) -> Vec<String> {
+    use crate::sync::hooks::{push_password, PasswordUpdated};
+    let mut notes = Vec::new();
+    match push_password(
+        &hub.db,
+        &hub.connections,
+        &hub.config.secret_key,
+        &hub.config.public_url,
+        id,
+    )
+    .await
+    {
+        Ok(updates) => {
+            for u in updates {
+                notes.push(match u.result {
+                    Ok(PasswordUpdated::Updated) => format!(
+                        "The service hook of {} now sends the new password.",
+                        u.repository
+                    ),
+                    Ok(PasswordUpdated::Replaced) => format!(
+                        "The service hook of {} had been disabled by Azure DevOps: a new one with the new password replaced it.",
+                        u.repository
+                    ),
+                    Ok(PasswordUpdated::Gone) => format!(
+                        "The service hook of {} no longer exists in Azure DevOps: create it again on the Webhooks page.",
+                        u.repository
+                    ),
+                    Err(e) => format!(
+                        "The service hook of {} could not be updated ({e}): paste the new password into it by hand (Project settings › Service hooks).",
+                        u.repository
+                    ),
+                });
+            }
+        }
+        Err(e) => notes.push(format!(
+            "The hub could not update its service hooks ({e}): paste the new password into them by hand."
+        )),
+    }
+    let until = hub
+        .db
+        .provider(id)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|p| p.previous_password_until);
+    notes.push(match until {
+        Some(until) => format!(
+            "Service hooks made by hand: paste the new password into them. The previous password is still accepted until {}, or until the first delivery with the new one.",
+            time::OffsetDateTime::from_unix_timestamp(until)
+                .ok()
+                .and_then(|t| t
+                    .format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC"))
+                    .ok())
+                .unwrap_or_else(|| until.to_string())
+        ),
+        None => "Service hooks made by hand: paste the new password into them now; the previous one is no longer accepted.".into(),
+    });
+    notes
 }

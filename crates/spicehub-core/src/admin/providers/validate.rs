@@ -37,6 +37,48 @@ pub fn valid_organization(o: &str) -> bool {
     o.parse::<spicehub_azure::OrganizationName>().is_ok()
 }
 
+/// The organization's name from what an admin pasted: the name itself, or
+/// any URL of it copied from the browser (`https://dev.azure.com/ORG/...`,
+/// `https://ORG.visualstudio.com/...`, with or without the scheme).
+/// Anything else comes back trimmed, for the validation to name.
+pub fn organization_name(raw: &str) -> String {
+    let raw = raw.trim();
+    let with_scheme = if raw.contains("://") {
+        raw.to_owned()
+    } else if raw.starts_with("dev.azure.com/") || raw.contains(".visualstudio.com") {
+        format!("https://{raw}")
+    } else {
+        return raw.to_owned();
+    };
+    let Ok(url) = url::Url::parse(&with_scheme) else {
+        return raw.to_owned();
+    };
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let from_url = if host == "dev.azure.com" {
+        url.path_segments()
+            .and_then(|mut s| s.next())
+            .map(str::to_owned)
+    } else {
+        host.strip_suffix(".visualstudio.com")
+            .filter(|o| !o.is_empty() && !o.contains('.'))
+            .map(str::to_owned)
+    };
+    match from_url.filter(|o| !o.is_empty()) {
+        // Percent-decoding is not needed: a valid name is letters, digits
+        // and hyphens, and anything else is refused by the validation.
+        Some(o) => o,
+        None => raw.to_owned(),
+    }
+}
+
+/// What the form is checked for: storing it, or only testing the
+/// connection (the name and the webhook fields do not matter then).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Purpose {
+    Save,
+    Test,
+}
+
 fn parse_date(raw: &str) -> Option<i64> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     time::Date::parse(raw, format)
@@ -48,13 +90,20 @@ pub(super) fn validate(
     input: &ProviderInput,
     existing: Option<&Provider>,
     hub_app: Option<&crate::config::HubApp>,
+    purpose: Purpose,
 ) -> Result<Valid, Vec<FieldError>> {
     let mut errors = Vec::new();
     let mut err = |field: &str, message: &str| {
-        errors.push(FieldError {
-            field: field.to_owned(),
-            message: message.to_owned(),
-        })
+        let connection_field = !matches!(
+            field,
+            "display_name" | "webhook_username" | "webhook_password" | "secret_expires"
+        );
+        if purpose == Purpose::Save || connection_field {
+            errors.push(FieldError {
+                field: field.to_owned(),
+                message: message.to_owned(),
+            })
+        }
     };
     let display_name = input.display_name.trim().to_owned();
     if display_name.is_empty() || display_name.chars().count() > 100 {
@@ -176,7 +225,7 @@ pub(super) fn validate(
             }
         },
     };
-    let organization = input.organization.trim().to_owned();
+    let organization = organization_name(&input.organization);
     if !valid_organization(&organization) {
         err(
             "organization",
@@ -255,7 +304,7 @@ mod tests {
 
     #[test]
     fn a_complete_form_is_valid() {
-        assert!(validate(&input(), None, None).is_ok());
+        assert!(validate(&input(), None, None, Purpose::Save).is_ok());
     }
 
     #[test]
@@ -270,7 +319,7 @@ mod tests {
         i.secret_expires = Some("31/12/2026".into());
         i.display_name = " ".into();
         assert_eq!(
-            fields(validate(&i, None, None)),
+            fields(validate(&i, None, None, Purpose::Save)),
             [
                 "display_name",
                 "tenant_id",
@@ -284,6 +333,60 @@ mod tests {
         );
         let mut i = input();
         i.onboarding = "hub_app".into();
-        assert_eq!(fields(validate(&i, None, None)), ["onboarding"]);
+        assert_eq!(
+            fields(validate(&i, None, None, Purpose::Save)),
+            ["onboarding"]
+        );
+    }
+
+    #[test]
+    fn a_test_checks_only_what_the_connection_needs() {
+        let mut i = input();
+        i.display_name = String::new();
+        i.webhook_username = "a b".into();
+        i.webhook_password = None;
+        assert!(validate(&i, None, None, Purpose::Test).is_ok());
+        i.client_secret = None;
+        assert_eq!(
+            fields(validate(&i, None, None, Purpose::Test)),
+            ["client_secret"]
+        );
+    }
+
+    #[test]
+    fn a_pasted_url_gives_the_organization() {
+        for (raw, org) in [
+            ("contoso", "contoso"),
+            ("  contoso ", "contoso"),
+            ("https://dev.azure.com/contoso", "contoso"),
+            ("https://dev.azure.com/contoso/", "contoso"),
+            (
+                "https://dev.azure.com/contoso/Commerce/_git/ml-models?path=/x",
+                "contoso",
+            ),
+            ("dev.azure.com/contoso/Commerce", "contoso"),
+            (
+                "https://contoso.visualstudio.com/Commerce/_git/ml-models",
+                "contoso",
+            ),
+            ("contoso.visualstudio.com", "contoso"),
+            ("HTTPS://Contoso.VisualStudio.com/", "contoso"),
+        ] {
+            assert_eq!(organization_name(raw), org, "{raw}");
+            let mut i = input();
+            i.organization = raw.into();
+            assert!(validate(&i, None, None, Purpose::Save).is_ok(), "{raw}");
+        }
+        // Not an Azure DevOps URL: kept, so the validation names it.
+        for raw in [
+            "https://github.com/contoso",
+            "https://dev.azure.com/",
+            "https://evil.example/contoso",
+        ] {
+            assert_eq!(organization_name(raw), raw);
+            let mut i = input();
+            i.organization = raw.into();
+            assert!(validate(&i, None, None, Purpose::Save).is_err(), "{raw}");
+        }
     }
 }

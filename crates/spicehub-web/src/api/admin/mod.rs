@@ -115,6 +115,34 @@ pub struct ProviderView {
     pub consented: Option<String>,
     /// `hub_app` without consent yet: the link to send to the tenant's admin.
     pub consent_link: Option<String>,
+    /// After a change of webhook password: until when the previous one is
+    /// still accepted.
+    pub previous_password_until: Option<String>,
+}
+
+/// One step of a provider's setup checklist, ticked by what the hub observed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupStep {
+    /// Stable name for tests and styles (`token`, `member`, ...).
+    pub key: String,
+    /// The step in the portal's own words.
+    pub title: String,
+    pub done: bool,
+    /// What the hub saw (or what is missing), in words.
+    pub detail: String,
+    /// Where in the portal to do it: (link text, URL).
+    pub link: Option<(String, String)>,
+}
+
+/// What the provider page polls: the consent (hub app) and the checklist.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupProgress {
+    pub consented: Option<String>,
+    pub tenant_id: String,
+    /// The name and client ID to search for in Azure DevOps › Users.
+    pub app_name: String,
+    pub client_id: String,
+    pub steps: Vec<SetupStep>,
 }
 
 /// What the new-provider form starts with.
@@ -126,6 +154,9 @@ pub struct ProviderDefaults {
     pub hub_app_client_id: Option<String>,
     /// Where the admin-consent flow returns (to register on the hub's app).
     pub consent_redirect_uri: String,
+    /// Why Azure DevOps cannot reach the hub's public URL, or would send
+    /// the webhook password in clear over it (http, localhost).
+    pub public_url_warnings: Vec<String>,
 }
 
 /// One repository as the service principal sees it.
@@ -182,6 +213,26 @@ pub struct RepoRow {
     pub diagnosis: Option<DiagnosisView>,
     pub note: Option<String>,
     pub last_webhook: Option<String>,
+    /// The branch is Azure DevOps' default branch and moves with it.
+    pub follows_default: bool,
+    /// The last sync failed because the tracked branch is gone: the row
+    /// points to "Change tracked branch…".
+    pub branch_missing: bool,
+}
+
+/// What "Change tracked branch…" offers for one repository.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchChoicesView {
+    pub id: String,
+    /// `organization/project/repository`.
+    pub repository: String,
+    /// The tracked branch now (short name).
+    pub branch: String,
+    pub follows_default: bool,
+    /// Azure DevOps' default branch now, if the repository has one.
+    pub default_branch: Option<String>,
+    /// Every branch in Azure DevOps (short names), sorted.
+    pub branches: Vec<String>,
 }
 
 /// One webhook delivery.
@@ -216,6 +267,17 @@ pub struct HookSetup {
     pub url: String,
     pub username: String,
     pub repositories: Vec<HookRepo>,
+    /// Deliveries with this user name refused for a wrong password.
+    pub refused: Option<RefusalView>,
+}
+
+/// Refused webhook deliveries, in aggregate (`db::refusals`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusalView {
+    pub count: i64,
+    pub first_at: String,
+    pub last_at: String,
+    pub last_address: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,6 +285,53 @@ pub struct WebhookOverview {
     pub setups: Vec<HookSetup>,
     pub deliveries: Vec<DeliveryRow>,
     pub last_test: Option<String>,
+    /// Refused deliveries with no credentials or a user name no provider uses.
+    pub unknown_refused: Option<RefusalView>,
+}
+
+/// A service hook the hub created that a removal could not delete in Azure
+/// DevOps, with the project's Service hooks page to delete it by hand.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookLeftView {
+    /// `organization/project/repository`.
+    pub repository: String,
+    pub subscription_id: String,
+    pub reason: String,
+    pub service_hooks_url: String,
+}
+
+/// What a removal did (one repository, or a provider with its repositories).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemovalView {
+    pub repositories: usize,
+    pub hooks_deleted: usize,
+    pub hooks_left: Vec<HookLeftView>,
+}
+
+/// What deleting a provider would remove, for its confirmation page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderRemovalPlanView {
+    pub id: String,
+    pub display_name: String,
+    /// `organization/project/repository`.
+    pub repositories: Vec<String>,
+    /// Service hooks the hub created for them.
+    pub hooks: usize,
+}
+
+/// `1.2 MB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KB", "MB", "GB", "TB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 #[cfg(feature = "ssr")]
@@ -249,6 +358,19 @@ pub async fn get_provider(id: String) -> Result<ProviderView, AdminError> {
     }
 }
 
+/// The live setup checklist of a provider (and its consent), polled by its
+/// page: cheap reads only, and no consent link is made here.
+#[server(prefix = "/api", endpoint = "admin/setup_progress")]
+pub async fn get_setup_progress(id: String) -> Result<SetupProgress, AdminError> {
+    ssr::require_admin()?;
+    let state = ssr::state()?;
+    match ssr::setup_progress(&state, &id).await {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(AdminError::Message("No such Git provider.".into())),
+        Err(e) => Err(ssr::internal(e)),
+    }
+}
+
 #[server(prefix = "/api", endpoint = "admin/provider_defaults")]
 pub async fn get_provider_defaults() -> Result<ProviderDefaults, AdminError> {
     ssr::require_admin()?;
@@ -256,9 +378,21 @@ pub async fn get_provider_defaults() -> Result<ProviderDefaults, AdminError> {
     Ok(ssr::provider_defaults(&state))
 }
 
-/// Saves the Azure DevOps form (a new provider when `id` is empty). With
-/// `intent` = `test`, runs **Test connection** right after saving; its
-/// outcome is stored with the provider and shown by the form.
+/// What the Azure DevOps form's buttons did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormOutcome {
+    /// Save: the provider's id (it was stored).
+    pub saved: Option<String>,
+    /// Test connection: what the values in the form gave (nothing stored).
+    pub check: Option<CheckView>,
+    /// Save: what else it did (a new webhook password sent to the hooks).
+    pub notes: Vec<String>,
+}
+
+/// The Azure DevOps form's two buttons. `intent` = `save` stores it (a new
+/// provider when `id` is empty); `intent` = `test` runs **Test connection**
+/// with the values as typed and stores nothing, so trying a secret cannot
+/// overwrite the working one.
 #[server(prefix = "/api", endpoint = "admin/save_provider")]
 pub async fn save_provider(
     id: Option<String>,
@@ -276,7 +410,7 @@ pub async fn save_provider(
     webhook_username: String,
     webhook_password: Option<String>,
     intent: Option<String>,
-) -> Result<Option<CheckView>, AdminError> {
+) -> Result<FormOutcome, AdminError> {
     use spicehub_core::admin::providers::{save, ProviderInput};
     let user = ssr::require_admin()?;
     let state = ssr::state()?;
@@ -296,22 +430,43 @@ pub async fn save_provider(
         webhook_username,
         webhook_password,
     };
+    if intent.as_deref() == Some("test") {
+        let check = ssr::test_form(&state, &input).await?;
+        return Ok(FormOutcome {
+            saved: None,
+            check: Some(check),
+            notes: Vec::new(),
+        });
+    }
     let created = input.id.is_none();
-    let saved = save(&state, &input).await?;
-    tracing::info!(user = %user.email, provider = %saved, created, "provider saved");
-    let check = if intent.as_deref() == Some("test") {
-        Some(
-            ssr::test_connection(&state, &saved)
+    // A changed password (not the same one saved again) goes to the hooks.
+    let rotated = match (&input.id, input.webhook_password.as_deref()) {
+        (Some(id), Some(new)) if !new.is_empty() => {
+            let stored = state
+                .db
+                .webhook_password(&state.config.secret_key, id)
                 .await
-                .map_err(ssr::internal)?,
-        )
+                .ok()
+                .flatten();
+            stored.as_deref() != Some(new)
+        }
+        _ => false,
+    };
+    let saved = save(&state, &input).await?;
+    tracing::info!(user = %user.email, provider = %saved, created, rotated, "provider saved");
+    let notes = if rotated {
+        spicehub_core::admin::providers::password_changed(&state, &saved).await
     } else {
-        None
+        Vec::new()
     };
     if created {
         leptos_axum::redirect(&format!("/providers/{saved}"));
     }
-    Ok(check)
+    Ok(FormOutcome {
+        saved: Some(saved),
+        check: None,
+        notes,
+    })
 }
 
 /// Runs **Test connection** for a saved provider.
@@ -332,15 +487,40 @@ pub async fn generate_password() -> Result<String, AdminError> {
     Ok(spicehub_core::db::providers::generate_webhook_password())
 }
 
+/// What deleting a provider would remove (its confirmation page).
+#[server(prefix = "/api", endpoint = "admin/provider_removal")]
+pub async fn provider_removal_plan(id: String) -> Result<ProviderRemovalPlanView, AdminError> {
+    ssr::require_admin()?;
+    let state = ssr::state()?;
+    ssr::provider_removal_plan(&state, &id).await
+}
+
+/// Deletes a provider: the service hooks the hub created in Azure DevOps
+/// (those it could not delete are returned, with where to delete them by
+/// hand), then its repositories' data, its credential and the provider.
+/// Goes back to the providers list when nothing was left behind.
 #[server(prefix = "/api", endpoint = "admin/delete_provider")]
-pub async fn delete_provider(id: String) -> Result<(), AdminError> {
+pub async fn delete_provider(id: String) -> Result<RemovalView, AdminError> {
     let user = ssr::require_admin()?;
     let state = ssr::state()?;
-    state.db.delete_provider(&id).await.map_err(ssr::internal)?;
-    state.connections.forget(&id);
-    tracing::info!(user = %user.email, provider = %id, "provider removed");
-    leptos_axum::redirect("/providers");
-    Ok(())
+    let removed = spicehub_core::admin::providers::remove_provider(&state, &id).await;
+    let removed = ssr::not_found_status(removed)?;
+    tracing::info!(
+        user = %user.email,
+        provider = %removed.id,
+        repositories = removed.repositories_removed,
+        hooks_deleted = removed.hooks_deleted,
+        hooks_left = removed.hooks_left.len(),
+        "provider removed"
+    );
+    if removed.hooks_left.is_empty() {
+        leptos_axum::redirect("/providers");
+    }
+    Ok(RemovalView {
+        repositories: removed.repositories_removed,
+        hooks_deleted: removed.hooks_deleted,
+        hooks_left: ssr::hooks_left(removed.hooks_left),
+    })
 }
 
 /// The projects and repositories the provider's service principal sees in
@@ -404,23 +584,66 @@ pub async fn repository_action(
     Ok(message)
 }
 
-#[server(prefix = "/api", endpoint = "admin/remove_repository")]
-pub async fn remove_repository(id: String) -> Result<(), AdminError> {
+/// The repository's branches, listed from Azure DevOps, for "Change
+/// tracked branch…".
+#[server(prefix = "/api", endpoint = "admin/repository_branches")]
+pub async fn repository_branches(id: String) -> Result<BranchChoicesView, AdminError> {
+    ssr::require_admin()?;
+    let state = ssr::state()?;
+    ssr::branch_choices(&state, &id).await
+}
+
+/// Sets the tracked branch: `branch` empty (or absent) follows Azure
+/// DevOps' default branch, otherwise that branch is kept whatever the
+/// default. Queues a full sync of it and moves the branch filter of the
+/// hub's service hooks. Goes back to the Repositories tab, unless a hook
+/// could not be updated (then the message says which, on this page).
+#[server(prefix = "/api", endpoint = "admin/set_tracked_branch")]
+pub async fn set_tracked_branch(id: String, branch: Option<String>) -> Result<String, AdminError> {
     let user = ssr::require_admin()?;
     let state = ssr::state()?;
-    let removed = state
-        .db
-        .delete_repository(&id)
-        .await
-        .map_err(ssr::internal)?;
-    if !removed {
-        return Err(AdminError::Message(
-            "This repository was already removed.".into(),
-        ));
+    let (message, all_hooks_moved) =
+        ssr::change_tracked_branch(&state, &id, branch.as_deref()).await?;
+    tracing::info!(user = %user.email, repository = %id, "tracked branch changed");
+    if all_hooks_moved {
+        leptos_axum::redirect("/repositories");
     }
-    tracing::info!(user = %user.email, repository = %id, "repository removed");
-    leptos_axum::redirect("/repositories");
-    Ok(())
+    Ok(message)
+}
+
+/// Removes a repository: first the service hook the hub created for it in
+/// Azure DevOps, then its data. A hook Azure DevOps refused to delete does
+/// not stop the removal; it is returned (no redirect) so the page can say
+/// where to delete it by hand.
+#[server(prefix = "/api", endpoint = "admin/remove_repository")]
+pub async fn remove_repository(id: String) -> Result<RemovalView, AdminError> {
+    use spicehub_core::admin::AdminError as CoreError;
+    let user = ssr::require_admin()?;
+    let state = ssr::state()?;
+    let removed = match spicehub_core::admin::repositories::remove_repository(&state, &id).await {
+        Ok(removed) => removed,
+        Err(CoreError::UnknownRepository) => {
+            return Err(AdminError::Message(
+                "This repository was already removed.".into(),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(
+        user = %user.email,
+        repository = %removed.id,
+        hooks_deleted = removed.hooks_deleted,
+        hooks_left = removed.hooks_left.len(),
+        "repository removed"
+    );
+    if removed.hooks_left.is_empty() {
+        leptos_axum::redirect("/repositories");
+    }
+    Ok(RemovalView {
+        repositories: 1,
+        hooks_deleted: removed.hooks_deleted,
+        hooks_left: ssr::hooks_left(removed.hooks_left),
+    })
 }
 
 #[server(prefix = "/api", endpoint = "admin/webhooks")]

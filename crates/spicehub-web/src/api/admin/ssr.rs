@@ -73,6 +73,15 @@ pub async fn test_connection(hub: &Hub, id: &str) -> Result<CheckView, DbError> 
     Ok(check_view(now(), record))
 }
 
+/// **Test connection** of the form as typed (nothing stored).
+pub async fn test_form(
+    hub: &Hub,
+    input: &spicehub_core::admin::providers::ProviderInput,
+) -> Result<CheckView, AdminError> {
+    let record = spicehub_core::admin::providers::test_form(hub, input).await?;
+    Ok(check_view(now(), record))
+}
+
 use super::AdminError;
 use spicehub_core::auth::AuthUser;
 
@@ -149,21 +158,6 @@ pub fn diagnosis_in_message(message: &str) -> Option<DiagnosisView> {
     Diagnosis::from_code(&message[start + 1..end]).map(|d| diagnosis_view(&d))
 }
 
-/// `1.2 MB`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "KB", "MB", "GB", "TB"];
-    if bytes < 1024 {
-        return format!("{bytes} bytes");
-    }
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
 fn credential_label(kind: CredentialKind) -> &'static str {
     match kind {
         CredentialKind::ClientSecret => "Client secret",
@@ -208,7 +202,39 @@ pub fn provider_defaults(hub: &Hub) -> ProviderDefaults {
         webhook_username: spicehub_core::admin::providers::default_webhook_username(),
         hub_app_client_id: hub.config.hub_app.as_ref().map(|h| h.client_id.clone()),
         consent_redirect_uri: format!("{}{}", public_base(hub), spicehub_routes::CONSENT_CALLBACK),
+        public_url_warnings: public_url_warnings(&hub.config.public_url),
     }
+}
+
+/// What is wrong with the public URL for a webhook: Azure DevOps posts from
+/// the internet, and Basic Auth over http carries the password in clear.
+pub fn public_url_warnings(url: &url::Url) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let local = match url.host() {
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost") || !d.contains('.')
+        }
+        Some(url::Host::Ipv4(ip)) => {
+            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
+        }
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        None => true,
+    };
+    if local {
+        warnings.push(format!(
+            "The hub's public URL is {url}, a local address: Azure DevOps cannot reach it, so its deliveries will fail. \
+             Set SPICEHUB_PUBLIC_URL to the address the internet reaches."
+        ));
+    }
+    if url.scheme() != "https" {
+        warnings.push(
+            "The hub's public URL uses http: Basic Auth would send the webhook password in clear. \
+             Serve the hub over HTTPS and set SPICEHUB_PUBLIC_URL to its https address."
+                .to_owned(),
+        );
+    }
+    warnings
 }
 
 async fn build_view(
@@ -299,12 +325,193 @@ async fn build_view(
         webhook_url: webhook_url(&hub.config.public_url),
         consented: p.consented_at.map(fmt_time),
         consent_link,
+        previous_password_until: p.previous_password_until.map(fmt_time),
         id: p.id,
         display_name: p.display_name,
         tenant_id: p.tenant_id,
         client_id: p.client_id,
         webhook_username: p.webhook_username,
     })
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The checklist of a provider's setup, in the order an admin does it.
+pub async fn setup_progress(hub: &Hub, id: &str) -> Result<Option<SetupProgress>, DbError> {
+    let Some(p) = hub.db.provider(id).await? else {
+        return Ok(None);
+    };
+    let facts = hub.db.setup_facts(id).await?;
+    let record: Option<CheckRecord> = p
+        .last_check
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok())
+        .filter(|_| p.last_check_at.is_some());
+    let organization = match &record {
+        Some(r) if !r.organization.is_empty() => r.organization.clone(),
+        _ => spicehub_core::admin::providers::primary_organization(&hub.db, &p).await?,
+    };
+    let hub_app = p.credential_kind == CredentialKind::HubApp;
+    let (app_name, client_id) = match (&hub.config.hub_app, hub_app) {
+        (Some(app), true) => ("spicehub (the hub's app)".to_owned(), app.client_id.clone()),
+        _ => ("your app registration".to_owned(), p.client_id.clone()),
+    };
+    let devops = hub.config.azure.devops_url.trim_end_matches('/').to_owned();
+    let code = record
+        .as_ref()
+        .and_then(|r| r.diagnosis.as_ref())
+        .map(|d| d.code.as_str())
+        .unwrap_or_default();
+    let token_at = hub
+        .connections
+        .token_status(&p.id)
+        .and_then(|s| s.last_obtained)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+        .max(p.last_token_at);
+    let token_ok = token_at.is_some() || record.as_ref().is_some_and(|r| r.token_ok);
+    // A member that sees no repository still reads the organization: the
+    // check fails later, at "no repositories visible".
+    let member = record
+        .as_ref()
+        .is_some_and(|r| r.ok || code == "no_repositories_visible");
+    let visible = record.as_ref().map(|r| r.repositories).unwrap_or(0);
+    let step =
+        |key: &str, title: &str, done: bool, detail: String, link: Option<(&str, String)>| {
+            SetupStep {
+                key: key.into(),
+                title: title.into(),
+                done,
+                detail,
+                link: link.map(|(t, u)| (t.to_owned(), u)),
+            }
+        };
+    let mut steps = Vec::new();
+    if hub_app {
+        steps.push(step(
+            "consent",
+            "An administrator of your tenant grants admin consent to the hub's app",
+            p.consented_at.is_some(),
+            match p.consented_at {
+                Some(at) => format!("Consent recorded on {}.", fmt_time(at)),
+                None => "Waiting: send the admin-consent link on this page to a Global, Application or Cloud Application Administrator of the tenant.".into(),
+            },
+            None,
+        ));
+    } else {
+        steps.push(step(
+            "app",
+            "Register an application in Microsoft Entra ID and add a client secret (Certificates & secrets)",
+            p.credential_set_at.is_some(),
+            format!("Application (client) ID {}.", p.client_id),
+            Some((
+                "Open the app registration",
+                format!(
+                    "https://portal.azure.com/#view/Microsoft_AAD_RegisteredApps/ApplicationMenuBlade/~/Overview/appId/{}",
+                    p.client_id
+                ),
+            )),
+        ));
+    }
+    steps.push(step(
+        "token",
+        "The hub obtains a token as the application",
+        token_ok,
+        match token_at {
+            Some(at) => format!("Last token obtained on {}.", fmt_time(at)),
+            None if token_ok => "A token was obtained by the last test.".into(),
+            None => "Not yet: press Test connection.".into(),
+        },
+        None,
+    ));
+    // Names go into the path as segments (a project name may hold spaces).
+    let portal = |segments: &[&str]| -> Option<String> {
+        let mut url = url::Url::parse(&devops).ok()?;
+        url.path_segments_mut()
+            .ok()?
+            .pop_if_empty()
+            .extend(segments);
+        Some(url.to_string())
+    };
+    let users = (!organization.is_empty())
+        .then(|| portal(&[&organization, "_settings", "users"]))
+        .flatten();
+    steps.push(step(
+        "member",
+        "Add the application's service principal to the organization (Organization settings › Users › Add users), access level Basic",
+        member,
+        if member {
+            format!("The service principal reads the organization {organization}.")
+        } else {
+            format!("Search for {app_name} (client ID {client_id}) in Add users, with the Basic access level, then test again.")
+        },
+        users.map(|u| ("Organization settings › Users", u)),
+    ));
+    steps.push(step(
+        "repositories",
+        "Give it access to the projects whose repositories the hub reads (add it to each project's Readers group)",
+        visible > 0,
+        if visible > 0 {
+            format!("{visible} repositories visible at the last test.")
+        } else {
+            "No repository visible yet.".into()
+        },
+        None,
+    ));
+    steps.push(step(
+        "replication",
+        "Add repositories; the hub replicates them",
+        facts.first_replication_at.is_some(),
+        match facts.first_replication_at {
+            Some(at) => format!("First replication done on {}.", fmt_time(at)),
+            None => "None replicated yet: Add repositories.".into(),
+        },
+        Some((
+            "Add repositories",
+            format!("/providers/{}/repositories", p.id),
+        )),
+    ));
+    let hooks_page = facts
+        .first_project
+        .as_ref()
+        .and_then(|(org, project)| portal(&[org, project, "_settings", "serviceHooks"]));
+    steps.push(step(
+        "delivery",
+        "Create a service hook (Project settings › Service hooks › Web Hooks, event Code pushed) with the hub's URL and Basic Auth",
+        facts.first_delivery_at.is_some(),
+        match facts.first_delivery_at {
+            Some(at) => format!("First delivery received on {}.", fmt_time(at)),
+            None => "No delivery received yet: create the hook (or let the hub create it on the Webhooks page), then press its Test button.".into(),
+        },
+        hooks_page.clone().map(|u| ("Project settings › Service hooks", u)),
+    ));
+    steps.push(step(
+        "hook_enabled",
+        "The service hook is enabled in Azure DevOps",
+        facts.hooks > 0 && facts.hooks_enabled == facts.hooks,
+        match (facts.hooks, facts.hooks_enabled) {
+            (0, _) => {
+                "The hub has not created a service hook for this provider (see the Webhooks page)."
+                    .into()
+            }
+            (n, e) if n == e => format!("{n} service hook(s) enabled."),
+            (n, e) => format!("{e} of {n} service hooks enabled: see the Webhooks page."),
+        },
+        Some(("Webhooks", "/webhooks".to_owned())),
+    ));
+    Ok(Some(SetupProgress {
+        consented: p.consented_at.map(fmt_time),
+        tenant_id: p.tenant_id,
+        app_name,
+        client_id,
+        steps,
+    }))
 }
 
 pub async fn provider_views(hub: &Hub) -> Result<Vec<ProviderView>, DbError> {
@@ -328,7 +535,7 @@ pub async fn browse(
     provider_id: &str,
     organization: &str,
 ) -> Result<OrgListing, AdminError> {
-    let organization = organization.trim();
+    let organization = &spicehub_core::admin::providers::organization_name(organization);
     if !valid_organization(organization) {
         return Err(AdminError::Fields(vec![FieldError {
             field: "organization".into(),
@@ -439,6 +646,11 @@ pub async fn repository_rows(db: &Db) -> Result<Vec<RepoRow>, DbError> {
         };
         let error = r.last_error.clone();
         out.push(RepoRow {
+            follows_default: r.follow_default_branch,
+            branch_missing: r.state == RepoState::Error
+                && error
+                    .as_deref()
+                    .is_some_and(spicehub_core::sync::engine::is_branch_missing),
             diagnosis: error.as_deref().and_then(diagnosis_in_message),
             error,
             commit_short: r
@@ -497,16 +709,22 @@ pub async fn repository_action(
         .flatten()
         .map(|r| r.name)
         .unwrap_or_default();
-    match request_sync(&hub.db, &hub.queue, id, kind, commit).await {
+    match request_sync(&hub.db, &hub.connections, &hub.queue, id, kind, commit).await {
         Ok(_) => Ok(format!("{label}: queued for {name}.")),
         Err(CoreError::BadCommit(c)) => Err(AdminError::Fields(vec![FieldError {
             field: "commit".into(),
             message: if c.is_empty() {
-                "Enter the commit hash to synchronize from (40 hexadecimal characters).".into()
+                "Enter the commit hash to synchronize from (7 to 40 hexadecimal characters).".into()
             } else {
-                format!("`{c}` is not a commit hash: it has 40 hexadecimal characters (0-9, a-f).")
+                format!("`{c}` is not a commit hash: type 7 to 40 of its hexadecimal characters (0-9, a-f).")
             },
         }])),
+        Err(e @ (CoreError::UnknownCommit { .. } | CoreError::AmbiguousCommit { .. })) => {
+            Err(AdminError::Fields(vec![FieldError {
+                field: "commit".into(),
+                message: format!("{}.", capitalize(&e.to_string())),
+            }]))
+        }
         Err(CoreError::UnknownRepository) => Err(AdminError::Message(
             "This repository is no longer replicated.".into(),
         )),
@@ -517,6 +735,107 @@ pub async fn repository_action(
             ))
         }
     }
+}
+
+/// "Change tracked branch…": the repository's branches in Azure DevOps.
+pub async fn branch_choices(hub: &Hub, id: &str) -> Result<BranchChoicesView, AdminError> {
+    use spicehub_core::admin::repositories::{branch_choices, short_branch};
+    let c = match branch_choices(hub, id).await {
+        Err(CoreError::UnknownRepository) => {
+            crate::api::session::set_status(http::StatusCode::NOT_FOUND.as_u16());
+            return Err(AdminError::Message(
+                "This repository is no longer replicated.".into(),
+            ));
+        }
+        other => other?,
+    };
+    Ok(BranchChoicesView {
+        id: c.repository.id.clone(),
+        repository: format!(
+            "{}/{}/{}",
+            c.organization, c.repository.project_name, c.repository.name
+        ),
+        branch: short_branch(&c.repository.tracked_branch).to_owned(),
+        follows_default: c.repository.follow_default_branch,
+        default_branch: c.default_branch,
+        branches: c.branches,
+    })
+}
+
+/// Saves the branch an admin picked (`None` or empty: follow the default
+/// branch). Returns what it did, in words, and whether every service hook
+/// the hub created now filters on the new branch (or is left to
+/// reconcile); when not, the page stays to say so.
+pub async fn change_tracked_branch(
+    hub: &Hub,
+    id: &str,
+    branch: Option<&str>,
+) -> Result<(String, bool), AdminError> {
+    use spicehub_core::admin::repositories::{change_tracked_branch, BranchChoice};
+    use spicehub_core::sync::hooks::BranchFilterUpdate;
+    let choice = match branch.map(str::trim).filter(|b| !b.is_empty()) {
+        None => BranchChoice::FollowDefault,
+        Some(b) => BranchChoice::Branch(b),
+    };
+    let change = match change_tracked_branch(hub, id, choice).await {
+        Ok(change) => change,
+        Err(CoreError::UnknownBranch(b)) => {
+            return Err(AdminError::Fields(vec![FieldError {
+                field: "branch".into(),
+                message: format!(
+                    "There is no branch `{b}` in this repository in Azure DevOps (any more). Pick one from the list."
+                ),
+            }]))
+        }
+        Err(CoreError::UnknownRepository) => {
+            return Err(AdminError::Message(
+                "This repository is no longer replicated.".into(),
+            ))
+        }
+        Err(CoreError::Empty) => {
+            return Err(AdminError::Message(
+                "The repository has no default branch yet (no commit): pick a branch once it has one."
+                    .into(),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut message = if change.follows_default {
+        format!(
+            "{} now follows the default branch ({}).",
+            change.repository, change.to
+        )
+    } else {
+        format!("{} now tracks {}.", change.repository, change.to)
+    };
+    if change.sync_queued {
+        message.push_str(&format!(
+            " Synchronize entire repository: queued from {}.",
+            change.to
+        ));
+    }
+    let mut all_moved = true;
+    for hook in &change.hooks {
+        match hook {
+            Ok(BranchFilterUpdate::Updated) => message.push_str(&format!(
+                " The service hook the hub created now sends pushes to {}.",
+                change.to
+            )),
+            Ok(BranchFilterUpdate::Unchanged) => {}
+            Ok(BranchFilterUpdate::LeftToReconcile) => message.push_str(
+                " The service hook the hub created is deleted or disabled in Azure DevOps; \
+                 \"Check the webhook\" on the Webhooks page replaces it with one for the new branch.",
+            ),
+            Err(e) => {
+                all_moved = false;
+                message.push_str(&format!(
+                    " The service hook the hub created could not be updated ({e}); it still sends pushes to {} until the next reconcile or \"Check the webhook\" on the Webhooks page.",
+                    change.from
+                ));
+            }
+        }
+    }
+    Ok((message, all_moved))
 }
 
 /// What the Test button's sample delivery is recorded with.
@@ -541,6 +860,18 @@ pub async fn webhook_overview(hub: &Hub) -> Result<WebhookOverview, DbError> {
         }
     }
     let hooks = db.hook_subscriptions().await?;
+    let refusals = db.webhook_refusals().await?;
+    let refusal_view = |provider: Option<&str>| {
+        refusals
+            .iter()
+            .find(|r| r.provider_id.as_deref() == provider)
+            .map(|r| RefusalView {
+                count: r.attempts,
+                first_at: fmt_time(r.first_at),
+                last_at: fmt_time(r.last_at),
+                last_address: r.last_address.clone(),
+            })
+    };
     let url = webhook_url(&hub.config.public_url);
     let setups = providers
         .iter()
@@ -549,6 +880,7 @@ pub async fn webhook_overview(hub: &Hub) -> Result<WebhookOverview, DbError> {
             display_name: p.display_name.clone(),
             url: url.clone(),
             username: p.webhook_username.clone(),
+            refused: refusal_view(Some(&p.id)),
             repositories: repos
                 .iter()
                 .filter_map(|r| {
@@ -604,6 +936,45 @@ pub async fn webhook_overview(hub: &Hub) -> Result<WebhookOverview, DbError> {
         setups,
         deliveries,
         last_test,
+        unknown_refused: refusal_view(None),
+    })
+}
+
+/// The service hooks a removal left in Azure DevOps, as the pages show them.
+pub fn hooks_left(left: Vec<spicehub_core::admin::repositories::HookLeft>) -> Vec<HookLeftView> {
+    left.into_iter()
+        .map(|h| HookLeftView {
+            repository: h.repository,
+            subscription_id: h.subscription_id,
+            reason: h.reason,
+            service_hooks_url: h.service_hooks_url,
+        })
+        .collect()
+}
+
+/// A command's result, with 404 when it names no provider.
+pub fn not_found_status<T>(r: Result<T, CoreError>) -> Result<T, AdminError> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(CoreError::UnknownProvider(_)) => {
+            crate::api::session::set_status(http::StatusCode::NOT_FOUND.as_u16());
+            Err(AdminError::Message("No such Git provider.".into()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What deleting a provider would remove (its confirmation page).
+pub async fn provider_removal_plan(
+    hub: &Hub,
+    id: &str,
+) -> Result<ProviderRemovalPlanView, AdminError> {
+    let plan = not_found_status(spicehub_core::admin::providers::removal_plan(hub, id).await)?;
+    Ok(ProviderRemovalPlanView {
+        id: plan.id,
+        display_name: plan.display_name,
+        repositories: plan.repositories,
+        hooks: plan.hooks,
     })
 }
 
@@ -633,5 +1004,23 @@ mod tests {
             .unwrap()
             .contains("expired"));
         assert!(expiry_warning(None, now).is_none());
+    }
+}
+
+#[cfg(test)]
+mod public_url_tests {
+    use super::public_url_warnings;
+
+    #[test]
+    fn http_and_local_addresses_are_named() {
+        let count = |u: &str| public_url_warnings(&url::Url::parse(u).unwrap()).len();
+        assert_eq!(count("https://hub.contoso.com"), 0);
+        assert_eq!(count("https://hub.contoso.com:8443/spice/"), 0);
+        assert_eq!(count("http://hub.contoso.com"), 1);
+        assert_eq!(count("https://localhost:3000"), 1);
+        assert_eq!(count("https://10.1.2.3"), 1);
+        assert_eq!(count("https://[::1]:3000"), 1);
+        assert_eq!(count("https://build-box"), 1);
+        assert_eq!(count("http://127.0.0.1:3000"), 2);
     }
 }

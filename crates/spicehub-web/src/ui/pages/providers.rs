@@ -10,9 +10,9 @@ use leptos_router::components::Form;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::admin::{
-    get_provider, get_provider_defaults, list_providers, AddRepositories, AdminError, CheckView,
-    DiagnosisView, GeneratePassword, OrgListing, ProviderDefaults, ProviderView, RemoteProject,
-    SaveProvider,
+    get_provider, get_provider_defaults, get_setup_progress, list_providers, AddRepositories,
+    AdminError, CheckView, FormOutcome, GeneratePassword, OrgListing, ProviderDefaults,
+    ProviderView, RemoteProject, SaveProvider, SetupProgress,
 };
 use crate::ui::components::{
     loading, AdminErrorView, AdminOnly, CopyButton, DiagnosisBox, EmptyState,
@@ -179,15 +179,21 @@ pub fn ProviderFormPage() -> impl IntoView {
     let id = move || params.read().get("id");
     let save = ServerAction::<SaveProvider>::new();
     // Reload the provider after each successful save (not after a refused
-    // one: the form keeps what was typed).
+    // one, nor after a test: the form keeps what was typed).
     let saved = Memo::new(move |previous: Option<&u32>| {
         let n = previous.copied().unwrap_or(0);
-        if matches!(save.value().get(), Some(Ok(_))) {
+        if matches!(
+            save.value().get(),
+            Some(Ok(FormOutcome { saved: Some(_), .. }))
+        ) {
             n + 1
         } else {
             n
         }
     });
+    // Outside the form, which is rebuilt after a save: a new webhook
+    // password stays on screen (with its Copy button) for hooks made by hand.
+    let password = RwSignal::new(String::new());
     let data = Resource::new(
         move || (id(), saved.get()),
         |(id, _)| async move {
@@ -205,7 +211,7 @@ pub fn ProviderFormPage() -> impl IntoView {
             <Suspense fallback=loading>
                 {move || Suspend::new(async move {
                     match data.await {
-                        Ok((defaults, provider)) => view! { <ProviderForm defaults provider save/> }.into_any(),
+                        Ok((defaults, provider)) => view! { <ProviderForm defaults provider save password/> }.into_any(),
                         Err(e) => view! { <h1>"Azure DevOps provider"</h1> <AdminErrorView error=e/> }.into_any(),
                     }
                 })}
@@ -234,6 +240,7 @@ fn ProviderForm(
     defaults: ProviderDefaults,
     provider: Option<ProviderView>,
     save: ServerAction<SaveProvider>,
+    password: RwSignal<String>,
 ) -> impl IntoView {
     let query = use_query_map();
     let editing = provider.is_some();
@@ -254,17 +261,20 @@ fn ProviderForm(
         .map(|p| p.credential_kind.clone())
         .filter(|k| k != "hub_app")
         .unwrap_or_else(|| "client_secret".into());
-    let check = provider.as_ref().and_then(|p| p.last_check.clone());
-    let diagnosis = check.as_ref().and_then(|c| c.diagnosis.clone());
-    let diag_at = {
-        let diagnosis = diagnosis.clone();
-        move |field: &'static str| -> Option<DiagnosisView> {
-            diagnosis
-                .clone()
+    // The last test of the values in the form, else the stored health.
+    let stored_check = provider.as_ref().and_then(|p| p.last_check.clone());
+    let check = Memo::new(move |_| match save.value().get() {
+        Some(Ok(FormOutcome { check: Some(c), .. })) => Some(c),
+        _ => stored_check.clone(),
+    });
+    let diagnosis = move || check.get().and_then(|c| c.diagnosis);
+    let diag_at = move |field: &'static str| {
+        move || {
+            diagnosis()
                 .filter(|d| form_field(&d.field) == Some(field))
+                .map(|d| view! { <DiagnosisBox diagnosis=d/> })
         }
     };
-    let general_diag = diagnosis.clone().filter(|d| form_field(&d.field).is_none());
     let invalid = move |name: &'static str| {
         move || {
             save.value()
@@ -275,7 +285,6 @@ fn ProviderForm(
                 .then_some("true")
         }
     };
-    let password = RwSignal::new(String::new());
     let generate = ServerAction::<GeneratePassword>::new();
     Effect::new(move |_| {
         if let Some(Ok(p)) = generate.value().get() {
@@ -315,10 +324,58 @@ fn ProviderForm(
                 view! { <p class="hint">"Stored: " {s} ". Leave empty to keep it."</p> }
             })
     };
+    // The setup checklist and the consent are watched while the page is
+    // open: the tenant's admin may consent from another browser, a first
+    // delivery may arrive, and the page shows it without a reload.
+    let consented = RwSignal::new(provider.as_ref().and_then(|p| p.consented.clone()));
+    let tenant_value = RwSignal::new(get(|p| p.tenant_id.clone()));
+    let saved_provider = provider.is_some();
+    let tick = RwSignal::new(0u32);
+    Effect::new(move |_| {
+        if !saved_provider {
+            return;
+        }
+        let handle = set_interval_with_handle(
+            move || tick.update(|t| *t += 1),
+            std::time::Duration::from_secs(3),
+        )
+        .ok();
+        on_cleanup(move || {
+            if let Some(h) = handle {
+                h.clear();
+            }
+        });
+    });
+    let watched_id = id.clone();
+    let progress = Resource::new(
+        move || tick.get(),
+        move |_| {
+            let id = watched_id.clone();
+            async move {
+                if id.is_empty() {
+                    None
+                } else {
+                    get_setup_progress(id).await.ok()
+                }
+            }
+        },
+    );
+    Effect::new(move |_| {
+        if let Some(Some(p)) = progress.get() {
+            if p.consented.is_some() && consented.get_untracked().is_none() {
+                tenant_value.set(p.tenant_id.clone());
+                consented.set(p.consented);
+            }
+        }
+    });
     let consent = provider
         .as_ref()
         .filter(|p| p.onboarding == "hub_app")
-        .map(|p| (p.consented.clone(), p.consent_link.clone()));
+        .map(|p| p.consent_link.clone());
+    let warnings = defaults.public_url_warnings.clone();
+    let delete_link = provider
+        .as_ref()
+        .map(|p| format!("/providers/{}/delete", p.id));
     let add_link = provider
         .as_ref()
         .map(|p| format!("/providers/{}/repositories", p.id));
@@ -326,8 +383,16 @@ fn ProviderForm(
     view! {
         <div class="page-head">
             <h1>{title}</h1>
-            {add_link.map(|add| view! { <a class="button secondary" href=add>"Add repositories"</a> })}
+            <p class="actions">
+                {add_link.map(|add| view! { <a class="button secondary" href=add>"Add repositories"</a> })}
+                {delete_link.map(|del| view! { <a class="button secondary danger" href=del>"Delete provider…"</a> })}
+            </p>
         </div>
+        {(!warnings.is_empty()).then(|| view! {
+            <div class="warning public-url" role="note">
+                {warnings.into_iter().map(|w| view! { <p>{w}</p> }).collect_view()}
+            </div>
+        })}
         {consent_banner}
         {provider.as_ref().and_then(|p| p.expiry_warning.clone()).map(|w| view! { <p class="warning" role="status">{w}</p> })}
         <ActionForm action=save attr:class="form provider-form" attr:novalidate=true>
@@ -367,9 +432,11 @@ fn ProviderForm(
                 <input id="tenant_id" name="tenant_id" type="text" autocomplete="off" spellcheck="false"
                     placeholder="72f988bf-86f1-41af-91ab-2d7cd011db47 or contoso.onmicrosoft.com"
                     value=get(|p| p.tenant_id.clone())
+                    prop:value=move || tenant_value.get()
+                    on:input=move |ev| tenant_value.set(event_target_value(&ev))
                     aria-describedby="tenant_id-error" aria-invalid=invalid("tenant_id")/>
                 <FieldError name="tenant_id" save/>
-                {diag_at("tenant_id").map(|d| view! { <DiagnosisBox diagnosis=d/> })}
+                {diag_at("tenant_id")}
 
                 <div class="own-app">
                     <label for="client_id">"Application (client) ID"</label>
@@ -378,7 +445,7 @@ fn ProviderForm(
                         value=if onboarding == "hub_app" { String::new() } else { get(|p| p.client_id.clone()) }
                         aria-describedby="client_id-error" aria-invalid=invalid("client_id")/>
                     <FieldError name="client_id" save/>
-                    {diag_at("client_id").map(|d| view! { <DiagnosisBox diagnosis=d/> })}
+                    {diag_at("client_id")}
 
                     <div class="choices" role="radiogroup" aria-label="Credential">
                         <label class="choice">
@@ -401,7 +468,7 @@ fn ProviderForm(
                             spellcheck="false" aria-describedby="client_secret-error" aria-invalid=invalid("client_secret")/>
                         {set_note("client_secret")}
                         <FieldError name="client_secret" save/>
-                        {diag_at("client_secret").map(|d| view! { <DiagnosisBox diagnosis=d/> })}
+                        {diag_at("client_secret")}
                     </div>
                     <div class="cred-section cred-certificate">
                         <label for="certificate">"Certificate (PEM)"</label>
@@ -412,7 +479,7 @@ fn ProviderForm(
                             placeholder="-----BEGIN PRIVATE KEY-----"></textarea>
                         {set_note("certificate")}
                         <FieldError name="certificate" save/>
-                        {diag_at("certificate").map(|d| view! { <DiagnosisBox diagnosis=d/> })}
+                        {diag_at("certificate")}
                     </div>
                     <div class="cred-section cred-pat">
                         <p class="warning">"Personal access tokens belong to one person and expire with their account: use them only to migrate an old setup, then switch to a client secret or certificate."</p>
@@ -420,7 +487,7 @@ fn ProviderForm(
                         <input id="pat" name="pat" type="password" autocomplete="new-password" aria-describedby="pat-error"/>
                         {set_note("pat")}
                         <FieldError name="pat" save/>
-                        {diag_at("pat").map(|d| view! { <DiagnosisBox diagnosis=d/> })}
+                        {diag_at("pat")}
                     </div>
 
                     <label for="secret_expires">"Secret expiry date (optional)"</label>
@@ -439,20 +506,28 @@ fn ProviderForm(
                             <code>{defaults.consent_redirect_uri.clone()}</code> "."
                         </p>
                     })}
-                    {consent.clone().map(|(consented, link)| match (consented, link) {
-                        (Some(at), _) => view! { <p class="status-ok">"Admin consent granted on " {at} "."</p> }.into_any(),
-                        (None, Some(link)) => view! {
-                            <p>
-                                <a class="button secondary" href=link.clone()>"Grant admin consent"</a>
-                                " (valid for one hour; or send this link to your tenant's admin)"
-                            </p>
-                            <p class="copy-row">
-                                <input type="text" readonly value=link.clone() aria-label="Admin-consent link"/>
-                                <CopyButton text=link label="admin-consent link"/>
-                            </p>
-                        }
-                        .into_any(),
-                        (None, None) => view! { <p class="warning">"The hub's app is not configured any more."</p> }.into_any(),
+                    {consent.map(|link| view! {
+                        <div class="consent" role="status" aria-live="polite">
+                            {move || match (consented.get(), link.clone()) {
+                                (Some(at), _) => view! {
+                                    <p class="status-ok">"Admin consent granted on " {at} ". Test the connection now."</p>
+                                }
+                                .into_any(),
+                                (None, Some(link)) => view! {
+                                    <p>
+                                        <a class="button secondary" href=link.clone()>"Grant admin consent"</a>
+                                        " (valid for one hour; or send this link to your tenant's admin: this page shows their consent as soon as it arrives)"
+                                    </p>
+                                    <p class="copy-row">
+                                        <input type="text" readonly value=link.clone() aria-label="Admin-consent link"/>
+                                        <CopyButton text=link label="admin-consent link"/>
+                                    </p>
+                                    <p class="muted">"Waiting for consent…"</p>
+                                }
+                                .into_any(),
+                                (None, None) => view! { <p class="warning">"The hub's app is not configured any more."</p> }.into_any(),
+                            }}
+                        </div>
                     })}
                 </div>
             </fieldset>
@@ -467,7 +542,7 @@ fn ProviderForm(
                         aria-describedby="organization-error" aria-invalid=invalid("organization")/>
                 </div>
                 <FieldError name="organization" save/>
-                {diag_at("organization").map(|d| view! { <DiagnosisBox diagnosis=d/> })}
+                {diag_at("organization")}
             </fieldset>
 
             <fieldset>
@@ -490,22 +565,42 @@ fn ProviderForm(
                     <button type="button" class="secondary" on:click=move |_| { generate.dispatch(GeneratePassword {}); }>
                         "Generate"
                     </button>
+                    <CopyButton text=Signal::derive(move || password.get()) label="webhook password"/>
                 </div>
                 <p class="hint" id="webhook_password-hint">
                     {if editing {
-                        "Stored. Leave empty to keep it; a new one replaces it when you save (update the service hook too)."
+                        "Stored. Leave empty to keep it. A new one replaces it when you save: the hub sends it to the service hooks it created, and the previous one is still accepted for a while (or until the first delivery with the new one), so you can update hooks made by hand."
                     } else {
                         "Generate one (or type 20 to 256 characters without spaces), and copy it now: the hub never shows it again."
                     }}
                 </p>
                 <FieldError name="webhook_password" save/>
+                {provider.as_ref().and_then(|p| p.previous_password_until.clone()).map(|until| view! {
+                    <p class="hint">"The previous webhook password is still accepted until " {until} ", or until the first delivery with the new one."</p>
+                })}
+                <div role="status" aria-live="polite" class="save-notes">
+                    {move || save.value().get().and_then(|r| r.ok()).filter(|o| !o.notes.is_empty()).map(|o| view! {
+                        <ul>{o.notes.into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}</ul>
+                    })}
+                </div>
             </fieldset>
 
             <section class="test-result" aria-live="polite" aria-label="Connection test">
-                {check.clone().map(|c| view! { <CheckSummary check=c/> })}
-                {general_diag.map(|d| view! { <DiagnosisBox diagnosis=d/> })}
-                {diagnosis.clone().filter(|d| form_field(&d.field).is_some()).map(|d| view! {
-                    <p class="status-failed">{d.title} " (see the field above)"</p>
+                {move || check.get().map(|c| view! { <CheckSummary check=c/> })}
+                {move || diagnosis().map(|d| match form_field(&d.field) {
+                    None => view! { <DiagnosisBox diagnosis=d/> }.into_any(),
+                    // Tenant and organization are on screen for both models.
+                    Some("tenant_id" | "organization") => view! {
+                        <p class="status-failed">{d.title} " (see the field above)"</p>
+                    }
+                    .into_any(),
+                    // The app registration's fields are hidden for the hub's
+                    // app: there the diagnosis is shown here in full.
+                    Some(_) => view! {
+                        <p class="status-failed own-app">{d.title.clone()} " (see the field above)"</p>
+                        <div class="hub-only"><DiagnosisBox diagnosis=d/></div>
+                    }
+                    .into_any(),
                 })}
             </section>
 
@@ -514,9 +609,50 @@ fn ProviderForm(
                 <button type="submit" name="intent" value="test" class="primary" disabled=pending>
                     {move || if pending.get() { "Working…" } else { "Test connection" }}
                 </button>
-                <span class="hint">"Test connection saves the form, obtains a token and reads the organization."</span>
+                <span class="hint">"Test connection tries the values in the form (a token, then the organization) without storing them; only Save stores."</span>
             </div>
         </ActionForm>
+        {saved_provider.then(|| view! {
+            <section class="checklist" aria-labelledby="checklist-title">
+                <h2 id="checklist-title">"Setup checklist"</h2>
+                <p class="muted">"Each step is ticked when the hub observes it; this list updates by itself."</p>
+                <Transition fallback=loading>
+                    {move || progress.get().flatten().map(|p| view! { <Checklist progress=p/> })}
+                </Transition>
+            </section>
+        })}
+    }
+}
+
+#[component]
+fn Checklist(progress: SetupProgress) -> impl IntoView {
+    let done = progress.steps.iter().filter(|s| s.done).count();
+    let total = progress.steps.len();
+    view! {
+        <p>
+            "In Azure DevOps › Organization settings › Users › Add users, search for "
+            <strong>{progress.app_name.clone()}</strong> " (Application (client) ID "
+            <code>{progress.client_id.clone()}</code> ") "
+            <CopyButton text=progress.client_id.clone() label="client ID"/>
+        </p>
+        <p class="muted">{format!("{done} of {total} steps done.")}</p>
+        <ol class="steps">
+            {progress.steps.into_iter().map(|s| view! {
+                <li class=if s.done { "step done" } else { "step" } data-step=s.key.clone()>
+                    <span class="tick" aria-hidden="true">{if s.done { "✓" } else { "○" }}</span>
+                    <span class="sr-only">{if s.done { "Done: " } else { "To do: " }}</span>
+                    <strong>{s.title}</strong>
+                    <span class="muted">" " {s.detail}</span>
+                    {s.link.map(|(text, href)| {
+                        let external = href.starts_with("http");
+                        view! {
+                            " "
+                            <a href=href target=external.then_some("_blank") rel=external.then_some("noreferrer")>{text}</a>
+                        }
+                    })}
+                </li>
+            }).collect_view()}
+        </ol>
     }
 }
 

@@ -9,8 +9,14 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::api::admin::{list_repositories, RemoveRepository, RepoRow, RepositoryAction};
-use crate::ui::components::{loading, AdminErrorView, AdminOnly, DiagnosisBox, EmptyState};
+use crate::api::admin::{
+    list_repositories, repository_branches, RemoveRepository, RepoRow, RepositoryAction,
+    SetTrackedBranch,
+};
+use crate::ui::components::{
+    loading, AdminErrorView, AdminOnly, CopyButton, DiagnosisBox, EmptyState,
+};
+use crate::ui::pages::provider_delete::RemovalDone;
 
 fn matches(row: &RepoRow, filter: &str) -> bool {
     let f = filter.trim().to_lowercase();
@@ -131,13 +137,22 @@ fn Row(row: RepoRow, act: ServerAction<RepositoryAction>) -> impl IntoView {
     let label = format!("{}/{}/{}", r.organization, r.project, r.name);
     let registries = format!("/registries?q={}", encode_query(&r.name));
     let remove = format!("/repositories/{}/remove", r.id);
+    let change_branch = format!("/repositories/{}/branch", r.id);
     let commit_input = format!("commit-{}", r.id);
     let progress = (r.state == "syncing").then(|| {
         let phase = r.phase.clone().unwrap_or_else(|| "starting".into());
+        // Downloads count bytes; the other phases count files.
+        let amount = |n: i64| {
+            if phase == "downloading" {
+                crate::api::admin::human_size(u64::try_from(n).unwrap_or(0))
+            } else {
+                n.to_string()
+            }
+        };
         let text = match (r.progress_done, r.progress_total) {
-            (Some(d), Some(t)) if t > 0 => format!("{phase} {d} / {t}"),
-            (Some(d), _) => format!("{phase} {d}"),
-            _ => phase,
+            (Some(d), Some(t)) if t > 0 => format!("{phase} {} of {}", amount(d), amount(t)),
+            (Some(d), _) if d > 0 => format!("{phase} {}", amount(d)),
+            _ => phase.clone(),
         };
         let max = r.progress_total.filter(|t| *t > 0);
         view! {
@@ -167,13 +182,19 @@ fn Row(row: RepoRow, act: ServerAction<RepositoryAction>) -> impl IntoView {
                     None => view! { <span>{r.name.clone()}</span> }.into_any(),
                 }}
             </th>
-            <td>{r.branch.clone()}</td>
+            <td class="branch">
+                {r.branch.clone()}
+                {r.follows_default.then(|| view! { <span class="muted">" (default)"</span> })}
+            </td>
             <td>
                 {match (r.commit_short.clone(), r.commit_url.clone()) {
                     (Some(s), Some(u)) => view! { <a class="commit" href=u rel="noreferrer" target="_blank" title=r.commit.clone()><code>{s}</code></a> }.into_any(),
                     (Some(s), None) => view! { <code class="commit">{s}</code> }.into_any(),
                     _ => view! { <span class="muted">"none yet"</span> }.into_any(),
                 }}
+                {r.commit.clone().map(|full| view! {
+                    " " <CopyButton text=full label=format!("commit hash of {}", r.name)/>
+                })}
             </td>
             <td>{r.last_synced.clone().unwrap_or_else(|| "never".into())}</td>
             <td class="state">
@@ -184,6 +205,9 @@ fn Row(row: RepoRow, act: ServerAction<RepositoryAction>) -> impl IntoView {
                     Some(d) if r.state != "in_sync" => view! { <DiagnosisBox diagnosis=d/> }.into_any(),
                     _ => r.error.clone().filter(|_| r.state != "in_sync").map(|e| view! { <p class="error-text">{e}</p> }).into_any(),
                 }}
+                {r.branch_missing.then(|| view! {
+                    <a class="button secondary" href=change_branch.clone()>"Change tracked branch…"</a>
+                })}
             </td>
             <td>{r.last_webhook.clone().unwrap_or_else(|| "none".into())}</td>
             <td>
@@ -196,12 +220,13 @@ fn Row(row: RepoRow, act: ServerAction<RepositoryAction>) -> impl IntoView {
                             <input type="hidden" name="id" value=r.id.clone()/>
                             <input type="hidden" name="action" value="from_commit"/>
                             <label for=commit_input.clone()>"Synchronize from commit hash"</label>
-                            <input id=commit_input name="commit" type="text" required pattern="[0-9a-fA-F]{40}"
-                                minlength="40" maxlength="40" spellcheck="false" autocomplete="off"
-                                placeholder="40 hexadecimal characters"/>
+                            <input id=commit_input name="commit" type="text" required pattern="[0-9a-fA-F]{7,40}"
+                                minlength="7" maxlength="40" spellcheck="false" autocomplete="off"
+                                placeholder="full or short hash (7+ characters)"/>
                             <button type="submit" class="menu-item">"Synchronize from this commit"</button>
                         </ActionForm>
                         {form("reparse", "Re-parse")}
+                        <a class="menu-item" href=change_branch.clone()>"Change tracked branch…"</a>
                         <a class="menu-item" href=registries>"Open its registries"</a>
                         <a class="menu-item danger" href=remove>"Remove…"</a>
                     </div>
@@ -218,17 +243,13 @@ pub fn RemoveRepositoryPage() -> impl IntoView {
     let id = move || params.read().get("id").unwrap_or_default();
     let rows = Resource::new(|| (), |_| list_repositories());
     let remove = ServerAction::<RemoveRepository>::new();
-    view! {
-        <Title text="Remove repository"/>
-        <AdminOnly>
-            <h1>"Remove repository"</h1>
-            <Suspense fallback=loading>
-                {move || Suspend::new(async move {
-                    let rows = match rows.await {
-                        Ok(r) => r,
-                        Err(e) => return view! { <AdminErrorView error=e/> }.into_any(),
-                    };
-                    match rows.into_iter().find(|r| r.id == id()) {
+    let confirm = move || {
+        Suspend::new(async move {
+            let rows = match rows.await {
+                Ok(r) => r,
+                Err(e) => return view! { <AdminErrorView error=e/> }.into_any(),
+            };
+            match rows.into_iter().find(|r| r.id == id()) {
                         None => view! {
                             <p>"This repository is not replicated (any more). " <a href="/repositories">"Back to Repositories"</a></p>
                         }
@@ -237,8 +258,9 @@ pub fn RemoveRepositoryPage() -> impl IntoView {
                             <section class="card confirm">
                                 <p>
                                     "Remove " <strong>{format!("{}/{}/{}", r.organization, r.project, r.name)}</strong>
-                                    " from the hub? Its replicated files, graphs and pending syncs are deleted. "
-                                    "Nothing changes in Azure DevOps; you can add it again later."
+                                    " from the hub? Its replicated files, graphs and pending syncs are deleted, "
+                                    "and so is the service hook the hub created for it in Azure DevOps. "
+                                    "The repository itself does not change; you can add it again later."
                                 </p>
                                 <ActionForm action=remove attr:class="form">
                                     <input type="hidden" name="id" value=r.id.clone()/>
@@ -252,8 +274,110 @@ pub fn RemoveRepositoryPage() -> impl IntoView {
                         }
                         .into_any(),
                     }
-                })}
-            </Suspense>
+        })
+    };
+    view! {
+        <Title text="Remove repository"/>
+        <AdminOnly>
+            <h1>"Remove repository"</h1>
+            // A result stays on this page only when a service hook was left
+            // behind; otherwise the server function sends the browser back
+            // to the list.
+            {move || match remove.value().get() {
+                Some(Ok(done)) => view! {
+                    <RemovalDone done message="The repository was removed from the hub." back="/repositories" back_label="Back to Repositories"/>
+                }
+                .into_any(),
+                _ => view! { <Suspense fallback=loading>{confirm}</Suspense> }.into_any(),
+            }}
+        </AdminOnly>
+    }
+}
+
+/// "Change tracked branch…": the repository's branches as Azure DevOps
+/// lists them now, "Follow the default branch" first. Saving queues a full
+/// sync of the chosen branch and goes back to the list.
+#[component]
+pub fn ChangeBranchPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let choices = Resource::new(id, repository_branches);
+    let save = ServerAction::<SetTrackedBranch>::new();
+    let form = move || {
+        Suspend::new(async move {
+            let c = match choices.await {
+                Ok(c) => c,
+                Err(e) => {
+                    return view! {
+                        <AdminErrorView error=e/>
+                        <p><a href="/repositories">"Back to Repositories"</a></p>
+                    }
+                    .into_any()
+                }
+            };
+            let follow = match &c.default_branch {
+                Some(b) => format!("Follow the default branch (currently {b})"),
+                None => "Follow the default branch".to_owned(),
+            };
+            let now = if c.follows_default {
+                format!("{} (it follows the default branch)", c.branch)
+            } else {
+                c.branch.clone()
+            };
+            let pinned = (!c.follows_default).then(|| c.branch.clone());
+            let options = c
+                .branches
+                .into_iter()
+                .map(|b| {
+                    let selected = pinned.as_deref() == Some(b.as_str());
+                    let value = b.clone();
+                    view! { <option value=value selected=selected>{b}</option> }
+                })
+                .collect_view();
+            view! {
+                <section class="card">
+                    <p>
+                        "The hub replicates " <strong>{c.repository}</strong> " from " <code>{now}</code> ". "
+                        "A repository that follows the default branch moves with it when it changes in Azure DevOps; "
+                        "a branch you pick stays tracked whatever the default."
+                    </p>
+                    <ActionForm action=save attr:class="form">
+                        <input type="hidden" name="id" value=c.id/>
+                        <label for="branch">"Branch to track"</label>
+                        <select id="branch" name="branch">
+                            <option value="" selected=c.follows_default>{follow}</option>
+                            {options}
+                        </select>
+                        <p class="hint">
+                            "Saving synchronizes the entire repository from the chosen branch, "
+                            "and moves the branch filter of the service hook the hub created for it."
+                        </p>
+                        {move || save.value().get().and_then(|v| v.err()).map(|e| view! { <AdminErrorView error=e/> })}
+                        <div class="actions">
+                            <button type="submit">"Save"</button>
+                            <a class="button secondary" href="/repositories">"Cancel"</a>
+                        </div>
+                    </ActionForm>
+                </section>
+            }
+            .into_any()
+        })
+    };
+    view! {
+        <Title text="Change tracked branch"/>
+        <AdminOnly>
+            <h1>"Change tracked branch"</h1>
+            // A result stays on this page only when a service hook could
+            // not be updated; otherwise the server function sends the
+            // browser back to the list.
+            {move || match save.value().get() {
+                Some(Ok(message)) => view! {
+                    <div role="status"><p class="status-ok">{message}</p></div>
+                    <p><a href="/repositories">"Back to Repositories"</a></p>
+                }
+                .into_any(),
+                _ => view! { <Suspense fallback=loading>{form}</Suspense> }.into_any(),
+            }}
         </AdminOnly>
     }
 }

@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::admin::{get_webhook_overview, CreateWebhook, HookSetup};
+use crate::api::admin::{get_webhook_overview, CreateWebhook, HookSetup, RefusalView};
 use crate::ui::components::{loading, AdminErrorView, AdminOnly, CopyButton};
 
 #[component]
@@ -34,8 +34,14 @@ pub fn WebhooksPage() -> impl IntoView {
                                 <strong>{o.last_test.clone().unwrap_or_else(|| "never".into())}</strong>
                                 <span class="muted">" (the Test button of the service hook in Azure DevOps)"</span>
                             </p>
+                            <Refused setups=o.setups.clone() unknown=o.unknown_refused.clone()/>
                             {if o.deliveries.is_empty() {
-                                view! { <p class="muted">"No delivery yet: Azure DevOps has not reached the hub. Create the service hook below, then press its Test button."</p> }.into_any()
+                                let refused = o.unknown_refused.is_some() || o.setups.iter().any(|s| s.refused.is_some());
+                                if refused {
+                                    view! { <p class="muted">"No delivery accepted yet: every one that reached the hub was refused (above)."</p> }.into_any()
+                                } else {
+                                    view! { <p class="muted">"No delivery yet: Azure DevOps has not reached the hub. Create the service hook below, then press its Test button."</p> }.into_any()
+                                }
                             } else {
                                 view! {
                                     <table class="deliveries">
@@ -76,6 +82,49 @@ pub fn WebhooksPage() -> impl IntoView {
             </Transition>
         </AdminOnly>
     }
+}
+
+/// "N times since …": what the refused-delivery counts say.
+fn refusal_text(r: &RefusalView) -> String {
+    let times = if r.count == 1 { "time" } else { "times" };
+    format!(
+        "last at {}, {} {times} since {}, last from {}",
+        r.last_at, r.count, r.first_at, r.last_address
+    )
+}
+
+/// Deliveries refused for their credentials: the commonest set-up mistake
+/// (a wrong password) shows that Azure DevOps does reach the hub.
+#[component]
+fn Refused(setups: Vec<HookSetup>, unknown: Option<RefusalView>) -> impl IntoView {
+    let providers: Vec<_> = setups
+        .into_iter()
+        .filter_map(|s| s.refused.clone().map(|r| (s, r)))
+        .collect();
+    if providers.is_empty() && unknown.is_none() {
+        return ().into_any();
+    }
+    view! {
+        <ul class="warning refusals">
+            {providers.into_iter().map(|(s, r)| view! {
+                <li>
+                    <strong>{s.display_name.clone()}</strong>": Azure DevOps reached the hub with a wrong password ("
+                    {refusal_text(&r)}
+                    "). Set the service hook's password to this provider's webhook password, or "
+                    <a href=format!("/providers/{}", s.provider_id)>"generate a new one"</a>
+                    " and update the service hooks."
+                </li>
+            }).collect_view()}
+            {unknown.map(|r| view! {
+                <li>
+                    "Deliveries with no credentials or a user name no provider uses were refused ("
+                    {refusal_text(&r)}
+                    "). Check the service hook's Basic authentication user name."
+                </li>
+            })}
+        </ul>
+    }
+    .into_any()
 }
 
 #[component]

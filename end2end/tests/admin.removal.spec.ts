@@ -1,0 +1,98 @@
+import { test, expect, Page, Locator } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
+import { submitSignIn, watchConsole } from './support';
+
+// Issue 18, items 5 and 6: removal leaves no debris in Azure DevOps.
+// Removing a repository deletes the service hook the hub created for it,
+// and a Git provider can be deleted (after a confirmation that says what
+// goes with it). Runs on the seeded admin hub (project 'admin'): provider
+// "Contoso (demo)" with e2e-shop and e2e-big. It deletes that provider, so
+// it must run last among admin.*.spec.ts (file-name order).
+
+const port = Number(process.env.SPICEHUB_E2E_PORT ?? 3917);
+const adminPort = port + 2;
+const emulator = `http://127.0.0.1:${Number(process.env.SPICEHUB_E2E_ADMIN_EMULATOR_PORT ?? adminPort + 100)}`;
+
+test.describe.configure({ mode: 'serial' });
+
+async function shot(page: Page, name: string) {
+  await page.screenshot({ path: `test-results/screens/${name}.png`, fullPage: true });
+}
+
+/** No serious or critical accessibility violation on the current screen. */
+async function axe(page: Page, screen: string) {
+  const results = await new AxeBuilder({ page }).analyze();
+  const bad = results.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  expect(bad, `axe on ${screen}`).toEqual([]);
+}
+
+/** The ids of the service hook subscriptions the emulator holds. */
+async function subscriptionIds(page: Page): Promise<string[]> {
+  const r = await page.request.get(`${emulator}/_emulator/subscriptions`);
+  expect(r.ok()).toBeTruthy();
+  const list = (await r.json()) as { id: string }[];
+  return list.map((s) => s.id);
+}
+
+function row(page: Page, name: string): Locator {
+  return page.locator(`tr[data-repo="${name}"]`);
+}
+
+test('removing a repository deletes its service hook; deleting the provider removes the rest', async ({ page }) => {
+  const errors = watchConsole(page);
+  await submitSignIn(page, 'admin@example.com', 'admin-password-123');
+  await expect(page).toHaveURL(/\/registries/);
+
+  // The hub creates e2e-shop's service hook.
+  const before = await subscriptionIds(page);
+  await page.goto('/webhooks');
+  await expect(page.getByRole('heading', { name: 'Webhook deliveries', level: 1 })).toBeVisible();
+  // One press (hydrated or not: the form also works as a plain post).
+  await page.getByRole('button', { name: 'Create the webhook for me for e2e-shop' }).click();
+  await expect(page.getByText('Service hook created')
+    .or(page.getByRole('button', { name: 'Check the webhook for e2e-shop' })).first()).toBeVisible({ timeout: 20_000 });
+  await expect.poll(async () => (await subscriptionIds(page)).filter((id) => !before.includes(id)).length,
+    { timeout: 20_000 }).toBe(1);
+  const hookId = (await subscriptionIds(page)).filter((id) => !before.includes(id))[0];
+
+  // Removed from the Repositories tab: the hook goes with it.
+  await page.goto('/repositories');
+  const shop = row(page, 'e2e-shop');
+  await expect(shop).toBeVisible();
+  await shop.locator('summary').click();
+  await shop.locator('.menu').getByRole('link', { name: 'Remove…' }).click();
+  await expect(page.getByRole('heading', { name: 'Remove repository' })).toBeVisible();
+  await expect(page.locator('.confirm')).toContainText('service hook');
+  await page.getByRole('button', { name: 'Remove repository' }).click();
+  await expect(page).toHaveURL(/\/repositories\??$/);
+  await expect(row(page, 'e2e-shop')).toHaveCount(0);
+  await expect(row(page, 'e2e-big')).toBeVisible();
+  expect(await subscriptionIds(page)).not.toContain(hookId);
+
+  // Delete the provider: its id from its card's link.
+  await page.goto('/providers');
+  const card = page.locator('.provider-card').filter({ hasText: 'Contoso (demo)' });
+  await expect(card).toHaveCount(1);
+  const href = await card.getByRole('link', { name: 'Contoso (demo)', exact: true }).getAttribute('href');
+  const id = href!.replace(/^\/providers\//, '');
+  expect(id).not.toBe('');
+  await page.goto(`/providers/${id}/delete`);
+  await expect(page.getByRole('heading', { name: 'Delete Git provider', level: 1 })).toBeVisible();
+  const confirm = page.locator('.confirm');
+  await expect(confirm).toContainText('Contoso (demo)');
+  await expect(confirm).toContainText('1 repository');
+  await expect(confirm).toContainText('0 service hooks');
+  await axe(page, 'delete provider confirmation');
+  await shot(page, 'admin-delete-provider-confirm');
+  await page.getByRole('button', { name: 'Delete provider' }).click();
+  await expect(page).toHaveURL(/\/providers\??$/);
+  await expect(page.locator('.provider-card')).toHaveCount(0);
+
+  // Its repositories went with it.
+  await page.goto('/repositories');
+  await expect(row(page, 'e2e-big')).toHaveCount(0);
+  await shot(page, 'admin-after-provider-deleted');
+  expect(errors).toEqual([]);
+});
