@@ -320,7 +320,9 @@ const REPOSITORY_TABLES: [&str; 7] = [
     "graph_registries",
 ];
 
-#[tokio::test]
+// Multi-threaded: the command line runs as a blocking child process while
+// the in-process emulator must keep answering it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_repository_deletes_its_service_hook() {
     for db in TestDb::all().await {
         let env = setup(&db).await;
@@ -421,7 +423,9 @@ async fn removing_a_repository_deletes_its_service_hook() {
     }
 }
 
-#[tokio::test]
+// Multi-threaded: the command line runs as a blocking child process while
+// the in-process emulator must keep answering it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_provider_removes_its_hooks_repositories_and_credentials() {
     for db in TestDb::all().await {
         let env = setup(&db).await;
@@ -499,7 +503,9 @@ async fn deleting_a_provider_removes_its_hooks_repositories_and_credentials() {
     }
 }
 
-#[tokio::test]
+// Multi-threaded: the command line runs as a blocking child process while
+// the in-process emulator must keep answering it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_remove_on_the_command_line() {
     for db in TestDb::all().await {
         let env = setup(&db).await;

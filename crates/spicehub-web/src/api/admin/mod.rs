@@ -579,7 +579,15 @@ pub async fn repository_action(
 ) -> Result<String, AdminError> {
     let user = ssr::require_admin()?;
     let state = ssr::state()?;
-    let message = ssr::repository_action(&state, &id, &action, commit.as_deref()).await?;
+    let message = ssr::repository_action(&state, &id, &action, commit.as_deref())
+        .await
+        .inspect_err(|e| {
+            // A refused field (a hash no commit has) is the caller's
+            // mistake, not a server failure.
+            if matches!(e, AdminError::Fields(_)) {
+                crate::api::session::set_status(http::StatusCode::UNPROCESSABLE_ENTITY.as_u16());
+            }
+        })?;
     tracing::info!(user = %user.email, repository = %id, %action, "manual sync queued");
     Ok(message)
 }

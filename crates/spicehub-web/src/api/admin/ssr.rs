@@ -473,7 +473,7 @@ pub async fn setup_progress(hub: &Hub, id: &str) -> Result<Option<SetupProgress>
             None => "None replicated yet: Add repositories.".into(),
         },
         Some((
-            "Add repositories",
+            "Open the repository picker",
             format!("/providers/{}/repositories", p.id),
         )),
     ));
@@ -529,6 +529,9 @@ pub async fn provider_view(hub: &Hub, id: &str) -> Result<Option<ProviderView>, 
     }
 }
 
+/// Projects listed at once by the repository picker.
+const PICKER_CONCURRENCY: usize = 8;
+
 /// The projects and repositories the service principal sees.
 pub async fn browse(
     hub: &Hub,
@@ -565,9 +568,26 @@ pub async fn browse(
         .into_iter()
         .map(|r| r.id)
         .collect();
+    // One request per project, a few at once (the client's per-organization
+    // gate bounds them further), in the projects' order.
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(PICKER_CONCURRENCY));
+    let mut listing = tokio::task::JoinSet::new();
+    for (i, p) in projects.into_iter().enumerate() {
+        let (client, permits) = (client.clone(), permits.clone());
+        listing.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let repos = client.list_repositories(&p.id).await;
+            (i, p, repos)
+        });
+    }
+    let mut listed = Vec::new();
+    while let Some(done) = listing.join_next().await {
+        listed.push(done.map_err(internal)?);
+    }
+    listed.sort_by_key(|(i, _, _)| *i);
     let mut out = Vec::new();
-    for p in projects {
-        let (repositories, diagnosis) = match client.list_repositories(&p.id).await {
+    for (_, p, repos) in listed {
+        let (repositories, diagnosis) = match repos {
             Ok(mut repos) => {
                 repos.sort_by_key(|r| r.name.to_lowercase());
                 let list = repos

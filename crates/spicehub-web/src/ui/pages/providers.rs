@@ -198,11 +198,14 @@ pub fn ProviderFormPage() -> impl IntoView {
         move || (id(), saved.get()),
         |(id, _)| async move {
             let defaults = get_provider_defaults().await?;
-            let provider = match id {
-                Some(id) => Some(get_provider(id).await?),
-                None => None,
+            let (provider, progress) = match id {
+                Some(id) => (
+                    Some(get_provider(id.clone()).await?),
+                    Some(get_setup_progress(id).await?),
+                ),
+                None => (None, None),
             };
-            Ok::<_, AdminError>((defaults, provider))
+            Ok::<_, AdminError>((defaults, provider, progress))
         },
     );
     view! {
@@ -211,7 +214,7 @@ pub fn ProviderFormPage() -> impl IntoView {
             <Suspense fallback=loading>
                 {move || Suspend::new(async move {
                     match data.await {
-                        Ok((defaults, provider)) => view! { <ProviderForm defaults provider save password/> }.into_any(),
+                        Ok((defaults, provider, progress)) => view! { <ProviderForm defaults provider progress save password/> }.into_any(),
                         Err(e) => view! { <h1>"Azure DevOps provider"</h1> <AdminErrorView error=e/> }.into_any(),
                     }
                 })}
@@ -239,6 +242,7 @@ fn FieldError(name: &'static str, save: ServerAction<SaveProvider>) -> impl Into
 fn ProviderForm(
     defaults: ProviderDefaults,
     provider: Option<ProviderView>,
+    progress: Option<SetupProgress>,
     save: ServerAction<SaveProvider>,
     password: RwSignal<String>,
 ) -> impl IntoView {
@@ -330,13 +334,28 @@ fn ProviderForm(
     let consented = RwSignal::new(provider.as_ref().and_then(|p| p.consented.clone()));
     let tenant_value = RwSignal::new(get(|p| p.tenant_id.clone()));
     let saved_provider = provider.is_some();
-    let tick = RwSignal::new(0u32);
+    // Starts with what the page was rendered with (so hydration matches),
+    // then the browser asks again every few seconds.
+    let progress = RwSignal::new(progress);
+    let watched_id = id.clone();
     Effect::new(move |_| {
-        if !saved_provider {
+        if watched_id.is_empty() {
             return;
         }
+        let id = watched_id.clone();
         let handle = set_interval_with_handle(
-            move || tick.update(|t| *t += 1),
+            move || {
+                let id = id.clone();
+                leptos::task::spawn_local(async move {
+                    if let Ok(p) = get_setup_progress(id).await {
+                        if p.consented.is_some() && consented.get_untracked().is_none() {
+                            tenant_value.set(p.tenant_id.clone());
+                            consented.set(p.consented.clone());
+                        }
+                        progress.set(Some(p));
+                    }
+                });
+            },
             std::time::Duration::from_secs(3),
         )
         .ok();
@@ -345,28 +364,6 @@ fn ProviderForm(
                 h.clear();
             }
         });
-    });
-    let watched_id = id.clone();
-    let progress = Resource::new(
-        move || tick.get(),
-        move |_| {
-            let id = watched_id.clone();
-            async move {
-                if id.is_empty() {
-                    None
-                } else {
-                    get_setup_progress(id).await.ok()
-                }
-            }
-        },
-    );
-    Effect::new(move |_| {
-        if let Some(Some(p)) = progress.get() {
-            if p.consented.is_some() && consented.get_untracked().is_none() {
-                tenant_value.set(p.tenant_id.clone());
-                consented.set(p.consented);
-            }
-        }
     });
     let consent = provider
         .as_ref()
@@ -616,9 +613,7 @@ fn ProviderForm(
             <section class="checklist" aria-labelledby="checklist-title">
                 <h2 id="checklist-title">"Setup checklist"</h2>
                 <p class="muted">"Each step is ticked when the hub observes it; this list updates by itself."</p>
-                <Transition fallback=loading>
-                    {move || progress.get().flatten().map(|p| view! { <Checklist progress=p/> })}
-                </Transition>
+                {move || progress.get().map(|p| view! { <Checklist progress=p/> })}
             </section>
         })}
     }
@@ -642,12 +637,11 @@ fn Checklist(progress: SetupProgress) -> impl IntoView {
                     <span class="tick" aria-hidden="true">{if s.done { "✓" } else { "○" }}</span>
                     <span class="sr-only">{if s.done { "Done: " } else { "To do: " }}</span>
                     <strong>{s.title}</strong>
-                    <span class="muted">" " {s.detail}</span>
+                    <span class="muted detail">{s.detail}</span>
                     {s.link.map(|(text, href)| {
                         let external = href.starts_with("http");
                         view! {
-                            " "
-                            <a href=href target=external.then_some("_blank") rel=external.then_some("noreferrer")>{text}</a>
+                            <a class="step-link" href=href target=external.then_some("_blank") rel=external.then_some("noreferrer")>{text}</a>
                         }
                     })}
                 </li>
