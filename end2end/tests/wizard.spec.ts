@@ -266,9 +266,15 @@ test('the full journey: provider, diagnosis, fix, repositories, sync, push, acti
 
   // Synchronize entire repository.
   let menu = await openMenu(page, 'ml-models');
+  await menu.getByLabel('Synchronize from commit hash').fill('abc1234');
   await menu.getByRole('button', { name: 'Synchronize entire repository' }).click();
   await expect(page.locator('.live')).toContainText('Synchronize entire repository: queued for ml-models');
   await expect(row(page, 'ml-models')).toContainText('entire repository synchronized on request', { timeout: 60_000 });
+  // The row changed under several polls (queued, syncing, in sync): the
+  // open menu and what was typed in it stayed.
+  expect(await row(page, 'ml-models').locator('details.row-menu').evaluate((d) => (d as HTMLDetailsElement).open)).toBe(true);
+  await expect(menu.getByLabel('Synchronize from commit hash')).toHaveValue('abc1234');
+  await menu.getByLabel('Synchronize from commit hash').fill('');
 
   // Synchronize recent changes (data-platform has no service hook).
   const dpPush = await page.request.post(`${emulator}/_emulator/orgs/contoso/Platform/data-platform/commits`, {

@@ -120,8 +120,11 @@ pub fn RepositoriesPage() -> impl IntoView {
                             </tr>
                         </thead>
                         <tbody>
-                            <For each=shown key=|r| r.clone() let:row>
-                                <Row row act/>
+                            // Keyed by id: a poll updates a row's cells in
+                            // place, so an open action menu (and what is
+                            // typed in it) survives the refresh.
+                            <For each=shown key=|r| r.id.clone() let:row>
+                                <Row row rows=Signal::derive(all) act/>
                             </For>
                         </tbody>
                     </table>
@@ -132,36 +135,26 @@ pub fn RepositoriesPage() -> impl IntoView {
 }
 
 #[component]
-fn Row(row: RepoRow, act: ServerAction<RepositoryAction>) -> impl IntoView {
-    let r = row;
+fn Row(
+    row: RepoRow,
+    rows: Signal<Vec<RepoRow>>,
+    act: ServerAction<RepositoryAction>,
+) -> impl IntoView {
+    // What stays: the names and links of the menu. The rest follows the
+    // latest poll.
+    let id = row.id.clone();
+    let current = Memo::new(move |_| {
+        rows.get()
+            .into_iter()
+            .find(|r| r.id == id)
+            .unwrap_or_else(|| row.clone())
+    });
+    let r = current.get_untracked();
     let label = format!("{}/{}/{}", r.organization, r.project, r.name);
     let registries = format!("/registries?q={}", encode_query(&r.name));
     let remove = format!("/repositories/{}/remove", r.id);
     let change_branch = format!("/repositories/{}/branch", r.id);
     let commit_input = format!("commit-{}", r.id);
-    let progress = (r.state == "syncing").then(|| {
-        let phase = r.phase.clone().unwrap_or_else(|| "starting".into());
-        // Downloads count bytes; the other phases count files.
-        let amount = |n: i64| {
-            if phase == "downloading" {
-                crate::api::admin::human_size(u64::try_from(n).unwrap_or(0))
-            } else {
-                n.to_string()
-            }
-        };
-        let text = match (r.progress_done, r.progress_total) {
-            (Some(d), Some(t)) if t > 0 => format!("{phase} {} of {}", amount(d), amount(t)),
-            (Some(d), _) if d > 0 => format!("{phase} {}", amount(d)),
-            _ => phase.clone(),
-        };
-        let max = r.progress_total.filter(|t| *t > 0);
-        view! {
-            <span class="progress-text">{text.clone()}</span>
-            {max.map(|t| view! {
-                <progress max=t.to_string() value=r.progress_done.unwrap_or(0).to_string() aria-label=text/>
-            })}
-        }
-    });
     let id = r.id.clone();
     let form = move |action: &'static str, text: &'static str| {
         let id = id.clone();
@@ -173,43 +166,65 @@ fn Row(row: RepoRow, act: ServerAction<RepositoryAction>) -> impl IntoView {
             </ActionForm>
         }
     };
+    let branch_link = change_branch.clone();
     view! {
-        <tr data-state=r.state.clone() data-repo=r.name.clone()>
+        <tr data-state=move || current.get().state data-repo=r.name.clone()>
             <th scope="row">
-                <span class="muted">{r.organization.clone()} " / " {r.project.clone()} " / "</span>
-                {match r.web_url.clone() {
-                    Some(u) => view! { <a href=u rel="noreferrer" target="_blank">{r.name.clone()}</a> }.into_any(),
-                    None => view! { <span>{r.name.clone()}</span> }.into_any(),
+                {move || {
+                    let r = current.get();
+                    view! {
+                        <span class="muted">{r.organization.clone()} " / " {r.project.clone()} " / "</span>
+                        {match r.web_url.clone() {
+                            Some(u) => view! { <a href=u rel="noreferrer" target="_blank">{r.name.clone()}</a> }.into_any(),
+                            None => view! { <span>{r.name.clone()}</span> }.into_any(),
+                        }}
+                    }
                 }}
             </th>
             <td class="branch">
-                {r.branch.clone()}
-                {r.follows_default.then(|| view! { <span class="muted">" (default)"</span> })}
+                {move || {
+                    let r = current.get();
+                    view! {
+                        {r.branch.clone()}
+                        {r.follows_default.then(|| view! { <span class="muted">" (default)"</span> })}
+                    }
+                }}
             </td>
             <td>
-                {match (r.commit_short.clone(), r.commit_url.clone()) {
-                    (Some(s), Some(u)) => view! { <a class="commit" href=u rel="noreferrer" target="_blank" title=r.commit.clone()><code>{s}</code></a> }.into_any(),
-                    (Some(s), None) => view! { <code class="commit">{s}</code> }.into_any(),
-                    _ => view! { <span class="muted">"none yet"</span> }.into_any(),
+                {move || {
+                    let r = current.get();
+                    view! {
+                        {match (r.commit_short.clone(), r.commit_url.clone()) {
+                            (Some(s), Some(u)) => view! { <a class="commit" href=u rel="noreferrer" target="_blank" title=r.commit.clone()><code>{s}</code></a> }.into_any(),
+                            (Some(s), None) => view! { <code class="commit">{s}</code> }.into_any(),
+                            _ => view! { <span class="muted">"none yet"</span> }.into_any(),
+                        }}
+                        {r.commit.clone().map(|full| view! {
+                            " " <CopyButton text=full label=format!("commit hash of {}", r.name)/>
+                        })}
+                    }
                 }}
-                {r.commit.clone().map(|full| view! {
-                    " " <CopyButton text=full label=format!("commit hash of {}", r.name)/>
-                })}
             </td>
-            <td>{r.last_synced.clone().unwrap_or_else(|| "never".into())}</td>
+            <td>{move || current.get().last_synced.unwrap_or_else(|| "never".into())}</td>
             <td class="state">
-                <span class=format!("badge state-{}", r.state)>{r.state_label.clone()}</span>
-                {progress}
-                {r.note.clone().filter(|_| r.state == "in_sync").map(|n| view! { <span class="muted note">{n}</span> })}
-                {match r.diagnosis.clone() {
-                    Some(d) if r.state != "in_sync" => view! { <DiagnosisBox diagnosis=d/> }.into_any(),
-                    _ => r.error.clone().filter(|_| r.state != "in_sync").map(|e| view! { <p class="error-text">{e}</p> }).into_any(),
+                {move || {
+                    let r = current.get();
+                    let change_branch = branch_link.clone();
+                    view! {
+                        <span class=format!("badge state-{}", r.state)>{r.state_label.clone()}</span>
+                        {progress(&r)}
+                        {r.note.clone().filter(|_| r.state == "in_sync").map(|n| view! { <span class="muted note">{n}</span> })}
+                        {match r.diagnosis.clone() {
+                            Some(d) if r.state != "in_sync" => view! { <DiagnosisBox diagnosis=d/> }.into_any(),
+                            _ => r.error.clone().filter(|_| r.state != "in_sync").map(|e| view! { <p class="error-text">{e}</p> }).into_any(),
+                        }}
+                        {r.branch_missing.then(|| view! {
+                            <a class="button secondary" href=change_branch>"Change tracked branch…"</a>
+                        })}
+                    }
                 }}
-                {r.branch_missing.then(|| view! {
-                    <a class="button secondary" href=change_branch.clone()>"Change tracked branch…"</a>
-                })}
             </td>
-            <td>{r.last_webhook.clone().unwrap_or_else(|| "none".into())}</td>
+            <td>{move || current.get().last_webhook.unwrap_or_else(|| "none".into())}</td>
             <td>
                 <details class="row-menu">
                     <summary>"Actions" <span class="sr-only">" for " {label.clone()}</span></summary>
@@ -234,6 +249,33 @@ fn Row(row: RepoRow, act: ServerAction<RepositoryAction>) -> impl IntoView {
             </td>
         </tr>
     }
+}
+
+/// A running job's progress: bytes while downloading, files after.
+fn progress(r: &RepoRow) -> Option<impl IntoView> {
+    (r.state == "syncing").then(|| {
+        let phase = r.phase.clone().unwrap_or_else(|| "starting".into());
+        let amount = |n: i64| {
+            if phase == "downloading" {
+                crate::api::admin::human_size(u64::try_from(n).unwrap_or(0))
+            } else {
+                n.to_string()
+            }
+        };
+        let text = match (r.progress_done, r.progress_total) {
+            (Some(d), Some(t)) if t > 0 => format!("{phase} {} of {}", amount(d), amount(t)),
+            (Some(d), _) if d > 0 => format!("{phase} {}", amount(d)),
+            _ => phase.clone(),
+        };
+        let max = r.progress_total.filter(|t| *t > 0);
+        let done = r.progress_done.unwrap_or(0);
+        view! {
+            <span class="progress-text">{text.clone()}</span>
+            {max.map(|t| view! {
+                <progress max=t.to_string() value=done.to_string() aria-label=text/>
+            })}
+        }
+    })
 }
 
 /// Remove: asks for confirmation.
