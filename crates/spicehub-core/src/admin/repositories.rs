@@ -94,6 +94,32 @@ pub async fn add_repository(
     Ok(repo)
 }
 
+/// A replicated repository, its organization, and a client of that
+/// organization as the provider's app.
+async fn repository_with_client(
+    db: &Db,
+    clients: &ProviderConnections,
+    repository_id: &str,
+) -> Result<
+    (
+        Repository,
+        Organization,
+        spicehub_azure::client::AzureClient,
+    ),
+    AdminError,
+> {
+    let repo = db
+        .repository(repository_id)
+        .await?
+        .ok_or(AdminError::UnknownRepository)?;
+    let org = db
+        .organization(&repo.organization_id)
+        .await?
+        .ok_or(AdminError::UnknownRepository)?;
+    let client = clients.for_org(&org.provider_id, &org.name).await?;
+    Ok((repo, org, client))
+}
+
 /// How far back a short hash is looked for on the tracked branch.
 const SHORT_HASH_SEARCH: usize = 10_000;
 const SHORT_HASH_PAGE: u32 = 1_000;
@@ -151,11 +177,7 @@ async fn resolve_short_hash(
 ) -> Result<String, AdminError> {
     use spicehub_azure::client::CommitQuery;
     use spicehub_azure::GitVersion;
-    let org = db
-        .organization(&repo.organization_id)
-        .await?
-        .ok_or(AdminError::UnknownRepository)?;
-    let client = clients.for_org(&org.provider_id, &org.name).await?;
+    let (_, _, client) = repository_with_client(db, clients, &repo.id).await?;
     let branch = repo
         .tracked_branch
         .strip_prefix("refs/heads/")
@@ -420,17 +442,8 @@ pub struct BranchChoices {
 /// The repository's branches as Azure DevOps lists them now, for the admin
 /// to pick one.
 pub async fn branch_choices(hub: &Hub, repository_id: &str) -> Result<BranchChoices, AdminError> {
-    let repo = hub
-        .db
-        .repository(repository_id)
-        .await?
-        .ok_or(AdminError::UnknownRepository)?;
-    let org = hub
-        .db
-        .organization(&repo.organization_id)
-        .await?
-        .ok_or(AdminError::UnknownRepository)?;
-    let client = hub.connections.for_org(&org.provider_id, &org.name).await?;
+    let (repo, org, client) =
+        repository_with_client(&hub.db, &hub.connections, repository_id).await?;
     let remote = client.get_repository(&repo.project_id, &repo.id).await?;
     let mut branches: Vec<String> = client
         .list_refs(&repo.project_id, &repo.id, Some("heads/"))
@@ -485,17 +498,8 @@ pub async fn change_tracked_branch(
     repository_id: &str,
     choice: BranchChoice<'_>,
 ) -> Result<BranchChange, AdminError> {
-    let repo = hub
-        .db
-        .repository(repository_id)
-        .await?
-        .ok_or(AdminError::UnknownRepository)?;
-    let org = hub
-        .db
-        .organization(&repo.organization_id)
-        .await?
-        .ok_or(AdminError::UnknownRepository)?;
-    let client = hub.connections.for_org(&org.provider_id, &org.name).await?;
+    let (repo, org, client) =
+        repository_with_client(&hub.db, &hub.connections, repository_id).await?;
     let (branch, follow) = match choice {
         BranchChoice::FollowDefault => {
             let remote = client.get_repository(&repo.project_id, &repo.id).await?;

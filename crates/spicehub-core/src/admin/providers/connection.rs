@@ -138,15 +138,7 @@ async fn check(
 /// the provider's health only when the form holds exactly what is stored.
 pub async fn test_form(hub: &Hub, input: &ProviderInput) -> Result<CheckRecord, AdminError> {
     let db = &hub.db;
-    let existing = match &input.id {
-        Some(id) => Some(
-            db.provider(id)
-                .await
-                .map_err(internal)?
-                .ok_or_else(|| AdminError::Message("No such Git provider.".into()))?,
-        ),
-        None => None,
-    };
+    let existing = super::existing_provider(db, input.id.as_deref()).await?;
     let valid = validate(
         input,
         existing.as_ref(),

@@ -72,20 +72,27 @@ fn provider_error(e: ProviderError) -> AdminError {
     }
 }
 
+/// The provider the form edits (`None` for a new one).
+async fn existing_provider(
+    db: &crate::db::Db,
+    id: Option<&str>,
+) -> Result<Option<crate::db::providers::Provider>, AdminError> {
+    match id {
+        Some(id) => {
+            Ok(Some(db.provider(id).await.map_err(internal)?.ok_or_else(
+                || AdminError::Message("No such Git provider.".into()),
+            )?))
+        }
+        None => Ok(None),
+    }
+}
+
 /// Creates or updates a provider from the form; returns its id. The
 /// organization named in the form is recorded with it.
 pub async fn save(hub: &Hub, input: &ProviderInput) -> Result<String, AdminError> {
     let db = &hub.db;
     let key = &hub.config.secret_key;
-    let existing = match &input.id {
-        Some(id) => Some(
-            db.provider(id)
-                .await
-                .map_err(internal)?
-                .ok_or_else(|| AdminError::Message("No such Git provider.".into()))?,
-        ),
-        None => None,
-    };
+    let existing = existing_provider(db, input.id.as_deref()).await?;
     let valid = validate(
         input,
         existing.as_ref(),
