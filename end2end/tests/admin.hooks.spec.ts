@@ -42,6 +42,7 @@ test("Check the webhook reads the hook's status; a new password reaches the hook
   await page.getByRole('button', { name: 'Check the webhook for e2e-shop' }).click();
   const said = page.getByRole('status').filter({ hasText: 'on probation' });
   await expect(said).toContainText('re-enabled', { timeout: 20_000 });
+  await expect(page.locator('.hook-setup')).toContainText('Created by the hub; enabled: Azure DevOps delivers every push.');
   await shot(page, '30-hook-on-probation-re-enabled');
   expect((await hubSubscriptions(page))[0].status).toBe('enabled');
 

@@ -119,6 +119,25 @@ async fn create_for(
     Ok(client.create_subscription(&body).await?)
 }
 
+/// A status as the hub records it (`enabled`, `onProbation`, ...).
+pub fn parse_status(recorded: &str) -> Option<SubscriptionStatus> {
+    serde_json::from_value(serde_json::Value::String(recorded.to_owned())).ok()
+}
+
+/// What the hub does about a status: the Webhooks page's advice.
+pub fn status_advice(status: Option<&SubscriptionStatus>) -> &'static str {
+    match status {
+        Some(SubscriptionStatus::Enabled) => "",
+        Some(SubscriptionStatus::OnProbation | SubscriptionStatus::DisabledByUser) => {
+            " Check the webhook sends it the current password again and re-enables it."
+        }
+        Some(SubscriptionStatus::DisabledBySystem) => {
+            " The hub's reconcile re-creates it; Check the webhook does it now."
+        }
+        _ => " Check the webhook replaces it with a new one.",
+    }
+}
+
 /// What a subscription's status means, and what the hub does about it, in
 /// an admin's words.
 pub fn status_meaning(status: Option<&SubscriptionStatus>) -> &'static str {
@@ -520,4 +539,40 @@ pub async fn push_branch(
         out.push(result);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_recorded_status_is_explained_with_what_the_hub_does() {
+        for (recorded, meaning, advice) in [
+            ("enabled", "delivers every push", ""),
+            ("onProbation", "on probation", "re-enables it"),
+            ("disabledByUser", "by a person", "re-enables it"),
+            (
+                "disabledBySystem",
+                "repeated failed deliveries",
+                "re-creates it",
+            ),
+            (
+                "disabledByInactiveIdentity",
+                "no longer active",
+                "replaces it",
+            ),
+        ] {
+            let status = parse_status(recorded);
+            assert!(status.is_some(), "{recorded}");
+            assert!(
+                status_meaning(status.as_ref()).contains(meaning),
+                "{recorded}"
+            );
+            assert!(
+                status_advice(status.as_ref()).contains(advice),
+                "{recorded}"
+            );
+        }
+        assert!(status_meaning(parse_status("somethingNew").as_ref()).contains("does not know"));
+    }
 }

@@ -255,8 +255,10 @@ pub struct HookRepo {
     pub project: String,
     pub name: String,
     pub branch: String,
-    /// The subscription the hub created, and its status, if any.
+    /// The subscription the hub created, and what its status means, if any.
     pub hook_status: Option<String>,
+    /// That subscription is enabled.
+    pub hook_enabled: bool,
 }
 
 /// The values to paste into Azure DevOps for one provider.

@@ -917,12 +917,22 @@ pub async fn webhook_overview(hub: &Hub) -> Result<WebhookOverview, DbError> {
                             .to_owned(),
                         hook_status: hooks.iter().rev().find(|h| h.repository_id == r.id).map(
                             |h| {
+                                use spicehub_core::sync::hooks::{
+                                    parse_status, status_advice, status_meaning,
+                                };
+                                let status = h.status.as_deref().and_then(parse_status);
                                 format!(
-                                    "created by the hub ({})",
-                                    h.status.as_deref().unwrap_or("status unknown")
+                                    "Created by the hub; {}.{}",
+                                    status_meaning(status.as_ref()),
+                                    status_advice(status.as_ref())
                                 )
                             },
                         ),
+                        hook_enabled: hooks
+                            .iter()
+                            .rev()
+                            .find(|h| h.repository_id == r.id)
+                            .is_some_and(|h| h.status.as_deref() == Some("enabled")),
                     })
                 })
                 .collect(),

@@ -183,7 +183,7 @@ fn Setup(setup: HookSetup, create: ServerAction<CreateWebhook>) -> impl IntoView
                                         <th scope="row"><span class="muted">{r.organization.clone()} " / " {r.project.clone()} " / "</span>{r.name.clone()}</th>
                                         <td><code>{r.branch.clone()}</code></td>
                                         <td>
-                                            {r.hook_status.clone().map(|s| view! { <p class="status-ok">{s}</p> })}
+                                            {r.hook_status.clone().map(|s| view! { <p class=if r.hook_enabled { "status-ok" } else { "warning" }>{s}</p> })}
                                             <ActionForm action=create attr:class="inline">
                                                 <input type="hidden" name="repository_id" value=r.id.clone()/>
                                                 <button type="submit" class="secondary" aria-label=label>{text}</button>
