@@ -265,6 +265,25 @@ impl Db {
         Ok(done.rows_affected() > 0)
     }
 
+    /// A provider's repositories with their organizations, by organization,
+    /// project and name.
+    pub async fn repositories_of_provider(
+        &self,
+        provider_id: &str,
+    ) -> Result<Vec<(Repository, crate::db::providers::Organization)>, DbError> {
+        let orgs = self.organizations(provider_id).await?;
+        let mut out = Vec::new();
+        for repo in self.repositories().await? {
+            if let Some(org) = orgs.iter().find(|o| o.id == repo.organization_id) {
+                out.push((repo, org.clone()));
+            }
+        }
+        out.sort_by(|(a, ao), (b, bo)| {
+            (&ao.name, &a.project_name, &a.name).cmp(&(&bo.name, &b.project_name, &b.name))
+        });
+        Ok(out)
+    }
+
     /// Refreshes what Azure DevOps may rename (names, web URL); the GUIDs stay.
     pub async fn refresh_repository_names(
         &self,

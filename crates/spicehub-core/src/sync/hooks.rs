@@ -193,7 +193,7 @@ pub async fn create_webhook(
     let current = match subscription_of(db, clients, &existing).await {
         Ok(current) => Some(current),
         // Deleted in Azure DevOps (the hub's record outlived it).
-        Err(HookError::Azure(e)) if e.context().and_then(|c| c.status) == Some(404) => None,
+        Err(e) if is_gone(&e) => None,
         Err(e) => return Err(e),
     };
     let outcome = match current.as_ref().and_then(|s| s.status.clone()) {
@@ -206,7 +206,7 @@ pub async fn create_webhook(
         // password that changed is the usual cause of probation) and
         // re-enable it, keeping its delivery history.
         Some(was @ (SubscriptionStatus::OnProbation | SubscriptionStatus::DisabledByUser)) => {
-            match reenable(db, clients, key, public_url, &existing).await {
+            match resend(db, clients, key, public_url, &existing, "enabled").await {
                 Ok(updated) => {
                     db.update_hook_subscription(&existing.id, status_str(&updated.status), None)
                         .await?;
@@ -276,19 +276,34 @@ async fn replace(
     Ok(created)
 }
 
-/// Sends the subscription's inputs again (with the current password) and
-/// sets it enabled.
-async fn reenable(
+/// Sends the subscription the repository's current inputs (URL, user
+/// name, password, branch filter) with `status`.
+async fn resend(
     db: &Db,
     clients: &ProviderConnections,
     key: &SecretKey,
     public_url: &Url,
     hook: &HookSubscription,
+    status: &str,
 ) -> Result<Subscription, HookError> {
     let (client, body) = hook_body(db, clients, key, public_url, &hook.repository_id).await?;
     Ok(client
-        .replace_subscription(&hook.devops_subscription_id, &body, "enabled")
+        .replace_subscription(&hook.devops_subscription_id, &body, status)
         .await?)
+}
+
+/// The status to send with new inputs: a person's "disabled" is kept,
+/// anything else that an update can reach becomes enabled.
+fn kept_status(current: &Option<SubscriptionStatus>) -> &'static str {
+    match current {
+        Some(SubscriptionStatus::DisabledByUser) => "disabledByUser",
+        _ => "enabled",
+    }
+}
+
+/// Azure DevOps no longer has the subscription.
+fn is_gone(e: &HookError) -> bool {
+    matches!(e, HookError::Azure(e) if e.context().and_then(|c| c.status) == Some(404))
 }
 
 /// What happened to one hub-created hook when the webhook password changed.
@@ -320,17 +335,8 @@ pub async fn push_password(
     public_url: &Url,
     provider_id: &str,
 ) -> Result<Vec<PasswordUpdate>, HookError> {
-    let orgs: std::collections::HashSet<String> = db
-        .organizations(provider_id)
-        .await?
-        .into_iter()
-        .map(|o| o.id)
-        .collect();
     let mut out = Vec::new();
-    for repo in db.repositories().await? {
-        if !orgs.contains(&repo.organization_id) {
-            continue;
-        }
+    for (repo, _) in db.repositories_of_provider(provider_id).await? {
         for hook in db.hook_subscriptions_of(&repo.id).await? {
             let result = push_one(db, clients, key, public_url, &hook).await;
             if let Err(e) = &result {
@@ -354,23 +360,22 @@ async fn push_one(
 ) -> Result<PasswordUpdated, HookError> {
     let current = match subscription_of(db, clients, hook).await {
         Ok(s) => s,
-        Err(HookError::Azure(e)) if e.context().and_then(|c| c.status) == Some(404) => {
-            return Ok(PasswordUpdated::Gone)
-        }
+        Err(e) if is_gone(&e) => return Ok(PasswordUpdated::Gone),
         Err(e) => return Err(e),
     };
     if current.status == Some(SubscriptionStatus::DisabledBySystem) {
         replace(db, clients, key, public_url, hook, true).await?;
         return Ok(PasswordUpdated::Replaced);
     }
-    let status = match current.status {
-        Some(SubscriptionStatus::DisabledByUser) => "disabledByUser",
-        _ => "enabled",
-    };
-    let (client, body) = hook_body(db, clients, key, public_url, &hook.repository_id).await?;
-    let updated = client
-        .replace_subscription(&hook.devops_subscription_id, &body, status)
-        .await?;
+    let updated = resend(
+        db,
+        clients,
+        key,
+        public_url,
+        hook,
+        kept_status(&current.status),
+    )
+    .await?;
     db.update_hook_subscription(&hook.id, status_str(&updated.status), None)
         .await?;
     Ok(PasswordUpdated::Updated)
@@ -452,13 +457,12 @@ async fn follow_branch(
     hook: &HookSubscription,
     current: &Subscription,
 ) -> Result<Option<Subscription>, HookError> {
-    let status = match current.status {
-        Some(SubscriptionStatus::DisabledByUser) => "disabledByUser",
-        Some(
-            SubscriptionStatus::DisabledBySystem | SubscriptionStatus::DisabledByInactiveIdentity,
-        ) => return Ok(None),
-        _ => "enabled",
-    };
+    if matches!(
+        current.status,
+        Some(SubscriptionStatus::DisabledBySystem | SubscriptionStatus::DisabledByInactiveIdentity)
+    ) {
+        return Ok(None);
+    }
     let (repo, _) = repository_and_org(db, &hook.repository_id).await?;
     let tracked = repo
         .tracked_branch
@@ -467,10 +471,15 @@ async fn follow_branch(
     if branch_filter(&current.publisher_inputs) == Some(tracked) {
         return Ok(None);
     }
-    let (client, body) = hook_body(db, clients, key, public_url, &hook.repository_id).await?;
-    let updated = client
-        .replace_subscription(&hook.devops_subscription_id, &body, status)
-        .await?;
+    let updated = resend(
+        db,
+        clients,
+        key,
+        public_url,
+        hook,
+        kept_status(&current.status),
+    )
+    .await?;
     tracing::info!(
         repository = %hook.repository_id,
         subscription = %hook.devops_subscription_id,
@@ -509,9 +518,7 @@ pub async fn push_branch(
         let result = async {
             let current = match subscription_of(db, clients, &hook).await {
                 Ok(current) => current,
-                Err(HookError::Azure(e)) if e.context().and_then(|c| c.status) == Some(404) => {
-                    return Ok(BranchFilterUpdate::LeftToReconcile)
-                }
+                Err(e) if is_gone(&e) => return Ok(BranchFilterUpdate::LeftToReconcile),
                 Err(e) => return Err(e),
             };
             if matches!(

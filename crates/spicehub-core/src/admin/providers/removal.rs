@@ -37,30 +37,6 @@ fn unknown(id: &str) -> AdminError {
     AdminError::UnknownProvider(id.to_owned())
 }
 
-/// The provider's repositories with their organizations.
-async fn repositories_of(
-    hub: &Hub,
-    provider_id: &str,
-) -> Result<
-    Vec<(
-        crate::db::repositories::Repository,
-        crate::db::providers::Organization,
-    )>,
-    AdminError,
-> {
-    let orgs = hub.db.organizations(provider_id).await?;
-    let mut out = Vec::new();
-    for repo in hub.db.repositories().await? {
-        if let Some(org) = orgs.iter().find(|o| o.id == repo.organization_id) {
-            out.push((repo, org.clone()));
-        }
-    }
-    out.sort_by(|(a, ao), (b, bo)| {
-        (&ao.name, &a.project_name, &a.name).cmp(&(&bo.name, &b.project_name, &b.name))
-    });
-    Ok(out)
-}
-
 /// What [`remove_provider`] would remove, for a confirmation.
 pub async fn removal_plan(hub: &Hub, provider_id: &str) -> Result<ProviderRemovalPlan, AdminError> {
     let provider = hub
@@ -70,7 +46,7 @@ pub async fn removal_plan(hub: &Hub, provider_id: &str) -> Result<ProviderRemova
         .ok_or_else(|| unknown(provider_id))?;
     let mut repositories = Vec::new();
     let mut hooks = 0;
-    for (repo, org) in repositories_of(hub, &provider.id).await? {
+    for (repo, org) in hub.db.repositories_of_provider(&provider.id).await? {
         hooks += hub.db.hook_subscriptions_of(&repo.id).await?.len();
         repositories.push(format!("{}/{}/{}", org.name, repo.project_name, repo.name));
     }
@@ -99,7 +75,7 @@ pub async fn remove_provider(hub: &Hub, provider_id: &str) -> Result<ProviderRem
         .ok_or_else(|| unknown(provider_id))?;
     let mut hooks_deleted = 0;
     let mut hooks_left = Vec::new();
-    let repositories = repositories_of(hub, &provider.id).await?;
+    let repositories = hub.db.repositories_of_provider(&provider.id).await?;
     for (repo, org) in &repositories {
         let (deleted, left) = delete_hooks_of(hub, repo, Some(org)).await?;
         hooks_deleted += deleted;
