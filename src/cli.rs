@@ -345,7 +345,7 @@ async fn provider_command(command: ProviderCommand) -> Result<ExitCode, String> 
                 webhook_password: Some(password.clone()),
                 ..ProviderInput::default()
             };
-            let id = save(&hub, &input).await.map_err(admin_error)?;
+            let id = save(&hub, &input).await.map_err(admin_error)?.id;
             let provider = hub
                 .db
                 .provider(&id)

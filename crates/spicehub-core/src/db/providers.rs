@@ -195,6 +195,14 @@ pub struct WebhookCredential {
     pub previous: Option<(String, i64)>,
 }
 
+/// A provider after `Db::update_provider`.
+#[derive(Clone, Debug)]
+pub struct ProviderUpdated {
+    pub provider: Provider,
+    /// A new webhook password replaced the stored one.
+    pub webhook_password_changed: bool,
+}
+
 /// Which of a provider's webhook passwords a delivery used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PasswordMatch {
@@ -358,7 +366,7 @@ impl Db {
         key: &SecretKey,
         id: &str,
         change: &ProviderUpdate<'_>,
-    ) -> Result<Provider, ProviderError> {
+    ) -> Result<ProviderUpdated, ProviderError> {
         if !valid_username(change.webhook_username) {
             return Err(ProviderError::BadWebhookUsername);
         }
@@ -405,10 +413,11 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         }
+        let mut webhook_password_changed = false;
         if let Some(password) = change.webhook_password {
             // The previous password stays accepted for the overlap, so no
             // delivery of a hook still holding it is refused meanwhile.
-            sqlx::query(
+            let done = sqlx::query(
                 "UPDATE providers SET \
                  previous_webhook_password_verifier = CASE WHEN $4 > 0 THEN webhook_password_verifier ELSE NULL END, \
                  previous_webhook_password_until = CASE WHEN $4 > 0 THEN $5 ELSE NULL END, \
@@ -422,10 +431,15 @@ impl Db {
             .bind(at + change.webhook_password_overlap)
             .execute(&mut *tx)
             .await?;
+            // The same password saved again changes nothing.
+            webhook_password_changed = done.rows_affected() > 0;
         }
         tx.commit().await?;
         self.directory_changed();
-        self.provider(id).await?.ok_or(ProviderError::NotFound)
+        Ok(ProviderUpdated {
+            provider: self.provider(id).await?.ok_or(ProviderError::NotFound)?,
+            webhook_password_changed,
+        })
     }
 
     /// Records a connection test (and, when a token was obtained, its time).

@@ -24,13 +24,18 @@ pub struct CheckRecord {
     pub diagnosis: Option<DiagnosisRecord>,
 }
 
+impl CheckRecord {
+    /// The provider's last test, as stored with it.
+    pub fn of(p: &Provider) -> Option<CheckRecord> {
+        p.last_check
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+    }
+}
+
 /// The organization a provider is tested against: the one its form names.
 pub async fn primary_organization(db: &crate::db::Db, p: &Provider) -> Result<String, DbError> {
-    let record: Option<CheckRecord> = p
-        .last_check
-        .as_deref()
-        .and_then(|j| serde_json::from_str(j).ok());
-    if let Some(r) = record.filter(|r| !r.organization.is_empty()) {
+    if let Some(r) = CheckRecord::of(p).filter(|r| !r.organization.is_empty()) {
         return Ok(r.organization);
     }
     Ok(db

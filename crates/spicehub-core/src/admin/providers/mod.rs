@@ -87,9 +87,9 @@ async fn existing_provider(
     }
 }
 
-/// Creates or updates a provider from the form; returns its id. The
+/// Creates or updates a provider from the form. The
 /// organization named in the form is recorded with it.
-pub async fn save(hub: &Hub, input: &ProviderInput) -> Result<String, AdminError> {
+pub async fn save(hub: &Hub, input: &ProviderInput) -> Result<Saved, AdminError> {
     let db = &hub.db;
     let key = &hub.config.secret_key;
     let existing = existing_provider(db, input.id.as_deref()).await?;
@@ -100,28 +100,31 @@ pub async fn save(hub: &Hub, input: &ProviderInput) -> Result<String, AdminError
         Purpose::Save,
     )
     .map_err(AdminError::Fields)?;
+    let mut password_rotated = false;
     let id = match &existing {
         Some(p) => {
-            db.update_provider(
-                key,
-                &p.id,
-                &ProviderUpdate {
-                    display_name: &valid.display_name,
-                    tenant_id: &valid.tenant_id,
-                    client_id: &valid.client_id,
-                    credential_kind: valid.kind,
-                    credential: valid.credential.as_deref(),
-                    webhook_username: &valid.webhook_username,
-                    webhook_password: valid.webhook_password.as_deref(),
-                    webhook_password_overlap: i64::try_from(
-                        hub.config.webhook_password_overlap.as_secs(),
-                    )
-                    .unwrap_or(i64::MAX / 2),
-                    secret_expires_at: valid.secret_expires_at,
-                },
-            )
-            .await
-            .map_err(provider_error)?;
+            let updated = db
+                .update_provider(
+                    key,
+                    &p.id,
+                    &ProviderUpdate {
+                        display_name: &valid.display_name,
+                        tenant_id: &valid.tenant_id,
+                        client_id: &valid.client_id,
+                        credential_kind: valid.kind,
+                        credential: valid.credential.as_deref(),
+                        webhook_username: &valid.webhook_username,
+                        webhook_password: valid.webhook_password.as_deref(),
+                        webhook_password_overlap: i64::try_from(
+                            hub.config.webhook_password_overlap.as_secs(),
+                        )
+                        .unwrap_or(i64::MAX / 2),
+                        secret_expires_at: valid.secret_expires_at,
+                    },
+                )
+                .await
+                .map_err(provider_error)?;
+            password_rotated = updated.webhook_password_changed;
             p.id.clone()
         }
         None => {
@@ -151,7 +154,22 @@ pub async fn save(hub: &Hub, input: &ProviderInput) -> Result<String, AdminError
         .await
         .map_err(internal)?;
     hub.connections.forget(&id);
-    Ok(id)
+    // A new password goes to the hooks the hub created at once.
+    let notes = if password_rotated {
+        password_changed(hub, &id).await
+    } else {
+        Vec::new()
+    };
+    Ok(Saved { id, notes })
+}
+
+/// What [`save`] did.
+#[derive(Clone, Debug)]
+pub struct Saved {
+    pub id: String,
+    /// A changed webhook password: what happened to each hook the hub
+    /// created, and what to do for hooks made by hand.
+    pub notes: Vec<String>,
 }
 
 /// A fresh default webhook user name (`spicehub-` and six letters or
@@ -176,10 +194,7 @@ async fn set_primary_organization(
     let Some(p) = db.provider(id).await? else {
         return Ok(());
     };
-    let record: Option<CheckRecord> = p
-        .last_check
-        .as_deref()
-        .and_then(|j| serde_json::from_str(j).ok());
+    let record = CheckRecord::of(&p);
     if record
         .as_ref()
         .is_some_and(|r| r.organization == organization)
@@ -207,7 +222,7 @@ async fn set_primary_organization(
 /// After a provider's webhook password changed: sends it to every service
 /// hook the hub created, and says what happened, one line per hook, plus
 /// what the admin must do for hooks made by hand.
-pub async fn password_changed(hub: &Hub, id: &str) -> Vec<String> {
+async fn password_changed(hub: &Hub, id: &str) -> Vec<String> {
     use crate::sync::hooks::{push_password, PasswordUpdated};
     let mut notes = Vec::new();
     match push_password(

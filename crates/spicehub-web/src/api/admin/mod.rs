@@ -441,33 +441,15 @@ pub async fn save_provider(
         });
     }
     let created = input.id.is_none();
-    // A changed password (not the same one saved again) goes to the hooks.
-    let rotated = match (&input.id, input.webhook_password.as_deref()) {
-        (Some(id), Some(new)) if !new.is_empty() => {
-            let stored = state
-                .db
-                .webhook_password(&state.config.secret_key, id)
-                .await
-                .ok()
-                .flatten();
-            stored.as_deref() != Some(new)
-        }
-        _ => false,
-    };
     let saved = save(&state, &input).await?;
-    tracing::info!(user = %user.email, provider = %saved, created, rotated, "provider saved");
-    let notes = if rotated {
-        spicehub_core::admin::providers::password_changed(&state, &saved).await
-    } else {
-        Vec::new()
-    };
+    tracing::info!(user = %user.email, provider = %saved.id, created, "provider saved");
     if created {
-        leptos_axum::redirect(&format!("/providers/{saved}"));
+        leptos_axum::redirect(&format!("/providers/{}", saved.id));
     }
     Ok(FormOutcome {
-        saved: Some(saved),
+        saved: Some(saved.id),
         check: None,
-        notes,
+        notes: saved.notes,
     })
 }
 

@@ -251,24 +251,13 @@ async fn build_view(
         .iter()
         .filter(|r| org_ids.contains(r.organization_id.as_str()))
         .count();
-    let record: Option<CheckRecord> = p
-        .last_check
-        .as_deref()
-        .and_then(|j| serde_json::from_str(j).ok());
+    let record = CheckRecord::of(&p);
     let last_check = match (&record, p.last_check_at) {
         (Some(r), Some(at)) => Some(check_view(at, r.clone())),
         _ => None,
     };
     let live = hub.connections.token_status(&p.id);
-    let live_obtained = live
-        .as_ref()
-        .and_then(|s| s.last_obtained)
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs() as i64);
-    let last_token = match (p.last_token_at, live_obtained) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
+    let last_token = last_token_at(&p, live.as_ref());
     // A token error seen by the sync engine since the last test is news.
     let last_check = match (last_check, live.and_then(|s| s.last_error)) {
         (Some(mut c), Some(e)) if c.ok => {
@@ -342,17 +331,23 @@ fn capitalize(s: &str) -> String {
     }
 }
 
+/// When a token was last obtained for the provider: by a stored test, or
+/// by this hub since it started (the token cache's view).
+fn last_token_at(p: &Provider, live: Option<&spicehub_azure::token::TokenStatus>) -> Option<i64> {
+    let live = live
+        .and_then(|s| s.last_obtained)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    live.max(p.last_token_at)
+}
+
 /// The checklist of a provider's setup, in the order an admin does it.
 pub async fn setup_progress(hub: &Hub, id: &str) -> Result<Option<SetupProgress>, DbError> {
     let Some(p) = hub.db.provider(id).await? else {
         return Ok(None);
     };
     let facts = hub.db.setup_facts(id).await?;
-    let record: Option<CheckRecord> = p
-        .last_check
-        .as_deref()
-        .and_then(|j| serde_json::from_str(j).ok())
-        .filter(|_| p.last_check_at.is_some());
+    let record = CheckRecord::of(&p).filter(|_| p.last_check_at.is_some());
     let organization = match &record {
         Some(r) if !r.organization.is_empty() => r.organization.clone(),
         _ => spicehub_core::admin::providers::primary_organization(&hub.db, &p).await?,
@@ -368,13 +363,7 @@ pub async fn setup_progress(hub: &Hub, id: &str) -> Result<Option<SetupProgress>
         .and_then(|r| r.diagnosis.as_ref())
         .map(|d| d.code.as_str())
         .unwrap_or_default();
-    let token_at = hub
-        .connections
-        .token_status(&p.id)
-        .and_then(|s| s.last_obtained)
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs() as i64)
-        .max(p.last_token_at);
+    let token_at = last_token_at(&p, hub.connections.token_status(&p.id).as_ref());
     let token_ok = token_at.is_some() || record.as_ref().is_some_and(|r| r.token_ok);
     // A member that sees no repository still reads the organization: the
     // check fails later, at "no repositories visible".
