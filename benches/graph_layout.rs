@@ -7,15 +7,24 @@
 //!
 //! `cargo bench --bench graph_layout`. The full view is
 //! laid out too, with a timeout (`SPICEHUB_BENCH_FULL_TIMEOUT` seconds,
-//! default 300), since `dot` on 5,000 nodes takes minutes.
+//! default 300), since `dot` on 5,000 nodes used to take minutes. It is
+//! laid out twice more, side by side: with the `dot` settings big graphs
+//! had before issue 19 ([`DotTuning::LEGACY`], the whole view to `dot`) and
+//! as the hub does it now ([`Plan`]: components with edges to `dot` with
+//! [`DotTuning::LARGE`], the rest packed), with the time and the quality
+//! of each (edge crossings, total edge length, aspect ratio, label size at
+//! "Fit").
 
 use std::error::Error;
 use std::time::{Duration, Instant};
 
 use spicehub_core::db::graphs::RegistryGraph;
 use spicehub_core::db::Db;
+use spicehub_core::graph::layout::{parse_json0, to_dot_tuned, DotTuning};
+use spicehub_core::graph::pack::{fit_scale, FONT_SIZE};
 use spicehub_core::graph::{
-    get_or_compute_layout, svg, views, LayoutError, Layouter, View, DEFAULT_COLLAPSE_THRESHOLD,
+    get_or_compute_layout, svg, views, Layout, LayoutError, Layouter, Plan, View, ViewGraph,
+    DEFAULT_COLLAPSE_THRESHOLD,
 };
 use spicehub_parser::{Edge, EdgeKind, Entry, EntryKind, Graph, Registry};
 use spicehub_web::api::viewer::ssr::node_info;
@@ -182,6 +191,110 @@ async fn measure(db: &Db, layouter: &Layouter, view: &View) -> Result<(), Box<dy
     Ok(())
 }
 
+/// Edge crossings, counting each edge as the segment from its start to its
+/// arrow tip (exact for `splines=line`, what big graphs get), and the total
+/// length of those segments.
+fn crossings_and_length(layout: &Layout) -> (u64, f64) {
+    let segments: Vec<((f64, f64), (f64, f64))> = layout
+        .edges
+        .iter()
+        .filter_map(|e| {
+            let start = *e.points.first()?;
+            let end = e.arrow.or_else(|| e.points.last().copied())?;
+            Some((start, end))
+        })
+        .collect();
+    let length = segments
+        .iter()
+        .map(|((x0, y0), (x1, y1))| (x1 - x0).hypot(y1 - y0))
+        .sum();
+    let cross = |o: (f64, f64), a: (f64, f64), b: (f64, f64)| {
+        (a.0 - o.0) * (b.1 - o.1) - (a.1 - o.1) * (b.0 - o.0)
+    };
+    // Sorted by left end, so each segment is tested only against those
+    // whose x ranges overlap it.
+    let mut by_x: Vec<(f64, f64, usize)> = segments
+        .iter()
+        .enumerate()
+        .map(|(i, (a, b))| (a.0.min(b.0), a.0.max(b.0), i))
+        .collect();
+    by_x.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut count = 0;
+    for (k, &(_, right, i)) in by_x.iter().enumerate() {
+        let (a, b) = segments[i];
+        for &(left, _, j) in &by_x[k + 1..] {
+            if left > right {
+                break;
+            }
+            let (c, d) = segments[j];
+            // Proper crossings only: edges that share an end do not count.
+            let (d1, d2) = (cross(a, b, c), cross(a, b, d));
+            let (d3, d4) = (cross(c, d, a), cross(c, d, b));
+            if d1 * d2 < 0.0 && d3 * d4 < 0.0 {
+                count += 1;
+            }
+        }
+    }
+    (count, length)
+}
+
+/// The full view laid out the way big graphs were before issue 19 and the
+/// way they are now, printed side by side.
+async fn compare_full_view(full: &ViewGraph, timeout: Duration) -> Result<(), Box<dyn Error>> {
+    let layouter = Layouter::new().with_timeout(timeout);
+    println!(
+        "full view, {} nodes {} edges (2 cores: {:?} available)",
+        full.nodes.len(),
+        full.edges.len(),
+        std::thread::available_parallelism().map(usize::from).ok()
+    );
+    println!(
+        "  {:<34} {:>9} {:>10} {:>14} {:>8} {:>9}",
+        "layout", "time", "crossings", "edge length", "aspect", "px at Fit"
+    );
+    for legacy in [true, false] {
+        let started = Instant::now();
+        let result = if legacy {
+            let dot = to_dot_tuned(full, DotTuning::LEGACY);
+            match layouter.run_dot(&dot).await {
+                Ok(out) => Ok(parse_json0(full, &out)?),
+                Err(e) => Err(e),
+            }
+        } else {
+            let plan = Plan::new(full.clone());
+            match plan.dot() {
+                Some(dot) => match layouter.run_dot(dot).await {
+                    Ok(out) => Ok(plan.finish(Some(&out))?),
+                    Err(e) => Err(e),
+                },
+                None => Ok(plan.finish(None)?),
+            }
+        };
+        let name = if legacy {
+            "before: all to dot, LEGACY"
+        } else {
+            "now: components to dot, LARGE"
+        };
+        let layout = match result {
+            Ok(layout) => layout,
+            Err(LayoutError::Timeout(t)) => {
+                println!("  {name:<34} timed out after {t:?}");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let took = started.elapsed();
+        let (crossings, length) = crossings_and_length(&layout);
+        println!(
+            "  {name:<34} {:>7.2} s {crossings:>10} {length:>11.0} pt {:>8.2} {:>6.2} px",
+            took.as_secs_f64(),
+            layout.width / layout.height,
+            FONT_SIZE * fit_scale(layout.width, layout.height),
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     node_details_figures();
@@ -236,6 +349,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "full view DOT: {} KiB",
         spicehub_core::graph::layout::to_dot(&full).len() / 1024
     );
+    compare_full_view(&full, Duration::from_secs(full_timeout)).await?;
     db.close().await;
     Ok(())
 }

@@ -5,7 +5,9 @@
 //!    load generator on loopback, beside a bare axum handler that only
 //!    answers 200.
 //! 2. Incremental vs full sync of a 10,000-file repository: requests, bytes
-//!    and wall time for pushes touching 1, 10 and 100 files, and a full sync.
+//!    and wall time for pushes touching 1, 10, 100 and 1,000 files, with the
+//!    changed files fetched in batches (the default) and one by one, and a
+//!    full sync.
 //! 3. First replication of 10,000 files / ~100 MB beside `curl` + `unzip` of
 //!    the same archive.
 //!
@@ -506,9 +508,10 @@ struct Replica {
     _dir: tempfile::TempDir,
 }
 
-/// A hub replicating the emulator's `big` repository; returns once the
-/// first replication is queued, with the time it was queued.
-async fn replicate(emu: &Emulator) -> (Replica, Instant) {
+/// A hub replicating the emulator's `big` repository, with `env` on top of
+/// the bench's settings; returns once the first replication is queued, with
+/// the time it was queued.
+async fn replicate(emu: &Emulator, env: &[(&str, String)]) -> (Replica, Instant) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| fail("tempdir", e));
     let data = dir.path().to_owned();
     let db = Db::connect(&format!("sqlite://{}", data.join("spicehub.db").display()))
@@ -528,15 +531,14 @@ async fn replicate(emu: &Emulator) -> (Replica, Instant) {
         Default::default(),
     )
     .unwrap_or_else(|e| fail("clients", e));
-    let hub = HubProcess::start(
-        &data,
-        &[
-            ("SPICEHUB_AUTHORITY_URL", emu.authority_url()),
-            ("SPICEHUB_DEVOPS_URL", emu.devops_url()),
-            ("SPICEHUB_SYNC_POLL_MS", "20".into()),
-            ("SPICEHUB_RECONCILE_INTERVAL", "0".into()),
-        ],
-    );
+    let mut settings = vec![
+        ("SPICEHUB_AUTHORITY_URL", emu.authority_url()),
+        ("SPICEHUB_DEVOPS_URL", emu.devops_url()),
+        ("SPICEHUB_SYNC_POLL_MS", "20".into()),
+        ("SPICEHUB_RECONCILE_INTERVAL", "0".into()),
+    ];
+    settings.extend(env.iter().cloned());
+    let hub = HubProcess::start(&data, &settings);
     let queue = Queue::new(db.clone(), QueueConfig::default());
     let start = Instant::now();
     let repo = add_repository(
@@ -627,59 +629,26 @@ async fn incremental_vs_full() {
         .branch_head(ORG, PROJECT, "big", "main")
         .unwrap_or_else(|e| fail("head", e))
         .unwrap_or_else(|| fail("head", "none"));
-    let (replica, _) = replicate(&emu).await;
+    let batch = spicehub_core::config::DEFAULT_BLOB_BATCH;
+    let (replica, _) = replicate(&emu, &[]).await;
     wait_commit(&replica, &head).await;
 
     println!("\n== incremental vs full ({n}-file repository, ~1 KB per file)");
-    for k in [1usize, 10, 100] {
-        emu.clear_request_log();
-        let changes: Vec<FileChange> = (0..k)
-            .map(|j| {
-                let i = (j * 97) % n;
-                FileChange::put(
-                    format!("pkg/m{:02}/mod_{i}.py", i % 100),
-                    module(i + n * k, 1_000),
-                )
-            })
-            .collect();
-        let changed_bytes: usize = changes
-            .iter()
-            .map(|c| match c {
-                FileChange::Put { bytes, .. } => bytes.len(),
-                _ => 0,
-            })
-            .sum();
-        let start = Instant::now();
-        let commit = emu
-            .commit(ORG, PROJECT, "big", "main", changes, &format!("touch {k}"))
-            .unwrap_or_else(|e| fail("commit", e));
-        request_sync(
-            &replica.db,
-            &replica.clients,
-            &replica.queue,
-            &replica.repo,
-            JobKind::RecentChanges,
-            None,
-        )
-        .await
-        .unwrap_or_else(|e| fail("request", e));
-        wait_commit(&replica, &commit).await;
-        let elapsed = start.elapsed();
-        let log = emu.request_log();
-        let devops: Vec<_> = log
-            .iter()
-            .filter(|r| r.service == emulator::Service::DevOps)
-            .collect();
-        let bytes: usize = devops.iter().map(|r| r.body.len()).sum();
-        println!(
-            "push touching {k:>3} files: {:>3} requests (target <= {}), {:>8} bytes (target <= {} = 2 x {changed_bytes} changed + 64 KiB), {:.2} s",
-            devops.len(),
-            k + 5,
-            bytes,
-            2 * changed_bytes + 65_536,
-            elapsed.as_secs_f64()
-        );
-    }
+    println!("-- changed files in batches (SPICEHUB_BLOB_BATCH={batch}, the default)");
+    pushes(&emu, &replica, n, Some(batch), 0).await;
+    // The same pushes, each file fetched alone: a second hub on the same
+    // emulator, replicated from the head the first one reached.
+    let head = emu
+        .branch_head(ORG, PROJECT, "big", "main")
+        .unwrap_or_else(|e| fail("head", e))
+        .unwrap_or_else(|| fail("head", "none"));
+    let (single, _) = replicate(&emu, &[("SPICEHUB_BLOB_BATCH", "0".into())]).await;
+    wait_commit(&single, &head).await;
+    println!("-- each changed file alone (SPICEHUB_BLOB_BATCH=0)");
+    pushes(&emu, &single, n, None, 1).await;
+    single.db.close().await;
+    drop(single);
+
     emu.clear_request_log();
     let start = Instant::now();
     request_sync(
@@ -726,6 +695,77 @@ async fn incremental_vs_full() {
         elapsed.as_secs_f64()
     );
     replica.db.close().await;
+}
+
+/// Pushes touching 1, 10, 100 and 1,000 files, each synced incrementally by
+/// `replica`: requests, bytes and wall time. `batch` is the hub's
+/// `SPICEHUB_BLOB_BATCH` (None: one request per file); `salt` keeps the
+/// contents of one series from repeating another's.
+async fn pushes(emu: &Emulator, replica: &Replica, n: usize, batch: Option<usize>, salt: usize) {
+    for k in [1usize, 10, 100, 1_000] {
+        emu.clear_request_log();
+        let changes: Vec<FileChange> = (0..k.min(n))
+            .map(|j| {
+                let i = (j * 97) % n;
+                FileChange::put(
+                    format!("pkg/m{:02}/mod_{i}.py", i % 100),
+                    module(i + n * k + salt * n * 10_000, 1_000),
+                )
+            })
+            .collect();
+        let k = changes.len();
+        let changed_bytes: usize = changes
+            .iter()
+            .map(|c| match c {
+                FileChange::Put { bytes, .. } => bytes.len(),
+                _ => 0,
+            })
+            .sum();
+        let start = Instant::now();
+        let commit = emu
+            .commit(ORG, PROJECT, "big", "main", changes, &format!("touch {k}"))
+            .unwrap_or_else(|e| fail("commit", e));
+        request_sync(
+            &replica.db,
+            &replica.clients,
+            &replica.queue,
+            &replica.repo,
+            JobKind::RecentChanges,
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| fail("request", e));
+        wait_commit(replica, &commit).await;
+        let elapsed = start.elapsed();
+        let log = emu.request_log();
+        let devops: Vec<_> = log
+            .iter()
+            .filter(|r| r.service == emulator::Service::DevOps)
+            .collect();
+        let bytes: usize = devops.iter().map(|r| r.body.len()).sum();
+        // The diff is paged (100 changes a page, folders included): pages
+        // past the first are not the blobs' doing, so they are shown apart.
+        let diff_pages = devops
+            .iter()
+            .filter(|r| r.path.ends_with("/diffs/commits"))
+            .count();
+        let blob_requests = devops.iter().filter(|r| r.path.contains("/blobs")).count();
+        let target = match batch {
+            Some(batch) => format!(
+                "target <= 4 + ceil({k}/{batch}) = {} with a one-page diff",
+                4 + k.div_ceil(batch)
+            ),
+            None => "one per file".to_owned(),
+        };
+        println!(
+            "push touching {k:>4} files: {:>4} requests = {blob_requests} for blobs + {diff_pages} diff pages + {} others ({target}), {:>9} bytes (target <= {} = 2 x {changed_bytes} changed + 64 KiB), {:.2} s",
+            devops.len(),
+            devops.len() - blob_requests - diff_pages,
+            bytes,
+            2 * changed_bytes + 65_536,
+            elapsed.as_secs_f64()
+        );
+    }
 }
 
 async fn first_replication_vs_curl() {
@@ -787,7 +827,7 @@ async fn first_replication_vs_curl() {
         .map(|m| m.len())
         .unwrap_or(0);
 
-    let (replica, queued) = replicate(&emu).await;
+    let (replica, queued) = replicate(&emu, &[]).await;
     wait_commit(&replica, &head).await;
     let hub = queued.elapsed();
     println!(

@@ -58,7 +58,7 @@ export default defineConfig({
       stderr: 'pipe',
     },
     {
-      command: `bash ./start-hub.sh ${adminPort} ${adminPort + 100} seed`,
+      command: `bash ./start-hub.sh ${adminPort} ${adminPort + 100} seed wide`,
       url: `${adminURL}/healthz`,
       timeout: 180_000,
       reuseExistingServer: false,

@@ -3,17 +3,20 @@
 # Azure DevOps emulator (the demo organization "contoso") standing in for
 # Entra ID and Azure DevOps: a fresh data directory, one admin and one viewer
 # with known test passwords.
-#   start-hub.sh PORT EMULATOR_PORT [seed]
+#   start-hub.sh PORT EMULATOR_PORT [seed [wide]]
 # With "seed", the demo provider is added and two demo repositories are
 # replicated before the hub answers (what the viewer tests read): the
 # data_pipeline fixture and a generated 600-entry registry, imported into the
 # emulator as repositories e2e-shop and e2e-big.
+# With "wide", the emulator also holds organization contoso-wide: 100
+# projects of 10 repositories each (the repository picker's large case).
 # The hub's log goes to end2end/logs/hub-PORT.log, which the tests search for
 # secrets.
 set -euo pipefail
 port="$1"
 emu_port="$2"
 seed="${3:-}"
+wide="${4:-}"
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 bin="$CARGO_TARGET_DIR/release/spicehub"
@@ -42,6 +45,9 @@ if [ "$seed" = seed ]; then
   done
   extra=(--seed-repo "contoso/Commerce/e2e-shop=$PWD/crates/spicehub-parser/tests/fixtures/data_pipeline"
          --seed-repo "contoso/Commerce/e2e-big=$big")
+fi
+if [ "$wide" = wide ]; then
+  extra+=(--wide-org contoso-wide=100x10)
 fi
 "$CARGO_TARGET_DIR/release/ado-emulator" --demo "${extra[@]}" --bind "127.0.0.1:$emu_port" --data-dir "$data/emulator" \
   > "end2end/logs/emulator-$emu_port.log" 2>&1 &

@@ -1,6 +1,5 @@
 import { test, expect, Page, Locator } from '@playwright/test';
-import AxeBuilder from '@axe-core/playwright';
-import { submitSignIn, watchConsole } from './support';
+import { axe, shot, submitSignIn, watchConsole } from './support';
 
 // Issue 18, items 5 and 6: removal leaves no debris in Azure DevOps.
 // Removing a repository deletes the service hook the hub created for it,
@@ -14,19 +13,6 @@ const adminPort = port + 2;
 const emulator = `http://127.0.0.1:${Number(process.env.SPICEHUB_E2E_ADMIN_EMULATOR_PORT ?? adminPort + 100)}`;
 
 test.describe.configure({ mode: 'serial' });
-
-async function shot(page: Page, name: string) {
-  await page.screenshot({ path: `test-results/screens/${name}.png`, fullPage: true });
-}
-
-/** No serious or critical accessibility violation on the current screen. */
-async function axe(page: Page, screen: string) {
-  const results = await new AxeBuilder({ page }).analyze();
-  const bad = results.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-  expect(bad, `axe on ${screen}`).toEqual([]);
-}
 
 /** The ids of the service hook subscriptions the emulator holds. */
 async function subscriptionIds(page: Page): Promise<string[]> {

@@ -1,4 +1,5 @@
-import { Page } from '@playwright/test';
+import { Page, expect } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
 
 // Shared by the spec files (not a spec itself: Playwright only runs *.spec.ts).
 
@@ -17,4 +18,18 @@ export async function submitSignIn(page: Page, email: string, password: string) 
   await page.getByLabel('E-mail').fill(email);
   await page.getByLabel('Password', { exact: true }).fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/// A screenshot for the closing note and the reviewers, under test-results/screens.
+export async function shot(page: Page, name: string, fullPage = true) {
+  await page.screenshot({ path: `test-results/screens/${name}.png`, fullPage });
+}
+
+/// No serious or critical accessibility violation on the current screen.
+export async function axe(page: Page, screen: string) {
+  const results = await new AxeBuilder({ page }).analyze();
+  const bad = results.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  expect(bad, `axe on ${screen}`).toEqual([]);
 }

@@ -26,7 +26,7 @@ test.describe('graph viewer', () => {
     await signIn(page);
 
     // The filter is live once hydrated; before that it is a GET form.
-    const filter = page.getByLabel('Filter registries');
+    const filter = page.getByLabel('Search registries and entries');
     await expect(async () => {
       await filter.fill('');
       await filter.pressSequentially('pipel');
@@ -115,6 +115,23 @@ test.describe('graph viewer', () => {
     await expect(page).toHaveURL(/expand=big\.m0/);
     await expect(graph.locator('a[data-node="entry_5"]')).toHaveCount(1);
     await page.screenshot({ path: 'test-results/screens/viewer-collapsed.png', fullPage: true });
+    expect(errors).toEqual([]);
+  });
+
+  test('the search box finds an entry in any registry and opens it selected', async ({ page }) => {
+    const errors = watchConsole(page);
+    await signIn(page);
+    await page.goto('/registries?q=entry_42');
+    const hits = page.locator('section.entry-hits');
+    await expect(hits.getByRole('heading', { name: 'Entries' })).toBeVisible();
+    // Best first: the exact name, then longer names that start with it.
+    await expect(hits.locator('tbody tr').first()).toHaveAttribute('data-entry', 'entry_42');
+    await expect(hits.locator('tbody tr')).toHaveCount(11);
+    await expect(hits.locator('tr[data-entry="entry_42"]')).toContainText('big/m0.py:');
+    await page.screenshot({ path: 'test-results/screens/viewer-search-entries.png', fullPage: true });
+    await hits.getByRole('link', { name: 'entry_42', exact: true }).click();
+    await expect(page).toHaveURL(/node=entry_42/);
+    await expect(page.getByRole('complementary').getByRole('heading', { level: 2, name: 'entry_42' })).toBeVisible();
     expect(errors).toEqual([]);
   });
 });

@@ -1,8 +1,7 @@
 import { test, expect, Page, Locator } from '@playwright/test';
-import AxeBuilder from '@axe-core/playwright';
 import * as fs from 'fs';
 import * as path from 'path';
-import { submitSignIn, watchConsole } from './support';
+import { axe, shot, submitSignIn, watchConsole } from './support';
 
 // The admin journey in the browser, against the hub and the Azure DevOps
 // emulator's demo dataset started by start-hub.sh (emulator on port + 100).
@@ -33,19 +32,6 @@ test.describe.configure({ mode: 'serial' });
 async function signIn(page: Page) {
   await submitSignIn(page, 'admin@example.com', 'admin-password-123');
   await expect(page).toHaveURL(/\/registries/);
-}
-
-async function shot(page: Page, name: string) {
-  await page.screenshot({ path: `test-results/screens/${name}.png`, fullPage: true });
-}
-
-/** No serious or critical accessibility violation on the current screen. */
-async function axe(page: Page, screen: string) {
-  const results = await new AxeBuilder({ page }).analyze();
-  const bad = results.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-  expect(bad, `axe on ${screen}`).toEqual([]);
 }
 
 /** Waits until the wasm bundle has hydrated the page (Generate works only then). */

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub webhook_credential_reads: Counter,
     /// Connections open now (bounded by `SPICEHUB_MAX_CONNECTIONS`).
     pub open_connections: Gauge,
+    /// `dot` processes started (brought up to date when scraped).
+    dot_runs: Counter,
 }
 
 impl Default for Metrics {
@@ -84,12 +86,19 @@ impl Metrics {
             "HTTP connections open now",
             open_connections.clone(),
         );
+        let dot_runs = Counter::default();
+        registry.register(
+            "spicehub_graph_dot_runs",
+            "Graphviz dot processes started to lay out graphs",
+            dot_runs.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             webhook_credential_reads,
             open_connections,
+            dot_runs,
         }
     }
 }
@@ -164,6 +173,9 @@ pub async fn render(
     if !may_read(&state, client.map(|Extension(c)| c), &headers) {
         return StatusCode::NOT_FOUND.into_response();
     }
+    // The graph code counts in a process-wide counter; caught up here.
+    let dot_runs = &state.metrics.dot_runs;
+    dot_runs.inc_by(spicehub_core::graph::dot_runs_total().saturating_sub(dot_runs.get()));
     let mut body = String::new();
     if encode(&mut body, &state.metrics.registry).is_err() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();

@@ -293,10 +293,23 @@ fn start_sync(
             },
             per_org: config.sync.sync_workers_per_org,
             fetch_concurrency: 4,
+            blob_batch: config.sync.blob_batch,
             work_dir: config.data_dir.join("work"),
         },
     ));
-    let mut tasks = vec![tokio::spawn(runner::run(
+    // Every registry's first view is laid out once a job has synced it,
+    // so no visitor waits for `dot` (a worker of its own, one at a time).
+    let (prelayouter, prelayout_worker) = spicehub_core::sync::prelayout::Prelayouter::start(
+        db.clone(),
+        spicehub_core::graph::Layouter::new().with_timeout(config.layout_timeout),
+        shutdown.clone(),
+    );
+    let engine = Arc::new(spicehub_core::sync::prelayout::WithPrelayout::new(
+        engine,
+        prelayouter,
+    ));
+    let mut tasks = vec![prelayout_worker];
+    tasks.push(tokio::spawn(runner::run(
         queue.clone(),
         engine,
         runner::RunnerConfig {
@@ -304,7 +317,7 @@ fn start_sync(
             poll_interval: Duration::from_millis(config.sync.sync_poll_ms.max(10)),
         },
         shutdown.clone(),
-    ))];
+    )));
     if config.sync.reconcile_interval > 0 {
         let scheduler = reconcile::Scheduler {
             db: db.clone(),

@@ -391,26 +391,48 @@ async fn admin_journey_over_plain_form_posts() {
         assert_eq!(v["check"]["ok"], true, "{}: {v}", db.label);
         assert_eq!(v["check"]["projects"], 2);
 
-        // The picker: two projects, empty and disabled repositories marked.
+        // The picker: the page lists the two projects at once; each
+        // project's repositories (empty and disabled ones marked) come from
+        // a request of their own.
         let (status, html) =
             page(c, hub, &format!("/providers/{id}/repositories?org=contoso")).await;
         assert_eq!(status, StatusCode::OK);
-        assert!(html.contains("Empty: no commit yet") && html.contains("Disabled in Azure DevOps"));
-        let (_, listing) = call(
+        assert!(
+            html.contains(r#"data-project="Commerce""#)
+                && html.contains(r#"data-project="Platform""#),
+            "{}: {html}",
+            db.label
+        );
+        let (_, projects) = call(
             c,
             hub,
-            "/api/admin/browse",
+            "/api/admin/browse_projects",
             &[("provider_id", &id), ("organization", "contoso")],
         )
         .await;
+        let mut listing = Vec::new();
+        for p in projects["projects"].as_array().unwrap() {
+            let (_, repos) = call(
+                c,
+                hub,
+                "/api/admin/browse_project",
+                &[
+                    ("provider_id", &id),
+                    ("organization", "contoso"),
+                    ("project_id", p["id"].as_str().unwrap()),
+                ],
+            )
+            .await;
+            listing.push((p.clone(), repos));
+        }
+        let all = serde_json::to_string(&listing).unwrap();
+        assert!(
+            all.contains("Empty: no commit yet") && all.contains("Disabled in Azure DevOps"),
+            "{all}"
+        );
         let repo_of = |project: &str, name: &str| -> (String, String) {
-            let p = listing["projects"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|p| p["name"] == project)
-                .unwrap();
-            let r = p["repositories"]
+            let (p, repos) = listing.iter().find(|(p, _)| p["name"] == project).unwrap();
+            let r = repos["repositories"]
                 .as_array()
                 .unwrap()
                 .iter()

@@ -442,6 +442,8 @@ async fn a_slow_layout_times_out_and_dot_is_reaped() {
 #[tokio::test]
 async fn missing_graphviz_is_reported() {
     let layouter = Layouter::new().with_dot("/nonexistent/graphviz/dot");
+    // Connected entries: a view without edges is packed without dot.
+    let graph = synthetic_registry(20, "registry");
     let view = views::full(&spicehub_core::db::graphs::RegistryGraph {
         registry: Registry {
             id: "r".into(),
@@ -449,9 +451,10 @@ async fn missing_graphviz_is_reported() {
             file: "r.py".into(),
             line: 1,
         },
-        entries: synthetic_registry(2, "registry").entries,
-        edges: vec![],
+        entries: graph.entries,
+        edges: graph.edges,
     });
+    assert!(!view.edges.is_empty());
     assert!(matches!(
         layouter.layout(&view).await,
         Err(LayoutError::NotInstalled(_))

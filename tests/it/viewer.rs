@@ -87,7 +87,9 @@ async fn registries_tab_lists_and_filters() {
         let html = s.ok("/registries").await;
         // A plain GET form with a labelled input: it works before hydration.
         assert!(html.contains("method=\"get\""), "{}", tdb.label);
-        assert!(html.contains("<label for=\"registry-filter\">Filter registries</label>"));
+        assert!(
+            html.contains("<label for=\"registry-filter\">Search registries and entries</label>")
+        );
         assert!(html.contains("name=\"q\""));
         for id in [
             PIPELINES,
@@ -111,8 +113,32 @@ async fn registries_tab_lists_and_filters() {
         );
         assert!(html.contains("value=\"ZOO\""), "the box keeps the filter");
 
+        // The same box finds entries by name in every registry, with where
+        // they are defined and a link that opens the registry on them.
+        let html = s.ok("/registries?q=resnet").await;
+        assert!(
+            html.contains("data-entry=\"ResNet\""),
+            "{}: {html}",
+            tdb.label
+        );
+        assert!(
+            html.contains("zoo/models/backbones/resnet.py:"),
+            "{}",
+            tdb.label
+        );
+        assert!(
+            html.contains("?node=ResNet\""),
+            "{}: the entry opens its registry selected",
+            tdb.label
+        );
+        assert!(!html.contains("data-entry=\"load_users\""), "{}", tdb.label);
+
         let html = s.ok("/registries?q=no-such-thing").await;
-        assert!(html.contains("No registry matches"), "{}", tdb.label);
+        assert!(
+            html.contains("No registry or entry matches"),
+            "{}",
+            tdb.label
+        );
 
         // The server function checks the caller itself.
         let anonymous = client()
@@ -419,7 +445,11 @@ async fn the_repositorys_synced_commit_is_shown_with_links_to_azure_devops() {
 
         // Not synced yet: nothing of it is visible, though graphs are stored.
         let html = s.ok("/registries?q=Shop/shopflow").await;
-        assert!(html.contains("No registry matches"), "{}", tdb.label);
+        assert!(
+            html.contains("No registry or entry matches"),
+            "{}",
+            tdb.label
+        );
 
         // The synced commit is shown, not the snapshot stored last.
         switch_to(&s.db, guid, old, &fixture_graph("data_pipeline")).await;

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::config::{EmulatorConfig, WebhookTarget};
+use crate::config::{AccessLevel, EmulatorConfig, FileChange, SeedCommit, WebhookTarget};
 use crate::{demo, start, testkit, EmulatorError};
 
 /// Arguments of the `spicehub emulator` subcommand.
@@ -26,6 +26,13 @@ pub struct EmulatorArgs {
     /// your own code in the emulator, or give browser tests known data.
     #[arg(long = "seed-repo", value_name = "ORG/PROJECT/NAME=DIR")]
     pub seed_repos: Vec<String>,
+    /// Adds an organization of many projects, `NAME=PROJECTSxREPOS` (e.g.
+    /// `contoso-wide=100x10`), in the demo tenant with the demo apps as
+    /// members: the shape of a large customer, for the repository picker.
+    /// The first repository of each project has one commit; the others are
+    /// empty, since a commit costs several `git` processes at start.
+    #[arg(long = "wide-org", value_name = "NAME=PROJECTSxREPOS")]
+    pub wide_orgs: Vec<String>,
     /// Where to post `git.push` service-hook deliveries (e.g. http://127.0.0.1:3000/gateway/public/sync).
     #[arg(long, env = "SPICEHUB_EMULATOR_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
@@ -56,6 +63,9 @@ pub async fn run_cli(args: EmulatorArgs) -> Result<(), EmulatorError> {
     };
     for spec in &args.seed_repos {
         config = seed_repo_from_dir(config, spec)?;
+    }
+    for spec in &args.wide_orgs {
+        config = wide_org(config, spec)?;
     }
     if let Some(url) = &args.webhook_url {
         config.webhook = Some(WebhookTarget {
@@ -153,6 +163,57 @@ pub async fn run_cli(args: EmulatorArgs) -> Result<(), EmulatorError> {
     tokio::signal::ctrl_c().await?;
     emu.shutdown().await;
     Ok(())
+}
+
+/// `NAME=PROJECTSxREPOS` → an organization with that many projects of that
+/// many repositories each.
+fn wide_org(config: EmulatorConfig, spec: &str) -> Result<EmulatorConfig, EmulatorError> {
+    let invalid = || {
+        EmulatorError::Invalid(format!(
+            "--wide-org `{spec}`: expected NAME=PROJECTSxREPOS, e.g. contoso-wide=100x10 (at most 1000 projects of 100 repositories)"
+        ))
+    };
+    let (name, shape) = spec.split_once('=').ok_or_else(invalid)?;
+    let (projects, repos) = shape.split_once('x').ok_or_else(invalid)?;
+    let projects: usize = projects.parse().map_err(|_| invalid())?;
+    let repos: usize = repos.parse().map_err(|_| invalid())?;
+    if name.is_empty() || !(1..=1000).contains(&projects) || !(1..=100).contains(&repos) {
+        return Err(invalid());
+    }
+    let mut config = config
+        .with_org(
+            name,
+            &crate::config::derived_id("org", name),
+            demo::TENANT_ID,
+        )
+        .with_member(name, demo::CLIENT_ID, AccessLevel::Basic)
+        .with_member(name, demo::HUB_CLIENT_ID, AccessLevel::Basic);
+    for p in 1..=projects {
+        let project = format!("Project {p:03}");
+        config = config.with_project(name, &project);
+        for r in 1..=repos {
+            let repo = format!("p{p:03}-repo-{r:02}");
+            config = if r == 1 {
+                config.with_seeded_repo(
+                    name,
+                    &project,
+                    &repo,
+                    vec![SeedCommit {
+                        branch: None,
+                        from_branch: None,
+                        message: "Initial commit".into(),
+                        author: None,
+                        date: None,
+                        changes: vec![FileChange::put("README.md", format!("# {repo}\n"))],
+                        tags: Vec::new(),
+                    }],
+                )
+            } else {
+                config.with_repo(name, &project, &repo)
+            };
+        }
+    }
+    Ok(config)
 }
 
 /// `ORG/PROJECT/NAME=DIR` → the repository with one commit of DIR's files.

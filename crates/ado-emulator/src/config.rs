@@ -100,6 +100,10 @@ pub struct EmulatorConfig {
     /// Base URL used in every URL the emulator returns; default `http://{bound address}`.
     #[serde(default)]
     pub public_base_url: Option<String>,
+    /// Most blob ids one "Get Blobs Zip" (`POST .../blobs`) may ask for; more get a 400. `None`: no limit.
+    /// [INFER] Azure DevOps documents no limit; this one lets clients' split-and-retry path be tested.
+    #[serde(default)]
+    pub max_blobs_per_zip: Option<usize>,
 }
 
 /// An Entra ID tenant (directory).
@@ -456,6 +460,7 @@ impl EmulatorConfig {
             webhook_timeout_ms: default_webhook_timeout_ms(),
             max_push_commits: default_max_push_commits(),
             public_base_url: None,
+            max_blobs_per_zip: None,
         }
     }
 
@@ -710,6 +715,12 @@ impl EmulatorConfig {
 
     pub fn with_token_lifetime(mut self, secs: u64) -> Self {
         self.token_lifetime_secs = secs;
+        self
+    }
+
+    /// Refuses "Get Blobs Zip" requests for more than `max` ids (400, as Azure DevOps refuses bad arguments).
+    pub fn with_max_blobs_per_zip(mut self, max: usize) -> Self {
+        self.max_blobs_per_zip = Some(max);
         self
     }
 

@@ -568,6 +568,72 @@ pub fn blob(dir: &Path, id: &str) -> Result<Option<Vec<u8>>, EmulatorError> {
     Ok(Some(run(dir, &["cat-file", "blob", id], None)?))
 }
 
+/// Contents of many blobs at once (`git cat-file --batch`), in the order of `ids`; `None` for an id that is
+/// not a blob of the repository. One process for the lot: a batch of a thousand costs one spawn, not a thousand.
+pub fn blobs(dir: &Path, ids: &[String]) -> Result<Vec<Option<Vec<u8>>>, EmulatorError> {
+    if ids.is_empty() || !exists(dir) {
+        return Ok(vec![None; ids.len()]);
+    }
+    let input: String = ids
+        .iter()
+        .map(|id| {
+            if is_hex(id) && id.len() == 40 {
+                format!("{id}\n")
+            } else {
+                // Never a valid name, so git answers "missing" and the order holds.
+                "0\n".to_string()
+            }
+        })
+        .collect();
+    let mut cmd = command(dir);
+    cmd.args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    // Written from another thread: git answers as it reads, and a full stdout pipe would otherwise stop both.
+    let writer = child.stdin.take().map(|mut pipe| {
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(input.as_bytes());
+        })
+    });
+    let out = child.wait_with_output()?;
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
+    if !out.status.success() {
+        return Err(EmulatorError::Git {
+            args: "cat-file --batch".into(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    let malformed = || EmulatorError::Git {
+        args: "cat-file --batch".into(),
+        stderr: "output not understood".into(),
+    };
+    let mut rest: &[u8] = &out.stdout;
+    let mut found = Vec::with_capacity(ids.len());
+    for _ in ids {
+        let end = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or_else(malformed)?;
+        let header = String::from_utf8_lossy(&rest[..end]).into_owned();
+        rest = &rest[end + 1..];
+        let fields: Vec<&str> = header.split(' ').collect();
+        match fields.as_slice() {
+            [_, kind, size] => {
+                let size: usize = size.parse().map_err(|_| malformed())?;
+                let body = rest.get(..size).ok_or_else(malformed)?;
+                found.push((*kind == "blob").then(|| body.to_vec()));
+                rest = rest.get(size + 1..).ok_or_else(malformed)?;
+            }
+            _ => found.push(None),
+        }
+    }
+    Ok(found)
+}
+
 /// Size of an object in bytes.
 pub fn object_size(dir: &Path, id: &str) -> Result<Option<u64>, EmulatorError> {
     if !exists(dir) || !is_hex(id) {

@@ -16,6 +16,7 @@ pub mod error;
 pub mod faults;
 pub mod git;
 mod http;
+pub mod lfs;
 mod repos;
 pub mod state;
 pub mod testkit;

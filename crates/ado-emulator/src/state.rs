@@ -257,6 +257,7 @@ pub(crate) struct Settings {
     pub api_version_policy: ApiVersionPolicy,
     pub webhook_timeout_ms: u64,
     pub max_push_commits: usize,
+    pub max_blobs_per_zip: Option<usize>,
 }
 
 impl Settings {
@@ -268,6 +269,7 @@ impl Settings {
             api_version_policy: config.api_version_policy,
             webhook_timeout_ms: config.webhook_timeout_ms,
             max_push_commits: config.max_push_commits,
+            max_blobs_per_zip: config.max_blobs_per_zip,
         }
     }
 }

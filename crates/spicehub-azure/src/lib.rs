@@ -20,7 +20,8 @@ pub mod retry;
 pub mod token;
 
 pub use client::{
-    AzureClient, ClientConfig, CommitQuery, GitVersion, PushQuery, RecursionLevel, ZipDownload,
+    AzureClient, BlobZipError, BlobZipLimits, BlobsZipDownload, ClientConfig, CommitQuery,
+    GitVersion, PushQuery, RecursionLevel, ZipBlob, ZipDownload,
 };
 pub use credentials::{AssertionAlgorithm, Credential, CredentialKind};
 pub use diagnosis::{AzureError, Diagnosis, ErrorContext, Field};

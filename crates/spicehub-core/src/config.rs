@@ -252,6 +252,12 @@ pub struct SyncArgs {
     #[arg(long, env = "SPICEHUB_SYNC_MAX_TOTAL_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub max_total_bytes: u64,
 
+    /// Changed files an incremental sync fetches per request ("Get Blobs
+    /// Zip"); 0 or 1 fetches each one alone. Azure DevOps documents no
+    /// limit, so the default stays modest; a refused batch is split anyway.
+    #[arg(long, env = "SPICEHUB_BLOB_BATCH", default_value_t = DEFAULT_BLOB_BATCH)]
+    pub blob_batch: usize,
+
     #[command(flatten)]
     pub retention: RetentionArgs,
 }
@@ -282,6 +288,10 @@ pub struct RetentionArgs {
     pub retain_jobs_days: u64,
 }
 
+pub const DEFAULT_BLOB_BATCH: usize = 100;
+/// The request body stays small (43 bytes an id), and one refused batch
+/// costs at most about log2(batch) extra requests to split.
+pub const MAX_BLOB_BATCH: usize = 10_000;
 pub const DEFAULT_WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 /// A day: time to update every hand-made service hook.
 pub const DEFAULT_WEBHOOK_PASSWORD_OVERLAP: u64 = 24 * 60 * 60;
@@ -309,6 +319,8 @@ pub enum ConfigError {
     SyncWorkers,
     #[error("SPICEHUB_SYNC_LEASE must be at least 10 seconds")]
     SyncLease,
+    #[error("SPICEHUB_BLOB_BATCH must be between 0 (one file per request) and {MAX_BLOB_BATCH}")]
+    BlobBatch,
     #[error(
         "SPICEHUB_LAYOUT_TIMEOUT_MS must be between 1 and {MAX_LAYOUT_TIMEOUT_MS} milliseconds"
     )]
@@ -406,6 +418,9 @@ impl Config {
         }
         if args.sync.sync_lease < 10 {
             return Err(ConfigError::SyncLease);
+        }
+        if args.sync.blob_batch > MAX_BLOB_BATCH {
+            return Err(ConfigError::BlobBatch);
         }
         if !(1..=MAX_LAYOUT_TIMEOUT_MS).contains(&args.layout_timeout_ms) {
             return Err(ConfigError::LayoutTimeout);
@@ -566,8 +581,15 @@ mod tests {
         let mut a = args(dir.path());
         a.sync.sync_lease = 1;
         assert!(matches!(Config::from_args(a), Err(ConfigError::SyncLease)));
+        let mut a = args(dir.path());
+        a.sync.blob_batch = MAX_BLOB_BATCH + 1;
+        assert!(matches!(Config::from_args(a), Err(ConfigError::BlobBatch)));
+        let mut a = args(dir.path());
+        a.sync.blob_batch = 0;
+        assert_eq!(Config::from_args(a).unwrap().sync.blob_batch, 0);
         let ok = Config::from_args(args(dir.path())).unwrap();
         assert_eq!(ok.sync.reconcile_interval, 900);
+        assert_eq!(ok.sync.blob_batch, DEFAULT_BLOB_BATCH);
         assert_eq!(ok.azure.devops_url, spicehub_azure::DEFAULT_DEVOPS_URL);
     }
 

@@ -906,22 +906,29 @@ fn statement_use(facts: &mut FileFacts, scope: ScopeId, line: u32, expr: Expr<'_
         _ => return None,
     };
     let name_kw = keyword(&keywords, "name").map(|k| name_from(facts, k, false));
+    // catalogue's `register(name, *, func)`, mmengine's `register_module(module=...)`.
+    let obj_kw = ["module", "func", "obj"]
+        .iter()
+        .find_map(|k| keyword(&keywords, k));
     let mut positional = args.iter();
-    let (names, obj) = match positional.next() {
+    let (names, obj) = match (positional.next(), positional.next()) {
         // `R.register("x", obj)`, `R.register_module("x", module=obj)`
-        Some(first @ (Expr::Str(_) | Expr::Sequence(_))) if name_kw.is_none() => {
-            (name_from(facts, first, true), positional.next())
+        (Some(first @ (Expr::Str(_) | Expr::Sequence(_))), second) if name_kw.is_none() => {
+            (name_from(facts, first, true), second.or(obj_kw))
+        }
+        // With the object given after it (`R.register(key, obj)`,
+        // `R.register(key, func=obj)`), a first argument that is not a
+        // string is still the name, only a dynamic one (spec §2).
+        (Some(first), Some(second)) if name_kw.is_none() => {
+            (name_from(facts, first, true), Some(second))
+        }
+        (Some(first), None) if name_kw.is_none() && obj_kw.is_some() => {
+            (name_from(facts, first, true), obj_kw)
         }
         // `R.register(obj)`, `R.register_module(obj)`
-        Some(obj) => (name_kw.unwrap_or(NameSpec::Default), Some(obj)),
-        None => (name_kw.unwrap_or(NameSpec::Default), None),
+        (Some(obj), _) => (name_kw.unwrap_or(NameSpec::Default), Some(obj)),
+        (None, _) => (name_kw.unwrap_or(NameSpec::Default), obj_kw),
     };
-    // catalogue's `register(name, func=...)`, mmengine's `register_module(module=...)`.
-    let obj = obj.or_else(|| {
-        ["module", "func", "obj"]
-            .iter()
-            .find_map(|k| keyword(&keywords, k))
-    });
     Some(Use {
         scope,
         line,
@@ -1128,6 +1135,43 @@ mod tests {
             ]
         );
         assert_eq!(f.uses[1].names, NameSpec::Default);
+    }
+
+    #[test]
+    fn a_non_literal_first_argument_is_the_name_when_an_object_follows() {
+        let f = facts(
+            "m.py",
+            "R.register(key, func=make)\nR.register(key, make)\nR.register(key)\nR.register(name=key, obj=make)\nR.register(module=Net)\n",
+        );
+        let summary: Vec<_> = f
+            .uses
+            .iter()
+            .map(|u| {
+                let name = match &u.names {
+                    NameSpec::NotLiteral { text, positional } => {
+                        format!("dynamic {} {positional}", f.str(*text))
+                    }
+                    other => format!("{other:?}"),
+                };
+                let obj = match &u.site {
+                    UseSite::Statement {
+                        obj: Some(Registered::Dotted(s)),
+                    } => f.str(*s),
+                    other => panic!("{other:?}"),
+                };
+                (name, obj)
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("dynamic key true".to_owned(), "make"),
+                ("dynamic key true".to_owned(), "make"),
+                ("Default".to_owned(), "key"),
+                ("dynamic key false".to_owned(), "make"),
+                ("Default".to_owned(), "Net"),
+            ]
+        );
     }
 
     #[test]

@@ -763,7 +763,7 @@ fn register<'a>(
                     used.line,
                     Severity::Warning,
                     format!(
-                        "entry name `{expr}` is not a string literal; `{name}` is used instead"
+                        "entry name `{expr}` is dynamic (not a string literal); `{name}` is used instead"
                     ),
                 ));
                 vec![name]
@@ -773,7 +773,7 @@ fn register<'a>(
                     &file.path,
                     used.line,
                     Severity::Warning,
-                    format!("entry name `{expr}` is not a string literal; registration skipped"),
+                    format!("entry name `{expr}` is dynamic (not a string literal); registration skipped"),
                 ));
                 return;
             }

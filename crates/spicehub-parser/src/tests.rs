@@ -315,6 +315,124 @@ fn s2_register_module_call_statements() {
     );
 }
 
+/// `(name, target, line)` of an entry.
+type EntrySummary<'g> = (&'g str, &'g str, u32);
+
+/// `(name, target, line)` of every entry, and `(line, message)` of every warning.
+fn entries_and_warnings(g: &Graph) -> (Vec<EntrySummary<'_>>, Vec<(u32, &str)>) {
+    let entries = g
+        .entries
+        .iter()
+        .map(|e| (e.name.as_str(), e.target.as_str(), e.line))
+        .collect();
+    let warnings = g
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .map(|d| (d.line, d.message.as_str()))
+        .collect();
+    (entries, warnings)
+}
+
+#[test]
+fn s2_registered_object_as_func_module_or_obj_keyword() {
+    let g = parse(&[
+        (
+            "pkg/regs.py",
+            "import catalogue\nfrom spice import Registry\nR = Registry('r')\nloaders = catalogue.create('pkg', 'loaders')\n",
+        ),
+        (
+            "pkg/impl.py",
+            "def load():\n    \"\"\"Loads.\"\"\"\nclass Net: pass\ndef other(): pass\n",
+        ),
+        (
+            "pkg/wire.py",
+            "from pkg.regs import R, loaders\nfrom pkg.impl import load, Net, other\nloaders.register('csv', func=load)\nR.register_module('net', module=Net)\nR.register('o', obj=other)\nR.register(name='kw', func=load)\n",
+        ),
+    ]);
+    let (entries, warnings) = entries_and_warnings(&g);
+    assert_eq!(
+        entries,
+        vec![
+            ("kw", "pkg.impl.load", 6),
+            ("net", "pkg.impl.Net", 4),
+            ("o", "pkg.impl.other", 5),
+            ("csv", "pkg.impl.load", 3),
+        ]
+    );
+    assert_eq!(warnings, vec![]);
+    assert_eq!(entry(&g, "csv").doc.as_deref(), Some("Loads."));
+    assert_eq!(entry(&g, "csv").kind, EntryKind::Object);
+}
+
+/// spaCy's `registry.factories.register(internal_name, func=factory_func)`
+/// inside a helper: the name is only known at run time.
+#[test]
+fn s2_dynamic_name_is_replaced_by_the_object_name_with_a_warning() {
+    let g = parse(&[
+        (
+            "pkg/regs.py",
+            "import catalogue\nfactories = catalogue.create('pkg', 'factories')\nlanguages = catalogue.create('pkg', 'languages')\n",
+        ),
+        (
+            "pkg/language.py",
+            "from pkg import regs\n\ndef build(): pass\n\ndef factory(name):\n    def add_factory(factory_func):\n        internal_name = 'x' + name\n        regs.factories.register(internal_name, func=factory_func)\n        return factory_func\n    return add_factory\n\ndef register_language(name, cls):\n    regs.languages.register(name, func=cls)\n\nregs.factories.register(NAMES[0], build)\n",
+        ),
+    ]);
+    let (entries, warnings) = entries_and_warnings(&g);
+    assert_eq!(
+        entries,
+        vec![
+            ("build", "pkg.language.build", 15),
+            ("factory_func", "factory_func", 8),
+            ("cls", "cls", 13),
+        ]
+    );
+    assert_eq!(
+        warnings,
+        vec![
+            (
+                8,
+                "entry name `internal_name` is dynamic (not a string literal); `factory_func` is used instead"
+            ),
+            (
+                13,
+                "entry name `name` is dynamic (not a string literal); `cls` is used instead"
+            ),
+            (
+                15,
+                "entry name `NAMES[0]` is dynamic (not a string literal); `build` is used instead"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn s2_a_lone_non_literal_argument_is_the_object_and_an_unnamed_object_is_skipped() {
+    let g = parse(&[(
+        "m.py",
+        "from spice import Registry\nR = Registry('r')\ndef f(): pass\nR.register(f)\nR.register(key, lambda: 1)\nR.register(name=key)\nR.register(f'{k}', func=f)\n",
+    )]);
+    let (entries, warnings) = entries_and_warnings(&g);
+    // `R.register(f)` is the object alone, named after it without a warning;
+    // `R.register(name=key)` names no object and registers nothing; an
+    // f-string name is as dynamic as a variable.
+    assert_eq!(entries, vec![("f", "m.f", 4), ("f", "m.f", 7)]);
+    assert_eq!(
+        warnings,
+        vec![
+            (
+                5,
+                "entry name `key` is dynamic (not a string literal); registration skipped"
+            ),
+            (
+                7,
+                "entry name `f'{k}'` is dynamic (not a string literal); `f` is used instead"
+            ),
+        ]
+    );
+}
+
 #[test]
 fn s2_register_module_with_a_list_of_names() {
     let g = parse(&[(

@@ -9,8 +9,9 @@ use crate::api::session::{current_user, SignIn};
 use crate::ui::layout::Layout;
 use crate::ui::pages::{
     not_found::NotFound,
+    picker::AddRepositoriesPage,
     provider_delete::DeleteProviderPage,
-    providers::{AddRepositoriesPage, NewProviderPage, ProviderFormPage, ProvidersPage},
+    providers::{NewProviderPage, ProviderFormPage, ProvidersPage},
     registries::RegistriesPage,
     registry::RegistryPage,
     repositories::{ChangeBranchPage, RemoveRepositoryPage, RepositoriesPage},

@@ -89,9 +89,9 @@ async fn throttling_server_errors_a_cut_archive_and_a_slow_server_converge() {
         );
         assert_eq!(s.visible(&repo.id).await.unwrap().1, visible);
 
-        // An incremental sync through a burst of 5xx on blobs.
+        // An incremental sync through a burst of 5xx on blobs (batched or not).
         s.emu.add_fault(FaultRule::times(
-            FaultScope::PathContains("/blobs/".into()),
+            FaultScope::PathContains("/blobs".into()),
             Fault::ServerError { status: 500 },
             4,
         ));

@@ -291,8 +291,14 @@ pub fn is_zip(r: &LoggedRequest) -> bool {
             .is_some_and(|q| q.contains("%24format=zip") || q.contains("$format=zip"))
 }
 
+/// One blob fetched alone (`GET .../blobs/{id}`).
 pub fn is_blob(r: &LoggedRequest) -> bool {
     r.path.contains("/blobs/")
+}
+
+/// A batch of blobs ("Get Blobs Zip", `POST .../blobs`).
+pub fn is_blobs_zip(r: &LoggedRequest) -> bool {
+    r.method == "POST" && r.path.ends_with("/blobs")
 }
 
 pub fn text(files: &BTreeMap<String, Option<Vec<u8>>>, path: &str) -> Option<String> {

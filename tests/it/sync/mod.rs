@@ -5,8 +5,11 @@
 
 mod harness;
 
+mod batching;
 mod crash;
 mod faults;
 mod flows;
 mod instances;
+mod lfs;
+mod prelayout;
 mod robustness;

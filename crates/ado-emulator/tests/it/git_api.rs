@@ -576,3 +576,70 @@ async fn repository_shape_and_default_branch_of_first_push() {
         .collect();
     assert!(names.contains(&"lib") && names.contains(&"app"));
 }
+
+#[tokio::test]
+async fn blobs_zip_serves_the_blobs_asked_for_and_refuses_too_many() {
+    let w = world_with(|c| c.with_max_blobs_per_zip(3)).await;
+    let token = w.token().await;
+    let repo = w.repo_url("app");
+    let mut ids = Vec::new();
+    for path in ["/src/a.py", "/README.md", "/src/new.py"] {
+        let item = w
+            .get_json(&token, &format!("{repo}/items?path={path}&$format=json"))
+            .await;
+        ids.push(item["objectId"].as_str().unwrap().to_string());
+    }
+    let post = |body: Value| {
+        w.http
+            .post(format!(
+                "{}/{repo}/blobs?api-version=7.1",
+                w.emu.org_url(ORG)
+            ))
+            .bearer_auth(&token)
+            .header("Accept", "application/zip")
+            .json(&body)
+            .send()
+    };
+
+    // Two ids, one of them twice: one entry each, named by its id.
+    let r = post(serde_json::json!([ids[0], ids[1], ids[0].to_uppercase()]))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/zip");
+    let files = zip_files(&r.bytes().await.unwrap());
+    let expected: BTreeMap<String, String> = [
+        (ids[0].clone(), "A = 1\n".to_string()),
+        (ids[1].clone(), "v2\n".to_string()),
+    ]
+    .into();
+    assert_eq!(files, expected);
+
+    // More ids than the configured limit: Azure DevOps' 400 envelope.
+    let r = post(serde_json::json!([ids[0], ids[1], ids[2], ids[0]]))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["typeKey"], "InvalidArgumentValueException");
+    assert!(v["message"].as_str().unwrap().contains("at most 3"), "{v}");
+
+    // An id the repository does not hold: TF401174, as for one blob.
+    let r = post(serde_json::json!([ids[0], "ab".repeat(20)]))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["message"].as_str().unwrap().starts_with("TF401174"),
+        "{v}"
+    );
+
+    // Not an array of ids.
+    for body in [
+        serde_json::json!({"ids": [ids[0]]}),
+        serde_json::json!(["README.md"]),
+    ] {
+        assert_eq!(post(body).await.unwrap().status(), 400);
+    }
+}

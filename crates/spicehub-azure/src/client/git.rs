@@ -77,7 +77,9 @@ impl AzureClient {
         let q = Query::new()
             .push("path", path)
             .version("versionDescriptor", version)
-            .push("download", "true");
+            .push("download", "true")
+            // Otherwise a file kept in Git LFS arrives as its pointer.
+            .push("resolveLfs", "true");
         let url = self.repo_url(project, repository, &["items"], q)?;
         self.get_bytes(url, ResourceScope::Repository).await
     }
@@ -258,16 +260,49 @@ impl AzureClient {
         Ok(self.get_json(url, ResourceScope::Repository).await?.0)
     }
 
-    /// Raw bytes of a blob.
+    /// Raw bytes of a blob; for a Git LFS pointer, the file it points to
+    /// when Azure DevOps can resolve it.
     pub async fn get_blob(
         &self,
         project: &str,
         repository: &str,
         object_id: &str,
     ) -> Result<Vec<u8>, AzureError> {
-        let q = Query::new().push("$format", "octetstream");
+        // `resolveLfs` works only with octet-stream, which this asks for.
+        let q = Query::new()
+            .push("$format", "octetstream")
+            .push("resolveLfs", "true");
         let url = self.repo_url(project, repository, &["blobs", object_id], q)?;
         self.get_bytes(url, ResourceScope::Repository).await
+    }
+
+    /// Streams one zip of the blobs `ids` ("Get Blobs Zip", `POST .../blobs`)
+    /// to `dest`, which appears only when complete. Nothing is checked but
+    /// that it is a zip: [`super::read_blobs_zip`] verifies it against `ids`.
+    pub async fn get_blobs_zip(
+        &self,
+        project: &str,
+        repository: &str,
+        ids: &[String],
+        dest: &Path,
+    ) -> Result<super::BlobsZipDownload, AzureError> {
+        let url = self.repo_url(project, repository, &["blobs"], Query::new())?;
+        let (bytes, _) = self
+            .post_zip(url, ResourceScope::Repository, serde_json::json!(ids), dest)
+            .await?;
+        Ok(super::BlobsZipDownload {
+            path: dest.to_path_buf(),
+            bytes,
+        })
+    }
+
+    /// Bounds for [`super::read_blobs_zip`] that accept exactly the blobs
+    /// [`Self::get_blob`] would, keeping contents up to `keep_bytes`.
+    pub fn blob_zip_limits(&self, keep_bytes: u64) -> super::BlobZipLimits {
+        super::BlobZipLimits {
+            max_blob_bytes: self.shared.config.max_item_bytes,
+            keep_bytes,
+        }
     }
 
     /// Blob metadata (size) without content.

@@ -7,6 +7,8 @@
 //! body reading); the endpoint files (`projects`, `git`, `hooks`) only name
 //! Azure DevOps endpoints, build their URLs with `urls` and walk their pages.
 
+mod blob_zip;
+pub use blob_zip::{git_blob_id, read_blobs_zip, BlobZipError, BlobZipLimits, ZipBlob};
 mod git;
 mod hooks;
 mod projects;
@@ -164,6 +166,16 @@ pub struct ZipDownload {
     pub sha256: String,
     /// The commit it was pinned to.
     pub commit: String,
+}
+
+/// An archive of blobs written to disk (`POST .../blobs`), not yet verified:
+/// [`read_blobs_zip`] checks it against the ids asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobsZipDownload {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub bytes: u64,
 }
 
 /// Azure DevOps client bound to one organization. Cheap to clone.

@@ -293,6 +293,36 @@ impl AzureClient {
     }
 }
 
+impl AzureClient {
+    /// POST a JSON body whose answer is a zip archive, streamed to `dest` as
+    /// [`Self::get_zip`] streams one (same timeout, size limit and checks).
+    pub(super) async fn post_zip(
+        &self,
+        url: url::Url,
+        scope: ResourceScope,
+        body: serde_json::Value,
+        dest: &Path,
+    ) -> Result<(u64, String), AzureError> {
+        let call = Call {
+            method: Method::POST,
+            url,
+            accept: ACCEPT_ZIP,
+            body: Some(body),
+            scope,
+            timeout: Some(self.shared.config.download_timeout),
+        };
+        let mode = ReadMode::File {
+            dest: dest.to_path_buf(),
+            limit: self.shared.config.max_download_bytes,
+            progress: None,
+        };
+        match self.run(&call, mode).await? {
+            Body::File { bytes, sha256 } => Ok((bytes, sha256)),
+            _ => Err(internal_mode_error()),
+        }
+    }
+}
+
 fn should_retry(e: &AzureError, max_server_wait: Duration) -> bool {
     match e.diagnosis() {
         Some(Diagnosis::Throttled {

@@ -1020,3 +1020,72 @@ async fn service_hook_subscriptions_create_list_delete() {
     let listed = ok(f.client.list_subscriptions(None, None).await);
     assert!(!listed.iter().any(|s| s.id == created.id));
 }
+
+#[tokio::test]
+async fn blobs_come_in_one_verified_zip_and_too_many_are_refused() {
+    let f = fixture_with(|c| c.with_max_blobs_per_zip(3), |_| {}).await;
+    let (alpha, app) = repo_ids(&f, "Alpha", "app").await;
+    let head =
+        ok(f.client.branch_head(&alpha, &app, "main").await).unwrap_or_else(|| panic!("head"));
+    let items = ok(f
+        .client
+        .list_items(
+            &alpha,
+            &app,
+            "/",
+            RecursionLevel::Full,
+            &GitVersion::Commit(head),
+        )
+        .await);
+    let mut files: Vec<(String, String)> = items
+        .iter()
+        .filter(|i| !i.folder())
+        .map(|i| {
+            let id = i.object_id.clone().unwrap_or_else(|| panic!("object id"));
+            (id, i.path.trim_start_matches('/').to_owned())
+        })
+        .collect();
+    files.sort();
+    let ids: Vec<String> = files.iter().map(|(id, _)| id.clone()).collect();
+    assert!(ids.len() > 3, "the test needs more blobs than the limit");
+
+    // A body cut short is retried like the tree's zip.
+    f.emu.add_fault(FaultRule::once(
+        FaultScope::PathContains("/blobs".into()),
+        Fault::CutBody { after_bytes: 40 },
+    ));
+    let dest = f.dir.path().join("blobs.zip");
+    let dl = ok(f.client.get_blobs_zip(&alpha, &app, &ids[..3], &dest).await);
+    assert_eq!(dl.bytes, ok(std::fs::metadata(&dest)).len());
+    let blobs = ok(spicehub_azure::client::read_blobs_zip(
+        &dest,
+        &ids[..3],
+        f.client.blob_zip_limits(1024),
+    ));
+    let contents: BTreeMap<&str, &str> = app_files().into_iter().collect();
+    for ((id, path), blob) in files.iter().zip(&blobs) {
+        assert_eq!(&blob.id, id);
+        assert_eq!(
+            blob.content.as_deref(),
+            Some(contents[path.as_str()].as_bytes()),
+            "{path}"
+        );
+    }
+    let posts = f
+        .emu
+        .request_log()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/blobs"))
+        .count();
+    assert_eq!(posts, 2, "the cut answer was asked for again");
+
+    // Over the server's limit: Azure DevOps' 400, not retried.
+    let err = f
+        .client
+        .get_blobs_zip(&alpha, &app, &ids, &f.dir.path().join("all.zip"))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.context().and_then(|c| c.status), Some(400), "{err}");
+    assert!(!err.is_transient());
+    assert!(!f.dir.path().join("all.zip").exists());
+}

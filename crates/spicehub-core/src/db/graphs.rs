@@ -335,11 +335,9 @@ impl Db {
              FROM graph_registries r JOIN graph_snapshots s \
                ON s.repository_id = r.repository_id AND s.commit_id = r.commit_id \
              LEFT JOIN repositories rp ON rp.id = s.repository_id \
-             WHERE ((rp.id IS NOT NULL AND s.commit_id = rp.last_synced_commit) \
-               OR (rp.id IS NULL AND NOT EXISTS (SELECT 1 FROM graph_snapshots n \
-                 WHERE n.repository_id = s.repository_id AND (n.stored_at > s.stored_at \
-                   OR (n.stored_at = s.stored_at AND n.commit_id > s.commit_id)))))",
+             WHERE ",
         );
+        sql.push_str(VISIBLE_SNAPSHOT);
         let pattern = filter
             .map(str::trim)
             .filter(|f| !f.is_empty())
@@ -578,7 +576,17 @@ impl Db {
 
 /// `%text%` for LIKE, lower-cased, with LIKE's wildcards escaped so that a
 /// user's `_` matches an underscore only.
-fn like_pattern(text: &str) -> String {
+/// The condition that snapshot `s` (of `graph_snapshots`, with `rp` its
+/// `repositories` row LEFT JOINed) is the one the viewer shows: the
+/// repository's last synced commit when the repositories table knows it,
+/// else the latest snapshot stored. See [`Db::visible_commit`].
+pub(crate) const VISIBLE_SNAPSHOT: &str =
+    "((rp.id IS NOT NULL AND s.commit_id = rp.last_synced_commit) \
+     OR (rp.id IS NULL AND NOT EXISTS (SELECT 1 FROM graph_snapshots n \
+       WHERE n.repository_id = s.repository_id AND (n.stored_at > s.stored_at \
+         OR (n.stored_at = s.stored_at AND n.commit_id > s.commit_id)))))";
+
+pub(crate) fn like_pattern(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('%');
     for c in text.to_lowercase().chars() {

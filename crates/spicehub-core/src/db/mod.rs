@@ -13,6 +13,7 @@ pub mod queue;
 pub mod refusals;
 pub mod repositories;
 pub mod retention;
+pub mod search;
 pub mod sessions;
 pub mod setup_progress;
 pub mod snapshots;

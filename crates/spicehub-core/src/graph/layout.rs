@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::pack;
 use super::views::{NodeKind, ViewGraph};
 use spicehub_parser::EdgeKind;
 
@@ -37,10 +38,57 @@ pub const DEFAULT_SLOT_WAIT: Duration = Duration::from_secs(10);
 const DOT_ENV: [(&str, &str); 1] = [("LC_ALL", "C")];
 
 /// Above this many nodes or edges, `dot` is told to trade quality for
-/// speed: straight edges and fewer crossing-minimisation passes. Spline
-/// routing and crossing minimisation dominate its run time on big graphs.
+/// speed ([`DotTuning::LARGE`]).
 const LARGE_NODES: usize = 300;
 const LARGE_EDGES: usize = 1_000;
+
+/// The `dot` attributes that bound its work on a big graph. Its run time
+/// there goes to network simplex (ranking, `nslimit1`, and above all the
+/// x coordinates, `nslimit`: both are iteration limits per node, and one
+/// iteration on the 40,000 nodes and virtual nodes of a 5,000-entry view
+/// costs milliseconds), to crossing minimisation (`mclimit`), and with
+/// splines to routing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DotTuning {
+    pub splines: &'static str,
+    pub mclimit: f64,
+    pub nslimit: f64,
+    pub nslimit1: f64,
+    /// Edges network simplex looks at for a better one (`dot`'s default: 30).
+    pub searchsize: u32,
+}
+
+impl DotTuning {
+    /// What big graphs got up to issue 19: 21.5 s for 5,000 entries and
+    /// 10,000 edges, 8,450 of the 10,000 x-coordinate iterations taking
+    /// most of it. Kept to compare against (`benches/graph_layout.rs`).
+    pub const LEGACY: DotTuning = DotTuning {
+        splines: "line",
+        mclimit: 0.1,
+        nslimit: 2.0,
+        nslimit1: 2.0,
+        searchsize: 30,
+    };
+
+    /// Big graphs now: x coordinates stop after 0.02 iterations per node,
+    /// which leaves nodes of a rank less tightly aligned with their
+    /// neighbours, but straight edges make that cheap to read; ranking
+    /// stops at half an iteration per node (a few more long edges).
+    pub const LARGE: DotTuning = DotTuning {
+        splines: "line",
+        mclimit: 0.1,
+        nslimit: 0.02,
+        nslimit1: 0.5,
+        searchsize: 10,
+    };
+
+    fn attributes(&self) -> String {
+        format!(
+            "  graph [splines={}, mclimit={}, nslimit={}, nslimit1={}, searchsize={}, remincross=false];\n",
+            self.splines, self.mclimit, self.nslimit, self.nslimit1, self.searchsize
+        )
+    }
+}
 
 /// Blank border around the drawing, so strokes at the edge are not clipped.
 const MARGIN: f64 = 8.0;
@@ -57,6 +105,27 @@ pub struct Layout {
     pub height: f64,
     pub nodes: Vec<LayoutNode>,
     pub edges: Vec<LayoutEdge>,
+    /// The package and module boxes that packed nodes are drawn in,
+    /// outermost first (a box comes before the boxes inside it). Empty when
+    /// the whole view is one layered drawing; absent from layouts cached
+    /// before there were boxes.
+    #[serde(default)]
+    pub clusters: Vec<LayoutCluster>,
+}
+
+/// A box of the package and module hierarchy, drawn behind its content
+/// with `label` in its top-left corner (the name relative to the box it is
+/// in; `id` is the full dotted path).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayoutCluster {
+    pub id: String,
+    pub label: String,
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+    /// 0 for a box drawn at the top level, 1 inside one, and so on.
+    pub depth: u32,
 }
 
 /// A node's box: `x`, `y` is its top-left corner, ready for `<rect>`.
@@ -144,6 +213,16 @@ impl LayoutSlots {
     }
 }
 
+/// `dot` processes started by any [`Layouter`] of this process.
+static DOT_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// How many `dot` processes this process has started: for `/metrics`, and
+/// for tests that check a view was served without one (a [`Layouter`]'s own
+/// [`Layouter::runs`] counts only its clones).
+pub fn dot_runs_total() -> u64 {
+    DOT_RUNS.load(Ordering::Relaxed)
+}
+
 /// Runs `dot`. Cheap to clone; clones share the run counter and the slots.
 #[derive(Debug, Clone)]
 pub struct Layouter {
@@ -224,19 +303,15 @@ impl Layouter {
         self.runs.load(Ordering::Relaxed)
     }
 
-    /// Lays out `view`.
+    /// Lays out `view`: `dot` for its connected components, packing for
+    /// the rest (see [`Plan`]). A view without edges needs no `dot`.
     pub async fn layout(&self, view: &ViewGraph) -> Result<Layout, LayoutError> {
-        if view.nodes.is_empty() {
-            // Nothing to place; not worth a process.
-            return Ok(Layout {
-                width: 2.0 * MARGIN,
-                height: 2.0 * MARGIN,
-                nodes: vec![],
-                edges: vec![],
-            });
-        }
-        let output = self.run_dot(&to_dot(view)).await?;
-        parse_json0(view, &output)
+        let plan = Plan::new(view.clone());
+        let output = match plan.dot() {
+            Some(dot) => Some(self.run_dot(dot).await?),
+            None => None,
+        };
+        plan.finish(output.as_deref())
     }
 
     /// Runs `dot -Tjson0` on `source` and returns its stdout, once a slot
@@ -266,6 +341,7 @@ impl Layouter {
                 _ => LayoutError::Spawn(e),
             })?;
         self.runs.fetch_add(1, Ordering::Relaxed);
+        DOT_RUNS.fetch_add(1, Ordering::Relaxed);
 
         let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
@@ -349,13 +425,16 @@ fn quoted(text: &str) -> String {
 /// on how Graphviz numbers objects, and user names need no DOT quoting
 /// except in labels.
 pub fn to_dot(view: &ViewGraph) -> String {
+    to_dot_tuned(view, DotTuning::LARGE)
+}
+
+/// [`to_dot`], with `large` for the attributes of a big graph.
+pub fn to_dot_tuned(view: &ViewGraph, large: DotTuning) -> String {
     let mut out = String::with_capacity(64 * (view.nodes.len() + view.edges.len()) + 256);
     out.push_str("digraph spice {\n");
     out.push_str("  graph [rankdir=LR, nodesep=0.15, ranksep=0.5];\n");
     if view.nodes.len() > LARGE_NODES || view.edges.len() > LARGE_EDGES {
-        out.push_str(
-            "  graph [splines=line, mclimit=0.1, nslimit=2, nslimit1=2, remincross=false];\n",
-        );
+        out.push_str(&large.attributes());
     }
     out.push_str(
         "  node [shape=box, fontname=\"Helvetica\", fontsize=10, height=0.3, margin=\"0.1,0.04\"];\n",
@@ -373,6 +452,197 @@ pub fn to_dot(view: &ViewGraph) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// How a view is drawn. `dot` draws every connected component in one
+/// rank above the other, so a registry of unconnected entries came out as
+/// one column thousands of points tall. Here only the components that have
+/// an edge go to `dot` (one run for all of them), and those components and
+/// every node without an edge are packed in nested package and module boxes
+/// ([`pack`]). A view that is one connected component is `dot`'s drawing
+/// unchanged.
+#[derive(Debug)]
+pub struct Plan {
+    view: ViewGraph,
+    /// What `dot` lays out: the whole view, or its components with edges.
+    layered: ViewGraph,
+    whole: bool,
+    /// For each node of `layered`, its index in `view` and its component.
+    origin: Vec<(usize, usize)>,
+    components: usize,
+    dot: Option<String>,
+}
+
+/// One component cut out of `dot`'s drawing: its nodes (with their index
+/// in the view) and its edges.
+type Part = (Vec<(usize, LayoutNode)>, Vec<LayoutEdge>);
+
+/// Union-find root of `i`, with path halving.
+fn root(parent: &mut [usize], mut i: usize) -> usize {
+    while parent[i] != i {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    i
+}
+
+impl Plan {
+    pub fn new(view: ViewGraph) -> Plan {
+        let n = view.nodes.len();
+        let mut index = std::collections::HashMap::with_capacity(n);
+        for (i, node) in view.nodes.iter().enumerate() {
+            index.entry(node.id.as_str()).or_insert(i);
+        }
+        let mut parent: Vec<usize> = (0..n).collect();
+        let mut has_edge = vec![false; n];
+        let mut kept = Vec::with_capacity(view.edges.len());
+        for (e, edge) in view.edges.iter().enumerate() {
+            // An edge to a node outside the view is not drawn (as in `to_dot`).
+            let (Some(&a), Some(&b)) = (index.get(edge.from.as_str()), index.get(edge.to.as_str()))
+            else {
+                continue;
+            };
+            kept.push(e);
+            let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+            parent[ra] = rb;
+            has_edge[a] = true;
+            has_edge[b] = true;
+        }
+        let mut component_of = vec![usize::MAX; n];
+        let mut components = 0;
+        let mut edged = vec![false; n];
+        for i in 0..n {
+            let r = root(&mut parent, i);
+            if component_of[r] == usize::MAX {
+                component_of[r] = components;
+                components += 1;
+            }
+            component_of[i] = component_of[r];
+            edged[component_of[i]] |= has_edge[i];
+        }
+        let whole = components == 1 && edged[0];
+        if whole || n == 0 {
+            let dot = (n > 0).then(|| to_dot(&view));
+            return Plan {
+                view,
+                layered: ViewGraph::default(),
+                whole,
+                origin: vec![],
+                components,
+                dot,
+            };
+        }
+        let mut layered = ViewGraph::default();
+        let mut origin = Vec::new();
+        for (i, node) in view.nodes.iter().enumerate() {
+            if edged[component_of[i]] {
+                layered.nodes.push(node.clone());
+                origin.push((i, component_of[i]));
+            }
+        }
+        layered.edges = kept.iter().map(|&e| view.edges[e].clone()).collect();
+        let dot = (!layered.nodes.is_empty()).then(|| to_dot(&layered));
+        Plan {
+            view,
+            layered,
+            whole,
+            origin,
+            components,
+            dot,
+        }
+    }
+
+    /// The DOT source to run, if any part of the view is layered.
+    pub fn dot(&self) -> Option<&str> {
+        self.dot.as_deref()
+    }
+
+    /// The layout, from `dot`'s output for [`Plan::dot`] (`None` when
+    /// there was nothing to run).
+    pub fn finish(self, output: Option<&[u8]>) -> Result<Layout, LayoutError> {
+        if self.view.nodes.is_empty() {
+            return Ok(Layout {
+                width: 2.0 * MARGIN,
+                height: 2.0 * MARGIN,
+                nodes: vec![],
+                edges: vec![],
+                clusters: vec![],
+            });
+        }
+        let layered = match (&self.dot, output) {
+            (Some(_), Some(output)) if self.whole => return parse_json0(&self.view, output),
+            (Some(_), Some(output)) => Some(parse_json0(&self.layered, output)?),
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(LayoutError::Parse("dot's output is missing".into()));
+            }
+        };
+        // Cut dot's drawing into its components, one rigid block each.
+        let mut parts: Vec<Part> = vec![(vec![], vec![]); self.components];
+        let mut in_block = vec![false; self.view.nodes.len()];
+        if let Some(layered) = layered {
+            let mut component_by_id = std::collections::HashMap::new();
+            for (node, &(i, c)) in layered.nodes.into_iter().zip(&self.origin) {
+                component_by_id.insert(node.id.clone(), c);
+                in_block[i] = true;
+                parts[c].0.push((i, node));
+            }
+            for edge in layered.edges {
+                let Some(&c) = component_by_id.get(&edge.from) else {
+                    return Err(LayoutError::Parse(format!(
+                        "edge from unknown node {:?}",
+                        edge.from
+                    )));
+                };
+                parts[c].1.push(edge);
+            }
+        }
+        let blocks: Vec<pack::Block> = parts
+            .into_iter()
+            .filter(|(nodes, _)| !nodes.is_empty())
+            .map(|(nodes, edges)| pack::Block::new(nodes, edges))
+            .collect();
+        let packed = pack::pack(&self.view, &in_block, &blocks);
+        let shift = |(x, y): (f64, f64)| (round(x + MARGIN), round(y + MARGIN));
+        let nodes = packed
+            .nodes
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let mut n =
+                    n.ok_or_else(|| LayoutError::Parse(format!("node n{i} was not placed")))?;
+                (n.x, n.y) = shift((n.x, n.y));
+                (n.w, n.h) = (round(n.w), round(n.h));
+                Ok(n)
+            })
+            .collect::<Result<Vec<_>, LayoutError>>()?;
+        let edges = packed
+            .edges
+            .into_iter()
+            .map(|mut e| {
+                for p in e.points.iter_mut().chain(e.arrow.iter_mut()) {
+                    *p = shift(*p);
+                }
+                e
+            })
+            .collect();
+        let clusters = packed
+            .clusters
+            .into_iter()
+            .map(|mut c| {
+                (c.x, c.y) = shift((c.x, c.y));
+                (c.w, c.h) = (round(c.w), round(c.h));
+                c
+            })
+            .collect();
+        Ok(Layout {
+            width: round(packed.width + 2.0 * MARGIN),
+            height: round(packed.height + 2.0 * MARGIN),
+            nodes,
+            edges,
+            clusters,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -511,6 +781,7 @@ pub fn parse_json0(view: &ViewGraph, output: &[u8]) -> Result<Layout, LayoutErro
         height: round(ury - lly + 2.0 * MARGIN),
         nodes,
         edges,
+        clusters: vec![],
     })
 }
 

@@ -5,10 +5,14 @@
 //! a layout is computed once.
 
 pub mod layout;
+pub mod pack;
 pub mod svg;
 pub mod views;
 
-pub use layout::{Layout, LayoutEdge, LayoutError, LayoutNode, LayoutSlot, LayoutSlots, Layouter};
+pub use layout::{
+    dot_runs_total, Layout, LayoutCluster, LayoutEdge, LayoutError, LayoutNode, LayoutSlot,
+    LayoutSlots, Layouter, Plan,
+};
 pub use views::{View, ViewError, ViewGraph, DEFAULT_COLLAPSE_THRESHOLD};
 
 use crate::db::{Db, DbError};
@@ -64,36 +68,47 @@ pub async fn get_or_compute_layout(
         return Ok(None);
     };
     let asked = view.clone();
-    let (view, drawn, dot) = off_runtime(move || {
+    let (view, plan) = off_runtime(move || {
         let full = views::full(&graph);
         let view = asked.within(&full);
         let drawn = views::from_full(full, &view)?;
-        let dot = layout::to_dot(&drawn);
-        Ok::<_, GraphError>((view, drawn, dot))
+        Ok::<_, GraphError>((view, Plan::new(drawn)))
     })
     .await??;
     let key = view.key();
     if let Some(layout) = cached(db, repository_id, commit_id, registry_id, &key).await? {
         return Ok(Some(layout));
     }
-    let (layout, json) = if drawn.nodes.is_empty() {
-        let layout = layouter.layout(&drawn).await?;
-        let json = serde_json::to_string(&layout)?;
-        (layout, json)
-    } else {
-        let output = layouter.run_dot(&dot).await?;
-        off_runtime(move || {
-            let layout = layout::parse_json0(&drawn, &output)?;
-            let json = serde_json::to_string(&layout)?;
-            Ok::<_, GraphError>((layout, json))
-        })
-        .await??
+    let ids = (repository_id, commit_id, registry_id);
+    Ok(Some(
+        compute_and_store(db, layouter, ids, &key, plan).await?,
+    ))
+}
+
+/// Runs `plan` (its `dot`, if any, then the packing, off the async
+/// workers) and caches the result under `key`, trimming the cache.
+async fn compute_and_store(
+    db: &Db,
+    layouter: &Layouter,
+    (repository_id, commit_id, registry_id): (&str, &str, &str),
+    key: &str,
+    plan: Plan,
+) -> Result<Layout, GraphError> {
+    let output = match plan.dot() {
+        Some(dot) => Some(layouter.run_dot(dot).await?),
+        None => None,
     };
+    let (layout, json) = off_runtime(move || {
+        let layout = plan.finish(output.as_deref())?;
+        let json = serde_json::to_string(&layout)?;
+        Ok::<_, GraphError>((layout, json))
+    })
+    .await??;
     if db
-        .store_layout(repository_id, commit_id, registry_id, &key, &json)
+        .store_layout(repository_id, commit_id, registry_id, key, &json)
         .await?
     {
-        let keep = [key.clone(), View::Full.key(), View::Collapsed.key()];
+        let keep = [key.to_owned(), View::Full.key(), View::Collapsed.key()];
         let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
         db.trim_layouts(
             repository_id,
@@ -104,7 +119,67 @@ pub async fn get_or_compute_layout(
         )
         .await?;
     }
-    Ok(Some(layout))
+    Ok(layout)
+}
+
+/// Lays out, ahead of any visitor, the views a registry opens with: its
+/// default view, and its full view too when that has at most `max_full`
+/// nodes (the viewer offers it one click away). Views already cached are
+/// skipped, so running this twice costs two cache lookups. Returns how many
+/// views were computed; `None` when the snapshot has no such registry.
+pub async fn prelayout_registry(
+    db: &Db,
+    layouter: &Layouter,
+    repository_id: &str,
+    commit_id: &str,
+    registry_id: &str,
+    max_full: usize,
+) -> Result<Option<usize>, GraphError> {
+    let ids = (repository_id, commit_id, registry_id);
+    let is_cached = |key: String| async move {
+        db.cached_layout(repository_id, commit_id, registry_id, &key)
+            .await
+            .map(|c| c.is_some())
+    };
+    let full_cached = is_cached(View::Full.key()).await?;
+    let collapsed_cached = is_cached(View::Collapsed.key()).await?;
+    // A small registry never gets a collapsed layout: it loads its graph
+    // again to find that out, which costs far less than the dot run saved.
+    if full_cached && collapsed_cached {
+        return Ok(Some(0));
+    }
+    let Some(graph) = db
+        .registry_graph(repository_id, commit_id, registry_id)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let full = off_runtime(move || views::full(&graph)).await?;
+    let default = View::default_for(full.nodes.len(), DEFAULT_COLLAPSE_THRESHOLD);
+    let mut wanted = vec![default.clone()];
+    if default != View::Full && full.nodes.len() <= max_full {
+        wanted.push(View::Full);
+    }
+    let full = std::sync::Arc::new(full);
+    let mut computed = 0;
+    for view in wanted {
+        let cached = match view {
+            View::Full => full_cached,
+            _ => collapsed_cached,
+        };
+        if cached {
+            continue;
+        }
+        let key = view.key();
+        let plan = off_runtime({
+            let full = full.clone();
+            move || views::from_full((*full).clone(), &view).map(Plan::new)
+        })
+        .await??;
+        compute_and_store(db, layouter, ids, &key, plan).await?;
+        computed += 1;
+    }
+    Ok(Some(computed))
 }
 
 /// The cached layout of a view, decoded off the async workers.

@@ -50,8 +50,8 @@ pub fn edge_path(edge: &LayoutEdge) -> Option<String> {
     Some(d)
 }
 
-/// The SVG document of `layout`. Classes (`node`, `entry`, `module`,
-/// `external`, `missing`, `edge`, `dangling`, `parameter`) carry the look,
+/// The SVG document of `layout`. Classes (`cluster`, `node`, `entry`,
+/// `module`, `external`, `missing`, `edge`, `dangling`, `parameter`) carry the look,
 /// so the page's stylesheet can restyle it; the inline attributes are the
 /// fallback for a standalone file.
 pub fn render(layout: &Layout) -> String {
@@ -62,10 +62,35 @@ pub fn render(layout: &Layout) -> String {
          viewBox=\"0 0 {w} {h}\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"10\">\
          <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" \
          markerWidth=\"6\" markerHeight=\"6\" orient=\"auto\"><path d=\"M0,0L10,5L0,10z\"/>\
-         </marker></defs><g class=\"edges\" fill=\"none\" stroke=\"#555\">",
+         </marker></defs>",
         w = layout.width,
         h = layout.height
     );
+    // Behind everything: the package and module boxes that hold the rest.
+    if !layout.clusters.is_empty() {
+        out.push_str("<g class=\"clusters\">");
+        for c in &layout.clusters {
+            let _ =
+                write!(
+                out,
+                "<g class=\"cluster\" data-id=\"{id}\"><rect x=\"{x}\" y=\"{y}\" width=\"{w}\" \
+                 height=\"{h}\" rx=\"3\" fill=\"{fill}\" stroke=\"#bbb\"/>\
+                 <text x=\"{tx}\" y=\"{ty}\" font-weight=\"bold\">{label}</text></g>",
+                id = escape(&c.id),
+                x = c.x,
+                y = c.y,
+                w = c.w,
+                h = c.h,
+                // Nested boxes alternate, so a box stands out from its parent.
+                fill = if c.depth % 2 == 0 { "#f7f7f7" } else { "#ffffff" },
+                tx = c.x + super::pack::LABEL_INSET.0,
+                ty = c.y + super::pack::LABEL_INSET.1,
+                label = escape(&c.label),
+            );
+        }
+        out.push_str("</g>");
+    }
+    out.push_str("<g class=\"edges\" fill=\"none\" stroke=\"#555\">");
     for edge in &layout.edges {
         let Some(d) = edge_path(edge) else {
             continue;
@@ -119,7 +144,7 @@ pub fn render(layout: &Layout) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::layout::{LayoutEdge, LayoutNode};
+    use crate::graph::layout::{LayoutCluster, LayoutEdge, LayoutNode};
     use spicehub_parser::EdgeKind;
 
     #[test]
@@ -158,6 +183,15 @@ mod tests {
                     arrow: None,
                 },
             ],
+            clusters: vec![LayoutCluster {
+                id: "pkg.<mod>".into(),
+                label: "<mod>".into(),
+                x: 0.0,
+                y: 0.0,
+                w: 90.0,
+                h: 40.0,
+                depth: 0,
+            }],
         };
         let svg = render(&layout);
         assert!(!svg.contains("<script>"));
@@ -168,5 +202,11 @@ mod tests {
         assert!(svg.contains("class=\"edge parameter\" d=\"M0,0L5,5\""));
         assert!(svg.contains("x → y (3)"));
         assert_eq!(svg.matches("stroke-dasharray").count(), 1);
+        // Boxes come first, so they are drawn behind nodes and edges.
+        let cluster = svg
+            .find("<g class=\"cluster\" data-id=\"pkg.&lt;mod&gt;\">")
+            .expect("cluster drawn");
+        assert!(cluster < svg.find("class=\"edges\"").expect("edges"));
+        assert!(svg.contains(">&lt;mod&gt;</text>"));
     }
 }

@@ -31,8 +31,8 @@ use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
 use super::files::{
-    noted, stage_content, unpack_zip, wanted, ArchiveError, ArchiveLimits, SnapshotTree, Staged,
-    Wanted, NOTE_SUBMODULES, NOTE_SYMLINK, NOTE_VENDORED,
+    is_lfs_pointer, note_too_large, noted, stage_content, unpack_zip, wanted, ArchiveError,
+    ArchiveLimits, SnapshotTree, Staged, Wanted, NOTE_SUBMODULES, NOTE_SYMLINK, NOTE_VENDORED,
 };
 use super::prepare::Preparer;
 use super::queue::{Job, JobKind};
@@ -41,9 +41,9 @@ use crate::connections::{ConnectionError, ProviderConnections};
 use crate::db::repositories::{full_branch_ref, short_branch, RepoState, Repository};
 use crate::db::snapshots::{SnapshotError, SwitchInfo};
 use crate::db::{Db, DbError};
-use spicehub_azure::client::AzureClient;
+use spicehub_azure::client::{read_blobs_zip, AzureClient, ZipBlob};
 use spicehub_azure::models::{ChangeFlags, GitObjectType};
-use spicehub_azure::AzureError;
+use spicehub_azure::{AzureError, Diagnosis};
 use spicehub_parser::{parse_tree_prepared, Graph, ParseOptions, PreparedFile};
 
 /// Bytes of file contents written to the database per batch.
@@ -56,8 +56,12 @@ pub struct EngineSettings {
     pub limits: ArchiveLimits,
     /// Jobs at once per organization on this instance.
     pub per_org: usize,
-    /// Blob downloads at once within one incremental sync.
+    /// Blob downloads (single blobs or batches) at once within one
+    /// incremental sync.
     pub fetch_concurrency: usize,
+    /// Blob ids per "Get Blobs Zip" request of an incremental sync; 0 or 1
+    /// fetches each blob alone (`SPICEHUB_BLOB_BATCH`).
+    pub blob_batch: usize,
     /// Where archives are downloaded to (removed after each job).
     pub work_dir: PathBuf,
 }
@@ -155,9 +159,61 @@ fn archive_name(job_id: &str) -> String {
     format!("{job_id}.zip")
 }
 
+/// The `n`-th archive of blobs of job `job_id` in the work directory.
+fn blobs_name(job_id: &str, n: usize) -> String {
+    format!("{job_id}.blobs-{n}.zip")
+}
+
+/// How one batch of blobs went wrong.
+enum BatchFailure {
+    /// The answer was a refusal or did not verify: fewer blobs may do.
+    Refused(String),
+    /// Anything else: asking for fewer would fail the same way.
+    Failed(SyncError),
+}
+
+/// Whether Azure DevOps refused a batch for what it asked (a 4xx that is
+/// not about the identity), or answered something that is not an archive,
+/// or too large a one: a smaller batch may be served. Throttling, 5xx and
+/// network failures were already retried by the client.
+fn refused(e: &AzureError) -> bool {
+    match e.diagnosis() {
+        Some(Diagnosis::TooLarge { .. } | Diagnosis::UnexpectedResponse { .. }) => true,
+        Some(d) if d.is_transient() => false,
+        Some(
+            Diagnosis::NotAuthorized
+            | Diagnosis::SignInPage { .. }
+            | Diagnosis::Forbidden { .. }
+            | Diagnosis::ServicePrincipalNotInOrganization,
+        ) => false,
+        Some(_) => e.context().and_then(|c| c.status).is_some_and(|status| {
+            (400..500).contains(&status) && !matches!(status, 401 | 403 | 407)
+        }),
+        None => false,
+    }
+}
+
+/// The paths to fetch grouped by blob id (identical files are fetched once),
+/// in the order they first appear.
+fn by_blob(to_fetch: Vec<(String, String)>) -> Vec<(String, Vec<String>)> {
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for (path, id) in to_fetch {
+        match index.get(&id) {
+            Some(&i) => groups[i].1.push(path),
+            None => {
+                index.insert(id.clone(), groups.len());
+                groups.push((id, vec![path]));
+            }
+        }
+    }
+    groups
+}
+
 /// The job whose download `name` is, if it is one of the engine's work
-/// files: its archive (`<job id>.zip`) or the client's temporary file for
-/// it (`.<job id>.zip.<32 hex digits>.part`). Job ids are UUIDs.
+/// files: its archive (`<job id>.zip`), an archive of blobs
+/// (`<job id>.blobs-<n>.zip`) or the client's temporary file for either
+/// (`.<name>.<32 hex digits>.part`). Job ids are UUIDs.
 pub fn work_file_job(name: &str) -> Option<&str> {
     let job = match name.strip_prefix('.') {
         Some(rest) => {
@@ -169,6 +225,12 @@ pub fn work_file_job(name: &str) -> Option<&str> {
             job
         }
         None => name.strip_suffix(".zip")?,
+    };
+    // An archive of blobs: `<job id>.blobs-<n>`.
+    let job = match job.split_once(".blobs-") {
+        Some((job, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => job,
+        Some(_) => return None,
+        None => job,
     };
     uuid::Uuid::try_parse(job).ok().map(|_| job)
 }
@@ -656,37 +718,60 @@ impl SyncEngine {
             .await
             .ok();
         let max = limits.max_file_bytes;
-        let mut fetched = stream::iter(to_fetch.into_iter().map(|(path, id)| {
-            let client = client.clone();
-            let project = repo.project_id.clone();
-            let repo_id = repo.id.clone();
-            async move {
-                let content = client.get_blob(&project, &repo_id, &id).await?;
-                Ok::<_, AzureError>(stage_content(&path, content, max))
-            }
-        }))
-        .buffer_unordered(self.settings.fetch_concurrency.max(1));
+        let concurrency = self.settings.fetch_concurrency.max(1);
+        // Numbers the archives of blobs, so that batches fetched at once
+        // never share a file.
+        let seq = AtomicUsize::new(0);
+        let mut fetched = if self.settings.blob_batch <= 1 {
+            stream::iter(to_fetch.into_iter().map(|(path, id)| {
+                let client = client.clone();
+                let project = repo.project_id.clone();
+                let repo_id = repo.id.clone();
+                async move {
+                    let content = client.get_blob(&project, &repo_id, &id).await?;
+                    Ok::<_, SyncError>(vec![stage_content(&path, content, max)])
+                }
+            }))
+            .buffer_unordered(concurrency)
+            .boxed()
+        } else {
+            let groups = by_blob(to_fetch);
+            let batches: Vec<Vec<(String, Vec<String>)>> = groups
+                .chunks(self.settings.blob_batch)
+                .map(<[_]>::to_vec)
+                .collect();
+            let seq = &seq;
+            stream::iter(
+                batches
+                    .into_iter()
+                    .map(move |batch| self.fetch_batch(job, repo, client, batch, seq)),
+            )
+            .buffer_unordered(concurrency)
+            .boxed()
+        };
         let mut batch = Vec::new();
         let mut batch_bytes = 0usize;
         let mut done = 0i64;
         while let Some(staged) = fetched.next().await {
-            let staged = staged?;
-            let size = staged.content.as_ref().map_or(0, Vec::len);
-            kept_bytes += size as u64;
-            too_large(kept_bytes)?;
-            batch_bytes += size;
-            batch.push(staged);
-            done += 1;
-            if batch_bytes >= BATCH_BYTES || batch.len() >= BATCH_FILES {
-                self.store(&repo.id, &snapshot, std::mem::take(&mut batch))
-                    .await?;
-                batch_bytes = 0;
-                progress
-                    .report("fetching changed files", done, Some(total))
-                    .await
-                    .ok();
+            for staged in staged? {
+                let size = staged.content.as_ref().map_or(0, Vec::len);
+                kept_bytes += size as u64;
+                too_large(kept_bytes)?;
+                batch_bytes += size;
+                batch.push(staged);
+                done += 1;
+                if batch_bytes >= BATCH_BYTES || batch.len() >= BATCH_FILES {
+                    self.store(&repo.id, &snapshot, std::mem::take(&mut batch))
+                        .await?;
+                    batch_bytes = 0;
+                    progress
+                        .report("fetching changed files", done, Some(total))
+                        .await
+                        .ok();
+                }
             }
         }
+        drop(fetched);
         self.store(&repo.id, &snapshot, batch).await?;
 
         let what = if from_commit {
@@ -702,6 +787,110 @@ impl SyncEngine {
         );
         self.parse_and_switch(repo, &snapshot, head, note, progress, HashMap::new())
             .await
+    }
+
+    /// Fetches one batch of changed blobs (`(blob id, paths)`) with "Get
+    /// Blobs Zip" and stages every path. A batch that Azure DevOps refuses,
+    /// or whose archive does not verify, is split in halves and asked for
+    /// again; a single blob is fetched alone, as without batching, so what
+    /// fails then fails as it always did.
+    async fn fetch_batch(
+        &self,
+        job: &Job,
+        repo: &Repository,
+        client: &AzureClient,
+        batch: Vec<(String, Vec<String>)>,
+        seq: &AtomicUsize,
+    ) -> Result<Vec<Staged>, SyncError> {
+        let max = self.settings.limits.max_file_bytes;
+        let mut staged = Vec::new();
+        let mut pending = vec![batch];
+        while let Some(mut group) = pending.pop() {
+            if group.len() <= 1 {
+                for (id, paths) in group {
+                    let content = client.get_blob(&repo.project_id, &repo.id, &id).await?;
+                    for path in paths {
+                        staged.push(stage_content(&path, content.clone(), max));
+                    }
+                }
+                continue;
+            }
+            let ids: Vec<String> = group.iter().map(|(id, _)| id.clone()).collect();
+            let n = seq.fetch_add(1, Ordering::Relaxed);
+            match self.blobs_zip(job, repo, client, &ids, n).await {
+                Ok(blobs) => {
+                    // `read_blobs_zip` gives the blobs in the order asked.
+                    for ((id, paths), blob) in group.into_iter().zip(blobs) {
+                        // The zip holds a Git LFS file's pointer; the blob
+                        // fetched alone comes resolved (`resolveLfs`).
+                        if blob.content.as_deref().is_some_and(is_lfs_pointer) {
+                            pending.push(vec![(id, paths)]);
+                            continue;
+                        }
+                        for path in paths {
+                            staged.push(match &blob.content {
+                                Some(content) => stage_content(&path, content.clone(), max),
+                                None => noted(
+                                    &path,
+                                    i64::try_from(blob.size).unwrap_or(i64::MAX),
+                                    note_too_large(max),
+                                ),
+                            });
+                        }
+                    }
+                }
+                Err(BatchFailure::Refused(why)) => {
+                    tracing::info!(
+                        repository = %repo.id,
+                        blobs = group.len(),
+                        reason = %why,
+                        "sync: a batch of blobs was not served whole; asking for halves"
+                    );
+                    let second = group.split_off(group.len() / 2);
+                    pending.push(second);
+                    pending.push(group);
+                }
+                Err(BatchFailure::Failed(e)) => return Err(e),
+            }
+        }
+        Ok(staged)
+    }
+
+    /// Downloads and verifies one archive of blobs, in the work directory.
+    async fn blobs_zip(
+        &self,
+        job: &Job,
+        repo: &Repository,
+        client: &AzureClient,
+        ids: &[String],
+        n: usize,
+    ) -> Result<Vec<ZipBlob>, BatchFailure> {
+        tokio::fs::create_dir_all(&self.settings.work_dir)
+            .await
+            .map_err(|e| BatchFailure::Failed(e.into()))?;
+        let file = TempFile(self.settings.work_dir.join(blobs_name(&job.id, n)));
+        match client
+            .get_blobs_zip(&repo.project_id, &repo.id, ids, &file.0)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if refused(&e) => return Err(BatchFailure::Refused(e.to_string())),
+            Err(e) => return Err(BatchFailure::Failed(e.into())),
+        }
+        let path = file.0.clone();
+        let wanted = ids.to_vec();
+        let limits = client.blob_zip_limits(self.settings.limits.max_file_bytes);
+        let read = tokio::task::spawn_blocking(move || read_blobs_zip(&path, &wanted, limits))
+            .await
+            .map_err(|e| {
+                BatchFailure::Failed(SyncError::Internal(format!("verifying blobs stopped: {e}")))
+            })?;
+        drop(file);
+        match read {
+            Ok(blobs) => Ok(blobs),
+            Err(e) if e.is_bad_answer() => Err(BatchFailure::Refused(e.to_string())),
+            Err(e) => Err(BatchFailure::Failed(AzureError::from(e).into())),
+        }
     }
 
     /// Stores a batch of files in a snapshot and gives back `(path,
@@ -915,11 +1104,90 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_is_split_on_a_refusal_but_not_on_the_identity_or_the_network() {
+        use spicehub_azure::ErrorContext;
+        let answered = |diagnosis: Diagnosis, status: u16| {
+            AzureError::with_context(
+                diagnosis,
+                ErrorContext {
+                    status: Some(status),
+                    ..Default::default()
+                },
+            )
+        };
+        let devops = |status| Diagnosis::DevOpsError {
+            status,
+            tf_code: None,
+            message: "no".into(),
+        };
+        for (error, split) in [
+            (answered(devops(400), 400), true),
+            (answered(devops(413), 413), true),
+            // A blob that is not there: halves find it, and alone it fails
+            // as it always did.
+            (answered(Diagnosis::RepositoryNotFound, 404), true),
+            (
+                AzureError::diagnosed(Diagnosis::TooLarge { bytes: 9, limit: 1 }),
+                true,
+            ),
+            (
+                AzureError::diagnosed(Diagnosis::UnexpectedResponse {
+                    detail: "the archive is not a zip file".into(),
+                }),
+                true,
+            ),
+            (answered(Diagnosis::NotAuthorized, 401), false),
+            (
+                answered(
+                    Diagnosis::Forbidden {
+                        message: "no".into(),
+                    },
+                    403,
+                ),
+                false,
+            ),
+            (answered(Diagnosis::SignInPage { status: 203 }, 203), false),
+            (answered(Diagnosis::ServerError { status: 503 }, 503), false),
+            (
+                answered(Diagnosis::Throttled { retry_after: None }, 429),
+                false,
+            ),
+            (AzureError::InvalidArgument("x".into()), false),
+        ] {
+            assert_eq!(refused(&error), split, "{error}");
+        }
+    }
+
+    #[test]
+    fn paths_of_one_blob_are_fetched_once() {
+        let groups = by_blob(vec![
+            ("a.py".into(), "1".into()),
+            ("b.py".into(), "2".into()),
+            ("c.py".into(), "1".into()),
+        ]);
+        assert_eq!(
+            groups,
+            [
+                ("1".to_owned(), vec!["a.py".to_owned(), "c.py".to_owned()]),
+                ("2".to_owned(), vec!["b.py".to_owned()]),
+            ]
+        );
+    }
+
+    #[test]
     fn work_files_are_recognised_by_their_job() {
         let job = "48e2f80a-6de7-4406-ac83-f4d5355088ea";
         assert_eq!(work_file_job(&archive_name(job)), Some(job));
         assert_eq!(
             work_file_job(&format!(".{job}.zip.17127af94e5541e08b5dc9725772fc2a.part")),
+            Some(job)
+        );
+        assert_eq!(work_file_job(&blobs_name(job, 7)), Some(job));
+        assert_eq!(
+            work_file_job(&format!(
+                ".{}.17127af94e5541e08b5dc9725772fc2a.part",
+                blobs_name(job, 12)
+            )),
             Some(job)
         );
         for other in [
@@ -929,6 +1197,9 @@ mod tests {
             format!(".{job}.zip.17127af94e5541e08b5dc9725772fc2.part"),
             format!(".{job}.zip.17127af94e5541e08b5dc9725772fc2x.part"),
             "../x.zip".to_owned(),
+            format!("{job}.blobs-.zip"),
+            format!("{job}.blobs-x1.zip"),
+            format!("x{job}.blobs-1.zip"),
             format!("{job}.tar"),
         ] {
             assert_eq!(work_file_job(&other), None, "{other}");

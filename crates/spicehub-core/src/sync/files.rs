@@ -16,10 +16,14 @@ use spicehub_parser::{is_vendored_dir, SkipReason, SkippedPath, SourceTree};
 /// parser's own skip reasons so diagnostics read as in `spicehub parse`.
 pub const NOTE_VENDORED: &str = "vendored tree";
 pub const NOTE_SYMLINK: &str = "symbolic link (not followed)";
-pub const NOTE_LFS: &str = "Git LFS pointer (the content is stored outside Git and is not fetched)";
+pub const NOTE_LFS: &str =
+    "Git LFS pointer (the file is stored in Git LFS and Azure DevOps did not resolve it)";
 pub const NOTE_SUBMODULES: &str = "Git submodules are not replicated";
 
-const LFS_PREFIX: &[u8] = b"version https://git-lfs.github.com/spec/v1";
+/// The first line of every Git LFS pointer (git-lfs `docs/spec.md`).
+const LFS_VERSION_LINE: &str = "version https://git-lfs.github.com/spec/v1";
+/// git-lfs reads nothing larger as a pointer.
+const LFS_POINTER_MAX_BYTES: usize = 1024;
 
 pub fn note_too_large(limit: u64) -> String {
     format!("larger than the {limit}-byte limit per file")
@@ -67,9 +71,51 @@ pub fn wanted(path: &str) -> Wanted<'_> {
     }
 }
 
-/// True for a Git LFS pointer file (what Git stores instead of the content).
+/// True for a Git LFS pointer file (what Git stores instead of the
+/// content), read as git-lfs reads one: under 1024 bytes, the version line
+/// first, then `key value` lines among which `oid sha256:<64 hex digits>`
+/// and `size <bytes>`. Anything less is not a pointer, only text that looks
+/// like one (a Python file quoting the URL, a pointer cut short), and is
+/// kept for the parser, which then says what is wrong with it.
 pub fn is_lfs_pointer(content: &[u8]) -> bool {
-    content.len() < 1024 && content.starts_with(LFS_PREFIX)
+    if content.len() >= LFS_POINTER_MAX_BYTES {
+        return false;
+    }
+    let Ok(text) = std::str::from_utf8(content) else {
+        return false;
+    };
+    // `lines` drops a `\r` before the `\n`, as git-lfs does (Go's
+    // `bufio.ScanLines`): a pointer committed with CRLF is still one.
+    let mut lines = text.lines();
+    if lines.next() != Some(LFS_VERSION_LINE) {
+        return false;
+    }
+    let (mut oid, mut size) = (false, false);
+    for line in lines.filter(|l| !l.is_empty()) {
+        let Some((key, value)) = line.split_once(' ') else {
+            return false;
+        };
+        let key_ok = !key.is_empty()
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+        if !key_ok {
+            return false;
+        }
+        match key {
+            "oid" => {
+                oid = value.strip_prefix("sha256:").is_some_and(|hash| {
+                    hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit())
+                });
+            }
+            "size" => {
+                size = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+            }
+            // Extensions (`ext-0-name sha256:...`) may come between them.
+            _ => {}
+        }
+    }
+    oid && size
 }
 
 /// A file ready to be staged: its row, and its content when kept.
@@ -332,6 +378,9 @@ mod tests {
 
     use super::*;
 
+    /// A pointer as `git lfs track` writes it.
+    const POINTER: &[u8] = b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n";
+
     fn limits() -> ArchiveLimits {
         ArchiveLimits {
             max_entries: 100,
@@ -403,8 +452,7 @@ mod tests {
             w.start_file("big.py", opts).unwrap();
             w.write_all(&[b'#'; 1500]).unwrap();
             w.start_file("model.py", opts).unwrap();
-            w.write_all(b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n")
-                .unwrap();
+            w.write_all(POINTER).unwrap();
             w.add_symlink("link.py", "pkg/a.py", opts).unwrap();
             w.start_file("__pycache__/a.py", opts).unwrap();
             w.write_all(b"cached").unwrap();
@@ -507,6 +555,50 @@ mod tests {
             unpack_all(&zip, nine),
             Err(ArchiveError::TooManyEntries { limit: 9 })
         ));
+    }
+
+    #[test]
+    fn lfs_pointers_are_recognised_as_git_lfs_reads_them() {
+        assert!(is_lfs_pointer(POINTER));
+        let crlf = String::from_utf8_lossy(POINTER).replace('\n', "\r\n");
+        assert!(is_lfs_pointer(crlf.as_bytes()));
+        let with_extension = b"version https://git-lfs.github.com/spec/v1\next-0-foo sha256:0000000000000000000000000000000000000000000000000000000000000000\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 0\n";
+        assert!(is_lfs_pointer(with_extension));
+    }
+
+    #[test]
+    fn text_that_only_looks_like_an_lfs_pointer_is_kept() {
+        // Python that talks about pointers, even starting with the version line.
+        let mentions = b"# Reads pointers: version https://git-lfs.github.com/spec/v1\nSPEC = 'version https://git-lfs.github.com/spec/v1'\n";
+        assert!(!is_lfs_pointer(mentions));
+        let starts_with_it = b"version https://git-lfs.github.com/spec/v1\nimport os\n";
+        assert!(!is_lfs_pointer(starts_with_it));
+        // Cut short: no size line, or the hash cut in the middle.
+        let cut = POINTER.len() - b"size 12345\n".len();
+        assert!(!is_lfs_pointer(&POINTER[..cut]));
+        assert!(!is_lfs_pointer(&POINTER[..60]));
+        assert!(!is_lfs_pointer(
+            b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a\nsize 12\n"
+        ));
+        // Another spec version, and a pointer padded past git-lfs' limit.
+        let v2 = String::from_utf8_lossy(POINTER).replace("spec/v1", "spec/v2");
+        assert!(!is_lfs_pointer(v2.as_bytes()));
+        let mut padded = POINTER.to_vec();
+        padded.resize(1023, b'\n');
+        assert!(is_lfs_pointer(&padded));
+        padded.push(b'\n');
+        assert!(!is_lfs_pointer(&padded));
+    }
+
+    #[test]
+    fn an_lfs_pointer_is_staged_as_a_note_and_anything_else_as_content() {
+        let pointer = stage_content("assets/model.py", POINTER.to_vec(), 1000);
+        assert_eq!(pointer.content, None);
+        assert_eq!(pointer.row.note.as_deref(), Some(NOTE_LFS));
+        assert_eq!(pointer.row.size, POINTER.len() as i64);
+        let cut = stage_content("assets/model.py", POINTER[..60].to_vec(), 1000);
+        assert_eq!(cut.content.as_deref(), Some(&POINTER[..60]));
+        assert_eq!(cut.row.note, None);
     }
 
     #[test]

@@ -6,11 +6,14 @@
 //! parses each file as it is stored: `prepare`) and switches the
 //! repository to it atomically. `reconcile` catches up missed webhooks and
 //! `hooks` creates and repairs service hook subscriptions; `retention`
-//! prunes what piles up and cleans the work directory at start.
+//! prunes what piles up and cleans the work directory at start;
+//! `prelayout` lays out each registry's views once a job has switched its
+//! repository to a new commit.
 
 pub mod engine;
 pub mod files;
 pub mod hooks;
+pub mod prelayout;
 pub mod prepare;
 /// The job queue's SQL lives with the rest of the database code
 /// (`db::queue`); the sync engine is its main user.

@@ -287,6 +287,19 @@ pub fn GraphCanvas(
     let dragging = RwSignal::new(false);
     let navigate = leptos_router::hooks::use_navigate();
 
+    // Behind everything: the package and module boxes of a packed layout.
+    let clusters = layout
+        .clusters
+        .iter()
+        .map(|c| {
+            view! {
+                <g class=if c.depth % 2 == 0 { "cluster even" } else { "cluster odd" } data-cluster=c.id.clone()>
+                    <rect x=c.x y=c.y width=c.w height=c.h rx="3"></rect>
+                    <text x=c.x + 4.0 y=c.y + 14.0>{c.label.clone()}</text>
+                </g>
+            }
+        })
+        .collect_view();
     let edges = layout
         .edges
         .iter()
@@ -510,6 +523,7 @@ pub fn GraphCanvas(
                         <path d="M0,0L10,5L0,10z"></path>
                     </marker>
                 </defs>
+                <g class="clusters" aria-hidden="true">{clusters}</g>
                 <g class="edges" fill="none">{edges}</g>
                 <g class="nodes">{nodes}</g>
             </svg>
@@ -672,6 +686,7 @@ mod tests {
                 node("x", 90.0),
             ],
             edges: vec![edge("a", "b"), edge("b", "c"), edge("x", "c")],
+            clusters: Vec::new(),
         };
         let h = Highlight::of(&layout, Some("b"));
         assert_eq!(h.node_state("b"), "selected");

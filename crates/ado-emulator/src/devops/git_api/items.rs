@@ -268,6 +268,7 @@ pub(super) fn items(
         Want::Raw if entry.is_folder() => zip_response(repo, &commit, &entry),
         Want::Raw => {
             let bytes = or_internal(git::blob(&repo.path, &entry.id))?.unwrap_or_default();
+            let bytes = crate::lfs::answer(query.get("resolveLfs"), bytes)?;
             let octet = format.as_deref() == Some("octetstream")
                 || accept.contains("application/octet-stream");
             Ok(raw_response(

@@ -100,6 +100,7 @@ pub(crate) async fn repo_route(
             (&Method::GET, ["items", ..]) => items::items(&ctx, project, &repo, item_tail),
             (&Method::GET, ["trees", _]) => objects::trees(&ctx, &repo, &tail[1]),
             (&Method::GET, ["blobs", _]) => objects::blobs(&ctx, &repo, &tail[1]),
+            (&Method::POST, ["blobs"]) => objects::blobs_zip(&ctx, &repo),
             (&Method::GET, ["commits"]) => commits::commits_list(&ctx, &repo),
             (&Method::GET, ["commits", _]) => commits::commit_get(&ctx, &repo, &tail[1]),
             (&Method::GET, ["commits", _, "changes"]) => {

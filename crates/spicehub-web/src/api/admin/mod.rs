@@ -172,19 +172,29 @@ pub struct RemoteRepo {
     pub added: bool,
 }
 
+/// A project of the organization, listed before its repositories.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RemoteProject {
+pub struct ProjectHead {
     pub id: String,
     pub name: String,
-    pub repositories: Vec<RemoteRepo>,
-    pub diagnosis: Option<DiagnosisView>,
 }
 
-/// An organization's projects and repositories, for the picker.
+/// An organization's projects, for the picker; each project's repositories
+/// arrive separately ([`browse_project`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrgListing {
+pub struct ProjectList {
     pub organization: String,
-    pub projects: Vec<RemoteProject>,
+    pub projects: Vec<ProjectHead>,
+    /// What to show when every project turns out to hold no repository the
+    /// service principal can see.
+    pub none_visible: DiagnosisView,
+}
+
+/// One project's repositories, or why they could not be listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectRepos {
+    pub repositories: Vec<RemoteRepo>,
+    pub diagnosis: Option<DiagnosisView>,
 }
 
 /// One row of the Repositories tab.
@@ -507,16 +517,28 @@ pub async fn delete_provider(id: String) -> Result<RemovalView, AdminError> {
     })
 }
 
-/// The projects and repositories the provider's service principal sees in
-/// an organization.
-#[server(prefix = "/api", endpoint = "admin/browse")]
-pub async fn browse_organization(
+/// The projects the provider's service principal sees in an organization.
+#[server(prefix = "/api", endpoint = "admin/browse_projects")]
+pub async fn browse_projects(
     provider_id: String,
     organization: String,
-) -> Result<OrgListing, AdminError> {
+) -> Result<ProjectList, AdminError> {
     ssr::require_admin()?;
     let state = ssr::state()?;
-    ssr::browse(&state, &provider_id, &organization).await
+    ssr::browse_projects(&state, &provider_id, &organization).await
+}
+
+/// The repositories of one project, as the provider's service principal
+/// sees them.
+#[server(prefix = "/api", endpoint = "admin/browse_project")]
+pub async fn browse_project(
+    provider_id: String,
+    organization: String,
+    project_id: String,
+) -> Result<ProjectRepos, AdminError> {
+    ssr::require_admin()?;
+    let state = ssr::state()?;
+    ssr::browse_project(&state, &provider_id, &organization, &project_id).await
 }
 
 /// Adds the chosen repositories (`repo[id-<repository id>]` = project id) and

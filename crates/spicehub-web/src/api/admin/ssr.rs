@@ -518,27 +518,17 @@ pub async fn provider_view(hub: &Hub, id: &str) -> Result<Option<ProviderView>, 
     }
 }
 
-/// Projects listed at once by the repository picker.
-const PICKER_CONCURRENCY: usize = 8;
-
-/// The projects and repositories the service principal sees.
-pub async fn browse(
+/// The organization's projects as the service principal sees them (one
+/// request): the picker shows them at once and asks for each project's
+/// repositories separately ([`browse_project`]), so the first projects are
+/// on screen before the last are listed.
+pub async fn browse_projects(
     hub: &Hub,
     provider_id: &str,
     organization: &str,
-) -> Result<OrgListing, AdminError> {
-    let organization = &spicehub_core::admin::providers::organization_name(organization);
-    if !valid_organization(organization) {
-        return Err(AdminError::Fields(vec![FieldError {
-            field: "organization".into(),
-            message: "Enter the organization's name as in https://dev.azure.com/{organization}: letters, digits and hyphens.".into(),
-        }]));
-    }
-    let client = hub
-        .connections
-        .for_org(provider_id, organization)
-        .await
-        .map_err(|e| AdminError::from(client_error(e)))?;
+) -> Result<ProjectList, AdminError> {
+    let organization = spicehub_core::admin::providers::organization_name(organization);
+    let client = picker_client(hub, provider_id, &organization).await?;
     let mut projects = client
         .list_projects()
         .await
@@ -549,79 +539,91 @@ pub async fn browse(
         )));
     }
     projects.sort_by_key(|p| p.name.to_lowercase());
+    Ok(ProjectList {
+        organization,
+        projects: projects
+            .into_iter()
+            .map(|p| ProjectHead {
+                id: p.id,
+                name: p.name,
+            })
+            .collect(),
+        none_visible: diagnosis_view(&Diagnosis::NoRepositoriesVisible),
+    })
+}
+
+/// One project's repositories for the picker. A failure to list them is
+/// the project's diagnosis, not an error of the page: the other projects
+/// stay usable.
+pub async fn browse_project(
+    hub: &Hub,
+    provider_id: &str,
+    organization: &str,
+    project_id: &str,
+) -> Result<ProjectRepos, AdminError> {
+    let organization = spicehub_core::admin::providers::organization_name(organization);
+    let client = picker_client(hub, provider_id, &organization).await?;
+    let listed = client.list_repositories(project_id).await;
+    let mut repos = match listed {
+        Ok(repos) => repos,
+        Err(e) => {
+            return Ok(ProjectRepos {
+                repositories: Vec::new(),
+                diagnosis: Some(error_view(&e)),
+            })
+        }
+    };
+    // Only this provider's repositories can be "already added" here.
     let added: HashSet<String> = hub
         .db
-        .repositories()
+        .repositories_of_provider(provider_id)
         .await
         .map_err(internal)?
         .into_iter()
-        .map(|r| r.id)
+        .map(|(r, _)| r.id)
         .collect();
-    // One request per project, a few at once (the client's per-organization
-    // gate bounds them further), in the projects' order.
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(PICKER_CONCURRENCY));
-    let mut listing = tokio::task::JoinSet::new();
-    for (i, p) in projects.into_iter().enumerate() {
-        let (client, permits) = (client.clone(), permits.clone());
-        listing.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            let repos = client.list_repositories(&p.id).await;
-            (i, p, repos)
-        });
-    }
-    let mut listed = Vec::new();
-    while let Some(done) = listing.join_next().await {
-        listed.push(done.map_err(internal)?);
-    }
-    listed.sort_by_key(|(i, _, _)| *i);
-    let mut out = Vec::new();
-    for (_, p, repos) in listed {
-        let (repositories, diagnosis) = match repos {
-            Ok(mut repos) => {
-                repos.sort_by_key(|r| r.name.to_lowercase());
-                let list = repos
-                    .iter()
-                    .map(|r| RemoteRepo {
-                        id: r.id.to_ascii_lowercase(),
-                        name: r.name.clone(),
-                        default_branch: r
-                            .default_branch
-                            .as_deref()
-                            .map(|b| b.strip_prefix("refs/heads/").unwrap_or(b).to_owned()),
-                        size: r.size.map(human_size),
-                        unavailable: if r.disabled() {
-                            Some("Disabled in Azure DevOps".into())
-                        } else if r.default_branch.is_none() {
-                            Some("Empty: no commit yet".into())
-                        } else {
-                            None
-                        },
-                        added: added.contains(&r.id.to_ascii_lowercase()),
-                    })
-                    .collect();
-                (list, None)
-            }
-            Err(e) => (Vec::new(), Some(error_view(&e))),
-        };
-        out.push(RemoteProject {
-            id: p.id,
-            name: p.name,
-            repositories,
-            diagnosis,
-        });
-    }
-    if out
+    repos.sort_by_key(|r| r.name.to_lowercase());
+    let repositories = repos
         .iter()
-        .all(|p| p.repositories.is_empty() && p.diagnosis.is_none())
-    {
-        return Err(AdminError::Diagnosed(diagnosis_view(
-            &Diagnosis::NoRepositoriesVisible,
-        )));
-    }
-    Ok(OrgListing {
-        organization: organization.to_owned(),
-        projects: out,
+        .map(|r| RemoteRepo {
+            id: r.id.to_ascii_lowercase(),
+            name: r.name.clone(),
+            default_branch: r
+                .default_branch
+                .as_deref()
+                .map(|b| b.strip_prefix("refs/heads/").unwrap_or(b).to_owned()),
+            size: r.size.map(human_size),
+            unavailable: if r.disabled() {
+                Some("Disabled in Azure DevOps".into())
+            } else if r.default_branch.is_none() {
+                Some("Empty: no commit yet".into())
+            } else {
+                None
+            },
+            added: added.contains(&r.id.to_ascii_lowercase()),
+        })
+        .collect();
+    Ok(ProjectRepos {
+        repositories,
+        diagnosis: None,
     })
+}
+
+async fn picker_client(
+    hub: &Hub,
+    provider_id: &str,
+    organization: &str,
+) -> Result<spicehub_azure::AzureClient, AdminError> {
+    if !valid_organization(organization) {
+        return Err(AdminError::Fields(vec![FieldError {
+            field: "organization".into(),
+            message: "Enter the organization's name as in https://dev.azure.com/{organization}: letters, digits and hyphens.".into(),
+        }]));
+    }
+    hub.connections
+        .for_org(provider_id, organization)
+        .await
+        .map_err(|e| AdminError::from(client_error(e)))
 }
 
 /// One row per replicated repository, with its live state.

@@ -29,6 +29,15 @@ pub async fn list_registries(q: String) -> Result<Vec<RegistryRow>, ViewerError>
     ssr::list_registries(&db, &q).await
 }
 
+/// Entries whose name (or registered object) contains `q`, across every
+/// registry of every repository.
+#[server(prefix = "/api", endpoint = "search_entries")]
+pub async fn search_entries(q: String) -> Result<EntryHits, ViewerError> {
+    ssr::signed_in()?;
+    let db = ssr::db()?;
+    ssr::search_entries(&db, &q).await
+}
+
 #[server(prefix = "/api", endpoint = "repository")]
 pub async fn repository_overview(repository: String) -> Result<RepositoryContents, ViewerError> {
     ssr::signed_in()?;

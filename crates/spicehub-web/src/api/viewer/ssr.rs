@@ -164,6 +164,34 @@ pub async fn list_registries(db: &Db, q: &str) -> Result<Vec<RegistryRow>, Viewe
     Ok(rows.into_iter().map(registry_row).collect())
 }
 
+/// Entries shown by the Registries tab's search.
+const ENTRY_HITS: usize = 50;
+
+pub async fn search_entries(db: &Db, q: &str) -> Result<EntryHits, ViewerError> {
+    let q = bounded(q, "search")?;
+    let found = db
+        .search_entries(q, ENTRY_HITS)
+        .await
+        .map_err(unavailable)?;
+    Ok(EntryHits {
+        more: found.more,
+        hits: found
+            .hits
+            .into_iter()
+            .map(|h| EntryHitRow {
+                source: source_link(h.web_url.as_deref(), Some(&h.commit_id), &h.file, h.line),
+                repository_name: h.repository_name.unwrap_or_else(|| h.repository_id.clone()),
+                repository_id: h.repository_id,
+                registry_id: h.registry_id,
+                name: h.name,
+                kind: h.kind,
+                file: h.file,
+                line: h.line,
+            })
+            .collect(),
+    })
+}
+
 pub async fn repository_overview(
     db: &Db,
     repository: &str,
@@ -216,6 +244,19 @@ fn to_graph_layout(layout: Layout, spec: &ViewSpec) -> GraphLayout {
     GraphLayout {
         width: layout.width,
         height: layout.height,
+        clusters: layout
+            .clusters
+            .iter()
+            .map(|c| GraphCluster {
+                id: c.id.clone(),
+                label: c.label.clone(),
+                x: c.x,
+                y: c.y,
+                w: c.w,
+                h: c.h,
+                depth: c.depth,
+            })
+            .collect(),
         edges: layout
             .edges
             .iter()

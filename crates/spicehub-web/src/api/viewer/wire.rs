@@ -65,6 +65,31 @@ impl ViewerError {
     }
 }
 
+/// An entry found by the Registries tab's search, in any registry of any
+/// repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryHitRow {
+    pub repository_id: String,
+    /// `project/name`, or the id when the repository is not in the
+    /// repositories table.
+    pub repository_name: String,
+    pub registry_id: String,
+    pub name: String,
+    /// `function`, `class` or `object`.
+    pub kind: String,
+    pub file: String,
+    pub line: u32,
+    /// The line in Azure DevOps, pinned to the commit shown.
+    pub source: Option<String>,
+}
+
+/// The entries found, best first, and whether more matched than are shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryHits {
+    pub hits: Vec<EntryHitRow>,
+    pub more: bool,
+}
+
 /// One row of the Registries tab.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistryRow {
@@ -199,6 +224,24 @@ pub struct GraphLayout {
     pub height: f64,
     pub nodes: Vec<GraphNode>,
     pub edges: Vec<GraphEdge>,
+    /// The package and module boxes a packed layout draws its entries in,
+    /// outermost first; empty for a layout that is one connected drawing.
+    #[serde(default)]
+    pub clusters: Vec<GraphCluster>,
+}
+
+/// A box of the package and module hierarchy: `x`, `y` is its top-left
+/// corner; its label sits in the strip the layout leaves at its top.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GraphCluster {
+    pub id: String,
+    pub label: String,
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+    /// 0 at the top level, 1 inside one box, and so on.
+    pub depth: u32,
 }
 
 /// The drawing of a view, or why there is none.

@@ -1,6 +1,7 @@
 //! One module per page.
 
 pub mod not_found;
+pub mod picker;
 pub mod provider_delete;
 pub mod providers;
 pub mod registries;

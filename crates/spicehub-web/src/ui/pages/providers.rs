@@ -1,18 +1,17 @@
 //! The Git Providers tab: the providers with their health, the Azure DevOps
 //! form (customer-owned app registration or the hub's multi-tenant app),
 //! **Test connection** with the diagnosis next to the field it concerns,
-//! and the repository picker. Every form is a plain HTML form first; once
-//! hydrated it posts without a page load.
+//! and the setup checklist (the repository picker is `pages::picker`).
+//! Every form is a plain HTML form first; once hydrated it posts without a
+//! page load.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::Form;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::admin::{
-    get_provider, get_provider_defaults, get_setup_progress, list_providers, AddRepositories,
-    AdminError, CheckView, FormOutcome, GeneratePassword, OrgListing, ProviderDefaults,
-    ProviderView, RemoteProject, SaveProvider, SetupProgress,
+    get_provider, get_provider_defaults, get_setup_progress, list_providers, AdminError, CheckView,
+    FormOutcome, GeneratePassword, ProviderDefaults, ProviderView, SaveProvider, SetupProgress,
 };
 use crate::ui::components::{
     loading, AdminErrorView, AdminOnly, CopyButton, DiagnosisBox, EmptyState,
@@ -647,162 +646,5 @@ fn Checklist(progress: SetupProgress) -> impl IntoView {
                 </li>
             }).collect_view()}
         </ol>
-    }
-}
-
-/// Add repositories: the organization's projects and repositories as the
-/// service principal sees them; pick some, their first replication is
-/// queued.
-#[component]
-pub fn AddRepositoriesPage() -> impl IntoView {
-    let params = use_params_map();
-    let query = use_query_map();
-    let id = move || params.read().get("id").unwrap_or_default();
-    let org = move || query.read().get("org");
-    let provider = Resource::new(id, get_provider);
-    let listing = Resource::new(
-        move || (id(), org()),
-        |(id, org)| async move {
-            match org.filter(|o| !o.trim().is_empty()) {
-                Some(o) => crate::api::admin::browse_organization(id, o)
-                    .await
-                    .map(Some),
-                None => Ok(None),
-            }
-        },
-    );
-    let add = ServerAction::<AddRepositories>::new();
-    view! {
-        <Title text="Add repositories"/>
-        <AdminOnly>
-            <h1>"Add repositories"</h1>
-            <Suspense fallback=loading>
-                {move || Suspend::new(async move {
-                    let provider = match provider.await {
-                        Ok(p) => p,
-                        Err(e) => return view! { <AdminErrorView error=e/> }.into_any(),
-                    };
-                    let current = org().unwrap_or_else(|| provider.organization.clone());
-                    let action = format!("/providers/{}/repositories", provider.id);
-                    let listing = listing.await;
-                    view! {
-                        <p class="muted">"As " <a href=format!("/providers/{}", provider.id)>{provider.display_name.clone()}</a> " sees it."</p>
-                        <Form method="GET" action=action attr:class="form inline-form">
-                            <label for="org">"Organization"</label>
-                            <div class="prefixed">
-                                <span class="prefix" aria-hidden="true">"dev.azure.com/"</span>
-                                <input id="org" name="org" type="text" value=current autocomplete="off" spellcheck="false"/>
-                            </div>
-                            <button type="submit" class="primary">"Look up"</button>
-                        </Form>
-                        {match listing {
-                            Ok(None) => view! { <p class="muted">"Type the organization's name and look it up."</p> }.into_any(),
-                            Err(e) => view! { <AdminErrorView error=e/> }.into_any(),
-                            Ok(Some(l)) => view! { <Picker listing=l provider_id=provider.id.clone() add/> }.into_any(),
-                        }}
-                    }
-                    .into_any()
-                })}
-            </Suspense>
-        </AdminOnly>
-    }
-}
-
-#[component]
-fn Picker(
-    listing: OrgListing,
-    provider_id: String,
-    add: ServerAction<AddRepositories>,
-) -> impl IntoView {
-    let pending = add.pending();
-    let organization = listing.organization.clone();
-    view! {
-        <ActionForm action=add attr:class="form picker">
-            <input type="hidden" name="provider_id" value=provider_id/>
-            <input type="hidden" name="organization" value=organization.clone()/>
-            <h2>"Projects and repositories in " {organization}</h2>
-            {listing.projects.into_iter().map(|p| view! { <ProjectPicker project=p/> }).collect_view()}
-            {move || add.value().get().and_then(|r| r.err()).map(|e| view! { <AdminErrorView error=e/> })}
-            <div class="actions">
-                <button type="submit" class="primary" disabled=pending>
-                    {move || if pending.get() { "Adding…" } else { "Continue" }}
-                </button>
-                <span class="hint">"The first replication of each repository is queued; you land on the Repositories tab."</span>
-            </div>
-        </ActionForm>
-    }
-}
-
-#[component]
-fn ProjectPicker(project: RemoteProject) -> impl IntoView {
-    let all = RwSignal::new(false);
-    let selectable: Vec<bool> = project
-        .repositories
-        .iter()
-        .map(|r| r.unavailable.is_none() && !r.added)
-        .collect();
-    let checks: Vec<RwSignal<bool>> = selectable.iter().map(|_| RwSignal::new(false)).collect();
-    let any_selectable = selectable.iter().any(|s| *s);
-    let all_id = format!("all-{}", project.id);
-    let all_for = all_id.clone();
-    let checks_for_all = checks.clone();
-    let project_id = project.id.clone();
-    view! {
-        <fieldset class="project">
-            <legend>{project.name.clone()}</legend>
-            {project.diagnosis.clone().map(|d| view! { <DiagnosisBox diagnosis=d/> })}
-            {any_selectable.then(|| view! {
-                <label class="choice select-all" for=all_for.clone()>
-                    <input type="checkbox" id=all_id.clone() name=format!("project[id-{}]", project.id) value="all"
-                        prop:checked=move || all.get()
-                        on:change=move |ev| {
-                            let on = event_target_checked(&ev);
-                            all.set(on);
-                            for c in &checks_for_all {
-                                c.set(on);
-                            }
-                        }/>
-                    " Select all in " {project.name.clone()}
-                </label>
-            })}
-            {project.repositories.is_empty().then(|| view! { <p class="muted">"No repository in this project."</p> })}
-            <ul class="repo-list">
-                {project
-                    .repositories
-                    .into_iter()
-                    .zip(checks)
-                    .map(|(r, checked)| {
-                        let input_id = format!("repo-{}", r.id);
-                        let label_for = input_id.clone();
-                        let disabled = r.unavailable.is_some() || r.added;
-                        let reason = if r.added { Some("Already added".to_owned()) } else { r.unavailable.clone() };
-                        let details = [r.default_branch.clone(), r.size.clone()]
-                            .into_iter()
-                            .flatten()
-                            .collect::<Vec<_>>()
-                            .join(" · ");
-                        view! {
-                            <li class=if disabled { "repo unavailable" } else { "repo" }>
-                                <label class="choice" for=label_for>
-                                    <input type="checkbox" id=input_id name=format!("repo[id-{}]", r.id) value=project_id.clone()
-                                        disabled=disabled
-                                        prop:checked=move || checked.get()
-                                        on:change=move |ev| {
-                                            let on = event_target_checked(&ev);
-                                            checked.set(on);
-                                            if !on {
-                                                all.set(false);
-                                            }
-                                        }/>
-                                    " " <span class="repo-name">{r.name.clone()}</span>
-                                    {(!details.is_empty()).then(|| view! { <span class="muted">" " {details}</span> })}
-                                    {reason.map(|why| view! { " " <span class="badge">{why}</span> })}
-                                </label>
-                            </li>
-                        }
-                    })
-                    .collect_view()}
-            </ul>
-        </fieldset>
     }
 }
