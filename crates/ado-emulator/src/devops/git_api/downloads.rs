@@ -36,13 +36,19 @@ pub(super) fn zip_response(repo: &RepoState, commit: &str, entry: &Entry) -> Han
         prefix.as_deref(),
         pathspec.as_deref(),
     ))?;
+    Ok(zip_attachment(bytes, &name))
+}
+
+/// A zip sent as a download named `{name}.zip`, as Azure DevOps names its
+/// archives (the commit archive and Get Blobs Zip alike).
+pub(super) fn zip_attachment(bytes: Vec<u8>, name: &str) -> Response<Body> {
     let mut response = http::response(StatusCode::OK, "application/zip", bytes);
     http::set_header(
         response.headers_mut(),
         "content-disposition",
         &format!("attachment; filename=\"{}.zip\"", name.replace('"', "")),
     );
-    Ok(response)
+    response
 }
 
 pub(super) fn raw_response(

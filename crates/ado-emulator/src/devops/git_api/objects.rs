@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::{Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::downloads::raw_response;
+use super::downloads::{raw_response, zip_attachment};
 use super::or_internal;
 use super::repositories::repo_api_url;
 use crate::devops::{bad_request, parse_bool, Ctx, HandlerResult};
@@ -170,12 +170,8 @@ pub(super) fn blobs_zip(ctx: &Ctx, repo: &RepoState) -> HandlerResult {
             .map(std::io::Cursor::into_inner)
             .map_err(|error| crate::EmulatorError::Io(std::io::Error::other(error))),
     )?;
-    let name = ctx.query.get("filename").unwrap_or("blobs");
-    let mut response = http::response(StatusCode::OK, "application/zip", bytes);
-    http::set_header(
-        response.headers_mut(),
-        "content-disposition",
-        &format!("attachment; filename=\"{}.zip\"", name.replace('"', "")),
-    );
-    Ok(response)
+    Ok(zip_attachment(
+        bytes,
+        ctx.query.get("filename").unwrap_or("blobs"),
+    ))
 }
