@@ -11,6 +11,11 @@ export const seededURL = `http://127.0.0.1:${seededPort}`;
 // seed made (admin.*.spec.ts, run in file-name order: removal last).
 const adminPort = port + 2;
 export const adminURL = `http://127.0.0.1:${adminPort}`;
+// A fourth clean hub for the federated credential's journey
+// (federated.spec.ts), which starts from a hub with no provider, as the
+// wizard does, and adds one.
+const federatedPort = port + 3;
+export const federatedURL = `http://127.0.0.1:${federatedPort}`;
 
 export default defineConfig({
   testDir: './tests',
@@ -36,9 +41,10 @@ export default defineConfig({
     },
   },
   projects: [
-    { name: 'hub', testIgnore: /(viewer|admin\..*)\.spec\.ts/ },
+    { name: 'hub', testIgnore: /(viewer|federated|admin\..*)\.spec\.ts/ },
     { name: 'viewer', testMatch: /viewer\.spec\.ts/, use: { baseURL: seededURL } },
     { name: 'admin', testMatch: /admin\..*\.spec\.ts/, use: { baseURL: adminURL } },
+    { name: 'federated', testMatch: /federated\.spec\.ts/, use: { baseURL: federatedURL } },
   ],
   webServer: [
     {
@@ -61,6 +67,14 @@ export default defineConfig({
       command: `bash ./start-hub.sh ${adminPort} ${adminPort + 100} seed wide`,
       url: `${adminURL}/healthz`,
       timeout: 180_000,
+      reuseExistingServer: false,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+    {
+      command: `bash ./start-hub.sh ${federatedPort} ${federatedPort + 100}`,
+      url: `${federatedURL}/healthz`,
+      timeout: 120_000,
       reuseExistingServer: false,
       stdout: 'pipe',
       stderr: 'pipe',

@@ -64,6 +64,34 @@ enum Command {
         #[command(subcommand)]
         command: AzureCommand,
     },
+    /// The hub as an OpenID Connect issuer (federated credentials).
+    Issuer {
+        #[command(subcommand)]
+        command: IssuerCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum IssuerCommand {
+    /// Fetch the discovery document and keys through the public URL and
+    /// check them as Entra ID does (HTTPS, a host reachable from the
+    /// internet, `issuer` exactly the public URL, RS256, the signing key
+    /// published). Exit 0 when Entra could use it, 2 otherwise.
+    Check {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        hub: ServeArgs,
+    },
+}
+
+/// The hub's configuration from its environment only, for commands whose
+/// own flags would clash with the server's.
+#[derive(Parser)]
+struct HubFromEnv {
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -239,9 +267,37 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Some(Command::Azure {
             command: AzureCommand::Check(args),
         }) => {
-            let code = spicehub_azure::check::run_check(args).await;
+            let code = if args.federated {
+                let serve = HubFromEnv::try_parse_from(["spicehub"])
+                    .map_err(|e| e.to_string())?
+                    .serve;
+                let hub = open_hub(serve).await?;
+                hub.issuer
+                    .rotate(spicehub_core::db::now())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let subject = args
+                    .subject
+                    .clone()
+                    .unwrap_or_else(|| spicehub_core::issuer::HUB_SUBJECT.to_owned());
+                eprintln!(
+                    "federated credential: issuer {}, subject {subject}, audience {}",
+                    hub.issuer.url(),
+                    spicehub_azure::credentials::FEDERATED_AUDIENCE
+                );
+                let credential = hub
+                    .connections
+                    .federated_credential(&subject)
+                    .map_err(|e| e.to_string())?;
+                spicehub_azure::check::run_check_credential(args, Ok(credential)).await
+            } else {
+                spicehub_azure::check::run_check(args).await
+            };
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
+        Some(Command::Issuer {
+            command: IssuerCommand::Check { json, hub },
+        }) => return issuer_check(json, hub).await,
         Some(Command::Migrate(database)) => {
             spicehub_core::config::ensure_dir(&database.data_dir).map_err(|e| e.to_string())?;
             let db = Db::connect(&database.url())
@@ -276,7 +332,38 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 /// they validate, seal and connect exactly as the admin pages.
 async fn open_hub(args: ServeArgs) -> Result<Hub, String> {
     let config = Config::from_args(args).map_err(|e| e.to_string())?;
-    Hub::open(config).await.map_err(|e| e.to_string())
+    let hub = Hub::open(config).await.map_err(|e| e.to_string())?;
+    // A federated provider signs with the keys `serve` keeps; read them.
+    hub.issuer.load().await.map_err(|e| e.to_string())?;
+    Ok(hub)
+}
+
+async fn issuer_check(json: bool, hub: ServeArgs) -> Result<ExitCode, String> {
+    let hub = open_hub(hub).await?;
+    let kid = hub.issuer.signing_kid(spicehub_core::db::now());
+    let report = spicehub_core::issuer::check::check_issuer(
+        hub.issuer.url(),
+        kid.as_deref(),
+        hub.issuer.reachability_problem(),
+    )
+    .await;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!("issuer: {}", report.issuer);
+        for finding in &report.findings {
+            let mark = if finding.ok { "ok  " } else { "FAIL" };
+            println!("{mark} {}: {}", finding.check, finding.detail);
+        }
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 /// A refused form, in the command line's words: each field as its flag.

@@ -1,3 +1,4 @@
+import { readFileSync } from 'fs';
 import { test, expect, Page } from '@playwright/test';
 import { submitSignIn, watchConsole } from './support';
 
@@ -133,5 +134,16 @@ test.describe('graph viewer', () => {
     await expect(page).toHaveURL(/node=entry_42/);
     await expect(page.getByRole('complementary').getByRole('heading', { level: 2, name: 'entry_42' })).toBeVisible();
     expect(errors).toEqual([]);
+  });
+
+  test('the registry page downloads the current view as SVG', async ({ page }) => {
+    await signIn(page);
+    await page.goto('/registries?q=pipel');
+    await page.getByRole('link', { name: 'pipelines', exact: true }).click();
+    const svgLink = page.getByTestId('export-svg');
+    await expect(svgLink).toHaveAccessibleName('Download this view as SVG');
+    const [download] = await Promise.all([page.waitForEvent('download'), svgLink.click()]);
+    expect(download.suggestedFilename()).toMatch(/^shopflow\.registry\.pipelines-[a-z]+\.svg$/);
+    expect(readFileSync((await download.path())!, 'utf8')).toContain('load_users');
   });
 });

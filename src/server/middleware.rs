@@ -84,6 +84,9 @@ const PUBLIC_PREFIXES: &[&str] = &[
     spicehub_routes::PUBLIC_GATEWAY_PREFIX,
     // The tenant's admin who consents is not a hub user.
     spicehub_routes::CONSENT_CALLBACK,
+    // Entra ID reads the issuer's discovery document and keys anonymously.
+    spicehub_routes::OIDC_DISCOVERY,
+    spicehub_routes::OIDC_JWKS,
     "/favicon.ico",
     "/robots.txt",
 ];

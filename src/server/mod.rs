@@ -7,10 +7,12 @@ mod accept;
 pub mod client;
 pub mod consent;
 pub mod csrf;
+pub mod export;
 pub mod health;
 pub mod ingest;
 pub mod metrics;
 pub mod middleware;
+pub mod oidc;
 pub mod refusals;
 pub mod webhook;
 pub mod webhook_cache;
@@ -92,6 +94,9 @@ pub fn router(state: AppState) -> Router {
         // sign-in gate and the CSRF check exempt `/gateway/public/`.
         .route(webhook::PATH, post(webhook::receive))
         .route(consent::PATH, get(consent::callback))
+        .route(spicehub_routes::OIDC_DISCOVERY, get(oidc::discovery))
+        .route(spicehub_routes::OIDC_JWKS, get(oidc::jwks))
+        .route(&export::path(), get(export::download))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -190,6 +195,13 @@ pub async fn serve(mut config: Config) -> Result<(), ServeError> {
         .build();
     let hub = Hub::with_db(db.clone(), Arc::new(config))?;
     let config = hub.config.clone();
+    // The issuer's keys before the first request: a federated provider
+    // signs on its first sync. A failure here is not fatal (only federated
+    // credentials need the keys); the hourly rotation tries again.
+    if let Err(error) = hub.issuer.rotate(spicehub_core::db::now()).await {
+        tracing::warn!(%error, "the issuer's keys could not be prepared");
+    }
+    let issuer_rotation = hub.issuer.spawn_rotation();
     let metrics = Arc::new(metrics::Metrics::new());
     let (stop_sync, sync_shutdown) = tokio::sync::watch::channel(false);
     let refusal_log = Arc::new(refusals::RefusalLog::new(db.clone()));
@@ -252,6 +264,7 @@ pub async fn serve(mut config: Config) -> Result<(), ServeError> {
     .await;
     cleanup.abort();
     pruning.abort();
+    issuer_rotation.abort();
     // Jobs in flight get a moment to finish; one that does not is taken
     // over after its lease by this or another instance.
     let _ = stop_sync.send(true);
@@ -294,6 +307,7 @@ fn start_sync(
             per_org: config.sync.sync_workers_per_org,
             fetch_concurrency: 4,
             blob_batch: config.sync.blob_batch,
+            full_when_cheaper: config.sync.full_when_cheaper,
             work_dir: config.data_dir.join("work"),
         },
     ));

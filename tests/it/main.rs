@@ -9,6 +9,7 @@ mod admin;
 mod auth;
 mod branches;
 mod cli;
+mod federated;
 mod graphs;
 mod hardening;
 mod refusals;

@@ -687,3 +687,305 @@ async fn a_module_of_a_hostile_size_has_its_details() {
         s.db.close().await;
     }
 }
+
+/// A GET with `client`: status, headers and body.
+async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+    let r = client.get(url).send().await.expect("GET");
+    let (status, headers) = (r.status(), r.headers().clone());
+    (status, headers, r.bytes().await.expect("body").to_vec())
+}
+
+fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+/// A registry whose entry is named like markup.
+fn hostile_labels() -> spicehub_parser::Graph {
+    use spicehub_parser::{Edge, EdgeKind, Entry, EntryKind, Graph, Registry};
+    let registry = Registry {
+        id: "xss.registry".into(),
+        label: "<b>xss</b>".into(),
+        file: "xss/registry.py".into(),
+        line: 1,
+    };
+    let entry = |name: &str| Entry {
+        registry: registry.id.clone(),
+        name: name.into(),
+        kind: EntryKind::Function,
+        target: format!("xss.steps.{name}"),
+        file: "xss/steps.py".into(),
+        line: 3,
+        doc: None,
+    };
+    Graph {
+        entries: vec![entry("<script>"), entry("plain")],
+        edges: vec![Edge {
+            registry: registry.id.clone(),
+            from: "plain".into(),
+            to: "<script>".into(),
+            kind: EdgeKind::Explicit,
+            dangling: false,
+        }],
+        registries: vec![registry],
+        diagnostics: vec![],
+    }
+}
+
+/// The width and height of a PNG (its IHDR chunk).
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "PNG signature");
+    let be = |at: usize| u32::from_be_bytes([png[at], png[at + 1], png[at + 2], png[at + 3]]);
+    (be(16), be(20))
+}
+
+#[tokio::test]
+async fn the_registry_page_downloads_svg_png_and_json() {
+    for tdb in TestDb::all().await {
+        let s = setup(&tdb, vec![]).await;
+        let url = |path: &str| format!("{}{path}", s.hub.url);
+        let export = format!("/export/{SHOP}/{PIPELINES}");
+
+        // The page links to the downloads of the view it shows.
+        let html = s
+            .ok(&format!("/registries/{SHOP}/{PIPELINES}?view=full"))
+            .await;
+        for (format, label) in [("svg", "SVG"), ("png", "PNG"), ("json", "JSON")] {
+            assert!(
+                html.contains(&format!("data-testid=\"export-{format}\"")),
+                "{format} on {}",
+                tdb.label
+            );
+            assert!(html.contains(&format!("href=\"{export}/{format}?view=full\"")));
+            assert!(html.contains(&format!(">{label}</a>")));
+        }
+        assert!(html.contains("aria-label=\"Download this view as SVG\""));
+        assert!(html.contains("download=\"\""));
+        let html = s
+            .ok(&format!(
+                "/registries/{SHOP}/{PIPELINES}?focus=load_users&k=1"
+            ))
+            .await;
+        assert!(html.contains(&format!("href=\"{export}/png?focus=load_users&amp;k=1\"")));
+
+        // SVG: well-formed, the entries drawn, named after the view.
+        let (status, headers, body) = fetch(&s.client, &url(&format!("{export}/svg"))).await;
+        let svg = String::from_utf8(body).expect("utf-8");
+        assert_eq!(status, StatusCode::OK, "{}: {svg}", tdb.label);
+        assert_eq!(header(&headers, "content-type"), "image/svg+xml");
+        assert_eq!(
+            header(&headers, "content-disposition"),
+            format!("attachment; filename=\"{PIPELINES}-full.svg\"")
+        );
+        let doc = roxmltree::Document::parse(&svg).expect("the SVG is XML");
+        assert_eq!(doc.root_element().tag_name().name(), "svg");
+        let labels: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text())
+            .collect();
+        assert!(labels.contains(&"load_users"), "{}: {labels:?}", tdb.label);
+        let before = cached_views(&s.db, SHOP, PIPELINES).await;
+        let (status, headers, _) = fetch(
+            &s.client,
+            &url(&format!("{export}/svg?focus=load_users&k=1")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            header(&headers, "content-disposition"),
+            format!("attachment; filename=\"{PIPELINES}-focus-load_users-1.svg\"")
+        );
+        // The page laid that view out already: the download reused it.
+        assert_eq!(cached_views(&s.db, SHOP, PIPELINES).await, before);
+
+        // Labels are escaped.
+        s.db.store_graph("repo-xss", "x1", &hostile_labels())
+            .await
+            .expect("store");
+        let (status, _, body) = fetch(&s.client, &url("/export/repo-xss/xss.registry/svg")).await;
+        assert_eq!(status, StatusCode::OK, "{}", tdb.label);
+        let svg = String::from_utf8(body).expect("utf-8");
+        assert!(!svg.contains("<script>"), "{}", tdb.label);
+        assert!(svg.contains("&lt;script&gt;"));
+        let doc = roxmltree::Document::parse(&svg).expect("the SVG is XML");
+        assert!(doc.descendants().any(|n| n.text() == Some("<script>")));
+
+        // PNG.
+        let (status, headers, png) = fetch(&s.client, &url(&format!("{export}/png"))).await;
+        assert_eq!(status, StatusCode::OK, "{}", tdb.label);
+        assert_eq!(header(&headers, "content-type"), "image/png");
+        assert_eq!(
+            header(&headers, "content-disposition"),
+            format!("attachment; filename=\"{PIPELINES}-full.png\"")
+        );
+        let (w, h) = png_size(&png);
+        assert!(w > 10 && h > 10, "{w}×{h}");
+
+        // JSON: the stored registry, its diagnostics, where it comes from.
+        let (status, headers, body) = fetch(&s.client, &url(&format!("{export}/json"))).await;
+        assert_eq!(status, StatusCode::OK, "{}", tdb.label);
+        assert_eq!(header(&headers, "content-type"), "application/json");
+        assert_eq!(
+            header(&headers, "content-disposition"),
+            format!("attachment; filename=\"{PIPELINES}.json\"")
+        );
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        let stored =
+            s.db.registry_graph(SHOP, "c1", PIPELINES)
+                .await
+                .expect("read")
+                .expect("stored");
+        let all = s.db.snapshot_diagnostics(SHOP, "c1").await.expect("read");
+        let own = spicehub_core::graph::export::registry_diagnostics(
+            &stored.registry,
+            &stored.entries,
+            &all,
+        );
+        let count = |key: &str| json[key].as_array().map_or(0, Vec::len);
+        assert_eq!(count("entries"), stored.entries.len(), "{}", tdb.label);
+        assert_eq!(count("edges"), stored.edges.len());
+        assert_eq!(count("diagnostics"), own.len());
+        assert!(!own.is_empty(), "{}", tdb.label);
+        assert_eq!(count("registries"), 1);
+        assert_eq!(json["registry"], PIPELINES);
+        assert_eq!(json["repository"], SHOP);
+        assert_eq!(json["commit"], "c1");
+        let diagnostics = json["diagnostics"].as_array().expect("diagnostics");
+        assert!(diagnostics.iter().all(|d| d["severity"].is_string()));
+        let dangling = format!("dangling edge in `{PIPELINES}`");
+        assert!(
+            diagnostics
+                .iter()
+                .any(|d| d["message"].as_str().is_some_and(|m| m.contains(&dangling))),
+            "{}",
+            tdb.label
+        );
+        // Another registry of the repository: only its own diagnostics.
+        let sources = "shopflow.registry.sources";
+        let (status, _, body) =
+            fetch(&s.client, &url(&format!("/export/{SHOP}/{sources}/json"))).await;
+        assert_eq!(status, StatusCode::OK, "{}", tdb.label);
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        let stored =
+            s.db.registry_graph(SHOP, "c1", sources)
+                .await
+                .expect("read")
+                .expect("stored");
+        let own = spicehub_core::graph::export::registry_diagnostics(
+            &stored.registry,
+            &stored.entries,
+            &all,
+        );
+        assert_eq!(count_of(&json, "entries"), stored.entries.len());
+        assert_eq!(count_of(&json, "diagnostics"), own.len());
+        assert!(!String::from_utf8_lossy(&body).contains(&dangling));
+        s.db.close().await;
+    }
+}
+
+fn count_of(json: &serde_json::Value, key: &str) -> usize {
+    json[key].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn downloads_are_refused_when_they_should_be() {
+    for tdb in TestDb::all().await {
+        let s = setup(&tdb, vec![]).await;
+        let url = |path: &str| format!("{}{path}", s.hub.url);
+        let export = format!("/export/{SHOP}/{PIPELINES}");
+
+        // Nothing anonymous: sent to sign in, no file.
+        for format in ["svg", "png", "json"] {
+            let (status, headers, body) =
+                fetch(&client(), &url(&format!("{export}/{format}"))).await;
+            assert!(
+                status.is_redirection(),
+                "{format}: {status} on {}",
+                tdb.label
+            );
+            assert!(header(&headers, "location").starts_with("/signin?next="));
+            assert!(header(&headers, "content-disposition").is_empty());
+            assert!(!String::from_utf8_lossy(&body).contains("<svg"));
+        }
+
+        let refused = |path: String, want: StatusCode| {
+            let url = url(&path);
+            let client = s.client.clone();
+            let label = tdb.label;
+            async move {
+                let (status, headers, body) = fetch(&client, &url).await;
+                assert_eq!(status, want, "{path} on {label}");
+                assert!(header(&headers, "content-type").starts_with("text/plain"));
+                assert!(header(&headers, "content-disposition").is_empty());
+                String::from_utf8(body).expect("utf-8")
+            }
+        };
+        let text = refused(
+            format!("/export/{SHOP}/no.such.registry/svg"),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        assert!(text.contains("has no registry"), "{text}");
+        refused(
+            format!("/export/no-such-repo/{PIPELINES}/png"),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        refused(
+            format!("/export/{SHOP}/no.such.registry/json"),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        refused(format!("{export}/gif"), StatusCode::NOT_FOUND).await;
+        refused(format!("{export}/svg?focus=nope"), StatusCode::NOT_FOUND).await;
+        for bad in [
+            "view=bogus",
+            "focus=load_users&k=99",
+            "k=2",
+            "size=1",
+            "focus=load_users&view=full",
+        ] {
+            let text = refused(format!("{export}/svg?{bad}"), StatusCode::BAD_REQUEST).await;
+            assert!(text.contains("not understood"), "{bad}: {text}");
+        }
+        refused(format!("{export}/json?view=bogus"), StatusCode::BAD_REQUEST).await;
+        s.db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn the_png_of_a_large_registry_is_bounded() {
+    for tdb in TestDb::all().await {
+        let s = setup(&tdb, vec![]).await;
+        s.db.store_graph("repo-big", "b1", &synthetic_registry(2000, "big"))
+            .await
+            .expect("store");
+        for query in ["", "?view=full"] {
+            let (status, headers, png) = fetch(
+                &s.client,
+                &format!("{}/export/repo-big/big.registry/png{query}", s.hub.url),
+            )
+            .await;
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "{query} on {}: {}",
+                tdb.label,
+                String::from_utf8_lossy(&png)
+            );
+            assert_eq!(header(&headers, "content-type"), "image/png");
+            let (w, h) = png_size(&png);
+            eprintln!("{query}: {w}×{h}, {} bytes", png.len());
+            assert!(w <= 4096 && h <= 4096, "{w}×{h}");
+            assert!(u64::from(w) * u64::from(h) <= 16_000_000, "{w}×{h}");
+            assert!(w.max(h) >= 1000, "not needlessly small: {w}×{h}");
+        }
+        s.db.close().await;
+    }
+}

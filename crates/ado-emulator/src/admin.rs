@@ -15,6 +15,16 @@
 //! | GET / POST | `/_emulator/webhook` | `WebhookTarget` or `null` | current target / 204 |
 //! | GET | `/_emulator/webhook/deliveries` | | delivery attempts (with payloads) |
 //! | GET | `/_emulator/subscriptions` | | every service-hook subscription |
+//! | GET | `/_emulator/apps/{client_id}/federated-credentials` | | `[FederatedCredentialConfig]` / 404 |
+//! | POST | `/_emulator/apps/{client_id}/federated-credentials` | `{"name","issuer","subject","audiences":[..]}` | 201 the stored credential (with `created_at`) / 400 / 404 |
+//! | DELETE | `/_emulator/apps/{client_id}/federated-credentials/{name}` | | 204 / 404 |
+//!
+//! Federated identity credentials are checked as Entra checks them: `name` 3–120 characters (letters, digits,
+//! `-`, `_`, first a letter or digit; unique per app), `issuer` and `subject` non-empty, at most 600
+//! characters, no leading / trailing whitespace, exactly one audience, the issuer + subject pair unique per
+//! app, at most 20 per app; a refusal is `400 {"error":"invalid request: ..."}`, an unknown app
+//! `404 {"error":"not found: ..."}`. The client id is matched case-insensitively. A credential added here
+//! records `created_at` = now (see the `FicPropagation` fault).
 
 // Handlers return `Result<Response, Response>`: the error side is the finished error answer (an ADO/Entra
 // envelope), built once and returned as is; boxing it would only add noise.
@@ -30,7 +40,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::config::{FileChange, Signature, WebhookTarget};
+use crate::config::{
+    check_federated_credential_addition, FederatedCredentialConfig, FileChange, Signature,
+    WebhookTarget,
+};
 use crate::faults::FaultRule;
 use crate::state::Shared;
 use crate::{git, http, repos, webhook, EmulatorError};
@@ -53,6 +66,95 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/webhook/deliveries", get(deliveries))
         .route("/subscriptions", get(subscriptions))
         .route("/subscriptions/{id}/status", post(set_subscription_status))
+        .route(
+            "/apps/{client_id}/federated-credentials",
+            get(list_federated_credentials).post(add_federated_credential),
+        )
+        .route(
+            "/apps/{client_id}/federated-credentials/{name}",
+            axum::routing::delete(delete_federated_credential),
+        )
+}
+
+/// Body of `POST /_emulator/apps/{client_id}/federated-credentials`.
+#[derive(Deserialize)]
+struct FederatedCredentialBody {
+    name: String,
+    issuer: String,
+    subject: String,
+    audiences: Vec<String>,
+}
+
+fn unknown_app(client_id: &str) -> Response<Body> {
+    error(EmulatorError::NotFound(format!("application {client_id}")))
+}
+
+async fn list_federated_credentials(
+    State(shared): State<Arc<Shared>>,
+    Path(client_id): Path<String>,
+) -> Response<Body> {
+    let listed = shared
+        .apps
+        .read()
+        .iter()
+        .find(|app| app.client_id.eq_ignore_ascii_case(&client_id))
+        .map(|app| app.federated_credentials.clone());
+    match listed {
+        Some(credentials) => ok_json(StatusCode::OK, &json!(credentials)),
+        None => unknown_app(&client_id),
+    }
+}
+
+async fn add_federated_credential(
+    State(shared): State<Arc<Shared>>,
+    Path(client_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response<Body> {
+    let request: FederatedCredentialBody = match parse(&body) {
+        Ok(request) => request,
+        Err(refusal) => return refusal,
+    };
+    let credential = FederatedCredentialConfig {
+        name: request.name,
+        issuer: request.issuer,
+        subject: request.subject,
+        audiences: request.audiences,
+        created_at: Some(time::OffsetDateTime::now_utc()),
+    };
+    let mut apps = shared.apps.write();
+    let Some(app) = apps
+        .iter_mut()
+        .find(|app| app.client_id.eq_ignore_ascii_case(&client_id))
+    else {
+        return unknown_app(&client_id);
+    };
+    if let Err(why) = check_federated_credential_addition(&app.federated_credentials, &credential) {
+        return error(EmulatorError::Invalid(why));
+    }
+    app.federated_credentials.push(credential.clone());
+    ok_json(StatusCode::CREATED, &json!(credential))
+}
+
+async fn delete_federated_credential(
+    State(shared): State<Arc<Shared>>,
+    Path((client_id, name)): Path<(String, String)>,
+) -> Response<Body> {
+    let mut apps = shared.apps.write();
+    let Some(app) = apps
+        .iter_mut()
+        .find(|app| app.client_id.eq_ignore_ascii_case(&client_id))
+    else {
+        return unknown_app(&client_id);
+    };
+    let before = app.federated_credentials.len();
+    app.federated_credentials
+        .retain(|credential| !credential.name.eq_ignore_ascii_case(&name));
+    if app.federated_credentials.len() == before {
+        return error(EmulatorError::NotFound(format!(
+            "federated identity credential {name} of application {client_id}"
+        )));
+    }
+    no_content()
 }
 
 #[derive(Deserialize)]

@@ -33,6 +33,12 @@ pub struct EmulatorArgs {
     /// empty, since a commit costs several `git` processes at start.
     #[arg(long = "wide-org", value_name = "NAME=PROJECTSxREPOS")]
     pub wide_orgs: Vec<String>,
+    /// Adds a fault rule active from the start, as the JSON of a `FaultRule`
+    /// (what `POST /_emulator/faults` takes), e.g.
+    /// `--fault '{"scope":"Token","fault":{"FicPropagation":{"secs":120}}}'`.
+    /// Repeatable.
+    #[arg(long = "fault", value_name = "JSON")]
+    pub faults: Vec<String>,
     /// Where to post `git.push` service-hook deliveries (e.g. http://127.0.0.1:3000/gateway/public/sync).
     #[arg(long, env = "SPICEHUB_EMULATOR_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
@@ -66,6 +72,14 @@ pub async fn run_cli(args: EmulatorArgs) -> Result<(), EmulatorError> {
     }
     for spec in &args.wide_orgs {
         config = wide_org(config, spec)?;
+    }
+    for spec in &args.faults {
+        let rule: crate::FaultRule = serde_json::from_str(spec).map_err(|error| {
+            EmulatorError::Invalid(format!(
+                "--fault `{spec}`: expected a FaultRule as JSON, e.g. {{\"scope\":\"Token\",\"fault\":{{\"FicPropagation\":{{\"secs\":120}}}}}}: {error}"
+            ))
+        })?;
+        config.faults.push(rule);
     }
     if let Some(url) = &args.webhook_url {
         config.webhook = Some(WebhookTarget {

@@ -136,6 +136,10 @@ pub struct AppConfig {
     pub secrets: Vec<SecretConfig>,
     #[serde(default)]
     pub certificates: Vec<CertificateConfig>,
+    /// Federated identity credentials (workload identity federation): tokens of an external OpenID Connect
+    /// issuer accepted as client assertions. At most [`MAX_FEDERATED_CREDENTIALS`].
+    #[serde(default)]
+    pub federated_credentials: Vec<FederatedCredentialConfig>,
     /// Object id of the service principal per tenant (`tenant GUID -> object id`); derived when absent.
     #[serde(default)]
     pub service_principal_ids: BTreeMap<String, String>,
@@ -172,6 +176,126 @@ pub struct CertificateConfig {
     /// End date of the key credential; defaults to the certificate's `notAfter`.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+}
+
+/// The audience Entra documents for federated identity credentials (public cloud).
+pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// The token exchange audiences of the public, US Government and China clouds.
+pub const TOKEN_EXCHANGE_AUDIENCES: [&str; 3] = [
+    TOKEN_EXCHANGE_AUDIENCE,
+    "api://AzureADTokenExchangeUSGov",
+    "api://AzureADTokenExchangeChina",
+];
+/// Most federated identity credentials one app registration may hold (Entra's limit).
+pub const MAX_FEDERATED_CREDENTIALS: usize = 20;
+
+/// A federated identity credential of an app registration: a token whose `iss` equals `issuer` and `sub`
+/// equals `subject` (both compared exactly, case-sensitively) and whose `aud` holds `audiences[0]`, signed by
+/// a key the issuer publishes (OpenID Connect discovery + JWKS), is accepted as the app's client assertion.
+///
+/// JSON: `{"name":"github-main","issuer":"https://token.actions.githubusercontent.com",
+/// "subject":"repo:contoso/app:ref:refs/heads/main","audiences":["api://AzureADTokenExchange"],
+/// "created_at":"2026-01-01T00:00:00Z"}` (`created_at` optional: absent = long propagated).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederatedCredentialConfig {
+    /// 3–120 characters: ASCII letters, digits, `-` and `_`, starting with a letter or digit; unique per app
+    /// (case-insensitively).
+    pub name: String,
+    /// The external issuer's URL, exactly as the token's `iss` (≤ 600 characters).
+    pub issuer: String,
+    /// The token's `sub`, exactly (≤ 600 characters).
+    pub subject: String,
+    /// Exactly one audience, normally [`TOKEN_EXCHANGE_AUDIENCE`].
+    pub audiences: Vec<String>,
+    /// When the credential was added (the admin API records it); used by the `FicPropagation` fault.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_at: Option<OffsetDateTime>,
+}
+
+impl FederatedCredentialConfig {
+    /// A credential for `issuer` + `subject` with the public cloud audience, propagated long ago.
+    pub fn new(name: &str, issuer: &str, subject: &str) -> Self {
+        FederatedCredentialConfig {
+            name: name.to_string(),
+            issuer: issuer.to_string(),
+            subject: subject.to_string(),
+            audiences: vec![TOKEN_EXCHANGE_AUDIENCE.to_string()],
+            created_at: None,
+        }
+    }
+
+    /// Checks the fields as Entra does (the reason when refused). Uniqueness and the per-app limit are checked
+    /// by [`check_federated_credential_addition`].
+    ///
+    /// Name rule from Microsoft's docs ("3–120 characters, URL friendly"); the exact character set
+    /// (letters, digits, `-`, `_`, first a letter or digit) follows the managed identity FIC docs. [INFER]
+    pub fn validate(&self) -> Result<(), String> {
+        let name = &self.name;
+        let name_ok = (3..=120).contains(&name.chars().count())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric());
+        if !name_ok {
+            return Err(format!(
+                "federated identity credential name {name:?} is invalid: 3 to 120 characters, letters, digits, '-' or '_', starting with a letter or digit"
+            ));
+        }
+        let text_field = |label: &str, value: &str| -> Result<(), String> {
+            if value.is_empty() {
+                return Err(format!("{label} must not be empty"));
+            }
+            if value.chars().count() > 600 {
+                return Err(format!("{label} is longer than 600 characters"));
+            }
+            if value.trim() != value {
+                return Err(format!("{label} must not start or end with whitespace"));
+            }
+            Ok(())
+        };
+        text_field("issuer", &self.issuer)?;
+        text_field("subject", &self.subject)?;
+        match self.audiences.as_slice() {
+            [audience] => text_field("audience", audience),
+            _ => Err(format!(
+                "audiences must hold exactly one value (normally '{TOKEN_EXCHANGE_AUDIENCE}'), got {}",
+                self.audiences.len()
+            )),
+        }
+    }
+}
+
+/// Whether `candidate` may be added next to `existing`: its fields, a unique name, a unique issuer + subject
+/// pair, at most [`MAX_FEDERATED_CREDENTIALS`] in all.
+pub fn check_federated_credential_addition(
+    existing: &[FederatedCredentialConfig],
+    candidate: &FederatedCredentialConfig,
+) -> Result<(), String> {
+    candidate.validate()?;
+    if existing
+        .iter()
+        .any(|other| other.name.eq_ignore_ascii_case(&candidate.name))
+    {
+        return Err(format!(
+            "a federated identity credential named {:?} already exists",
+            candidate.name
+        ));
+    }
+    if existing
+        .iter()
+        .any(|other| other.issuer == candidate.issuer && other.subject == candidate.subject)
+    {
+        return Err(format!(
+            "a federated identity credential with issuer {:?} and subject {:?} already exists",
+            candidate.issuer, candidate.subject
+        ));
+    }
+    if existing.len() >= MAX_FEDERATED_CREDENTIALS {
+        return Err(format!(
+            "an application holds at most {MAX_FEDERATED_CREDENTIALS} federated identity credentials"
+        ));
+    }
+    Ok(())
 }
 
 /// Access level of a member (Azure DevOps license).
@@ -544,6 +668,7 @@ impl EmulatorConfig {
             consented_tenants: Vec::new(),
             secrets: Vec::new(),
             certificates: Vec::new(),
+            federated_credentials: Vec::new(),
             service_principal_ids: BTreeMap::new(),
         });
         self
@@ -596,6 +721,18 @@ impl EmulatorConfig {
     pub fn with_certificate_client(self, tenant: &str, client_id: &str, cert_pem: &str) -> Self {
         self.with_app(tenant, client_id, "certificate client")
             .with_certificate(client_id, cert_pem)
+    }
+
+    /// Adds a federated identity credential to an app (checked when the emulator starts).
+    pub fn with_federated_credential(
+        mut self,
+        client_id: &str,
+        credential: FederatedCredentialConfig,
+    ) -> Self {
+        self.app_mut(client_id)
+            .federated_credentials
+            .push(credential);
+        self
     }
 
     /// Adds an organization connected to `tenant`.
@@ -761,6 +898,13 @@ impl EmulatorConfig {
                     "app {} names unknown tenant {}",
                     app.client_id, app.tenant
                 )));
+            }
+            for (index, credential) in app.federated_credentials.iter().enumerate() {
+                check_federated_credential_addition(
+                    &app.federated_credentials[..index],
+                    credential,
+                )
+                .map_err(|why| Config(format!("app {}: {why}", app.client_id)))?;
             }
         }
         let mut names = std::collections::HashSet::new();

@@ -5,7 +5,8 @@
 //! (`None` = until cleared). `Delay`, `PageSize`, `CutBody` and `RetryAfterOn200` combine with each other and
 //! with the normal answer; the first matching "answer" fault (`TokenError`, `SignInPage203`,
 //! `RedirectToSignIn302`, `Unauthorized401`, `Throttle429`, `ServerError`) replaces the answer.
-//! `TokenError` only matches token endpoint calls. Admin endpoints (`/_emulator/...`) are never faulted or logged.
+//! `TokenError` and `FicPropagation` only match token endpoint calls; `FicPropagation` changes what the token
+//! endpoint sees (federated identity credentials younger than `secs` do not exist yet). Admin endpoints (`/_emulator/...`) are never faulted or logged.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -55,6 +56,11 @@ pub enum Fault {
     CutBody { after_bytes: usize },
     /// Page size of paged lists (projects, refs, commits, pushes, diffs) capped at `n`.
     PageSize { n: usize },
+    /// Entra's propagation delay after a federated identity credential is added: the token endpoint treats
+    /// credentials whose `created_at` is less than `secs` seconds ago as not existing yet, and answers a
+    /// matching assertion AADSTS70021 (Microsoft documents this for the first minutes and advises retrying).
+    /// JSON: `{"FicPropagation":{"secs":120}}`.
+    FicPropagation { secs: u64 },
 }
 
 impl Fault {
@@ -115,6 +121,8 @@ pub(crate) const MAX_LOGGED: usize = 5000;
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct RequestFaults {
     pub page_size: Option<usize>,
+    /// `FicPropagation`: federated identity credentials younger than this many seconds are not seen yet.
+    pub fic_propagation_secs: Option<u64>,
 }
 
 pub(crate) fn classify(path: &str) -> Option<Service> {
@@ -146,7 +154,7 @@ fn take_matching(shared: &Shared, service: Service, path_q: &str) -> Vec<Fault> 
             FaultScope::PathContains(needle) => path_q.contains(needle.as_str()),
         };
         let applicable = match rule.fault {
-            Fault::TokenError { .. } => service == Service::Token,
+            Fault::TokenError { .. } | Fault::FicPropagation { .. } => service == Service::Token,
             _ => true,
         };
         if scope_ok && applicable {
@@ -241,6 +249,7 @@ pub(crate) async fn middleware(
     let mut page_size: Option<usize> = None;
     let mut cut: Option<usize> = None;
     let mut retry_after_200: Option<u64> = None;
+    let mut fic_propagation_secs: Option<u64> = None;
     let mut answer: Option<&Fault> = None;
     for fault in &faults {
         match fault {
@@ -252,6 +261,9 @@ pub(crate) async fn middleware(
                 cut = Some(cut.map_or(*after_bytes, |current| current.min(*after_bytes)))
             }
             Fault::RetryAfterOn200 { secs } => retry_after_200 = Some(*secs),
+            Fault::FicPropagation { secs } => {
+                fic_propagation_secs = Some(fic_propagation_secs.unwrap_or(0).max(*secs))
+            }
             other if other.replaces_answer() && answer.is_none() => answer = Some(other),
             _ => {}
         }
@@ -264,7 +276,10 @@ pub(crate) async fn middleware(
         Some(fault) => answer_fault(&shared, service, fault, &path, &original_url),
         None => {
             let mut req = req;
-            req.extensions_mut().insert(RequestFaults { page_size });
+            req.extensions_mut().insert(RequestFaults {
+                page_size,
+                fic_propagation_secs,
+            });
             next.run(req).await
         }
     };

@@ -36,9 +36,9 @@ use tokio::task::JoinHandle;
 
 pub use cli::{run_cli, EmulatorArgs};
 pub use config::{
-    AccessLevel, ApiVersionPolicy, AppConfig, CertificateConfig, EmulatorConfig, FileChange,
-    Identity, OrganizationConfig, ProjectConfig, RepoConfig, SecretConfig, SeedCommit, Signature,
-    TenantConfig, Visibility, WebhookTarget,
+    AccessLevel, ApiVersionPolicy, AppConfig, CertificateConfig, EmulatorConfig,
+    FederatedCredentialConfig, FileChange, Identity, OrganizationConfig, ProjectConfig, RepoConfig,
+    SecretConfig, SeedCommit, Signature, TenantConfig, Visibility, WebhookTarget,
 };
 pub use error::EmulatorError;
 pub use faults::{Fault, FaultRule, FaultScope};

@@ -1,10 +1,47 @@
-//! Entra ID v2.0 token endpoint (client credentials): shared secret (form or HTTP Basic) or certificate
-//! (`private_key_jwt` client assertion, PS256/RS256), tenant by GUID or verified domain, Entra error bodies.
+//! Entra ID v2.0 token endpoint (client credentials): shared secret (form or HTTP Basic), certificate
+//! (`private_key_jwt` client assertion, PS256/RS256) or federated identity credential (workload identity
+//! federation: an external issuer's RS256 token as the client assertion), tenant by GUID or verified domain,
+//! Entra error bodies.
+//!
+//! # Federated identity credentials
+//!
+//! A `client_assertion` is taken as an external token when its (unverified) `aud` holds
+//! `api://AzureADTokenExchange` (or the USGov / China variant), or when its `iss` is neither the client id
+//! nor another GUID; otherwise it is a certificate assertion (`iss` = `sub` = client id) and checked as before.
+//! [INFER] Entra does not document how it tells them apart; a GUID `iss` other than the client id stays a
+//! certificate assertion (AADSTS700021).
+//!
+//! The external token is checked in this order, each refusal an Entra error body:
+//! 1. header `alg` other than RS256 → AADSTS50027 (reason wording [INFER]);
+//! 2. `iss`, `sub` or `aud` missing or not text → AADSTS50027;
+//! 3. `iss` is an Entra issuer (`https://sts.windows.net/…`, `https://login.microsoftonline.com/…`, the other
+//!    clouds' hosts, or this emulator's authority) → AADSTS700222 [INFER message and status];
+//! 4. no credential of the app has `issuer` == `iss` (exact, case-sensitive) → AADSTS700211;
+//! 5. none with that issuer has `subject` == `sub` → AADSTS700213;
+//! 6. `aud` (text or array) does not hold the credential's audience → AADSTS700212;
+//! 7. `FicPropagation { secs }` fault active and the credential was added less than `secs` ago →
+//!    AADSTS70021 (Entra's propagation delay after a credential is added; Microsoft advises retrying);
+//! 8. `GET {iss without one trailing '/'}/.well-known/openid-configuration`, then its `jwks_uri` (5 s timeout
+//!    each, redirects not followed, bodies at most 64 KiB / 256 KiB, HTTP 200 + JSON, the document's `issuer`
+//!    exactly `iss`, a non-empty `jwks_uri`, a `keys` array of which the first 100 are kept) → on any failure
+//!    AADSTS50166 "Request to External OIDC endpoint failed." with the failed step [INFER: code].
+//!    Assumed, not verified: Entra demands HTTPS with a publicly trusted certificate; the emulator also
+//!    fetches `http://` so tests can serve the issuer locally. Entra caches the issuer's keys for a while; the
+//!    emulator fetches both documents on every request (no cache), so a test can change them at any time.
+//! 9. no RSA key (`kty` RSA, `use` absent or `sig`) with the header's `kid` (any RSA key when the header has no
+//!    `kid` [INFER]) → AADSTS700027 "… The key was not found. …" [INFER reason];
+//! 10. signature (RS256 only), `exp` and `nbf` (leeway `assertion_clock_skew_secs`) and the required claims
+//!     `exp`/`iss`/`sub`/`aud`: bad signature → AADSTS700027, expired or not yet valid → AADSTS700024,
+//!     anything else → AADSTS50027.
+//!
+//! Success issues the same token as the secret and certificate paths, with `appidacr` "2". Refusals are logged
+//! (`tracing::info!`, code and tenant); the assertion never is.
 
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
+use axum::http::Extensions;
 use axum::http::{header, HeaderMap, Response, StatusCode};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -16,8 +53,8 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::config::{AppConfig, TenantConfig, AZURE_DEVOPS_RESOURCE};
-use crate::faults::Fault;
+use crate::config::{AppConfig, TenantConfig, AZURE_DEVOPS_RESOURCE, TOKEN_EXCHANGE_AUDIENCES};
+use crate::faults::{Fault, RequestFaults};
 use crate::http::{self, entra_time};
 use crate::state::{enc_query, IssuedToken, Shared};
 
@@ -102,6 +139,40 @@ fn code_info(code: u32) -> (&'static str, StatusCode, &'static str) {
             "Client assertion audience claim does not match Realm issuer. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
         ),
         50027 => ("invalid_request", StatusCode::BAD_REQUEST, "JWT token is invalid or malformed."),
+        // Federated identity credentials. Messages of 700211 / 700212 / 700213 / 70021 as Entra words them up
+        // to the first sentence; the rest of each and every `error` / status pair here: [INFER].
+        700211 => (
+            "invalid_request",
+            StatusCode::BAD_REQUEST,
+            "No matching federated identity record found for presented assertion issuer '{param}'. Please note that the matching is done using a case-sensitive comparison. Check your federated identity credential Subject, Audience and Issuer against the presented assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
+        ),
+        700212 => (
+            "invalid_request",
+            StatusCode::BAD_REQUEST,
+            "No matching federated identity record found for presented assertion audience '{param}'. Please note that the matching is done using a case-sensitive comparison. Check your federated identity credential Subject, Audience and Issuer against the presented assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
+        ),
+        700213 => (
+            "invalid_request",
+            StatusCode::BAD_REQUEST,
+            "No matching federated identity record found for presented assertion subject '{param}'. Please note that the matching is done using a case-sensitive comparison. Check your federated identity credential Subject, Audience and Issuer against the presented assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
+        ),
+        70021 => (
+            "invalid_request",
+            StatusCode::BAD_REQUEST,
+            "No matching federated identity record found for presented assertion. Assertion Issuer: '{param}'. Assertion Subject: '{param}'. Assertion Audience: '{param}'. https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
+        ),
+        // [INFER] message: an Entra-issued token presented as the external token.
+        700222 => (
+            "invalid_request",
+            StatusCode::BAD_REQUEST,
+            "AAD-issued tokens may not be used for federated identity flows.",
+        ),
+        // [INFER] code for a failed discovery / JWKS fetch of the external issuer.
+        50166 => (
+            "invalid_request",
+            StatusCode::BAD_REQUEST,
+            "Request to External OIDC endpoint failed.",
+        ),
         50059 => (
             "invalid_request",
             StatusCode::BAD_REQUEST,
@@ -276,6 +347,7 @@ struct TokenError(u32, String);
 pub(crate) async fn token_endpoint(
     State(shared): State<Arc<Shared>>,
     Path(tenant_raw): Path<String>,
+    extensions: Extensions,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
@@ -285,7 +357,11 @@ pub(crate) async fn token_endpoint(
         .filter(|value| Uuid::parse_str(value).is_ok())
         .map(str::to_string)
         .unwrap_or_else(|| Uuid::new_v4().to_string());
-    match issue(&shared, &tenant_raw, &headers, &body) {
+    // Set by the fault middleware (`Fault::FicPropagation`).
+    let propagation_secs = extensions
+        .get::<RequestFaults>()
+        .and_then(|faults| faults.fic_propagation_secs);
+    match issue(&shared, &tenant_raw, &headers, &body, propagation_secs).await {
         Ok(response) => response,
         Err(TokenError(code, message)) => {
             tracing::info!(code, tenant = %tenant_raw, "token request refused");
@@ -294,12 +370,47 @@ pub(crate) async fn token_endpoint(
     }
 }
 
-fn issue(
+/// How the client authenticated, as far as the synchronous checks go.
+enum Presented {
+    /// Secret ("1") or certificate ("2") checked: the `appidacr`.
+    Checked(&'static str),
+    /// An external token for a federated identity credential, still to verify (network).
+    Federated(String),
+}
+
+/// A request whose tenant, client, scope and (but for a federated assertion) credential were checked.
+struct Authenticated<'a> {
+    tenant: &'a TenantConfig,
+    app: AppConfig,
+    presented: Presented,
+}
+
+async fn issue(
     shared: &Shared,
     tenant_raw: &str,
     headers: &HeaderMap,
     body: &[u8],
+    propagation_secs: Option<u64>,
 ) -> Result<Response<Body>, TokenError> {
+    // Synchronous checks first (they read the apps under a lock); the federated path fetches the issuer's
+    // documents afterwards, with no lock held.
+    let request = authenticate(shared, tenant_raw, headers, body)?;
+    let appidacr = match request.presented {
+        Presented::Checked(appidacr) => appidacr,
+        Presented::Federated(assertion) => {
+            verify_federated(shared, &request.app, &assertion, propagation_secs).await?;
+            "2"
+        }
+    };
+    Ok(issue_token(shared, request.tenant, &request.app, appidacr))
+}
+
+fn authenticate<'a>(
+    shared: &'a Shared,
+    tenant_raw: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Authenticated<'a>, TokenError> {
     let form: Vec<(String, String)> = form_urlencoded::parse(body)
         .map(|(key, value)| (key.into_owned(), value.into_owned()))
         .collect();
@@ -359,7 +470,7 @@ fn issue(
         field("client_secret").or_else(|| basic.as_ref().map(|(_, password)| password.clone()));
     let assertion = field("client_assertion");
     let assertion_type = field("client_assertion_type");
-    let appidacr = if assertion.is_some() || assertion_type.is_some() {
+    let presented = if assertion.is_some() || assertion_type.is_some() {
         if assertion_type.as_deref() != Some(JWT_BEARER) {
             return Err(TokenError(
                 50027,
@@ -369,16 +480,32 @@ fn issue(
             ));
         }
         let assertion = assertion.ok_or_else(|| missing("client_assertion"))?;
-        verify_assertion(shared, &app, tenant, tenant_raw, &assertion)?;
-        "2"
+        if is_federated(&assertion, &app.client_id) {
+            Presented::Federated(assertion)
+        } else {
+            verify_assertion(shared, &app, tenant, tenant_raw, &assertion)?;
+            Presented::Checked("2")
+        }
     } else if let Some(secret) = secret {
         check_secret(&app, &secret)?;
-        "1"
+        Presented::Checked("1")
     } else {
         return Err(TokenError(7000218, code_info(7000218).2.to_string()));
     };
+    Ok(Authenticated {
+        tenant,
+        app,
+        presented,
+    })
+}
 
-    // Issue a JWT-looking opaque token (v1 access token shape, as Azure DevOps receives them).
+/// The token of an authenticated client (a JWT-looking opaque v1 access token, as Azure DevOps receives them).
+fn issue_token(
+    shared: &Shared,
+    tenant: &TenantConfig,
+    app: &AppConfig,
+    appidacr: &str,
+) -> Response<Body> {
     let now = OffsetDateTime::now_utc();
     let lifetime = shared.settings.token_lifetime_secs;
     let exp = now + time::Duration::seconds(lifetime as i64);
@@ -439,7 +566,7 @@ fn issue(
         &Uuid::new_v4().to_string(),
         &Uuid::new_v4().to_string(),
     );
-    Ok(response)
+    response
 }
 
 fn check_secret(app: &AppConfig, presented: &str) -> Result<(), TokenError> {
@@ -628,25 +755,7 @@ fn verify_assertion(
                         TokenError(700027, code_info(700027).2.to_string())
                     }
                     ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature => {
-                        let claim_time = |name: &str| {
-                            claims
-                                .get(name)
-                                .and_then(Value::as_i64)
-                                .and_then(|seconds| {
-                                    OffsetDateTime::from_unix_timestamp(seconds).ok()
-                                })
-                                .map(entra_time)
-                                .unwrap_or_else(|| "(none)".into())
-                        };
-                        TokenError(
-                            700024,
-                            format!(
-                                "Client assertion is not within its valid time range. Current time: {}, assertion valid from {}, expiry time of assertion {}. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
-                                entra_time(now),
-                                claim_time("nbf"),
-                                claim_time("exp")
-                            ),
-                        )
+                        time_range_error(now, &claims)
                     }
                     ErrorKind::InvalidAudience => {
                         TokenError(700023, code_info(700023).2.to_string())
@@ -669,10 +778,357 @@ fn verify_assertion(
     Err(last_err)
 }
 
-fn insecure_claims(jwt: &str) -> Option<Value> {
-    let payload = jwt.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+/// AADSTS700024 with the current time and the assertion's `nbf` / `exp`.
+fn time_range_error(now: OffsetDateTime, claims: &Value) -> TokenError {
+    let claim_time = |name: &str| {
+        claims
+            .get(name)
+            .and_then(Value::as_i64)
+            .and_then(|seconds| OffsetDateTime::from_unix_timestamp(seconds).ok())
+            .map(entra_time)
+            .unwrap_or_else(|| "(none)".into())
+    };
+    TokenError(
+        700024,
+        format!(
+            "Client assertion is not within its valid time range. Current time: {}, assertion valid from {}, expiry time of assertion {}. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
+            entra_time(now),
+            claim_time("nbf"),
+            claim_time("exp")
+        ),
+    )
+}
+
+/// The JSON of a JWT's part `index` (0 header, 1 payload), unverified.
+fn insecure_part(jwt: &str, index: usize) -> Option<Value> {
+    let part = jwt.split('.').nth(index)?;
+    let bytes = URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+fn insecure_claims(jwt: &str) -> Option<Value> {
+    insecure_part(jwt, 1)
+}
+
+/// `aud` as a list (a JWT may carry one text or an array).
+fn audiences_of(claims: &Value) -> Option<Vec<String>> {
+    match claims.get("aud")? {
+        Value::String(audience) => Some(vec![audience.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_string))
+            .collect(),
+        _ => None,
+    }
+}
+
+/// Whether a client assertion is an external token for a federated identity credential rather than a
+/// certificate assertion: its unverified `aud` holds a token exchange audience, or its `iss` is neither the
+/// client id nor another GUID (see the module documentation). Unreadable assertions stay on the certificate
+/// path, which refuses them (AADSTS50027).
+fn is_federated(assertion: &str, client_id: &str) -> bool {
+    let Some(claims) = insecure_claims(assertion) else {
+        return false;
+    };
+    let exchange_audience = audiences_of(&claims).is_some_and(|audiences| {
+        audiences
+            .iter()
+            .any(|audience| TOKEN_EXCHANGE_AUDIENCES.contains(&audience.as_str()))
+    });
+    let foreign_issuer = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .is_some_and(|iss| !iss.eq_ignore_ascii_case(client_id) && Uuid::parse_str(iss).is_err());
+    exchange_audience || foreign_issuer
+}
+
+/// Whether `iss` names an Entra ID token issuer (any cloud) or this emulator's authority.
+fn is_entra_issuer(shared: &Shared, iss: &str) -> bool {
+    const ENTRA_ISSUERS: [&str; 7] = [
+        "https://sts.windows.net/",
+        "https://login.microsoftonline.com/",
+        "https://login.windows.net/",
+        "https://login.microsoftonline.us/",
+        "https://sts.chinacloudapi.cn/",
+        "https://login.chinacloudapi.cn/",
+        "https://login.partner.microsoftonline.cn/",
+    ];
+    let lowered = iss.to_ascii_lowercase();
+    let own = format!("{}/", shared.authority_url().to_ascii_lowercase());
+    ENTRA_ISSUERS
+        .iter()
+        .any(|prefix| lowered.starts_with(prefix))
+        || lowered.starts_with(&own)
+}
+
+/// Largest OpenID configuration document read from an external issuer.
+const MAX_DISCOVERY_BYTES: usize = 64 * 1024;
+/// Largest JWKS document read from an external issuer.
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// Keys of a JWKS Entra considers (the first ones).
+const MAX_JWKS_KEYS: usize = 100;
+/// Timeout of each fetch from an external issuer.
+const ISSUER_FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// An error and its sources, one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// GET `url`, expecting HTTP 200 and a JSON body of at most `limit` bytes (no redirects, 5 s).
+async fn fetch_json(shared: &Shared, url: &str, limit: usize) -> Result<Value, String> {
+    let parsed = url::Url::parse(url).map_err(|error| format!("not a valid URL ({error})"))?;
+    if !matches!(parsed.scheme(), "https" | "http") {
+        return Err("only https (and, in the emulator, http) URLs are fetched".into());
+    }
+    let mut response = shared
+        .http
+        .get(parsed)
+        .header(header::ACCEPT, "application/json")
+        .timeout(ISSUER_FETCH_TIMEOUT)
+        .send()
+        .await
+        .map_err(|error| {
+            if error.is_timeout() {
+                "no answer within 5 seconds".to_string()
+            } else {
+                format!("the request failed ({})", error_chain(&error))
+            }
+        })?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        let redirect = if (300..400).contains(&status) {
+            " (redirects are not followed)"
+        } else {
+            ""
+        };
+        return Err(format!("answered HTTP {status}{redirect}"));
+    }
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(format!("the body is larger than {limit} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|error| {
+        if error.is_timeout() {
+            "no complete answer within 5 seconds".to_string()
+        } else {
+            format!("reading the body failed ({})", error_chain(&error))
+        }
+    })? {
+        if body.len() + chunk.len() > limit {
+            return Err(format!("the body is larger than {limit} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|_| "the body is not JSON".to_string())
+}
+
+/// The issuer's `jwks_uri` and its first [`MAX_JWKS_KEYS`] keys, or which step failed.
+async fn fetch_issuer_keys(shared: &Shared, issuer: &str) -> Result<(String, Vec<Value>), String> {
+    let base = issuer.strip_suffix('/').unwrap_or(issuer);
+    let discovery_url = format!("{base}/.well-known/openid-configuration");
+    let discovery = fetch_json(shared, &discovery_url, MAX_DISCOVERY_BYTES)
+        .await
+        .map_err(|why| format!("OpenID configuration '{discovery_url}': {why}"))?;
+    match discovery.get("issuer").and_then(Value::as_str) {
+        Some(published) if published == issuer => {}
+        Some(published) => {
+            return Err(format!(
+                "OpenID configuration '{discovery_url}': its issuer '{published}' is not the assertion's issuer '{issuer}'"
+            ))
+        }
+        None => {
+            return Err(format!(
+                "OpenID configuration '{discovery_url}' has no issuer"
+            ))
+        }
+    }
+    let jwks_uri = discovery
+        .get("jwks_uri")
+        .and_then(Value::as_str)
+        .filter(|uri| !uri.is_empty())
+        .ok_or_else(|| format!("OpenID configuration '{discovery_url}' has no jwks_uri"))?
+        .to_string();
+    let jwks = fetch_json(shared, &jwks_uri, MAX_JWKS_BYTES)
+        .await
+        .map_err(|why| format!("JWKS '{jwks_uri}': {why}"))?;
+    let keys = jwks
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or_else(|| format!("JWKS '{jwks_uri}' has no keys array"))?;
+    let kept = keys.iter().take(MAX_JWKS_KEYS).cloned().collect();
+    Ok((jwks_uri, kept))
+}
+
+/// Verifies an external token against the app's federated identity credentials and the issuer's published
+/// keys (checks and codes in the module documentation). Runs with no lock held.
+async fn verify_federated(
+    shared: &Shared,
+    app: &AppConfig,
+    assertion: &str,
+    propagation_secs: Option<u64>,
+) -> Result<(), TokenError> {
+    use jsonwebtoken::errors::ErrorKind;
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+    let malformed = |why: &str| {
+        TokenError(
+            50027,
+            format!("JWT token is invalid or malformed. [Reason - {why}]"),
+        )
+    };
+    let header = insecure_part(assertion, 0).ok_or_else(|| malformed("the header is not JSON"))?;
+    let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+    if alg != "RS256" {
+        // [INFER] the reason's wording; Microsoft documents that only RS256 is accepted.
+        return Err(malformed(&format!(
+            "the signing algorithm '{alg}' is not supported for federated identity credential assertions; only RS256 is accepted."
+        )));
+    }
+    let kid = header
+        .get("kid")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let claims = insecure_claims(assertion).ok_or_else(|| malformed("payload is not JSON"))?;
+    let text_claim = |name: &str| {
+        claims
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| malformed(&format!("missing claim '{name}'")))
+    };
+    let iss = text_claim("iss")?;
+    let sub = text_claim("sub")?;
+    let audiences = audiences_of(&claims).ok_or_else(|| malformed("missing claim 'aud'"))?;
+
+    if is_entra_issuer(shared, &iss) {
+        return Err(TokenError(700222, code_info(700222).2.to_string()));
+    }
+    let shown_audience = audiences.join(", ");
+    let with_issuer: Vec<_> = app
+        .federated_credentials
+        .iter()
+        .filter(|credential| credential.issuer == iss)
+        .collect();
+    if with_issuer.is_empty() {
+        return Err(TokenError(
+            700211,
+            code_info(700211).2.replace("{param}", &iss),
+        ));
+    }
+    let Some(credential) = with_issuer
+        .into_iter()
+        .find(|credential| credential.subject == sub)
+    else {
+        return Err(TokenError(
+            700213,
+            code_info(700213).2.replace("{param}", &sub),
+        ));
+    };
+    let audience = credential.audiences.first().cloned().unwrap_or_default();
+    if !audiences.contains(&audience) {
+        return Err(TokenError(
+            700212,
+            code_info(700212).2.replace("{param}", &shown_audience),
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    if let (Some(secs), Some(created_at)) = (propagation_secs, credential.created_at) {
+        if now - created_at < time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX)) {
+            return Err(TokenError(
+                70021,
+                format!(
+                    "No matching federated identity record found for presented assertion. Assertion Issuer: '{iss}'. Assertion Subject: '{sub}'. Assertion Audience: '{shown_audience}'. https://learn.microsoft.com/entra/workload-id/workload-identity-federation"
+                ),
+            ));
+        }
+    }
+
+    let (jwks_uri, keys) = fetch_issuer_keys(shared, &iss).await.map_err(|why| {
+        TokenError(
+            50166,
+            format!("Request to External OIDC endpoint failed. [Reason - {why}]"),
+        )
+    })?;
+    let candidates: Vec<&Value> = keys
+        .iter()
+        .filter(|key| {
+            let text = |name: &str| key.get(name).and_then(Value::as_str);
+            text("kty") == Some("RSA")
+                && !matches!(text("use"), Some(usage) if usage != "sig")
+                && match &kid {
+                    Some(kid) => text("kid") == Some(kid.as_str()),
+                    None => true,
+                }
+        })
+        .collect();
+    // [INFER] the reason's wording.
+    let key_not_found = || {
+        TokenError(
+            700027,
+            format!(
+                "Client assertion failed signature validation. [Reason - The key was not found., Key id of the key used by the client: '{}', the issuer's keys at '{jwks_uri}' (the first {MAX_JWKS_KEYS}) hold no RSA signing key with this id. Review the documentation at https://learn.microsoft.com/entra/workload-id/workload-identity-federation .]",
+                kid.clone().unwrap_or_default()
+            ),
+        )
+    };
+    let mut last_err = key_not_found();
+    for key in candidates {
+        let text = |name: &str| key.get(name).and_then(Value::as_str);
+        let (Some(modulus), Some(exponent)) = (text("n"), text("e")) else {
+            continue;
+        };
+        let Ok(decoding_key) = DecodingKey::from_rsa_components(modulus, exponent) else {
+            continue;
+        };
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.algorithms = vec![Algorithm::RS256];
+        validation.leeway = shared.settings.assertion_clock_skew_secs;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_audience(&[audience.as_str()]);
+        validation.set_issuer(&[iss.as_str()]);
+        validation.sub = Some(sub.clone());
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        match jsonwebtoken::decode::<Value>(assertion, &decoding_key, &validation) {
+            Ok(_) => return Ok(()),
+            Err(error) => {
+                last_err = match error.kind() {
+                    ErrorKind::InvalidSignature
+                    | ErrorKind::InvalidRsaKey(_)
+                    | ErrorKind::InvalidKeyFormat => TokenError(
+                        700027,
+                        format!(
+                            "Client assertion failed signature validation. [Reason - The signature does not match the issuer's key '{}'.]",
+                            kid.clone().unwrap_or_default()
+                        ),
+                    ),
+                    ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature => {
+                        time_range_error(now, &claims)
+                    }
+                    ErrorKind::MissingRequiredClaim(claim) => {
+                        malformed(&format!("missing claim '{claim}'"))
+                    }
+                    _ => malformed("could not validate the assertion"),
+                };
+                if last_err.0 != 700027 {
+                    // The signature was good (claims are checked after it): no other key will do better.
+                    return Err(last_err);
+                }
+            }
+        }
+    }
+    Err(last_err)
 }
 
 /// `GET {authority}/{tenant}/v2.0/.well-known/openid-configuration`

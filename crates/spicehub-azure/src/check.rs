@@ -45,6 +45,15 @@ pub struct CheckArgs {
     /// Name of the environment variable holding a personal access token (deprecated).
     #[arg(long, value_name = "VAR")]
     pub pat_env: Option<String>,
+    /// A federated credential: the assertion is signed by the hub's own
+    /// OpenID Connect issuer, read from the hub's configuration in its
+    /// environment (database, SPICEHUB_SECRET_KEY, SPICEHUB_PUBLIC_URL).
+    #[arg(long)]
+    pub federated: bool,
+    /// The federated credential's Subject (default: the hub's own app,
+    /// `spicehub:hub`; a provider's is shown on its page).
+    #[arg(long, value_name = "SUBJECT", requires = "federated")]
+    pub subject: Option<String>,
     /// Entra authority (sovereign clouds, test emulators).
     #[arg(long, value_name = "URL", default_value = DEFAULT_AUTHORITY)]
     pub authority_url: String,
@@ -130,19 +139,26 @@ fn load_credential(args: &CheckArgs) -> Result<Result<Credential, AzureError>, U
         args.client_secret_env.is_some(),
         args.certificate.is_some() || args.private_key.is_some(),
         args.pat_env.is_some(),
+        args.federated,
     ]
     .iter()
     .filter(|b| **b)
     .count();
     if chosen != 1 {
         return Err(UsageError(
-            "give exactly one credential: --client-secret-env VAR, --certificate PEM --private-key PEM, or --pat-env VAR"
+            "give exactly one credential: --client-secret-env VAR, --certificate PEM --private-key PEM, --federated, or --pat-env VAR"
                 .into(),
         ));
     }
     if let Some(var) = &args.client_secret_env {
         let value = read_env(var)?;
         return Ok(Credential::client_secret(value));
+    }
+    if args.federated {
+        return Err(UsageError(
+            "--federated signs with the hub's issuer: run it as `spicehub azure check --federated`"
+                .into(),
+        ));
     }
     if let Some(var) = &args.pat_env {
         let value = read_env(var)?;
@@ -187,9 +203,20 @@ pub async fn check(args: &CheckArgs) -> Result<CheckOutcome, UsageError> {
 pub async fn check_with(
     args: &CheckArgs,
     token_config: TokenManagerConfig,
-    mut client_config: ClientConfig,
+    client_config: ClientConfig,
 ) -> Result<CheckOutcome, UsageError> {
     let credential = load_credential(args)?;
+    check_credential(args, credential, token_config, client_config).await
+}
+
+/// Runs the check with a credential made by the caller (the hub's command
+/// line makes the federated one, which signs with the hub's issuer).
+pub async fn check_credential(
+    args: &CheckArgs,
+    credential: Result<Credential, AzureError>,
+    token_config: TokenManagerConfig,
+    mut client_config: ClientConfig,
+) -> Result<CheckOutcome, UsageError> {
     let report = CheckReport {
         token: TokenReport {
             ok: false,
@@ -393,7 +420,37 @@ pub async fn run_check_with(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let outcome = match check_with(args, token_config, client_config).await {
+    let outcome = check_with(args, token_config, client_config).await;
+    report_outcome(args, outcome, out, err)
+}
+
+/// `spicehub azure check --federated`: as [`run_check`], with the
+/// federated credential the hub made.
+pub async fn run_check_credential(
+    args: CheckArgs,
+    credential: Result<Credential, AzureError>,
+) -> i32 {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let outcome = check_credential(
+        &args,
+        credential,
+        TokenManagerConfig::default(),
+        ClientConfig::default(),
+    )
+    .await;
+    let code = report_outcome(&args, outcome, &mut out, &mut err);
+    let _ = std::io::stdout().write_all(&out);
+    let _ = std::io::stderr().write_all(&err);
+    code
+}
+
+fn report_outcome(
+    args: &CheckArgs,
+    outcome: Result<CheckOutcome, UsageError>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let outcome = match outcome {
         Ok(o) => o,
         Err(usage) => {
             let _ = writeln!(err, "error: {usage}");
@@ -527,6 +584,8 @@ mod tests {
             certificate: None,
             private_key: None,
             pat_env: None,
+            federated: false,
+            subject: None,
             authority_url: "http://127.0.0.1:9".into(),
             devops_url: "http://127.0.0.1:9".into(),
             json: true,

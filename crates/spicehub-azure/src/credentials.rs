@@ -1,5 +1,8 @@
 //! Client credentials of an app registration: client secret, certificate
-//! (private_key_jwt client assertion) and the deprecated personal access token.
+//! (private_key_jwt client assertion), federated credential (a client
+//! assertion signed by an OpenID Connect issuer the app registration trusts:
+//! workload identity federation, no secret at all) and the deprecated
+//! personal access token.
 //!
 //! Secrets live in `secrecy` types and `Debug` never prints them; a credential is
 //! identified in caches by a fingerprint (a SHA-256 over the secret material with a
@@ -27,6 +30,30 @@ pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(300);
 /// The `client_assertion_type` for a JWT client assertion (RFC 7523).
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+/// The one audience Entra accepts in a federated credential (public cloud).
+/// US Government and China clouds use `api://AzureADTokenExchangeUSGov` and
+/// `api://AzureADTokenExchangeChina`.
+pub const FEDERATED_AUDIENCE: &str = "api://AzureADTokenExchange";
+
+/// Entra's limit on a federated credential's issuer and subject.
+pub const FEDERATED_VALUE_MAX: usize = 600;
+
+/// Signs the assertions of a federated credential. The hub's own OpenID
+/// Connect issuer implements it; the app registration trusts that issuer
+/// through a federated identity credential (issuer, subject, audience).
+pub trait AssertionSigner: Send + Sync {
+    /// `iss`: exactly the Issuer entered in the federated credential.
+    fn issuer(&self) -> &str;
+    /// Signs `claims` as a compact RS256 JWT (Entra accepts nothing else)
+    /// with the issuer's current key, named by `kid`.
+    fn sign(&self, claims: &serde_json::Value) -> Result<SecretString, SignError>;
+}
+
+/// Why the issuer could not sign.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SignError(pub String);
+
 /// Which kind of credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -37,6 +64,8 @@ pub enum CredentialKind {
     Certificate,
     /// Legacy personal access token (HTTP Basic); kept only to migrate customers.
     PersonalAccessToken,
+    /// Federated credential: an assertion signed by the hub's own issuer.
+    Federated,
 }
 
 impl CredentialKind {
@@ -46,6 +75,7 @@ impl CredentialKind {
             CredentialKind::ClientSecret => "client_secret",
             CredentialKind::Certificate => "certificate",
             CredentialKind::PersonalAccessToken => "personal_access_token",
+            CredentialKind::Federated => "federated",
         }
     }
 }
@@ -73,6 +103,11 @@ enum Inner {
     Certificate(CertificateCredential),
     Pat {
         pat: SecretString,
+        fingerprint: String,
+    },
+    Federated {
+        signer: Arc<dyn AssertionSigner>,
+        subject: String,
         fingerprint: String,
     },
 }
@@ -161,13 +196,80 @@ impl Credential {
         })
     }
 
+    /// A federated credential: each token request carries a fresh assertion
+    /// signed by `signer` for `subject`. Nothing secret is held here; the
+    /// signer's keys stay with it.
+    pub fn federated(signer: Arc<dyn AssertionSigner>, subject: &str) -> Result<Self, AzureError> {
+        let subject = subject.to_string();
+        if subject.trim().is_empty()
+            || subject.trim() != subject
+            || subject.len() > FEDERATED_VALUE_MAX
+        {
+            return Err(AzureError::InvalidArgument(format!(
+                "a federated credential's subject is 1 to {FEDERATED_VALUE_MAX} characters without spaces around it"
+            )));
+        }
+        let material = format!("{}\0{subject}", signer.issuer());
+        let fingerprint = fingerprint("federated", material.as_bytes());
+        Ok(Credential {
+            inner: Arc::new(Inner::Federated {
+                signer,
+                subject,
+                fingerprint,
+            }),
+        })
+    }
+
     /// The kind of credential.
     pub fn kind(&self) -> CredentialKind {
         match &*self.inner {
             Inner::ClientSecret { .. } => CredentialKind::ClientSecret,
             Inner::Certificate(_) => CredentialKind::Certificate,
             Inner::Pat { .. } => CredentialKind::PersonalAccessToken,
+            Inner::Federated { .. } => CredentialKind::Federated,
         }
+    }
+
+    /// Issuer and subject of a federated credential.
+    pub fn federated_identity(&self) -> Option<(&str, &str)> {
+        match &*self.inner {
+            Inner::Federated {
+                signer, subject, ..
+            } => Some((signer.issuer(), subject.as_str())),
+            _ => None,
+        }
+    }
+
+    /// A fresh assertion for a federated credential: `iss` the signer's
+    /// issuer, `sub` the subject, `aud` [`FEDERATED_AUDIENCE`], a new `jti`,
+    /// and `exp` [`ASSERTION_LIFETIME`] after `nbf` (Entra wants at most 10
+    /// minutes). Entra checks only these against the federated credential;
+    /// the `client_id` travels in the form.
+    pub fn federated_assertion(&self) -> Result<SecretString, AzureError> {
+        let Inner::Federated {
+            signer, subject, ..
+        } = &*self.inner
+        else {
+            return Err(AzureError::InvalidArgument(
+                "federated_assertion needs a federated credential".into(),
+            ));
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let claims = serde_json::json!({
+            "iss": signer.issuer(),
+            "sub": subject,
+            "aud": FEDERATED_AUDIENCE,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "iat": now,
+            "nbf": now,
+            "exp": now + ASSERTION_LIFETIME.as_secs(),
+        });
+        signer
+            .sign(&claims)
+            .map_err(|e| AzureError::diagnosed(Diagnosis::IssuerCannotSign { detail: e.0 }))
     }
 
     /// True for the legacy PAT kind.
@@ -179,7 +281,9 @@ impl Credential {
     /// but there is no reason to show it either.
     pub fn fingerprint(&self) -> &str {
         match &*self.inner {
-            Inner::ClientSecret { fingerprint, .. } | Inner::Pat { fingerprint, .. } => fingerprint,
+            Inner::ClientSecret { fingerprint, .. }
+            | Inner::Pat { fingerprint, .. }
+            | Inner::Federated { fingerprint, .. } => fingerprint,
             Inner::Certificate(c) => &c.fingerprint,
         }
     }
@@ -262,6 +366,9 @@ impl fmt::Debug for Credential {
         if let Some(t) = self.certificate_thumbprint() {
             d.field("x5t#S256", &t);
         }
+        if let Some((issuer, subject)) = self.federated_identity() {
+            d.field("issuer", &issuer).field("subject", &subject);
+        }
         d.finish_non_exhaustive()
     }
 }
@@ -291,7 +398,7 @@ fn fingerprint(domain: &str, material: &[u8]) -> String {
 /// final binary enables `aws_lc_rs` too, it refuses to guess and panics on first use.
 /// Installing the RustCrypto provider explicitly (once, ignoring "already installed")
 /// makes signing independent of feature unification.
-fn ensure_jwt_crypto_provider() {
+pub fn ensure_jwt_crypto_provider() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
         let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();

@@ -31,6 +31,12 @@ pub enum Field {
     Certificate,
     /// Legacy personal access token.
     Pat,
+    /// A federated credential's Issuer (the hub's OpenID Connect issuer).
+    FederatedIssuer,
+    /// A federated credential's Subject.
+    FederatedSubject,
+    /// A federated credential's Audience.
+    FederatedAudience,
     /// Azure DevOps organization (name, membership of the service principal).
     Organization,
     /// An Azure DevOps project.
@@ -52,6 +58,9 @@ impl Field {
             Field::Secret => "secret",
             Field::Certificate => "certificate",
             Field::Pat => "pat",
+            Field::FederatedIssuer => "federated_issuer",
+            Field::FederatedSubject => "federated_subject",
+            Field::FederatedAudience => "federated_audience",
             Field::Organization => "organization",
             Field::Project => "project",
             Field::Repository => "repository",
@@ -82,6 +91,32 @@ pub enum Diagnosis {
     /// The certificate or private key supplied by the admin cannot be used.
     InvalidCertificate {
         /// What is wrong with the files (never key material).
+        detail: String,
+    },
+    /// AADSTS70021: no federated credential of the app matches the assertion's
+    /// issuer, subject and audience; also what Entra answers for a few minutes
+    /// after a federated credential was added.
+    FederatedNoMatch,
+    /// AADSTS700211: no federated credential has the assertion's issuer.
+    FederatedIssuerMismatch,
+    /// AADSTS700212: the audience does not match.
+    FederatedAudienceMismatch,
+    /// AADSTS700213: the subject does not match.
+    FederatedSubjectMismatch,
+    /// AADSTS700222: an Entra-issued token was presented as the external token.
+    EntraTokenAsAssertion,
+    /// AADSTS50027: the assertion is not a valid JWT (or uses an algorithm
+    /// Entra does not accept: federated assertions must be RS256).
+    InvalidAssertion,
+    /// AADSTS50166 / AADSTS90061: Entra could not fetch the issuer's
+    /// discovery document or keys.
+    IssuerUnreachable,
+    /// A federated assertion's signature failed: its key is not (yet) in the
+    /// issuer's published keys as Entra sees them.
+    FederatedKeyRejected,
+    /// The hub's issuer has no key to sign with.
+    IssuerCannotSign {
+        /// Why.
         detail: String,
     },
     /// AADSTS7000112 / 7000122: the application is disabled.
@@ -194,6 +229,14 @@ impl Diagnosis {
             "repository_not_found" => Diagnosis::RepositoryNotFound,
             "no_repositories_visible" => Diagnosis::NoRepositoriesVisible,
             "timeout" => Diagnosis::Timeout,
+            "federated_no_match" => Diagnosis::FederatedNoMatch,
+            "federated_issuer_mismatch" => Diagnosis::FederatedIssuerMismatch,
+            "federated_audience_mismatch" => Diagnosis::FederatedAudienceMismatch,
+            "federated_subject_mismatch" => Diagnosis::FederatedSubjectMismatch,
+            "entra_token_as_assertion" => Diagnosis::EntraTokenAsAssertion,
+            "invalid_assertion" => Diagnosis::InvalidAssertion,
+            "issuer_unreachable" => Diagnosis::IssuerUnreachable,
+            "federated_key_rejected" => Diagnosis::FederatedKeyRejected,
             _ => return None,
         })
     }
@@ -209,6 +252,15 @@ impl Diagnosis {
             Diagnosis::AssertionTimeInvalid => "assertion_time_invalid",
             Diagnosis::CertificateRejected => "certificate_rejected",
             Diagnosis::InvalidCertificate { .. } => "invalid_certificate",
+            Diagnosis::FederatedNoMatch => "federated_no_match",
+            Diagnosis::FederatedIssuerMismatch => "federated_issuer_mismatch",
+            Diagnosis::FederatedAudienceMismatch => "federated_audience_mismatch",
+            Diagnosis::FederatedSubjectMismatch => "federated_subject_mismatch",
+            Diagnosis::EntraTokenAsAssertion => "entra_token_as_assertion",
+            Diagnosis::InvalidAssertion => "invalid_assertion",
+            Diagnosis::IssuerUnreachable => "issuer_unreachable",
+            Diagnosis::FederatedKeyRejected => "federated_key_rejected",
+            Diagnosis::IssuerCannotSign { .. } => "issuer_cannot_sign",
             Diagnosis::ApplicationDisabled => "application_disabled",
             Diagnosis::AzureDevOpsNotInTenant => "azure_devops_not_in_tenant",
             Diagnosis::InvalidScope => "invalid_scope",
@@ -245,6 +297,16 @@ impl Diagnosis {
             | Diagnosis::CertificateRejected
             | Diagnosis::InvalidCertificate { .. } => Field::Certificate,
             Diagnosis::InvalidScope | Diagnosis::CredentialMissing => Field::Hub,
+            Diagnosis::FederatedNoMatch | Diagnosis::FederatedSubjectMismatch => {
+                Field::FederatedSubject
+            }
+            Diagnosis::FederatedIssuerMismatch
+            | Diagnosis::IssuerUnreachable
+            | Diagnosis::FederatedKeyRejected => Field::FederatedIssuer,
+            Diagnosis::FederatedAudienceMismatch => Field::FederatedAudience,
+            Diagnosis::EntraTokenAsAssertion
+            | Diagnosis::InvalidAssertion
+            | Diagnosis::IssuerCannotSign { .. } => Field::Hub,
             Diagnosis::EntraError { .. } => Field::ClientId,
             Diagnosis::ServicePrincipalNotInOrganization
             | Diagnosis::NotAuthorized
@@ -276,8 +338,27 @@ impl Diagnosis {
             Diagnosis::WrongClientSecret => "Client secret is wrong".into(),
             Diagnosis::ExpiredClientSecret => "Client secret has expired".into(),
             Diagnosis::AssertionTimeInvalid => {
-                "Certificate assertion is outside its validity time".into()
+                "Signed assertion is outside its validity time".into()
             }
+            Diagnosis::FederatedNoMatch => "No federated credential matches (yet)".into(),
+            Diagnosis::FederatedIssuerMismatch => {
+                "No federated credential has the hub's issuer".into()
+            }
+            Diagnosis::FederatedAudienceMismatch => {
+                "The federated credential's audience is not the one the hub sends".into()
+            }
+            Diagnosis::FederatedSubjectMismatch => {
+                "No federated credential has this provider's subject".into()
+            }
+            Diagnosis::EntraTokenAsAssertion => {
+                "Entra ID refused one of its own tokens as the federated assertion".into()
+            }
+            Diagnosis::InvalidAssertion => "Entra ID could not read the signed assertion".into(),
+            Diagnosis::IssuerUnreachable => "Entra ID could not fetch the hub's issuer keys".into(),
+            Diagnosis::FederatedKeyRejected => {
+                "Entra ID does not know the key that signed the assertion".into()
+            }
+            Diagnosis::IssuerCannotSign { .. } => "The hub's issuer has no signing key".into(),
             Diagnosis::CertificateRejected => "Certificate was not accepted".into(),
             Diagnosis::InvalidCertificate { .. } => {
                 "Certificate or private key cannot be used".into()
@@ -353,6 +434,43 @@ impl Diagnosis {
             Diagnosis::AssertionTimeInvalid => "Entra ID rejected the signed assertion's time range. Check that the \
                 hub server's clock is correct (NTP) and retry."
                 .into(),
+            Diagnosis::FederatedNoMatch => "No federated credential of the app registration matches the issuer, \
+                subject and audience the hub sends. If you added it in the last few minutes, this usually works \
+                within a few minutes: the hub tries again by itself. Otherwise open the app registration > \
+                Certificates & secrets > Federated credentials and check that one has exactly the Issuer, Subject \
+                and Audience shown on this form."
+                .into(),
+            Diagnosis::FederatedIssuerMismatch => "No federated credential of the app registration has the hub's \
+                Issuer. Copy the Issuer shown on this form into the federated credential exactly (no trailing \
+                slash, no spaces)."
+                .into(),
+            Diagnosis::FederatedAudienceMismatch => "The federated credential's Audience must be \
+                api://AzureADTokenExchange, as shown on this form. Edit the credential in the app registration."
+                .into(),
+            Diagnosis::FederatedSubjectMismatch => "A federated credential has the hub's Issuer but not this \
+                provider's Subject. Copy the Subject shown on this form into it exactly: each provider has its own."
+                .into(),
+            Diagnosis::EntraTokenAsAssertion => "Entra ID does not accept its own tokens as federated assertions. \
+                The hub's issuer must be its own public URL; check SPICEHUB_PUBLIC_URL. This is otherwise a defect \
+                in the hub."
+                .into(),
+            Diagnosis::InvalidAssertion => "Entra ID could not read the signed assertion (federated assertions must \
+                be RS256 JWTs). This is a defect in the hub; please report it with the trace ID."
+                .into(),
+            Diagnosis::IssuerUnreachable => "Entra ID fetches the hub's /.well-known/openid-configuration and keys \
+                over the internet, through the hub's public URL. That URL must be HTTPS with a publicly trusted \
+                certificate and reachable from the internet. Run `spicehub issuer check` to see what Entra sees, or \
+                use a client secret or certificate instead."
+                .into(),
+            Diagnosis::FederatedKeyRejected => "The signature did not verify with the keys Entra ID read from the \
+                hub's issuer. Entra keeps the keys it read for a while; if the hub's keys were just replaced, retry \
+                later, and check `spicehub issuer check`."
+                .into(),
+            Diagnosis::IssuerCannotSign { detail } => format!(
+                "The hub has no usable signing key ({detail}). Keys are created at start and rotated hourly; \
+                 check the hub's log and that SPICEHUB_SECRET_KEY is the one the keys were sealed with."
+            )
+            .into(),
             Diagnosis::CertificateRejected => "Entra ID did not accept the certificate. Upload this certificate's \
                 public part (.cer/.pem) under Certificates & secrets of the app registration, and make sure the \
                 private key given to the hub belongs to it."
@@ -476,11 +594,27 @@ impl Diagnosis {
             Some(500011) => Diagnosis::AzureDevOpsNotInTenant,
             Some(70011) => Diagnosis::InvalidScope,
             Some(7000218) => Diagnosis::CredentialMissing,
+            Some(70021) => Diagnosis::FederatedNoMatch,
+            Some(700211) => Diagnosis::FederatedIssuerMismatch,
+            Some(700212) => Diagnosis::FederatedAudienceMismatch,
+            Some(700213) => Diagnosis::FederatedSubjectMismatch,
+            Some(700222) => Diagnosis::EntraTokenAsAssertion,
+            Some(50027) => Diagnosis::InvalidAssertion,
+            Some(50166) | Some(90061) | Some(501661) => Diagnosis::IssuerUnreachable,
             _ => Diagnosis::EntraError {
                 code,
                 error: error.to_string(),
                 description: first_line(description).to_string(),
             },
+        }
+    }
+
+    /// The same failure as a federated credential's: Entra answers a
+    /// federated assertion's bad signature with the certificate codes.
+    pub fn for_federated(self) -> Diagnosis {
+        match self {
+            Diagnosis::CertificateRejected => Diagnosis::FederatedKeyRejected,
+            other => other,
         }
     }
 
@@ -667,6 +801,17 @@ impl AzureError {
         self.diagnosis().is_some_and(Diagnosis::is_transient)
     }
 
+    /// See [`Diagnosis::for_federated`].
+    pub fn for_federated(self) -> Self {
+        match self {
+            AzureError::Service { diagnosis, context } => AzureError::Service {
+                diagnosis: diagnosis.for_federated(),
+                context,
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn io(path: &std::path::Path, err: &std::io::Error) -> Self {
         AzureError::Io {
             path: path.display().to_string(),
@@ -719,6 +864,22 @@ mod tests {
             (500011, "azure_devops_not_in_tenant", Field::Tenant),
             (70011, "invalid_scope", Field::Hub),
             (7000218, "credential_missing", Field::Hub),
+            (70021, "federated_no_match", Field::FederatedSubject),
+            (700211, "federated_issuer_mismatch", Field::FederatedIssuer),
+            (
+                700212,
+                "federated_audience_mismatch",
+                Field::FederatedAudience,
+            ),
+            (
+                700213,
+                "federated_subject_mismatch",
+                Field::FederatedSubject,
+            ),
+            (700222, "entra_token_as_assertion", Field::Hub),
+            (50027, "invalid_assertion", Field::Hub),
+            (50166, "issuer_unreachable", Field::FederatedIssuer),
+            (90061, "issuer_unreachable", Field::FederatedIssuer),
         ];
         for (code, expected, field) in cases {
             let d = Diagnosis::from_entra(Some(*code), "invalid_client", "AADSTS: whatever");
@@ -726,6 +887,29 @@ mod tests {
             assert_eq!(d.field(), *field, "AADSTS{code}");
             assert!(!d.title().is_empty() && !d.hint().is_empty());
         }
+    }
+
+    #[test]
+    fn federated_failures_are_told_apart_from_certificate_ones() {
+        // Entra answers a federated assertion's unknown key with the
+        // certificate code; for a federated credential it means the issuer's
+        // keys, and the stored codes read back.
+        let d = Diagnosis::from_entra(Some(700027), "invalid_client", "").for_federated();
+        assert_eq!(d.code(), "federated_key_rejected");
+        assert_eq!(d.field(), Field::FederatedIssuer);
+        for code in [
+            "federated_no_match",
+            "federated_subject_mismatch",
+            "issuer_unreachable",
+        ] {
+            assert_eq!(Diagnosis::from_code(code).map(|d| d.code()), Some(code));
+        }
+        let propagating = Diagnosis::FederatedNoMatch.hint();
+        assert!(
+            propagating.contains("within a few minutes"),
+            "{propagating}"
+        );
+        assert!(!Diagnosis::FederatedNoMatch.is_transient());
     }
 
     #[test]

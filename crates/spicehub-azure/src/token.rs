@@ -694,8 +694,16 @@ impl TokenManager {
         let mut request = client
             .exchange_client_credentials()
             .add_scope(Scope::new(AZURE_DEVOPS_SCOPE.to_string()));
-        if sp.credential.kind() == CredentialKind::Certificate {
-            let assertion = sp.credential.client_assertion(&sp.client_id, &endpoint)?;
+        let assertion = match sp.credential.kind() {
+            CredentialKind::Certificate => {
+                Some(sp.credential.client_assertion(&sp.client_id, &endpoint)?)
+            }
+            // Signed afresh for every request (never cached), so one that
+            // Entra refused is not sent again.
+            CredentialKind::Federated => Some(sp.credential.federated_assertion()?),
+            CredentialKind::ClientSecret | CredentialKind::PersonalAccessToken => None,
+        };
+        if let Some(assertion) = assertion {
             request = request
                 .add_extra_param("client_assertion_type", CLIENT_ASSERTION_TYPE)
                 .add_extra_param("client_assertion", assertion.expose_secret().to_string());
@@ -721,7 +729,14 @@ impl TokenManager {
                 }
                 Ok((tr, sent_at))
             }
-            Err(e) => Err(map_token_error(e, status, &endpoint)),
+            Err(e) => {
+                let error = map_token_error(e, status, &endpoint);
+                Err(if sp.credential.kind() == CredentialKind::Federated {
+                    error.for_federated()
+                } else {
+                    error
+                })
+            }
         }
     }
 }

@@ -166,6 +166,19 @@ pub struct HubAppArgs {
     /// Its client secret (environment only, never a flag).
     #[arg(skip = std::env::var("SPICEHUB_HUB_CLIENT_SECRET").ok().filter(|s| !s.is_empty()))]
     pub hub_client_secret: Option<String>,
+
+    /// How the hub's app authenticates: `secret` (SPICEHUB_HUB_CLIENT_SECRET),
+    /// `certificate` (SPICEHUB_HUB_CERTIFICATE_FILE: the certificate and its
+    /// private key in one PEM file) or `federated` (a federated credential on
+    /// the app trusting this hub's own issuer, subject `spicehub:hub`: the
+    /// hub then holds no secret at all).
+    #[arg(long, env = "SPICEHUB_HUB_CREDENTIAL", default_value = "secret")]
+    pub hub_credential: String,
+
+    /// PEM file with the hub app's certificate and private key, for
+    /// `SPICEHUB_HUB_CREDENTIAL=certificate`.
+    #[arg(long, env = "SPICEHUB_HUB_CERTIFICATE_FILE")]
+    pub hub_certificate_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for HubAppArgs {
@@ -184,7 +197,18 @@ impl std::fmt::Debug for HubAppArgs {
 #[derive(Clone)]
 pub struct HubApp {
     pub client_id: String,
-    pub client_secret: secrecy::SecretString,
+    pub credential: HubCredential,
+}
+
+/// What the hub's own app authenticates with.
+#[derive(Clone)]
+pub enum HubCredential {
+    ClientSecret(secrecy::SecretString),
+    /// The PEM bundle: certificate and private key.
+    Certificate(secrecy::SecretString),
+    /// A federated credential trusting the hub's issuer
+    /// (`crate::issuer::HUB_SUBJECT`).
+    Federated,
 }
 
 impl std::fmt::Debug for HubApp {
@@ -192,6 +216,54 @@ impl std::fmt::Debug for HubApp {
         f.debug_struct("HubApp")
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
+    }
+}
+
+fn hub_app(args: HubAppArgs) -> Result<Option<HubApp>, ConfigError> {
+    let HubAppArgs {
+        hub_client_id,
+        hub_client_secret,
+        hub_credential,
+        hub_certificate_file,
+    } = args;
+    let credential = match (
+        hub_credential.as_str(),
+        hub_client_secret,
+        hub_certificate_file,
+    ) {
+        // Empty: arguments built in code rather than parsed (the default).
+        ("secret" | "", Some(secret), None) => Some(HubCredential::ClientSecret(secret.into())),
+        ("secret" | "", None, None) => None,
+        ("certificate", None, Some(path)) => {
+            let shown = path.display().to_string();
+            let pem = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError::HubCertificate(shown.clone(), e.to_string()))?;
+            // The key itself is checked when the first token is asked for
+            // (Test connection says what is wrong with it).
+            let blocks = pem::parse_many(pem.as_bytes())
+                .map_err(|e| ConfigError::HubCertificate(shown.clone(), e.to_string()))?;
+            let has = |tag: &str| blocks.iter().any(|b| b.tag().ends_with(tag));
+            if !has("CERTIFICATE") || !has("PRIVATE KEY") {
+                return Err(ConfigError::HubCertificate(
+                    shown,
+                    "needs the certificate and its private key, both in PEM".into(),
+                ));
+            }
+            Some(HubCredential::Certificate(pem.into()))
+        }
+        ("federated", None, None) => Some(HubCredential::Federated),
+        ("secret" | "" | "certificate" | "federated", _, _) => return Err(ConfigError::HubApp),
+        _ => return Err(ConfigError::HubCredentialKind),
+    };
+    match (hub_client_id, credential) {
+        // `federated` alone, without a client ID, is the default's
+        // absence of a hub app only when nothing else is set.
+        (None, None) => Ok(None),
+        (Some(id), Some(credential)) if is_guid(id.trim()) => Ok(Some(HubApp {
+            client_id: id.trim().to_ascii_lowercase(),
+            credential,
+        })),
+        _ => Err(ConfigError::HubApp),
     }
 }
 
@@ -257,6 +329,12 @@ pub struct SyncArgs {
     /// limit, so the default stays modest; a refused batch is split anyway.
     #[arg(long, env = "SPICEHUB_BLOB_BATCH", default_value_t = DEFAULT_BLOB_BATCH)]
     pub blob_batch: usize,
+
+    /// Sync a push in full when the commit's archive is estimated cheaper
+    /// than fetching its changed files (a large push into a small
+    /// repository); the note says why. `false` always fetches the changes.
+    #[arg(long, env = "SPICEHUB_SYNC_FULL_WHEN_CHEAPER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub full_when_cheaper: bool,
 
     #[command(flatten)]
     pub retention: RetentionArgs,
@@ -325,8 +403,12 @@ pub enum ConfigError {
         "SPICEHUB_LAYOUT_TIMEOUT_MS must be between 1 and {MAX_LAYOUT_TIMEOUT_MS} milliseconds"
     )]
     LayoutTimeout,
-    #[error("SPICEHUB_HUB_CLIENT_ID and SPICEHUB_HUB_CLIENT_SECRET go together, and the client ID is a GUID")]
+    #[error("SPICEHUB_HUB_CLIENT_ID needs its credential (SPICEHUB_HUB_CLIENT_SECRET, or SPICEHUB_HUB_CERTIFICATE_FILE with SPICEHUB_HUB_CREDENTIAL=certificate, or nothing with SPICEHUB_HUB_CREDENTIAL=federated), a credential needs the client ID, and the client ID is a GUID")]
     HubApp,
+    #[error("SPICEHUB_HUB_CREDENTIAL must be secret, certificate or federated")]
+    HubCredentialKind,
+    #[error("SPICEHUB_HUB_CERTIFICATE_FILE {0}: {1}")]
+    HubCertificate(String, String),
     #[error("SPICEHUB_ADMIN_EMAIL is set but SPICEHUB_ADMIN_PASSWORD is not")]
     AdminPasswordMissing,
     #[error("{0}: `{1}` is not an address or CIDR range such as 10.0.0.0/8")]
@@ -432,14 +514,7 @@ impl Config {
             None if public_url.scheme() == "https" => return Err(ConfigError::SecretKeyRequired),
             None => SecretKey::load_or_generate(&args.database.data_dir.join("secret.key"))?,
         };
-        let hub_app = match (args.hub_app.hub_client_id, args.hub_app.hub_client_secret) {
-            (Some(id), Some(secret)) if is_guid(id.trim()) => Some(HubApp {
-                client_id: id.trim().to_ascii_lowercase(),
-                client_secret: secret.into(),
-            }),
-            (None, None) => None,
-            _ => return Err(ConfigError::HubApp),
-        };
+        let hub_app = hub_app(args.hub_app)?;
         let first_admin = match (args.admin_email, args.admin_password) {
             (Some(email), Some(password)) => Some((email, password)),
             (Some(_), None) => return Err(ConfigError::AdminPasswordMissing),
@@ -494,6 +569,68 @@ pub fn ensure_dir(path: &Path) -> Result<(), ConfigError> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_hub_app_runs_on_a_secret_a_certificate_or_no_secret_at_all() {
+        let id = "6f1c7e2a-1111-4222-8333-944455556666";
+        let hub = |credential: &str, secret: Option<&str>, file: Option<PathBuf>| {
+            hub_app(HubAppArgs {
+                hub_client_id: Some(id.into()),
+                hub_client_secret: secret.map(str::to_owned),
+                hub_credential: credential.into(),
+                hub_certificate_file: file,
+            })
+        };
+        assert!(matches!(
+            hub("secret", Some("s3cret"), None),
+            Ok(Some(HubApp {
+                credential: HubCredential::ClientSecret(_),
+                ..
+            }))
+        ));
+        // Federated: the hub holds nothing, and refuses a secret given anyway.
+        assert!(matches!(
+            hub("federated", None, None),
+            Ok(Some(HubApp {
+                credential: HubCredential::Federated,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            hub("federated", Some("s3cret"), None),
+            Err(ConfigError::HubApp)
+        ));
+        assert!(matches!(
+            hub("secret", None, None),
+            Err(ConfigError::HubApp)
+        ));
+        assert!(matches!(
+            hub("password", None, None),
+            Err(ConfigError::HubCredentialKind)
+        ));
+        // A certificate file must hold the certificate and its key.
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let only_cert = dir.path().join("cert.pem");
+        std::fs::write(
+            &only_cert,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            hub("certificate", None, Some(only_cert)),
+            Err(ConfigError::HubCertificate(..))
+        ));
+        assert!(matches!(
+            hub("certificate", None, Some(dir.path().join("missing.pem"))),
+            Err(ConfigError::HubCertificate(..))
+        ));
+        // No client ID: no hub app, unless a credential was given for it.
+        let none = hub_app(HubAppArgs {
+            hub_credential: "secret".into(),
+            ..HubAppArgs::default()
+        });
+        assert!(matches!(none, Ok(None)));
+    }
+
     fn args(dir: &Path) -> ServeArgs {
         ServeArgs {
             database: DatabaseArgs {
@@ -541,6 +678,8 @@ mod tests {
         a.hub_app = HubAppArgs {
             hub_client_id: Some("6f1c7e2a-1111-4222-8333-944455556666".into()),
             hub_client_secret: Some("hub-secret-789".into()),
+            hub_credential: "secret".into(),
+            hub_certificate_file: None,
         };
         a.network.metrics_token = Some("metrics-token-abc".into());
         let args_debug = format!("{a:?}");

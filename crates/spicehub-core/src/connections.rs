@@ -26,6 +26,8 @@ pub enum ConnectionError {
     Sealed,
     #[error("this provider uses the hub's multi-tenant app, but SPICEHUB_HUB_CLIENT_ID and SPICEHUB_HUB_CLIENT_SECRET are not set on this hub")]
     HubAppNotConfigured,
+    #[error("this provider uses a federated credential, but this hub runs without its issuer")]
+    IssuerNotConfigured,
     #[error(transparent)]
     Azure(#[from] AzureError),
     #[error(transparent)]
@@ -64,8 +66,9 @@ pub fn credential_from_sealed(
                 .map_err(|_| AzureError::diagnosed(spicehub_azure::Diagnosis::NotAuthorized))?;
             Credential::personal_access_token(SecretString::from(pat))
         }
-        // Nothing is stored for the hub's app: `ProviderConnections` uses the hub's own.
-        CredentialKind::HubApp => Err(AzureError::diagnosed(
+        // Nothing secret is stored for these: `ProviderConnections` uses the
+        // hub's own app, or signs with the hub's issuer.
+        CredentialKind::HubApp | CredentialKind::Federated => Err(AzureError::diagnosed(
             spicehub_azure::Diagnosis::CredentialMissing,
         )),
         CredentialKind::Certificate => {
@@ -101,6 +104,7 @@ pub struct ProviderConnections {
     tokens: TokenManager,
     cache: Arc<Mutex<HashMap<String, Cached>>>,
     hub_app: Option<crate::config::HubApp>,
+    issuer: Option<crate::issuer::Issuer>,
 }
 
 impl ProviderConnections {
@@ -122,7 +126,44 @@ impl ProviderConnections {
             tokens,
             cache: Arc::new(Mutex::new(HashMap::new())),
             hub_app: None,
+            issuer: None,
         })
+    }
+
+    /// The hub's own app and its credential.
+    pub fn hub_app_credential(&self) -> Result<(String, Credential), ConnectionError> {
+        use crate::config::HubCredential;
+        let hub = self
+            .hub_app
+            .as_ref()
+            .ok_or(ConnectionError::HubAppNotConfigured)?;
+        let credential = match &hub.credential {
+            HubCredential::ClientSecret(secret) => Credential::client_secret(secret.clone())?,
+            HubCredential::Certificate(pem) => {
+                use secrecy::ExposeSecret;
+                credential_from_sealed(
+                    CredentialKind::Certificate,
+                    pem.expose_secret().as_bytes().to_vec(),
+                )?
+            }
+            HubCredential::Federated => self.federated_credential(crate::issuer::HUB_SUBJECT)?,
+        };
+        Ok((hub.client_id.clone(), credential))
+    }
+
+    /// Federated providers sign their assertions with this issuer.
+    pub fn with_issuer(mut self, issuer: crate::issuer::Issuer) -> Self {
+        self.issuer = Some(issuer);
+        self
+    }
+
+    /// A federated credential for `subject`, signed by the hub's issuer.
+    pub fn federated_credential(&self, subject: &str) -> Result<Credential, ConnectionError> {
+        let issuer = self
+            .issuer
+            .clone()
+            .ok_or(ConnectionError::IssuerNotConfigured)?;
+        Ok(Credential::federated(std::sync::Arc::new(issuer), subject)?)
     }
 
     /// Providers of the hub-app kind authenticate with this app.
@@ -194,14 +235,13 @@ impl ProviderConnections {
         provider: &crate::db::providers::Provider,
     ) -> Result<(String, Credential), ConnectionError> {
         match provider.credential_kind {
-            CredentialKind::HubApp => {
-                let hub = self
-                    .hub_app
-                    .as_ref()
-                    .ok_or(ConnectionError::HubAppNotConfigured)?;
+            CredentialKind::HubApp => self.hub_app_credential(),
+            CredentialKind::Federated => {
+                let bytes = self.db.provider_credential(&self.key, &provider.id).await?;
+                let subject = String::from_utf8(bytes).map_err(|_| ConnectionError::Sealed)?;
                 Ok((
-                    hub.client_id.clone(),
-                    Credential::client_secret(hub.client_secret.clone())?,
+                    provider.client_id.clone(),
+                    self.federated_credential(&subject)?,
                 ))
             }
             kind => {

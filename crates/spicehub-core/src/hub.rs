@@ -10,6 +10,7 @@ use crate::auth::signin::SignInGate;
 use crate::config::Config;
 use crate::connections::ProviderConnections;
 use crate::db::{Db, DbError};
+use crate::issuer::{Issuer, RotationPolicy};
 use crate::sync::{Queue, QueueConfig};
 
 /// Everything a request handler, server function or command may need.
@@ -23,6 +24,10 @@ pub struct Hub {
     pub connections: ProviderConnections,
     /// Bounds the password checks running at once.
     pub signin: SignInGate,
+    /// The hub as an OpenID Connect issuer (federated credentials). Its keys
+    /// are read by `serve` at start (`Issuer::rotate`) and by commands that
+    /// sign.
+    pub issuer: Issuer,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +49,12 @@ impl Hub {
 
     /// A hub on an open, migrated database.
     pub fn with_db(db: Db, config: Arc<Config>) -> Result<Hub, HubError> {
+        let issuer = Issuer::new(
+            db.clone(),
+            config.secret_key.clone(),
+            &config.public_url,
+            RotationPolicy::default(),
+        );
         let connections = ProviderConnections::new(
             db.clone(),
             config.secret_key.clone(),
@@ -53,7 +64,8 @@ impl Hub {
                 ..Default::default()
             },
         )?
-        .with_hub_app(config.hub_app.clone());
+        .with_hub_app(config.hub_app.clone())
+        .with_issuer(issuer.clone());
         let queue = Queue::new(
             db.clone(),
             QueueConfig {
@@ -68,6 +80,7 @@ impl Hub {
             config,
             queue,
             connections,
+            issuer,
         })
     }
 }

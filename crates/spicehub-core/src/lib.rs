@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod db;
 pub mod graph;
 pub mod hub;
+pub mod issuer;
 pub mod sync;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

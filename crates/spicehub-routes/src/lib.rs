@@ -23,6 +23,18 @@ pub const SIGN_IN_API: &str = "/api/sign_in";
 pub const HEALTH: &str = "/healthz";
 /// Prometheus metrics.
 pub const METRICS: &str = "/metrics";
+/// The hub as an OpenID Connect issuer (its issuer is the public URL):
+/// Entra ID reads the discovery document, then the keys it names, to check
+/// the assertions of federated credentials.
+pub const OIDC_DISCOVERY: &str = "/.well-known/openid-configuration";
+/// The issuer's public keys (JWKS), named by the discovery document.
+pub const OIDC_JWKS: &str = "/.well-known/jwks.json";
+
+/// Downloads of a registry from the viewer:
+/// `/export/<repository>/<registry>/<svg|png|json>`, the view in the same
+/// query parameters as the registry page. Signed-in users only (the
+/// sign-in gate covers it: it is not a public prefix).
+pub const EXPORT: &str = "/export";
 
 #[cfg(test)]
 mod tests {
@@ -32,5 +44,7 @@ mod tests {
     fn the_webhook_is_under_the_public_gateway() {
         assert!(WEBHOOK.starts_with(PUBLIC_GATEWAY_PREFIX));
         assert!(SIGN_OUT.starts_with(API_PREFIX));
+        // OpenID Connect Discovery fixes where the document lives under the issuer.
+        assert_eq!(OIDC_DISCOVERY, "/.well-known/openid-configuration");
     }
 }

@@ -102,6 +102,10 @@ async fn a_push_costs_a_few_requests_plus_one_per_batch() {
         })
         .await;
         s.env.push(("SPICEHUB_BLOB_BATCH", BATCH.to_string()));
+        // The batches themselves are measured: on a repository this small
+        // the archive would be cheaper, and the hub would take it.
+        s.env
+            .push(("SPICEHUB_SYNC_FULL_WHEN_CHEAPER", "false".into()));
         s.start_hub(&test_db);
         let repo = s.add("app").await;
         let head = s.head("app");
@@ -201,6 +205,8 @@ async fn a_batch_of_one_fetches_each_blob_alone() {
         })
         .await;
         s.env.push(("SPICEHUB_BLOB_BATCH", "1".into()));
+        s.env
+            .push(("SPICEHUB_SYNC_FULL_WHEN_CHEAPER", "false".into()));
         s.start_hub(&test_db);
         let repo = s.add("app").await;
         let head = s.head("app");
@@ -280,6 +286,50 @@ async fn a_git_lfs_file_in_a_batch_is_fetched_again_resolved() {
             .query
             .as_deref()
             .is_some_and(|q| q.contains("resolveLfs=true")));
+        s.db.close().await;
+    }
+}
+
+/// A push whose changed files would cost more requests and bytes than the
+/// commit's archive (25 files one request each, in a repository of a few
+/// dozen KiB; two of the files share a blob) is synced in full, and the note says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_large_push_into_a_small_repository_takes_the_archive() {
+    for test_db in TestDb::all().await {
+        let mut s = Setup::new(&test_db, |c| {
+            c.with_seeded_repo(ORG, PROJECT, "app", vec![seed("first", first_commit())])
+        })
+        .await;
+        s.env.push(("SPICEHUB_BLOB_BATCH", "1".into()));
+        s.start_hub(&test_db);
+        let repo = s.add("app").await;
+        let head = s.head("app");
+        s.wait_synced(&repo.id, &head).await;
+
+        s.emu.clear_request_log();
+        let changes = push_25();
+        let pushed = s.commit("app", changes.clone(), "touch 25 files");
+        let synced = s.wait_synced(&repo.id, &pushed).await;
+        let note = synced.last_sync_note.unwrap_or_default();
+        assert!(
+            note.starts_with("full sync: the archive")
+                && note.contains("25 changed files' 24 requests"),
+            "{}: {note}",
+            s.label
+        );
+        assert_pushed(&s, &repo.id, &pushed, &changes, 28).await;
+        let log = s.requests();
+        let api = devops(&log);
+        assert_eq!(
+            api.iter().filter(|r| is_zip(r)).count(),
+            1,
+            "{:#?}",
+            listing(&api)
+        );
+        assert_eq!(
+            api.iter().filter(|r| is_blob(r) || is_blobs_zip(r)).count(),
+            0
+        );
         s.db.close().await;
     }
 }

@@ -8,6 +8,7 @@ mod conformance;
 mod demo;
 mod devops_auth;
 mod faults;
+mod federated;
 mod git_api;
 mod token;
 mod webhook;

@@ -32,6 +32,8 @@ fn args(emu: &Emulator, tenant: &str, client: &str, org: &str, secret_env: &str)
         certificate: None,
         private_key: None,
         pat_env: None,
+        federated: false,
+        subject: None,
         authority_url: emu.authority_url(),
         devops_url: emu.devops_url(),
         json: true,

@@ -7,6 +7,7 @@
 pub mod deliveries;
 pub mod graphs;
 pub mod hooks;
+pub mod issuer_keys;
 pub mod login_limits;
 pub mod providers;
 pub mod queue;

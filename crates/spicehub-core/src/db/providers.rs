@@ -34,6 +34,11 @@ pub enum CredentialKind {
     /// The hub's own multi-tenant app, after the tenant's admin consented:
     /// nothing is stored, the hub's configured credential is used.
     HubApp,
+    /// A federated credential trusting the hub's own issuer: no secret. The
+    /// sealed credential holds only the provider's Subject
+    /// (`crate::issuer::provider_subject`), which is not secret but is
+    /// stored where every kind keeps what identifies its credential.
+    Federated,
 }
 
 impl CredentialKind {
@@ -43,16 +48,19 @@ impl CredentialKind {
             Self::Certificate => "certificate",
             Self::Pat => "pat",
             Self::HubApp => "hub_app",
+            Self::Federated => "federated",
         }
     }
 
-    /// The stored pair: `credential_kind` (`client_secret` or
-    /// `certificate`, which its CHECK allows) and `credential_variant` (the
-    /// kinds added later; see the migration `admin_ui`).
-    fn columns(self) -> (&'static str, Option<&'static str>) {
+    /// The stored triple: `credential_kind` (`client_secret` or
+    /// `certificate`, which its CHECK allows), `credential_variant` (the
+    /// kinds added by the migration `admin_ui`) and `credential_scheme`
+    /// (those added by `issuer_keys`): CHECKs cannot change in place on SQLite.
+    fn columns(self) -> (&'static str, Option<&'static str>, Option<&'static str>) {
         match self {
-            Self::ClientSecret | Self::Certificate => (self.as_str(), None),
-            Self::Pat | Self::HubApp => ("client_secret", Some(self.as_str())),
+            Self::ClientSecret | Self::Certificate => (self.as_str(), None, None),
+            Self::Pat | Self::HubApp => ("client_secret", Some(self.as_str()), None),
+            Self::Federated => ("client_secret", None, Some(self.as_str())),
         }
     }
 
@@ -62,6 +70,7 @@ impl CredentialKind {
             "certificate" => Some(Self::Certificate),
             "pat" => Some(Self::Pat),
             "hub_app" => Some(Self::HubApp),
+            "federated" => Some(Self::Federated),
             _ => None,
         }
     }
@@ -254,7 +263,8 @@ impl WebhookCredential {
 fn provider_from_row(row: &sqlx::any::AnyRow) -> Result<Provider, DbError> {
     let kind: String = row.try_get("credential_kind")?;
     let variant: Option<String> = row.try_get("credential_variant")?;
-    let kind = variant.unwrap_or(kind);
+    let scheme: Option<String> = row.try_get("credential_scheme")?;
+    let kind = scheme.or(variant).unwrap_or(kind);
     Ok(Provider {
         id: row.try_get("id")?,
         display_name: row.try_get("display_name")?,
@@ -281,7 +291,7 @@ fn provider_from_row(row: &sqlx::any::AnyRow) -> Result<Provider, DbError> {
 }
 
 const PROVIDER_COLUMNS: &str =
-    "id, display_name, tenant_id, client_id, credential_kind, credential_variant, \
+    "id, display_name, tenant_id, client_id, credential_kind, credential_variant, credential_scheme, \
      webhook_username, secret_expires_at, created_at, updated_at, credential_set_at, \
      last_check_at, last_check_ok, last_check, last_token_at, consented_at, \
      previous_webhook_password_until";
@@ -317,8 +327,9 @@ impl Db {
         let result = sqlx::query(
             "INSERT INTO providers (id, display_name, kind, tenant_id, client_id, credential_kind, \
              credential_sealed, webhook_username, webhook_password_verifier, secret_expires_at, \
-             created_at, updated_at, webhook_password_sealed, credential_set_at, credential_variant) \
-             VALUES ($1, $2, 'azure_devops', $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $10, $12) \
+             created_at, updated_at, webhook_password_sealed, credential_set_at, credential_variant, \
+             credential_scheme) \
+             VALUES ($1, $2, 'azure_devops', $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $10, $12, $13) \
              ON CONFLICT (webhook_username) DO NOTHING",
         )
         .bind(&id)
@@ -333,6 +344,7 @@ impl Db {
         .bind(at)
         .bind(key.seal(&webhook_context(&id), new.webhook_password.as_bytes()))
         .bind(new.credential_kind.columns().1)
+        .bind(new.credential_kind.columns().2)
         .execute(self.pool())
         .await?;
         if result.rows_affected() == 0 {
@@ -389,7 +401,7 @@ impl Db {
         sqlx::query(
             "UPDATE providers SET display_name = $2, tenant_id = $3, client_id = $4, \
              credential_kind = $5, webhook_username = $6, secret_expires_at = $7, updated_at = $8, \
-             credential_variant = $9 WHERE id = $1",
+             credential_variant = $9, credential_scheme = $10 WHERE id = $1",
         )
         .bind(id)
         .bind(change.display_name)
@@ -400,6 +412,7 @@ impl Db {
         .bind(change.secret_expires_at)
         .bind(at)
         .bind(change.credential_kind.columns().1)
+        .bind(change.credential_kind.columns().2)
         .execute(&mut *tx)
         .await?;
         if let Some(credential) = change.credential {

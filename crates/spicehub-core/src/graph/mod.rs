@@ -1,9 +1,11 @@
 //! Graph drawing for the viewer: which part of a registry to draw
 //! ([`views`]), where everything goes ([`layout`], by Graphviz `dot`), and a
-//! plain SVG of the result ([`svg`]). Layouts are cached in the database per
+//! plain SVG of the result ([`svg`]), and the downloads made of them
+//! ([`export`]: PNG, the registry as JSON). Layouts are cached in the database per
 //! (repository, commit, registry, view): a commit's graph never changes, so
 //! a layout is computed once.
 
+pub mod export;
 pub mod layout;
 pub mod pack;
 pub mod svg;

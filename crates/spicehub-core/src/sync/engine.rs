@@ -62,6 +62,9 @@ pub struct EngineSettings {
     /// Blob ids per "Get Blobs Zip" request of an incremental sync; 0 or 1
     /// fetches each blob alone (`SPICEHUB_BLOB_BATCH`).
     pub blob_batch: usize,
+    /// Sync a push in full when its archive is estimated cheaper than its
+    /// changed files (`SPICEHUB_SYNC_FULL_WHEN_CHEAPER`).
+    pub full_when_cheaper: bool,
     /// Where archives are downloaded to (removed after each job).
     pub work_dir: PathBuf,
 }
@@ -214,6 +217,72 @@ fn by_blob(to_fetch: Vec<(String, String)>) -> Vec<(String, Vec<String>)> {
 /// files: its archive (`<job id>.zip`), an archive of blobs
 /// (`<job id>.blobs-<n>.zip`) or the client's temporary file for either
 /// (`.<name>.<32 hex digits>.part`). Job ids are UUIDs.
+/// What fetching a push's changed blobs would cost, estimated before
+/// anything is fetched: Azure DevOps' diff gives no sizes, so an edited
+/// file is taken at its stored size and an added one at the stored files'
+/// mean.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cost {
+    files: usize,
+    requests: u64,
+    bytes: u64,
+}
+
+/// What one request costs beyond its body, in bytes: headers, a TLS
+/// round trip, and a share of the identity's throughput units. The same
+/// allowance as the bytes target of a push (2 × the changed bytes + 64 KiB).
+const REQUEST_BYTES: u64 = 64 * 1024;
+
+impl Cost {
+    /// `changed`: (path, blob id) of the files to fetch; a blob two paths
+    /// share is fetched once.
+    fn of_blobs(
+        changed: &[(&str, &str)],
+        stored: &[crate::db::snapshots::FileRow],
+        batch: usize,
+    ) -> Cost {
+        let kept: Vec<&crate::db::snapshots::FileRow> =
+            stored.iter().filter(|r| r.note.is_none()).collect();
+        let mean = if kept.is_empty() {
+            0
+        } else {
+            kept.iter().map(|r| r.size.max(0) as u64).sum::<u64>() / kept.len() as u64
+        };
+        let by_path: HashMap<&str, u64> = kept
+            .iter()
+            .map(|r| (r.path.as_str(), r.size.max(0) as u64))
+            .collect();
+        let mut blobs = std::collections::HashSet::new();
+        let bytes = changed
+            .iter()
+            .filter(|(_, id)| blobs.insert(*id))
+            .map(|(path, _)| by_path.get(path).copied().unwrap_or(mean))
+            .sum();
+        let batch = batch.max(1) as u64;
+        Cost {
+            files: changed.len(),
+            requests: (blobs.len() as u64).div_ceil(batch),
+            bytes,
+        }
+    }
+
+    /// Why the commit's archive (one request of about the repository's
+    /// size, as Azure DevOps reports it) is cheaper, if it is.
+    fn full_is_cheaper(&self, archive_bytes: u64) -> Option<String> {
+        let incremental = self.bytes + self.requests * REQUEST_BYTES;
+        let full = archive_bytes + REQUEST_BYTES;
+        (self.requests > 1 && full < incremental).then(|| {
+            format!(
+                "the archive (about {} KiB in one request) is cheaper than the {} changed files' {} requests (about {} KiB)",
+                archive_bytes.div_ceil(1024),
+                self.files,
+                self.requests,
+                self.bytes.div_ceil(1024)
+            )
+        })
+    }
+}
+
 pub fn work_file_job(name: &str) -> Option<&str> {
     let job = match name.strip_prefix('.') {
         Some(rest) => {
@@ -379,8 +448,16 @@ impl SyncEngine {
                     Ok(())
                 }
                 Some(base) => {
-                    self.incremental(job, repo, &client, &base, &head, false, progress)
-                        .await
+                    self.incremental(
+                        job,
+                        repo,
+                        &client,
+                        (&base, &head),
+                        false,
+                        remote.size,
+                        progress,
+                    )
+                    .await
                 }
             },
             JobKind::FromCommit => {
@@ -397,8 +474,16 @@ impl SyncEngine {
                     Err(e) if e.is_transient() => return Err(e.into()),
                     Err(_) => return Err(SyncError::UnknownCommit(base)),
                 }
-                self.incremental(job, repo, &client, &base, &head, true, progress)
-                    .await
+                self.incremental(
+                    job,
+                    repo,
+                    &client,
+                    (&base, &head),
+                    true,
+                    remote.size,
+                    progress,
+                )
+                .await
             }
             JobKind::Reparse => Err(SyncError::Internal(
                 "re-parse reached the network path".into(),
@@ -521,9 +606,9 @@ impl SyncEngine {
         job: &Job,
         repo: &Repository,
         client: &AzureClient,
-        base: &str,
-        head: &str,
+        (base, head): (&str, &str),
         from_commit: bool,
+        archive_size: Option<u64>,
         progress: &Progress,
     ) -> Result<(), SyncError> {
         let Some((visible, visible_commit)) = self.db.visible_snapshot(&repo.id).await? else {
@@ -662,6 +747,30 @@ impl SyncEngine {
             .into());
         }
 
+        let ids: Vec<String> = wanted_blobs.iter().map(|(_, id)| id.clone()).collect();
+        let known = self.db.known_blobs(&repo.id, &ids).await?;
+        if let Some(size) = archive_size.filter(|_| self.settings.full_when_cheaper) {
+            let unknown: Vec<(&str, &str)> = wanted_blobs
+                .iter()
+                .filter(|(_, id)| !known.contains_key(id))
+                .map(|(path, id)| (path.as_str(), id.as_str()))
+                .collect();
+            let sizes = self.db.snapshot_rows(&visible).await?;
+            let estimate = Cost::of_blobs(&unknown, &sizes, self.settings.blob_batch);
+            if let Some(why) = estimate.full_is_cheaper(size) {
+                return self
+                    .full(
+                        job,
+                        repo,
+                        client,
+                        head,
+                        format!("full sync: {why}"),
+                        progress,
+                    )
+                    .await;
+            }
+        }
+
         let snapshot = self
             .db
             .begin_snapshot(&repo.id, head, Some(&progress.lease()))
@@ -670,9 +779,6 @@ impl SyncEngine {
         self.db
             .set_snapshot_tree_files(&snapshot, tree_files)
             .await?;
-
-        let ids: Vec<String> = wanted_blobs.iter().map(|(_, id)| id.clone()).collect();
-        let known = self.db.known_blobs(&repo.id, &ids).await?;
         let mut rows = Vec::new();
         let mut to_fetch = Vec::new();
         for (path, id) in wanted_blobs {
@@ -1172,6 +1278,44 @@ mod tests {
                 ("2".to_owned(), vec!["b.py".to_owned()]),
             ]
         );
+    }
+
+    #[test]
+    fn a_push_is_synced_in_full_only_when_the_archive_is_cheaper() {
+        let row = |path: &str, size: i64| crate::db::snapshots::FileRow {
+            path: path.into(),
+            object_id: Some("0".repeat(40)),
+            size,
+            note: None,
+        };
+        let stored = [row("a.py", 1_000), row("b.py", 3_000)];
+        // An edited file at its stored size, an added one at the mean.
+        let cost = Cost::of_blobs(&[("a.py", "1"), ("new.py", "2")], &stored, 100);
+        assert_eq!((cost.files, cost.requests, cost.bytes), (2, 1, 3_000));
+        // A blob two paths share is one fetch.
+        let cost = Cost::of_blobs(&[("a.py", "1"), ("c.py", "1")], &stored, 1);
+        assert_eq!((cost.files, cost.requests, cost.bytes), (2, 1, 1_000));
+        // One request is never beaten by the archive's one request.
+        assert_eq!(cost.full_is_cheaper(0), None);
+        // 250 files in batches of 100: three requests of 2 KiB files, against
+        // a small repository's archive.
+        let many: Vec<(String, String)> = (0..250)
+            .map(|i| (format!("f{i}.py"), format!("{i}")))
+            .collect();
+        let many: Vec<(&str, &str)> = many
+            .iter()
+            .map(|(p, id)| (p.as_str(), id.as_str()))
+            .collect();
+        let cost = Cost::of_blobs(&many, &stored, 100);
+        assert_eq!(cost.requests, 3);
+        let why = cost.full_is_cheaper(100_000).unwrap_or_default();
+        assert!(why.contains("250 changed files' 3 requests"), "{why}");
+        // The same push into a repository of 10 MB stays incremental.
+        assert_eq!(cost.full_is_cheaper(10_000_000), None);
+        // One file per request (batching off) costs a request each.
+        let cost = Cost::of_blobs(&many[..10], &stored, 0);
+        assert_eq!(cost.requests, 10);
+        assert!(cost.full_is_cheaper(200_000).is_some());
     }
 
     #[test]

@@ -11,7 +11,6 @@ use crate::connections::{credential_from_sealed, ConnectionError};
 use crate::db::providers::{CredentialKind, Provider};
 use crate::db::DbError;
 use crate::Hub;
-use spicehub_azure::credentials::Credential;
 
 /// What a connection test found, stored with the provider as JSON.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -52,6 +51,65 @@ pub async fn primary_organization(db: &crate::db::Db, p: &Provider) -> Result<St
 /// else the provider's own. The outcome is stored with the provider (its
 /// health) and returned.
 pub async fn test_connection(
+    db: &crate::db::Db,
+    clients: &crate::connections::ProviderConnections,
+    id: &str,
+    organization: Option<&str>,
+) -> Result<CheckRecord, DbError> {
+    let record = test_connection_once(db, clients, id, organization).await?;
+    let propagating = record
+        .diagnosis
+        .as_ref()
+        .is_some_and(|d| d.code == "federated_no_match");
+    if propagating {
+        retry_while_propagating(
+            db.clone(),
+            clients.clone(),
+            id.to_owned(),
+            record.organization.clone(),
+        );
+    }
+    Ok(record)
+}
+
+/// How often, and how long, a federated credential Entra does not know
+/// yet is tried again: Microsoft says a new one can take a few minutes.
+const PROPAGATION_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+const PROPAGATION_TRIES: u32 = 20;
+
+/// Tests the provider again in the background while Entra still answers
+/// AADSTS70021, so its health turns green by itself once the federated
+/// credential has propagated. One such task per provider.
+fn retry_while_propagating(
+    db: crate::db::Db,
+    clients: crate::connections::ProviderConnections,
+    id: String,
+    organization: String,
+) {
+    static RUNNING: std::sync::OnceLock<parking_lot::Mutex<std::collections::HashSet<String>>> =
+        std::sync::OnceLock::new();
+    let running = RUNNING.get_or_init(Default::default);
+    if !running.lock().insert(id.clone()) {
+        return;
+    }
+    tokio::spawn(async move {
+        for _ in 0..PROPAGATION_TRIES {
+            tokio::time::sleep(PROPAGATION_RETRY).await;
+            match test_connection_once(&db, &clients, &id, Some(&organization)).await {
+                Ok(r)
+                    if r.diagnosis
+                        .as_ref()
+                        .is_some_and(|d| d.code == "federated_no_match") => {}
+                Ok(_) => break,
+                // The provider was deleted, or the database is away.
+                Err(_) => break,
+            }
+        }
+        running.lock().remove(&id);
+    });
+}
+
+async fn test_connection_once(
     db: &crate::db::Db,
     clients: &crate::connections::ProviderConnections,
     id: &str,
@@ -153,12 +211,13 @@ pub async fn test_form(hub: &Hub, input: &ProviderInput) -> Result<CheckRecord, 
     .map_err(AdminError::Fields)?;
     let clients = &hub.connections;
     let credential = match (&valid.credential, &existing) {
-        (_, _) if valid.kind == CredentialKind::HubApp => match clients.hub_app() {
-            Some(h) => Credential::client_secret(h.client_secret.clone())
-                .map(|c| (h.client_id.clone(), c))
-                .map_err(ConnectionError::Azure),
-            None => Err(ConnectionError::HubAppNotConfigured),
-        },
+        (_, _) if valid.kind == CredentialKind::HubApp => clients.hub_app_credential(),
+        (Some(bytes), _) if valid.kind == CredentialKind::Federated => {
+            String::from_utf8(bytes.clone())
+                .map_err(|_| ConnectionError::Sealed)
+                .and_then(|subject| clients.federated_credential(&subject))
+                .map(|c| (valid.client_id.clone(), c))
+        }
         (Some(bytes), _) => credential_from_sealed(valid.kind, bytes.clone())
             .map(|c| (valid.client_id.clone(), c))
             .map_err(ConnectionError::Azure),
@@ -188,7 +247,17 @@ pub async fn test_form(hub: &Hub, input: &ProviderInput) -> Result<CheckRecord, 
     }
     if let Some(p) = existing.as_ref() {
         let organization = primary_organization(db, p).await.map_err(internal)?;
-        let as_stored = valid.credential.is_none()
+        // A federated form always carries its subject (it is shown, not
+        // secret): the same subject as stored is the stored credential.
+        let same_credential = match &valid.credential {
+            None => true,
+            Some(subject) if valid.kind == CredentialKind::Federated => db
+                .provider_credential(&hub.config.secret_key, &p.id)
+                .await
+                .is_ok_and(|stored| &stored == subject),
+            Some(_) => false,
+        };
+        let as_stored = same_credential
             && valid.kind == p.credential_kind
             && valid.tenant_id == p.tenant_id
             && valid.client_id == p.client_id
@@ -198,6 +267,18 @@ pub async fn test_form(hub: &Hub, input: &ProviderInput) -> Result<CheckRecord, 
             db.record_provider_check(&p.id, record.ok, &json, record.token_ok)
                 .await
                 .map_err(internal)?;
+            if record
+                .diagnosis
+                .as_ref()
+                .is_some_and(|d| d.code == "federated_no_match")
+            {
+                retry_while_propagating(
+                    db.clone(),
+                    hub.connections.clone(),
+                    p.id.clone(),
+                    organization,
+                );
+            }
         }
     }
     tracing::info!(

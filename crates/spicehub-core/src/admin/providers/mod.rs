@@ -38,6 +38,9 @@ pub struct ProviderInput {
     pub certificate: Option<String>,
     pub private_key: Option<String>,
     pub pat: Option<String>,
+    /// The federated kind's Subject, as the form showed it to be entered in
+    /// the portal (`spicehub:provider:<uuid>`).
+    pub federated_subject: Option<String>,
     /// `YYYY-MM-DD`.
     pub secret_expires: Option<String>,
     pub organization: String,

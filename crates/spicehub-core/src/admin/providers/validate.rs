@@ -119,6 +119,7 @@ pub(super) fn validate(
         match input.credential_kind.as_str() {
             "certificate" => CredentialKind::Certificate,
             "pat" => CredentialKind::Pat,
+            "federated" => CredentialKind::Federated,
             _ => CredentialKind::ClientSecret,
         }
     };
@@ -203,6 +204,24 @@ pub(super) fn validate(
                 }
             }
         }
+        CredentialKind::Federated => match non_empty(&input.federated_subject) {
+            Some(s) if crate::issuer::is_provider_subject(s) => Some(s.as_bytes().to_vec()),
+            Some(_) => {
+                err(
+                    "federated_subject",
+                    "The Subject is the value this form shows (spicehub:provider: and an ID): reload the form and copy it again.",
+                );
+                None
+            }
+            None if needed => {
+                err(
+                    "federated_subject",
+                    "The form lost its Subject: reload it and copy the values shown into the federated credential.",
+                );
+                None
+            }
+            None => None,
+        },
         CredentialKind::Pat => match non_empty(&input.pat) {
             Some(p) => Some(p.as_bytes().to_vec()),
             None if needed => {

@@ -93,7 +93,7 @@ pub struct ProviderView {
     pub onboarding: String,
     pub tenant_id: String,
     pub client_id: String,
-    /// `client_secret`, `certificate`, `pat` or `hub_app`.
+    /// `client_secret`, `certificate`, `pat`, `federated` or `hub_app`.
     pub credential_kind: String,
     /// "Client secret", "Certificate", ...
     pub credential_label: String,
@@ -118,6 +118,14 @@ pub struct ProviderView {
     /// After a change of webhook password: until when the previous one is
     /// still accepted.
     pub previous_password_until: Option<String>,
+    /// The Subject of the provider's federated credential: the stored one
+    /// for a `federated` provider; for the other kinds the one the provider
+    /// would get (`spicehub:provider:<provider id>`), so that switching to
+    /// a federated credential shows a value that stays the same from one
+    /// load of the form to the next. `None` only when a federated
+    /// provider's stored subject could not be read (the form then offers
+    /// a fresh one).
+    pub federated_subject: Option<String>,
 }
 
 /// One step of a provider's setup checklist, ticked by what the hub observed.
@@ -157,6 +165,19 @@ pub struct ProviderDefaults {
     /// Why Azure DevOps cannot reach the hub's public URL, or would send
     /// the webhook password in clear over it (http, localhost).
     pub public_url_warnings: Vec<String>,
+    /// A federated credential's Issuer: the hub's OpenID Connect issuer
+    /// (its public URL without the trailing slash).
+    pub issuer: String,
+    /// A federated credential's Audience (`api://AzureADTokenExchange`).
+    pub federated_audience: String,
+    /// A fresh Subject (`spicehub:provider:<uuid>`) for a new provider,
+    /// made anew at each load of the form.
+    pub new_federated_subject: String,
+    /// The public URL is HTTPS on a public host: Entra ID can fetch the
+    /// hub's keys, so the federated credential is offered first.
+    pub federated_recommended: bool,
+    /// Why Entra ID could not reach the issuer from this public URL.
+    pub federated_problem: Option<String>,
 }
 
 /// One repository as the service principal sees it.
@@ -417,6 +438,7 @@ pub async fn save_provider(
     certificate: Option<String>,
     private_key: Option<String>,
     pat: Option<String>,
+    federated_subject: Option<String>,
     secret_expires: Option<String>,
     organization: String,
     webhook_username: String,
@@ -437,6 +459,7 @@ pub async fn save_provider(
         certificate,
         private_key,
         pat,
+        federated_subject,
         secret_expires,
         organization,
         webhook_username,

@@ -11,6 +11,7 @@ use spicehub_core::admin::repositories::{active_jobs, request_sync};
 use spicehub_core::admin::{AdminError as CoreError, DiagnosisRecord};
 use spicehub_core::db::providers::{CredentialKind, Provider};
 use spicehub_core::db::{now, Db, DbError};
+use spicehub_core::issuer::provider_subject;
 use spicehub_core::sync::hooks::webhook_url;
 use spicehub_core::sync::JobKind;
 use spicehub_core::Hub;
@@ -164,6 +165,7 @@ fn credential_label(kind: CredentialKind) -> &'static str {
         CredentialKind::Certificate => "Certificate",
         CredentialKind::Pat => "Personal access token (deprecated)",
         CredentialKind::HubApp => "The hub's multi-tenant app (admin consent)",
+        CredentialKind::Federated => "Federated credential (no secret)",
     }
 }
 
@@ -203,6 +205,37 @@ pub fn provider_defaults(hub: &Hub) -> ProviderDefaults {
         hub_app_client_id: hub.config.hub_app.as_ref().map(|h| h.client_id.clone()),
         consent_redirect_uri: format!("{}{}", public_base(hub), spicehub_routes::CONSENT_CALLBACK),
         public_url_warnings: public_url_warnings(&hub.config.public_url),
+        issuer: hub.issuer.url().to_owned(),
+        federated_audience: spicehub_azure::credentials::FEDERATED_AUDIENCE.to_owned(),
+        new_federated_subject: provider_subject(&uuid::Uuid::new_v4().to_string()),
+        federated_recommended: hub.issuer.reachability_problem().is_none(),
+        federated_problem: hub.issuer.reachability_problem().map(str::to_owned),
+    }
+}
+
+/// The Subject a provider's federated credential names: the stored one for
+/// a federated provider (`None` if it cannot be read), else the one it
+/// would get, derived from its id so that it stays the same between loads.
+async fn federated_subject(hub: &Hub, p: &Provider) -> Option<String> {
+    if p.credential_kind != CredentialKind::Federated {
+        return Some(provider_subject(&p.id));
+    }
+    match hub
+        .db
+        .provider_credential(&hub.config.secret_key, &p.id)
+        .await
+    {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(subject) => Some(subject),
+            Err(_) => {
+                tracing::warn!(provider = %p.id, "the stored federated subject is not UTF-8");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(provider = %p.id, error = %e, "the stored federated subject cannot be read");
+            None
+        }
     }
 }
 
@@ -290,7 +323,9 @@ async fn build_view(
         }
         _ => None,
     };
+    let federated_subject = federated_subject(hub, &p).await;
     Ok(ProviderView {
+        federated_subject,
         onboarding: if hub_app {
             "hub_app"
         } else {
@@ -392,6 +427,26 @@ pub async fn setup_progress(hub: &Hub, id: &str) -> Result<Option<SetupProgress>
                 None => "Waiting: send the admin-consent link on this page to a Global, Application or Cloud Application Administrator of the tenant.".into(),
             },
             None,
+        ));
+    } else if p.credential_kind == CredentialKind::Federated {
+        // Saving stores only the Subject: the credential in the portal is
+        // seen to be there when Entra ID hands out a token for it.
+        steps.push(step(
+            "app",
+            "Register an application in Microsoft Entra ID and add a federated credential (Certificates & secrets › Federated credentials, scenario \"Other issuer\") with the Issuer, Subject and Audience shown above",
+            p.credential_set_at.is_some() && token_ok,
+            if token_ok {
+                format!("Application (client) ID {}; Entra ID accepted the hub's assertion.", p.client_id)
+            } else {
+                format!("Application (client) ID {}; no token yet: add the federated credential, then press Test connection.", p.client_id)
+            },
+            Some((
+                "Open the app's federated credentials",
+                format!(
+                    "https://portal.azure.com/#view/Microsoft_AAD_RegisteredApps/ApplicationMenuBlade/~/Credentials/appId/{}",
+                    p.client_id
+                ),
+            )),
         ));
     } else {
         steps.push(step(

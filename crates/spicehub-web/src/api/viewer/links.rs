@@ -20,6 +20,18 @@ pub fn repository_path(repository: &str) -> String {
     format!("/registries/{}", encode_component(repository))
 }
 
+/// A download of a registry: `/export/<repository>/<registry>/<format>`
+/// (`svg`, `png` or `json`); add the view's [`view_query`].
+pub fn export_path(repository: &str, registry: &str, format: &str) -> String {
+    format!(
+        "{}/{}/{}/{}",
+        spicehub_routes::EXPORT,
+        encode_component(repository),
+        encode_component(registry),
+        encode_component(format)
+    )
+}
+
 /// Percent-encodes everything but unreserved characters (RFC 3986).
 pub fn encode_component(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -128,6 +140,10 @@ mod tests {
         assert_eq!(
             registry_path("repo 1", "pkg.reg/x"),
             "/registries/repo%201/pkg.reg%2Fx"
+        );
+        assert_eq!(
+            export_path("repo 1", "pkg.reg/x", "svg"),
+            "/export/repo%201/pkg.reg%2Fx/svg"
         );
         assert_eq!(view_query(&ViewSpec::Collapsed, true, None), "");
         assert_eq!(

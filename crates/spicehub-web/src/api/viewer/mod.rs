@@ -16,7 +16,9 @@ use leptos::server_fn::codec::Json;
 mod links;
 mod wire;
 
-pub use links::{encode_component, registry_path, repository_path, source_link, view_query};
+pub use links::{
+    encode_component, export_path, registry_path, repository_path, source_link, view_query,
+};
 pub use wire::*;
 
 #[cfg(feature = "ssr")]

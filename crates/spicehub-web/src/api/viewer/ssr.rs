@@ -561,6 +561,162 @@ fn drawing(
     }
 }
 
+/// Why a download was refused: the HTTP status and the sentence to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportFailure {
+    pub status: u16,
+    pub message: String,
+}
+
+impl ExportFailure {
+    fn new(status: u16, message: impl Into<String>) -> Self {
+        ExportFailure {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ViewerError> for ExportFailure {
+    fn from(error: ViewerError) -> Self {
+        ExportFailure::new(error.status(), error.to_string())
+    }
+}
+
+/// The SVG of one view of a registry, for download.
+#[derive(Debug, Clone)]
+pub struct ViewDownload {
+    pub svg: String,
+    /// The registry's id and the view, for the file name.
+    pub registry: String,
+    pub view: String,
+}
+
+/// The view a download names, for its file name.
+fn view_name(spec: &ViewSpec) -> String {
+    match spec {
+        ViewSpec::Full => "full".into(),
+        ViewSpec::Collapsed => "collapsed".into(),
+        ViewSpec::Expanded(_) => "expanded".into(),
+        ViewSpec::Focus { node, k } => format!("focus-{node}-{k}"),
+    }
+}
+
+/// The SVG of the view `request` names, as the page picks it (same view,
+/// same defaults, same cached layout): the cached layout, or one `dot` run
+/// under the page's own [`LAYOUT_SLOTS`] when the page would run one too.
+pub async fn export_view(
+    db: &Db,
+    repository: &str,
+    registry: &str,
+    request: ViewRequest,
+    layout_timeout: std::time::Duration,
+) -> Result<ViewDownload, ExportFailure> {
+    let asked = asked_view(&request)?;
+    let (repo, commit, graph) = load(db, repository, registry).await?;
+    let registry_id = graph.registry.id.clone();
+    let shape = off_runtime(move || shape(&graph, asked)).await?;
+    if let Some(node) = shape.unknown_focus {
+        return Err(ExportFailure::new(
+            404,
+            format!("This registry has no node “{node}” to focus on."),
+        ));
+    }
+    let view = to_view(&shape.spec);
+    let layouter = Layouter::new()
+        .with_timeout(layout_timeout)
+        .with_slots(LAYOUT_SLOTS.clone());
+    let layout =
+        match get_or_compute_layout(db, &layouter, &repo.id, &commit, &registry_id, &view).await {
+            Ok(Some(layout)) => layout,
+            Ok(None) => {
+                return Err(ViewerError::RegistryNotFound {
+                    repository: repo.name,
+                    registry: registry_id,
+                }
+                .into())
+            }
+            Err(e) => return Err(layout_failure(e, &registry_id, &view)),
+        };
+    let svg = off_runtime(move || svg::render(&layout)).await?;
+    Ok(ViewDownload {
+        svg,
+        view: view_name(&shape.spec),
+        registry: registry_id,
+    })
+}
+
+/// A layout that could not be had, as a download's answer.
+fn layout_failure(error: GraphError, registry: &str, view: &View) -> ExportFailure {
+    match error {
+        GraphError::Layout(LayoutError::Busy(t)) => {
+            tracing::warn!(registry, view = %view.key(), "download: no layout slot free within {t:?}");
+            ExportFailure::new(503, BUSY_MESSAGE)
+        }
+        GraphError::Layout(LayoutError::Timeout(t)) => {
+            tracing::warn!(registry, view = %view.key(), "download: layout timed out after {t:?}");
+            ExportFailure::new(
+                503,
+                format!(
+                    "This view took longer than {} s to lay out, so it was not drawn. \
+                     Download a smaller view (by module, or around one node).",
+                    t.as_secs()
+                ),
+            )
+        }
+        GraphError::View(views::ViewError::UnknownNode(node)) => ExportFailure::new(
+            404,
+            format!("This registry has no node “{node}” to focus on."),
+        ),
+        GraphError::Db(e) => unavailable(e).into(),
+        e => {
+            tracing::error!(error = %e, "download: layout failed");
+            ExportFailure::new(503, format!("The graph could not be drawn: {e}"))
+        }
+    }
+}
+
+/// A registry as JSON, for download.
+#[derive(Debug, Clone)]
+pub struct RegistryDownload {
+    pub json: String,
+    pub registry: String,
+}
+
+/// The registry's entries, edges and diagnostics at the visible commit, in
+/// the parser's JSON shape (registries.md §6), with where they come from.
+pub async fn export_registry(
+    db: &Db,
+    repository: &str,
+    registry: &str,
+) -> Result<RegistryDownload, ExportFailure> {
+    let (repo, commit, graph) = load(db, repository, registry).await?;
+    let diagnostics = db
+        .snapshot_diagnostics(&repo.id, &commit)
+        .await
+        .map_err(unavailable)?;
+    let registry = graph.registry.id.clone();
+    let json = off_runtime(move || {
+        spicehub_core::graph::export::registry_json(
+            spicehub_core::graph::export::Origin {
+                repository: &repo.name,
+                repository_id: &repo.id,
+                commit: &commit,
+            },
+            &graph.registry,
+            &graph.entries,
+            &graph.edges,
+            &diagnostics,
+        )
+    })
+    .await?
+    .map_err(|e| {
+        tracing::error!(error = %e, "download: registry JSON failed");
+        ExportFailure::new(500, "The registry could not be written as JSON.")
+    })?;
+    Ok(RegistryDownload { json, registry })
+}
+
 /// The `n` nodes with the most edges (ties by name).
 fn best_connected(full: &ViewGraph, n: usize) -> Vec<String> {
     let mut degree: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();

@@ -104,7 +104,11 @@ fn ProviderCard(provider: ProviderView) -> impl IntoView {
                     {p.credential_set.clone().map(|s| view! { <span class="muted">" (" {s} ")"</span> })}
                 </dd>
                 <dt>"Secret expiry"</dt>
-                <dd>{p.secret_expires.clone().unwrap_or_else(|| "not recorded".into())}</dd>
+                <dd>{if p.credential_kind == "federated" {
+                    "none: no secret".to_owned()
+                } else {
+                    p.secret_expires.clone().unwrap_or_else(|| "not recorded".into())
+                }}</dd>
                 <dt>"Last token obtained"</dt>
                 <dd>{p.last_token.clone().unwrap_or_else(|| "never".into())}</dd>
                 <dt>"Organizations"</dt>
@@ -167,8 +171,38 @@ fn form_field(diagnosis_field: &str) -> Option<&'static str> {
         "certificate" => "certificate",
         "pat" => "pat",
         "organization" => "organization",
+        "federated_issuer" => "federated_issuer",
+        "federated_subject" => "federated_subject",
+        "federated_audience" => "federated_audience",
         _ => return None,
     })
+}
+
+/// Where the form shows a diagnosis (`None`: the test result box): with a
+/// federated credential, what Entra ID says about the assertion as if it
+/// were a certificate or a secret (a bad signature, a time out of range)
+/// concerns the federated credential, shown in its section (`federated`).
+fn shown_at(diagnosis_field: &str, kind: &str) -> Option<&'static str> {
+    match form_field(diagnosis_field) {
+        Some("client_secret" | "certificate") if kind == "federated" => Some("federated"),
+        other => other,
+    }
+}
+
+/// `8-4-4-4-12` hexadecimal digits: what the Azure portal's deep links take
+/// as an Application (client) ID.
+fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// The Azure portal's Certificates & secrets blade of an app registration.
+fn portal_credentials_link(client_id: &str) -> String {
+    format!("https://portal.azure.com/#view/Microsoft_AAD_RegisteredApps/ApplicationMenuBlade/~/Credentials/appId/{client_id}")
 }
 
 /// The Azure DevOps form: `/providers/new/azure-devops` and `/providers/:id`.
@@ -259,11 +293,16 @@ fn ProviderForm(
         .as_ref()
         .map(|p| p.onboarding.clone())
         .unwrap_or_else(|| "app_registration".into());
-    let kind = provider
-        .as_ref()
-        .map(|p| p.credential_kind.clone())
-        .filter(|k| k != "hub_app")
-        .unwrap_or_else(|| "client_secret".into());
+    // A new provider starts on the federated credential when Entra ID can
+    // reach the hub's issuer (no secret to create, copy or renew).
+    let kind = match &provider {
+        Some(p) if p.credential_kind != "hub_app" => p.credential_kind.clone(),
+        Some(_) => "client_secret".into(),
+        None if defaults.federated_recommended => "federated".into(),
+        None => "client_secret".into(),
+    };
+    // The kind checked now (the radios set it once hydrated).
+    let kind_value = RwSignal::new(kind.clone());
     // The last test of the values in the form, else the stored health.
     let stored_check = provider.as_ref().and_then(|p| p.last_check.clone());
     let check = Memo::new(move |_| match save.value().get() {
@@ -274,7 +313,7 @@ fn ProviderForm(
     let diag_at = move |field: &'static str| {
         move || {
             diagnosis()
-                .filter(|d| form_field(&d.field) == Some(field))
+                .filter(|d| shown_at(&d.field, &kind_value.read()) == Some(field))
                 .map(|d| view! { <DiagnosisBox diagnosis=d/> })
         }
     };
@@ -332,6 +371,11 @@ fn ProviderForm(
     // delivery may arrive, and the page shows it without a reload.
     let consented = RwSignal::new(provider.as_ref().and_then(|p| p.consented.clone()));
     let tenant_value = RwSignal::new(get(|p| p.tenant_id.clone()));
+    let client_value = RwSignal::new(if onboarding == "hub_app" {
+        String::new()
+    } else {
+        get(|p| p.client_id.clone())
+    });
     let saved_provider = provider.is_some();
     // Starts with what the page was rendered with (so hydration matches),
     // then the browser asks again every few seconds.
@@ -375,10 +419,24 @@ fn ProviderForm(
     let add_link = provider
         .as_ref()
         .map(|p| format!("/providers/{}/repositories", p.id));
+    let credential_label = provider.as_ref().map(|p| p.credential_label.clone());
+    // The three values of the federated credential: the Subject is the
+    // saved provider's (stable), else a fresh one for this form.
+    let issuer = defaults.issuer.clone();
+    let audience = defaults.federated_audience.clone();
+    let federated_subject = provider
+        .as_ref()
+        .and_then(|p| p.federated_subject.clone())
+        .unwrap_or_else(|| defaults.new_federated_subject.clone());
+    let federated_recommended = defaults.federated_recommended;
+    let federated_problem = defaults.federated_problem.clone();
 
     view! {
         <div class="page-head">
             <h1>{title}</h1>
+            {credential_label.map(|label| view! {
+                <p class="muted credential-label" data-testid="credential-label">"Credential: " {label}</p>
+            })}
             <p class="actions">
                 {add_link.map(|add| view! { <a class="button secondary" href=add>"Add repositories"</a> })}
                 {delete_link.map(|del| view! { <a class="button secondary danger" href=del>"Delete provider…"</a> })}
@@ -438,24 +496,97 @@ fn ProviderForm(
                     <label for="client_id">"Application (client) ID"</label>
                     <input id="client_id" name="client_id" type="text" autocomplete="off" spellcheck="false"
                         placeholder="0c6f8e2a-4d3b-4f7e-9b1a-2e5d7c9a1b30"
-                        value=if onboarding == "hub_app" { String::new() } else { get(|p| p.client_id.clone()) }
+                        value=client_value.get_untracked()
+                        on:input=move |ev| client_value.set(event_target_value(&ev))
                         aria-describedby="client_id-error" aria-invalid=invalid("client_id")/>
                     <FieldError name="client_id" save/>
                     {diag_at("client_id")}
 
                     <div class="choices" role="radiogroup" aria-label="Credential">
                         <label class="choice">
-                            <input type="radio" id="kind-client_secret" name="credential_kind" value="client_secret" checked=kind == "client_secret"/>
+                            <input type="radio" id="kind-federated" name="credential_kind" value="federated" checked=kind == "federated"
+                                on:change=move |_| kind_value.set("federated".into())/>
+                            " Federated credential (no secret)"
+                            {federated_recommended.then(|| view! { " " <span class="badge badge-ok">"recommended"</span> })}
+                        </label>
+                        <label class="choice">
+                            <input type="radio" id="kind-client_secret" name="credential_kind" value="client_secret" checked=kind == "client_secret"
+                                on:change=move |_| kind_value.set("client_secret".into())/>
                             " Client secret"
                         </label>
                         <label class="choice">
-                            <input type="radio" id="kind-certificate" name="credential_kind" value="certificate" checked=kind == "certificate"/>
+                            <input type="radio" id="kind-certificate" name="credential_kind" value="certificate" checked=kind == "certificate"
+                                on:change=move |_| kind_value.set("certificate".into())/>
                             " Certificate"
                         </label>
                         <label class="choice">
-                            <input type="radio" id="kind-pat" name="credential_kind" value="pat" checked=kind == "pat"/>
+                            <input type="radio" id="kind-pat" name="credential_kind" value="pat" checked=kind == "pat"
+                                on:change=move |_| kind_value.set("pat".into())/>
                             " Personal access token " <span class="badge badge-warn">"deprecated"</span>
                         </label>
+                    </div>
+
+                    <div class="cred-section cred-federated">
+                        <p id="federated-intro">
+                            "In the Azure portal open App registrations › your app › Certificates & secrets › Federated credentials › Add credential, "
+                            "choose the scenario \"Other issuer\" and enter these three values. "
+                            "The hub signs its own assertions with keys it publishes at the Issuer: there is no secret to create, paste or renew."
+                        </p>
+                        {federated_problem.map(|problem| view! {
+                            <div class="warning" role="note" id="federated-problem">
+                                <p>
+                                    "Federation cannot work from this URL: " {problem} ". "
+                                    "Entra ID fetches the hub's keys over HTTPS from the internet, so it cannot check the hub's assertions. "
+                                    "Use a client secret or a certificate instead, or serve the hub at a public HTTPS address (SPICEHUB_PUBLIC_URL); "
+                                    <code>"spicehub issuer check"</code> " tells what Entra ID would see."
+                                </p>
+                            </div>
+                        })}
+                        {move || {
+                            let client = client_value.get();
+                            let client = client.trim();
+                            is_guid(client).then(|| {
+                                let href = portal_credentials_link(client);
+                                view! {
+                                    <p>
+                                        <a href=href target="_blank" rel="noreferrer" data-testid="federated-portal-link">
+                                            "Open this app's Certificates & secrets in the Azure portal"
+                                        </a>
+                                    </p>
+                                }
+                            })
+                        }}
+                        <div class="federated-value" data-field="federated_issuer">
+                            <label for="federated-issuer">"Issuer"</label>
+                            <p class="copy-row">
+                                <input id="federated-issuer" type="text" readonly spellcheck="false"
+                                    value=issuer.clone() aria-describedby="federated-intro"/>
+                                <CopyButton text=issuer label="Issuer"/>
+                            </p>
+                            {diag_at("federated_issuer")}
+                        </div>
+                        <div class="federated-value" data-field="federated_subject">
+                            <label for="federated-subject">"Subject"</label>
+                            <p class="copy-row">
+                                <input id="federated-subject" type="text" readonly spellcheck="false"
+                                    value=federated_subject.clone() aria-describedby="federated_subject-error federated-intro"/>
+                                <CopyButton text=federated_subject.clone() label="Subject"/>
+                            </p>
+                            <input type="hidden" name="federated_subject" value=federated_subject/>
+                            <FieldError name="federated_subject" save/>
+                            {diag_at("federated_subject")}
+                        </div>
+                        <div class="federated-value" data-field="federated_audience">
+                            <label for="federated-audience">"Audience"</label>
+                            <p class="copy-row">
+                                <input id="federated-audience" type="text" readonly spellcheck="false"
+                                    value=audience.clone() aria-describedby="federated-intro"/>
+                                <CopyButton text=audience label="Audience"/>
+                            </p>
+                            {diag_at("federated_audience")}
+                        </div>
+                        <p class="hint">"Entra ID can take a few minutes to use a federated credential just added: if the test says no credential matches yet, try again shortly."</p>
+                        {diag_at("federated")}
                     </div>
 
                     <div class="cred-section cred-client_secret">
@@ -486,12 +617,14 @@ fn ProviderForm(
                         {diag_at("pat")}
                     </div>
 
-                    <label for="secret_expires">"Secret expiry date (optional)"</label>
-                    <input id="secret_expires" name="secret_expires" type="date"
-                        value=provider.as_ref().and_then(|p| p.secret_expires.clone()).unwrap_or_default()
-                        aria-describedby="secret_expires-error secret_expires-hint"/>
-                    <p class="hint" id="secret_expires-hint">"The hub warns from 30 days before it."</p>
-                    <FieldError name="secret_expires" save/>
+                    <div class="secret-expiry">
+                        <label for="secret_expires">"Secret expiry date (optional)"</label>
+                        <input id="secret_expires" name="secret_expires" type="date"
+                            value=provider.as_ref().and_then(|p| p.secret_expires.clone()).unwrap_or_default()
+                            aria-describedby="secret_expires-error secret_expires-hint"/>
+                        <p class="hint" id="secret_expires-hint">"The hub warns from 30 days before it."</p>
+                        <FieldError name="secret_expires" save/>
+                    </div>
                 </div>
 
                 <div class="hub-only">
@@ -583,7 +716,7 @@ fn ProviderForm(
 
             <section class="test-result" aria-live="polite" aria-label="Connection test">
                 {move || check.get().map(|c| view! { <CheckSummary check=c/> })}
-                {move || diagnosis().map(|d| match form_field(&d.field) {
+                {move || diagnosis().map(|d| match shown_at(&d.field, &kind_value.read()) {
                     None => view! { <DiagnosisBox diagnosis=d/> }.into_any(),
                     // Tenant and organization are on screen for both models.
                     Some("tenant_id" | "organization") => view! {
@@ -646,5 +779,35 @@ fn Checklist(progress: SetupProgress) -> impl IntoView {
                 </li>
             }).collect_view()}
         </ol>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_guid, portal_credentials_link, shown_at};
+
+    #[test]
+    fn the_portal_link_waits_for_a_whole_client_id() {
+        assert!(is_guid("0c6f8e2a-4d3b-4f7e-9b1a-2e5d7c9a1b30"));
+        assert!(is_guid("0C6F8E2A-4D3B-4F7E-9B1A-2E5D7C9A1B30"));
+        assert!(!is_guid("0c6f8e2a-4d3b-4f7e-9b1a-2e5d7c9a1b3"));
+        assert!(!is_guid("0c6f8e2a-4d3b-4f7e-9b1a"));
+        assert!(!is_guid("0c6f8e2a-4d3b-4f7e-9b1a-2e5d7c9a1b3g"));
+        assert!(!is_guid(""));
+        assert!(portal_credentials_link("abc").ends_with("/Credentials/appId/abc"));
+    }
+
+    #[test]
+    fn signature_diagnoses_go_to_the_federated_section() {
+        assert_eq!(shown_at("certificate", "federated"), Some("federated"));
+        assert_eq!(shown_at("secret", "federated"), Some("federated"));
+        assert_eq!(shown_at("certificate", "certificate"), Some("certificate"));
+        assert_eq!(shown_at("secret", "client_secret"), Some("client_secret"));
+        assert_eq!(
+            shown_at("federated_issuer", "federated"),
+            Some("federated_issuer")
+        );
+        assert_eq!(shown_at("hub", "federated"), None);
+        assert_eq!(shown_at("tenant", "federated"), Some("tenant_id"));
     }
 }

@@ -17,9 +17,9 @@ use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 use leptos_router::NavigateOptions;
 
 use crate::api::viewer::{
-    node_details, registry_path, registry_view, repository_path, search_nodes, view_query, Drawing,
-    GraphNodeKind, NodeInfo, RegistryPageData, SearchHit, Selection, ViewRequest, ViewSpec,
-    DEFAULT_FOCUS_K, MAX_FOCUS_K,
+    export_path, node_details, registry_path, registry_view, repository_path, search_nodes,
+    view_query, Drawing, GraphNodeKind, NodeInfo, RegistryPageData, SearchHit, Selection,
+    ViewRequest, ViewSpec, DEFAULT_FOCUS_K, MAX_FOCUS_K,
 };
 use crate::ui::graph::GraphCanvas;
 use crate::ui::pages::registries::error_panel;
@@ -231,6 +231,7 @@ fn registry_page(
         </header>
 
         {toolbar(&here, &v, search_text, hits)}
+        {downloads(&here)}
         {view_note(&here, &v)}
 
         <div class="viewer">
@@ -412,6 +413,38 @@ fn toolbar(
                 <input id="focus-k" type="number" name="k" min="1" max=MAX_FOCUS_K.to_string() value=k.to_string() class="narrow-input"/>
                 <button type="submit">"Focus"</button>
             </form>
+        </div>
+    }
+}
+
+/// Links that download this view (SVG, PNG) and the registry (JSON). They
+/// carry the view's parameters, so they follow it as it changes.
+fn downloads(here: &Here) -> impl IntoView {
+    let query = view_query(&here.view, here.automatic, None);
+    let link = |format: &'static str, label: &'static str, what: &'static str| {
+        let href = format!("{}{query}", export_path(&here.repo, &here.registry, format));
+        view! {
+            <li>
+                <a
+                    href=href
+                    download=""
+                    rel="nofollow"
+                    aria-label=what
+                    data-testid=format!("export-{format}")
+                >
+                    {label}
+                </a>
+            </li>
+        }
+    };
+    view! {
+        <div class="downloads" role="group" aria-labelledby="downloads-title">
+            <span id="downloads-title" class="downloads-title">"Download"</span>
+            <ul>
+                {link("svg", "SVG", "Download this view as SVG")}
+                {link("png", "PNG", "Download this view as PNG")}
+                {link("json", "JSON", "Download the registry as JSON")}
+            </ul>
         </div>
     }
 }
