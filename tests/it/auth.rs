@@ -343,9 +343,13 @@ async fn operations_endpoints_and_security_headers() {
             "{metrics}"
         );
         assert!(metrics.contains("spicehub_http_request_duration_seconds_bucket"));
-        assert!(
-            hub.logs().contains("request_id=test-request-42"),
-            "request id in the log line"
-        );
+        // The line is written as the response finishes and read from the
+        // child's pipe by another thread: give it a moment under load.
+        let logged = || hub.logs().contains("request_id=test-request-42");
+        let started = std::time::Instant::now();
+        while !logged() && started.elapsed() < std::time::Duration::from_secs(10) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(logged(), "request id in the log line");
     }
 }
