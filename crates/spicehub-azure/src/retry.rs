@@ -6,7 +6,12 @@
 //! * [`OrgGate`]: one per Azure DevOps organization. It bounds concurrent requests
 //!   (a `Semaphore`, default 4) and holds a "not before" instant fed by `Retry-After`
 //!   (on *any* status, 200 included, as Azure DevOps documents) and by
-//!   `X-RateLimit-Remaining: 0` + `X-RateLimit-Reset`. Every request to that
+//!   `X-RateLimit-Remaining: 0` + `X-RateLimit-Reset`, by `X-RateLimit-Delay`
+//!   (the server is already delaying this identity's requests: spacing them by as
+//!   much keeps them from piling up there), and by pacing once the budget runs low
+//!   (under a tenth of `X-RateLimit-Limit` left: the rest is spread evenly until
+//!   the reset, so the identity slows down *before* it is delayed, as Microsoft
+//!   advises). Every request to that
 //!   organization waits for it, so a throttle signal slows the whole organization
 //!   down, not only the request that received it. Each wait is recorded as a
 //!   [`ThrottleEvent`] so that tests and the admin UI can see what happened.
@@ -94,6 +99,10 @@ pub enum ThrottleCause {
     RetryAfter,
     /// `X-RateLimit-Remaining: 0` until `X-RateLimit-Reset`.
     RateLimitReset,
+    /// `X-RateLimit-Delay`: the server delayed the request by this much.
+    RateLimitDelay,
+    /// Little budget left: requests spread evenly until `X-RateLimit-Reset`.
+    RateLimitPacing,
 }
 
 /// One wait imposed by the server.
@@ -185,12 +194,18 @@ impl OrgGate {
     /// Feeds the throttle headers of an answer into the gate. Returns the pause requested.
     pub(crate) fn observe(&self, status: u16, headers: &HeaderMap) -> Option<Duration> {
         let now = Instant::now();
-        let signal = if let Some(d) = retry_after(headers) {
-            Some((d, ThrottleCause::RetryAfter))
-        } else {
-            rate_limit_reset_wait(headers, SystemTime::now())
-                .map(|d| (d, ThrottleCause::RateLimitReset))
-        };
+        let wall = SystemTime::now();
+        // The strongest signal wins: an explicit pause, then the exhausted
+        // budget, then the server's own delay, then pacing.
+        let signal = retry_after(headers)
+            .map(|d| (d, ThrottleCause::RetryAfter))
+            .or_else(|| {
+                rate_limit_reset_wait(headers, wall).map(|d| (d, ThrottleCause::RateLimitReset))
+            })
+            .or_else(|| rate_limit_delay(headers).map(|d| (d, ThrottleCause::RateLimitDelay)))
+            .or_else(|| {
+                rate_limit_pacing(headers, wall).map(|d| (d, ThrottleCause::RateLimitPacing))
+            });
         let (delay, cause) = signal?;
         if delay.is_zero() {
             return Some(delay);
@@ -259,6 +274,35 @@ pub fn rate_limit_reset_wait(headers: &HeaderMap, now: SystemTime) -> Option<Dur
     Some(Duration::from_secs(reset - now_secs))
 }
 
+/// The longest pause taken from `X-RateLimit-Delay` or pacing alone: they
+/// slow the hub down, they must never stall it (`Retry-After` and an
+/// exhausted budget are the server's explicit word and have their own cap).
+pub const MAX_SELF_PACING: Duration = Duration::from_secs(30);
+
+/// `X-RateLimit-Delay` (seconds with up to three decimals): how long Azure
+/// DevOps delayed this request, sent only while it delays the identity.
+pub fn rate_limit_delay(headers: &HeaderMap) -> Option<Duration> {
+    let secs: f64 = header_str(headers, "x-ratelimit-delay")?.parse().ok()?;
+    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs).min(MAX_SELF_PACING))
+}
+
+/// With under a tenth of `X-RateLimit-Limit` left (but some), the spacing
+/// that spreads what remains evenly until `X-RateLimit-Reset`.
+pub fn rate_limit_pacing(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let remaining: f64 = header_str(headers, "x-ratelimit-remaining")?.parse().ok()?;
+    let limit: f64 = header_str(headers, "x-ratelimit-limit")?.parse().ok()?;
+    if !(remaining.is_finite() && limit.is_finite()) || remaining <= 0.0 || limit <= 0.0 {
+        return None;
+    }
+    if remaining >= limit / 10.0 {
+        return None;
+    }
+    let reset: u64 = header_str(headers, "x-ratelimit-reset")?.parse().ok()?;
+    let now_secs = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    let left = reset.checked_sub(now_secs).filter(|s| *s > 0)?;
+    Some(Duration::from_secs_f64(left as f64 / remaining).min(MAX_SELF_PACING))
+}
+
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name)?.to_str().ok().map(str::trim)
 }
@@ -316,6 +360,76 @@ mod tests {
         assert_eq!(rate_limit_reset_wait(&h, now), None);
         let h = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "900")]);
         assert_eq!(rate_limit_reset_wait(&h, now), None);
+    }
+
+    #[test]
+    fn the_servers_delay_and_a_low_budget_slow_the_hub_down() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        assert_eq!(
+            rate_limit_delay(&headers(&[("x-ratelimit-delay", "1.250")])),
+            Some(Duration::from_millis(1_250))
+        );
+        assert_eq!(
+            rate_limit_delay(&headers(&[("x-ratelimit-delay", "0.000")])),
+            None
+        );
+        assert_eq!(
+            rate_limit_delay(&headers(&[("x-ratelimit-delay", "NaN")])),
+            None
+        );
+        assert_eq!(
+            rate_limit_delay(&headers(&[("x-ratelimit-delay", "9999")])),
+            Some(MAX_SELF_PACING)
+        );
+        // 10 of 200 left, reset in 60 s: one request every 6 s.
+        let low = headers(&[
+            ("x-ratelimit-limit", "200"),
+            ("x-ratelimit-remaining", "10"),
+            ("x-ratelimit-reset", "1060"),
+        ]);
+        assert_eq!(rate_limit_pacing(&low, now), Some(Duration::from_secs(6)));
+        // A tenth or more left: no pacing; nothing left is the reset's business.
+        let fine = headers(&[
+            ("x-ratelimit-limit", "200"),
+            ("x-ratelimit-remaining", "20"),
+            ("x-ratelimit-reset", "1060"),
+        ]);
+        assert_eq!(rate_limit_pacing(&fine, now), None);
+        let spent = headers(&[
+            ("x-ratelimit-limit", "200"),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1060"),
+        ]);
+        assert_eq!(rate_limit_pacing(&spent, now), None);
+        // One left and a long window: capped, never a stall.
+        let one = headers(&[
+            ("x-ratelimit-limit", "200"),
+            ("x-ratelimit-remaining", "1"),
+            ("x-ratelimit-reset", "1300"),
+        ]);
+        assert_eq!(rate_limit_pacing(&one, now), Some(MAX_SELF_PACING));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_gate_paces_on_the_servers_delay_before_any_429() {
+        let gate = OrgGate::new("org", 4);
+        let asked = gate.observe(200, &headers(&[("x-ratelimit-delay", "2.000")]));
+        assert_eq!(asked, Some(Duration::from_secs(2)));
+        let start = tokio::time::Instant::now();
+        assert!(matches!(
+            gate.wait_turn(Duration::from_secs(60)).await,
+            GateWait::Ready
+        ));
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        let events = gate.events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].cause, ThrottleCause::RateLimitDelay);
+        // Retry-After on the same answer is the stronger word.
+        let asked = gate.observe(
+            200,
+            &headers(&[("x-ratelimit-delay", "2.000"), ("retry-after", "5")]),
+        );
+        assert_eq!(asked, Some(Duration::from_secs(5)));
     }
 
     #[tokio::test(start_paused = true)]
