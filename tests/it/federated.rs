@@ -295,15 +295,7 @@ async fn a_credential_not_yet_propagated_turns_green_by_itself() {
     use ado_emulator::{demo, Fault, FaultRule, FaultScope};
     for db in TestDb::all().await {
         let (_emu_dir, emu) = demo_emulator().await;
-        let (hub, admin, _data_guard) = admin_hub(
-            &db,
-            vec![
-                ("SPICEHUB_AUTHORITY_URL", emu.authority_url()),
-                ("SPICEHUB_DEVOPS_URL", emu.devops_url()),
-                ("SPICEHUB_RECONCILE_INTERVAL", "0".into()),
-            ],
-        )
-        .await;
+        let (hub, admin, _data_guard) = admin_hub(&db, &emu, vec![]).await;
         let call = |path: &'static str, form: Vec<(&'static str, String)>| {
             let (admin, url) = (admin.clone(), hub.url.clone());
             async move {
@@ -414,11 +406,18 @@ async fn demo_emulator() -> (tempfile::TempDir, ado_emulator::Emulator) {
 const ADMIN: &str = "admin@example.com";
 const ADMIN_PW: &str = "admin-password-123";
 
-/// A hub with a signed-in admin.
+/// A hub on `emu` with a signed-in admin, and `extra` in its environment.
 async fn admin_hub(
     db: &TestDb,
-    env: Vec<(&'static str, String)>,
+    emu: &ado_emulator::Emulator,
+    extra: Vec<(&'static str, String)>,
 ) -> (Hub, reqwest::Client, tempfile::TempDir) {
+    let mut env = vec![
+        ("SPICEHUB_AUTHORITY_URL", emu.authority_url()),
+        ("SPICEHUB_DEVOPS_URL", emu.devops_url()),
+        ("SPICEHUB_RECONCILE_INTERVAL", "0".into()),
+    ];
+    env.extend(extra);
     let (data_guard, data) = data_dir();
     let out = create_user(db, &data, ADMIN, "admin", ADMIN_PW);
     assert!(
@@ -447,10 +446,8 @@ async fn the_hubs_own_app_needs_no_secret() {
         let (_emu_dir, emu) = demo_emulator().await;
         let (hub, admin, _data) = admin_hub(
             &db,
+            &emu,
             vec![
-                ("SPICEHUB_AUTHORITY_URL", emu.authority_url()),
-                ("SPICEHUB_DEVOPS_URL", emu.devops_url()),
-                ("SPICEHUB_RECONCILE_INTERVAL", "0".into()),
                 ("SPICEHUB_HUB_CLIENT_ID", demo::HUB_CLIENT_ID.into()),
                 ("SPICEHUB_HUB_CREDENTIAL", "federated".into()),
             ],

@@ -550,6 +550,30 @@ impl Config {
 
 pub use spicehub_azure::is_guid;
 
+/// Whether `url` names a host the internet cannot reach (loopback, private
+/// or link-local addresses, `localhost`, a single-label name, `.local`,
+/// `.internal`): Azure DevOps' webhooks and Entra ID's key fetches both come
+/// from the internet.
+pub fn is_local_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost"
+                || name.ends_with(".localhost")
+                || name.ends_with(".local")
+                || name.ends_with(".internal")
+                || !name.contains('.')
+        }
+        Some(url::Host::Ipv4(ip)) => {
+            ip.is_private() || ip.is_loopback() || ip.is_link_local() || ip.is_unspecified()
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xfe00) == 0xfc00
+        }
+        None => true,
+    }
+}
+
 fn parse_public_url(raw: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(raw).map_err(|_| ConfigError::PublicUrl(raw.to_owned()))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {

@@ -8,6 +8,7 @@ use ado_emulator::{FileChange, LoggedRequest, Service};
 
 use crate::common::TestDb;
 use crate::sync::harness::*;
+use spicehub_core::db::repositories::Repository;
 
 const REGISTRY: &str = "from spice import Registry\n\nsteps = Registry(\"steps\")\n";
 
@@ -93,25 +94,46 @@ async fn assert_pushed(
     assert_eq!(names, expected, "{}", s.label);
 }
 
+/// The repository `app` at its first commit, replicated by a hub started
+/// with `env`, and the emulator's request log cleared for what follows.
+async fn synced_app(
+    test_db: &TestDb,
+    max_blobs_per_zip: Option<usize>,
+    env: &[(&'static str, &str)],
+) -> (Setup, Repository) {
+    let mut s = Setup::new(test_db, |c| {
+        let c = c.with_seeded_repo(ORG, PROJECT, "app", vec![seed("first", first_commit())]);
+        match max_blobs_per_zip {
+            Some(n) => c.with_max_blobs_per_zip(n),
+            None => c,
+        }
+    })
+    .await;
+    s.env.extend(env.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    s.start_hub(test_db);
+    let repo = s.add("app").await;
+    let head = s.head("app");
+    s.wait_synced(&repo.id, &head).await;
+    s.emu.clear_request_log();
+    (s, repo)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_push_costs_a_few_requests_plus_one_per_batch() {
     const BATCH: usize = 10;
     for test_db in TestDb::all().await {
-        let mut s = Setup::new(&test_db, |c| {
-            c.with_seeded_repo(ORG, PROJECT, "app", vec![seed("first", first_commit())])
-        })
-        .await;
-        s.env.push(("SPICEHUB_BLOB_BATCH", BATCH.to_string()));
         // The batches themselves are measured: on a repository this small
         // the archive would be cheaper, and the hub would take it.
-        s.env
-            .push(("SPICEHUB_SYNC_FULL_WHEN_CHEAPER", "false".into()));
-        s.start_hub(&test_db);
-        let repo = s.add("app").await;
-        let head = s.head("app");
-        s.wait_synced(&repo.id, &head).await;
-
-        s.emu.clear_request_log();
+        let batch = BATCH.to_string();
+        let (s, repo) = synced_app(
+            &test_db,
+            None,
+            &[
+                ("SPICEHUB_BLOB_BATCH", batch.as_str()),
+                ("SPICEHUB_SYNC_FULL_WHEN_CHEAPER", "false"),
+            ],
+        )
+        .await;
         let changes = push_25();
         let k = changes.len();
         let pushed = s.commit("app", changes.clone(), "touch 25 files");
@@ -150,19 +172,8 @@ async fn a_push_costs_a_few_requests_plus_one_per_batch() {
 async fn a_batch_refused_for_its_size_is_split_until_it_is_served() {
     const SERVED: usize = 4;
     for test_db in TestDb::all().await {
-        let mut s = Setup::new(&test_db, |c| {
-            c.with_seeded_repo(ORG, PROJECT, "app", vec![seed("first", first_commit())])
-                .with_max_blobs_per_zip(SERVED)
-        })
-        .await;
         // The hub's batch is larger than what the emulator serves.
-        s.env.push(("SPICEHUB_BLOB_BATCH", "100".into()));
-        s.start_hub(&test_db);
-        let repo = s.add("app").await;
-        let head = s.head("app");
-        s.wait_synced(&repo.id, &head).await;
-
-        s.emu.clear_request_log();
+        let (s, repo) = synced_app(&test_db, Some(SERVED), &[("SPICEHUB_BLOB_BATCH", "100")]).await;
         let changes = push_25();
         let unique_blobs = changes.len() - 1;
         let pushed = s.commit("app", changes.clone(), "touch 25 files");
@@ -200,19 +211,15 @@ async fn a_batch_refused_for_its_size_is_split_until_it_is_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_batch_of_one_fetches_each_blob_alone() {
     for test_db in TestDb::all().await {
-        let mut s = Setup::new(&test_db, |c| {
-            c.with_seeded_repo(ORG, PROJECT, "app", vec![seed("first", first_commit())])
-        })
+        let (s, repo) = synced_app(
+            &test_db,
+            None,
+            &[
+                ("SPICEHUB_BLOB_BATCH", "1"),
+                ("SPICEHUB_SYNC_FULL_WHEN_CHEAPER", "false"),
+            ],
+        )
         .await;
-        s.env.push(("SPICEHUB_BLOB_BATCH", "1".into()));
-        s.env
-            .push(("SPICEHUB_SYNC_FULL_WHEN_CHEAPER", "false".into()));
-        s.start_hub(&test_db);
-        let repo = s.add("app").await;
-        let head = s.head("app");
-        s.wait_synced(&repo.id, &head).await;
-
-        s.emu.clear_request_log();
         let changes = push_25();
         let pushed = s.commit("app", changes.clone(), "touch 25 files");
         s.wait_synced(&repo.id, &pushed).await;
@@ -233,16 +240,7 @@ async fn a_batch_of_one_fetches_each_blob_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_git_lfs_file_in_a_batch_is_fetched_again_resolved() {
     for test_db in TestDb::all().await {
-        let mut s = Setup::new(&test_db, |c| {
-            c.with_seeded_repo(ORG, PROJECT, "app", vec![seed("first", first_commit())])
-        })
-        .await;
-        s.start_hub(&test_db);
-        let repo = s.add("app").await;
-        let head = s.head("app");
-        s.wait_synced(&repo.id, &head).await;
-
-        s.emu.clear_request_log();
+        let (s, repo) = synced_app(&test_db, None, &[]).await;
         let content = step_source(40, 1);
         let changes = vec![
             FileChange::lfs("pkg/steps/s40.py", &content),
@@ -296,17 +294,7 @@ async fn a_git_lfs_file_in_a_batch_is_fetched_again_resolved() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_large_push_into_a_small_repository_takes_the_archive() {
     for test_db in TestDb::all().await {
-        let mut s = Setup::new(&test_db, |c| {
-            c.with_seeded_repo(ORG, PROJECT, "app", vec![seed("first", first_commit())])
-        })
-        .await;
-        s.env.push(("SPICEHUB_BLOB_BATCH", "1".into()));
-        s.start_hub(&test_db);
-        let repo = s.add("app").await;
-        let head = s.head("app");
-        s.wait_synced(&repo.id, &head).await;
-
-        s.emu.clear_request_log();
+        let (s, repo) = synced_app(&test_db, None, &[("SPICEHUB_BLOB_BATCH", "1")]).await;
         let changes = push_25();
         let pushed = s.commit("app", changes.clone(), "touch 25 files");
         let synced = s.wait_synced(&repo.id, &pushed).await;

@@ -126,24 +126,7 @@ impl Issuer {
                 "the public URL is not HTTPS: Entra ID fetches the issuer's keys over HTTPS only",
             );
         }
-        let private = match url.host() {
-            Some(url::Host::Domain(name)) => {
-                let name = name.to_ascii_lowercase();
-                name == "localhost"
-                    || name.ends_with(".localhost")
-                    || name.ends_with(".local")
-                    || name.ends_with(".internal")
-                    || !name.contains('.')
-            }
-            Some(url::Host::Ipv4(ip)) => {
-                ip.is_private() || ip.is_loopback() || ip.is_link_local() || ip.is_unspecified()
-            }
-            Some(url::Host::Ipv6(ip)) => {
-                ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xfe00) == 0xfc00
-            }
-            None => true,
-        };
-        private.then_some(
+        crate::config::is_local_host(&url).then_some(
             "the public URL names a host that is not reachable from the internet, where Entra ID fetches the issuer's keys",
         )
     }

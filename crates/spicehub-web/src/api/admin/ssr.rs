@@ -243,18 +243,7 @@ async fn federated_subject(hub: &Hub, p: &Provider) -> Option<String> {
 /// the internet, and Basic Auth over http carries the password in clear.
 pub fn public_url_warnings(url: &url::Url) -> Vec<String> {
     let mut warnings = Vec::new();
-    let local = match url.host() {
-        Some(url::Host::Domain(d)) => {
-            let d = d.trim_end_matches('.').to_ascii_lowercase();
-            d == "localhost" || d.ends_with(".localhost") || !d.contains('.')
-        }
-        Some(url::Host::Ipv4(ip)) => {
-            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
-        }
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
-        None => true,
-    };
-    if local {
+    if spicehub_core::config::is_local_host(url) {
         warnings.push(format!(
             "The hub's public URL is {url}, a local address: Azure DevOps cannot reach it, so its deliveries will fail. \
              Set SPICEHUB_PUBLIC_URL to the address the internet reaches."
