@@ -7,12 +7,13 @@
 //! 2. Incremental vs full sync of a 10,000-file repository: requests, bytes
 //!    and wall time for pushes touching 1, 10, 100 and 1,000 files, with the
 //!    changed files fetched in batches (the default) and one by one, and a
-//!    full sync.
+//!    full sync; the hub's CPU time for each push, beside a re-parse over
+//!    the kept facts and a full parse with none kept.
 //! 3. First replication of 10,000 files / ~100 MB beside `curl` + `unzip` of
 //!    the same archive.
 //!
 //! `cargo bench --bench sync` (SPICEHUB_BENCH_QUICK=1 for a
-//! smaller run).
+//! smaller run, SPICEHUB_BENCH_ONLY=incremental for one part).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -56,10 +57,25 @@ fn main() {
         .build()
         .unwrap_or_else(|e| fail("runtime", e));
     rt.block_on(async {
-        webhook_ingestion().await;
-        incremental_vs_full().await;
-        first_replication_vs_curl().await;
+        if part("webhook") {
+            webhook_ingestion().await;
+        }
+        if part("incremental") {
+            incremental_vs_full().await;
+        }
+        if part("first") {
+            first_replication_vs_curl().await;
+        }
     });
+}
+
+/// `SPICEHUB_BENCH_ONLY=incremental` (or `webhook`, `first`, comma-separated)
+/// runs only those parts.
+fn part(name: &str) -> bool {
+    match std::env::var("SPICEHUB_BENCH_ONLY") {
+        Ok(only) if !only.trim().is_empty() => only.split(',').any(|p| p.trim() == name),
+        _ => true,
+    }
 }
 
 /// The hub binary on SQLite in `data`, pointed at `devops` (or nowhere).
@@ -104,6 +120,26 @@ impl HubProcess {
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|e| fail("hub start", e));
         HubProcess { child, url }
+    }
+}
+
+impl HubProcess {
+    /// CPU time (user + system) the hub process has used so far, from
+    /// `/proc` (Linux reports it in USER_HZ = 100 ticks a second).
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .unwrap_or_else(|e| fail("hub cpu time", e));
+        // The command name (2nd field) may hold spaces: count after its ')'.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15, i.e. 11 and 12 after ')'.
+        (ticks(11) + ticks(12)) / 100.0
     }
 }
 
@@ -504,7 +540,7 @@ struct Replica {
     clients: ProviderConnections,
     queue: Queue,
     repo: String,
-    _hub: HubProcess,
+    hub: HubProcess,
     _dir: tempfile::TempDir,
 }
 
@@ -561,7 +597,7 @@ async fn replicate(emu: &Emulator, env: &[(&str, String)]) -> (Replica, Instant)
             clients,
             queue,
             repo: repo.id,
-            _hub: hub,
+            hub,
             _dir: dir,
         },
         start,
@@ -635,7 +671,25 @@ async fn incremental_vs_full() {
 
     println!("\n== incremental vs full ({n}-file repository, ~1 KB per file)");
     println!("-- changed files in batches (SPICEHUB_BLOB_BATCH={batch}, the default)");
-    pushes(&emu, &replica, n, Some(batch), 0).await;
+    let cpu_by_push = pushes(&emu, &replica, n, Some(batch), 0).await;
+    // The parse alone, on the hub: names resolved over the kept facts of
+    // every file, then every file extracted again with no facts kept.
+    let (kept_wall, kept_cpu) = reparse(&replica).await;
+    let sql = "DELETE FROM file_facts";
+    sqlx::query(sql)
+        .execute(replica.db.pool())
+        .await
+        .unwrap_or_else(|e| fail("drop facts", e));
+    let (full_wall, full_cpu) = reparse(&replica).await;
+    println!(
+        "re-parse over kept facts: {kept_wall:.2} s, hub CPU {kept_cpu:.2} s; full parse (no facts kept): {full_wall:.2} s, hub CPU {full_cpu:.2} s"
+    );
+    for (k, cpu) in &cpu_by_push {
+        println!(
+            "  push touching {k:>4} files: hub CPU {:.1}% of the full parse's (target for 1 file < 5%)",
+            100.0 * cpu / full_cpu.max(f64::EPSILON)
+        );
+    }
     // The same pushes, each file fetched alone: a second hub on the same
     // emulator, replicated from the head the first one reached.
     let head = emu
@@ -701,7 +755,14 @@ async fn incremental_vs_full() {
 /// `replica`: requests, bytes and wall time. `batch` is the hub's
 /// `SPICEHUB_BLOB_BATCH` (None: one request per file); `salt` keeps the
 /// contents of one series from repeating another's.
-async fn pushes(emu: &Emulator, replica: &Replica, n: usize, batch: Option<usize>, salt: usize) {
+async fn pushes(
+    emu: &Emulator,
+    replica: &Replica,
+    n: usize,
+    batch: Option<usize>,
+    salt: usize,
+) -> Vec<(usize, f64)> {
+    let mut cpu_by_push = Vec::new();
     for k in [1usize, 10, 100, 1_000] {
         emu.clear_request_log();
         let changes: Vec<FileChange> = (0..k.min(n))
@@ -721,6 +782,7 @@ async fn pushes(emu: &Emulator, replica: &Replica, n: usize, batch: Option<usize
                 _ => 0,
             })
             .sum();
+        let cpu = replica.hub.cpu_seconds();
         let start = Instant::now();
         let commit = emu
             .commit(ORG, PROJECT, "big", "main", changes, &format!("touch {k}"))
@@ -737,6 +799,8 @@ async fn pushes(emu: &Emulator, replica: &Replica, n: usize, batch: Option<usize
         .unwrap_or_else(|e| fail("request", e));
         wait_commit(replica, &commit).await;
         let elapsed = start.elapsed();
+        let cpu = replica.hub.cpu_seconds() - cpu;
+        cpu_by_push.push((k, cpu));
         let log = emu.request_log();
         let devops: Vec<_> = log
             .iter()
@@ -758,13 +822,56 @@ async fn pushes(emu: &Emulator, replica: &Replica, n: usize, batch: Option<usize
             None => "one per file".to_owned(),
         };
         println!(
-            "push touching {k:>4} files: {:>4} requests = {blob_requests} for blobs + {diff_pages} diff pages + {} others ({target}), {:>9} bytes (target <= {} = 2 x {changed_bytes} changed + 64 KiB), {:.2} s",
+            "push touching {k:>4} files: {:>4} requests = {blob_requests} for blobs + {diff_pages} diff pages + {} others ({target}), {:>9} bytes (target <= {} = 2 x {changed_bytes} changed + 64 KiB), {:.2} s, hub CPU {cpu:.2} s",
             devops.len(),
             devops.len() - blob_requests - diff_pages,
             bytes,
             2 * changed_bytes + 65_536,
             elapsed.as_secs_f64()
         );
+    }
+    cpu_by_push
+}
+
+/// Runs a re-parse of the visible files and waits for it: wall and hub CPU
+/// time.
+async fn reparse(replica: &Replica) -> (f64, f64) {
+    let cpu = replica.hub.cpu_seconds();
+    let start = Instant::now();
+    let job = request_sync(
+        &replica.db,
+        &replica.clients,
+        &replica.queue,
+        &replica.repo,
+        JobKind::Reparse,
+        None,
+    )
+    .await
+    .unwrap_or_else(|e| fail("request", e));
+    wait_job(replica, &job).await;
+    (
+        start.elapsed().as_secs_f64(),
+        replica.hub.cpu_seconds() - cpu,
+    )
+}
+
+async fn wait_job(replica: &Replica, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let jobs = replica
+            .queue
+            .jobs_for(&replica.repo)
+            .await
+            .unwrap_or_else(|e| fail("jobs", e));
+        match jobs.iter().find(|j| j.id == id).map(|j| j.status) {
+            Some(spicehub_core::sync::JobStatus::Succeeded) => return,
+            Some(spicehub_core::sync::JobStatus::Failed) => fail("job", id),
+            _ => {}
+        }
+        if Instant::now() > deadline {
+            fail("job", "timeout");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -4,6 +4,7 @@
 //! stays bounded by the largest file being parsed at a time.
 
 use rustc_hash::FxHashSet;
+use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::model::{Diagnostic, Severity};
@@ -31,7 +32,7 @@ pub(crate) fn parts(dotted: &str) -> impl Iterator<Item = &str> {
 /// path, a list of names) were most of the blocks kept through the parse,
 /// and scattered among Ruff's short-lived nodes they slowed the parse of
 /// every later file.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct FileFacts {
     pub path: String,
     pub module: String,
@@ -53,14 +54,14 @@ pub(crate) struct FileFacts {
 }
 
 /// A string of a file's facts: a range of its [`Text`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Str {
     start: u32,
     end: u32,
 }
 
 /// A run of consecutive items of [`FileFacts`]' string lists or dependencies.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Run {
     start: u32,
     end: u32,
@@ -86,7 +87,7 @@ impl Run {
 }
 
 /// One buffer holding every string of a file's facts.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Text(String);
 
 impl Text {
@@ -201,14 +202,14 @@ impl FileFacts {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Binding {
     pub scope: ScopeId,
     pub name: Str,
     pub target: BindingTarget,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum BindingTarget {
     /// An absolute dotted path (`a.b.c`), from an import.
     Import(Str),
@@ -220,7 +221,7 @@ pub(crate) enum BindingTarget {
     Alias(Str),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct DefFacts {
     pub is_class: bool,
     pub line: u32,
@@ -252,7 +253,7 @@ impl DefFacts {
 
 /// `VAR = callee(...)` at module or class level: a registry if `callee`
 /// resolves to a registry constructor.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RegistryDecl {
     pub scope: ScopeId,
     pub line: u32,
@@ -267,7 +268,7 @@ pub(crate) struct RegistryDecl {
 }
 
 /// What a registration names its entry.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum NameSpec {
     /// No name given: the function, class or object name is used.
     Default,
@@ -278,7 +279,7 @@ pub(crate) enum NameSpec {
     NotLiteral { text: Str, positional: bool },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum DepRef {
     /// `"entry"` or `"other_registry:entry"`.
     Name(Str),
@@ -289,7 +290,7 @@ pub(crate) enum DepRef {
 }
 
 /// The object a registration statement registers.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Registered {
     /// A name or attribute chain, resolved in the use's scope.
     Dotted(Str),
@@ -300,7 +301,7 @@ pub(crate) enum Registered {
     Unquoted,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum UseSite {
     /// A decorator of `defs[def]`.
     Decorator { def: usize, called: bool },
@@ -310,7 +311,7 @@ pub(crate) enum UseSite {
 
 /// A decorator or call statement that registers something if its callee
 /// resolves to a registry (or, for decorators, names a decorator registry).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Use {
     /// The scope the callee is evaluated in.
     pub scope: ScopeId,

@@ -137,16 +137,98 @@ pub fn syntax_error_count(source: &str) -> usize {
     ruff::parse_only(source)
 }
 
-/// The per-file phase of one file, done ahead of the parse by a caller that
-/// already holds the content (the sync engine, while it unpacks an archive),
-/// so that parsing overlaps the download instead of following it.
-pub struct PreparedFile(extract::FileFacts);
+/// The per-file phase of one file: the facts the repository phase needs,
+/// made ahead of the parse by a caller that already holds the content (the
+/// sync engine, while it unpacks an archive, so that parsing overlaps the
+/// download), or kept from an earlier parse of the same content (an
+/// incremental sync extracts only the files a push changed). Cloning shares
+/// the facts.
+#[derive(Clone)]
+pub struct PreparedFile(Arc<extract::FileFacts>);
+
+impl fmt::Debug for PreparedFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PreparedFile").field(&self.0.path).finish()
+    }
+}
+
+/// Stored facts that cannot be read back (damaged, or written by another
+/// build whose [`facts_version`] is the same by accident).
+#[derive(Debug, thiserror::Error)]
+#[error("stored parser facts cannot be read: {0}")]
+pub struct FactsDecodeError(#[from] postcard::Error);
+
+impl PreparedFile {
+    /// The path the facts were made for; facts describe one path's
+    /// content (the module name comes from the path).
+    pub fn path(&self) -> &str {
+        &self.0.path
+    }
+
+    /// A compact encoding for storage, read back by [`PreparedFile::from_bytes`]
+    /// by a parser of the same [`facts_version`].
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising plain structs into a vector cannot fail; an empty
+        // vector would only make the next parse extract the file again.
+        postcard::to_stdvec(&*self.0).unwrap_or_default()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<PreparedFile, FactsDecodeError> {
+        Ok(PreparedFile(Arc::new(postcard::from_bytes(bytes)?)))
+    }
+}
 
 /// Runs the per-file phase on content the caller read. Any path may be
 /// prepared: the parse uses it only if the repository's configuration
 /// selects the file.
 pub fn prepare_file(path: &str, content: &[u8], options: &ParseOptions) -> PreparedFile {
-    PreparedFile(extract::extract_bytes(path, content, file_limits(options)))
+    PreparedFile(Arc::new(extract::extract_bytes(
+        path,
+        content,
+        file_limits(options),
+    )))
+}
+
+/// Names what stored facts depend on besides a file's path and content:
+/// the per-file phase's code (its sources, hashed at build time, so any
+/// change to the parser makes earlier facts unusable rather than stale) and
+/// the per-file limits. A caller keeps facts under this and reuses only
+/// those stored under the same value.
+pub fn facts_version(options: &ParseOptions) -> String {
+    format!(
+        "{:016x}-{}-{}",
+        facts_code_hash(),
+        options.max_file_size,
+        MAX_NESTING_DEPTH
+    )
+}
+
+/// FNV-1a over the parser's own sources and the pinned Ruff version: what
+/// decides the facts a file gives.
+fn facts_code_hash() -> u64 {
+    static HASH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *HASH.get_or_init(|| {
+        const SOURCES: [&str; 9] = [
+            env!("CARGO_PKG_VERSION"),
+            include_str!("extract.rs"),
+            include_str!("syntax.rs"),
+            include_str!("ruff.rs"),
+            include_str!("nesting.rs"),
+            include_str!("source.rs"),
+            include_str!("model.rs"),
+            include_str!("lib.rs"),
+            // The Ruff crates are pinned there (`=x.y.z`).
+            include_str!("../../../Cargo.toml"),
+        ];
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for source in SOURCES {
+            for &b in source.as_bytes().iter().chain(&[0xff]) {
+                hash ^= u64::from(b);
+                hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        hash
+    })
 }
 
 /// Parses every Python file of a tree and returns its sorted graph.
@@ -160,8 +242,29 @@ pub fn parse_tree(tree: &dyn SourceTree, options: &ParseOptions) -> Graph {
 pub fn parse_tree_prepared(
     tree: &dyn SourceTree,
     options: &ParseOptions,
-    mut prepared: HashMap<String, PreparedFile>,
+    prepared: HashMap<String, PreparedFile>,
 ) -> Graph {
+    let parsed = parse_tree_keeping(tree, options, prepared);
+    // Thousands of small allocations: freed on all the parser's threads.
+    parsed.facts.into_par_iter().for_each(drop);
+    parsed.graph
+}
+
+/// A parse, with the facts of every file it parsed, to be kept for the
+/// next parse of the same contents.
+pub struct Parsed {
+    pub graph: Graph,
+    /// Every file the configuration selected, by path, with its facts;
+    /// `true` when the facts were made by this parse rather than given.
+    pub facts: Vec<(PreparedFile, bool)>,
+}
+
+/// [`parse_tree_prepared`], handing back every file's facts.
+pub fn parse_tree_keeping(
+    tree: &dyn SourceTree,
+    options: &ParseOptions,
+    mut prepared: HashMap<String, PreparedFile>,
+) -> Parsed {
     let mut diagnostics = Vec::new();
     let listed: BTreeMap<String, u64> = tree.paths().into_iter().collect();
 
@@ -191,7 +294,9 @@ pub fn parse_tree_prepared(
             continue;
         }
         if path.ends_with(".py") && config.selects(path) {
-            files.push((path, size, prepared.remove(path.as_str())));
+            // Facts made for another path describe another module.
+            let given = prepared.remove(path.as_str()).filter(|p| p.path() == path);
+            files.push((path, size, given));
         }
     }
     for root in vendored {
@@ -206,12 +311,15 @@ pub fn parse_tree_prepared(
     let done = AtomicUsize::new(0);
     // Indexed parallel iteration keeps the file order, so the result does not
     // depend on thread scheduling.
-    let facts: Vec<extract::FileFacts> = files
+    let facts: Vec<(PreparedFile, bool)> = files
         .into_par_iter()
         .map(|(path, size, prepared)| {
             let facts = match prepared {
-                Some(PreparedFile(facts)) => facts,
-                None => extract::extract_file(tree, path, size, limits),
+                Some(given) => (given, false),
+                None => (
+                    PreparedFile(Arc::new(extract::extract_file(tree, path, size, limits))),
+                    true,
+                ),
             };
             if let Some(progress) = &options.progress {
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
@@ -220,12 +328,11 @@ pub fn parse_tree_prepared(
         })
         .collect();
 
-    let mut graph = resolve::resolve(&facts, &config);
-    // Thousands of small allocations: freed on all the parser's threads.
-    facts.into_par_iter().for_each(drop);
+    let refs: Vec<&extract::FileFacts> = facts.iter().map(|(f, _)| &*f.0).collect();
+    let mut graph = resolve::resolve(&refs, &config);
     graph.diagnostics.extend(diagnostics);
     graph.sort();
-    graph
+    Parsed { graph, facts }
 }
 
 fn file_limits(options: &ParseOptions) -> extract::FileLimits {

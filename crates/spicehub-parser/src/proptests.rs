@@ -254,6 +254,27 @@ proptest! {
         facts_or_diagnostic("pkg/mod.py", &facts)?;
     }
 
+    /// Facts stored and read back are the facts made: read back and
+    /// stored again, they give the same bytes, and the graph of a file
+    /// parsed from them is the graph of the file parsed from source.
+    #[test]
+    fn kept_facts_read_back_as_made(source in soup(40, 600)) {
+        let options = crate::ParseOptions::default();
+        let made = crate::prepare_file("pkg/mod.py", source.as_bytes(), &options);
+        let bytes = made.to_bytes();
+        let back = crate::PreparedFile::from_bytes(&bytes)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(back.to_bytes(), bytes);
+        let tree = crate::MemorySource::new()
+            .with("pkg/__init__.py", "")
+            .with("pkg/mod.py", source.as_bytes().to_vec());
+        let given = std::collections::HashMap::from([("pkg/mod.py".to_owned(), back)]);
+        prop_assert_eq!(
+            crate::parse_tree_prepared(&tree, &options, given),
+            crate::parse_tree(&tree, &options)
+        );
+    }
+
     /// The pre-scan's shortcut over ordinary lines refuses whatever its
     /// exact scan refuses, and bounds the depth that one counts.
     #[test]

@@ -65,7 +65,7 @@ impl Budget {
 }
 
 struct Index<'a> {
-    files: &'a [FileFacts],
+    files: &'a [&'a FileFacts],
     modules: HashMap<&'a str, usize>,
     /// `[file]`: definitions by their qualified name within the module
     /// (`Zoo.BACKBONES`), borrowed from the facts. Built on first use: most
@@ -107,7 +107,7 @@ impl Bindings {
 }
 
 impl<'a> Index<'a> {
-    fn new(files: &'a [FileFacts], diagnostics: &mut Vec<Diagnostic>) -> Self {
+    fn new(files: &'a [&'a FileFacts], diagnostics: &mut Vec<Diagnostic>) -> Self {
         let mut modules: HashMap<&str, usize> = HashMap::default();
         for (fi, file) in files.iter().enumerate() {
             if !file.scopes.is_empty() {
@@ -389,7 +389,7 @@ impl<'a> Index<'a> {
                 if let Some(found) = self.lookup_in_scope(f, def.body_scope, name, budget) {
                     return self.attribute(found, tail, budget);
                 }
-                for base_class in def.base_names(&self.files[f]) {
+                for base_class in def.base_names(self.files[f]) {
                     if budget.exhausted() {
                         break;
                     }
@@ -465,7 +465,7 @@ struct Produced<'a> {
 
 /// Builds the graph from every file's facts. Diagnostics of the files are
 /// carried over; the caller sorts the result.
-pub(crate) fn resolve(files: &[FileFacts], config: &Config) -> Graph {
+pub(crate) fn resolve(files: &[&FileFacts], config: &Config) -> Graph {
     let mut diagnostics: Vec<Diagnostic> = Vec::new();
     let mut index = Index::new(files, &mut diagnostics);
 
@@ -618,7 +618,7 @@ fn register<'a>(
     entries: &mut Vec<Entry>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    let file: &'a FileFacts = &index.files[fi];
+    let file: &'a FileFacts = index.files[fi];
     let mut budget = Budget::new();
     let mut found = None;
     if let Some((registry_part, _)) = file.registry_method(used) {

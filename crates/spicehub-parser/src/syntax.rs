@@ -10,6 +10,7 @@
 //! Expressions are depth-limited by the lowering, for the same reason.
 
 use crate::ruff::{Aliases, Bases, Params, Targets};
+use serde::{Deserialize, Serialize};
 
 /// A dotted name while a file is lowered, or a part of one while names are
 /// resolved. Up to 24 bytes (nearly all of them) are stored inline, so most
@@ -22,7 +23,7 @@ pub(crate) type ScopeId = usize;
 /// The scopes of a file, with their qualified names in one string: most
 /// qualified names (`Outer.method.<locals>.inner`) are too long to be
 /// stored inline, and one allocation each was a large part of the facts.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Scopes {
     list: Vec<Scope>,
     qualnames: String,
@@ -92,14 +93,14 @@ impl Scopes {
 /// The scope of the module itself is always the first one.
 pub(crate) const MODULE_SCOPE: ScopeId = 0;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum ScopeKind {
     Module,
     Class,
     Function,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Scope {
     pub parent: Option<ScopeId>,
     pub kind: ScopeKind,

@@ -1354,3 +1354,145 @@ fn prepared_files_give_the_same_graph_as_a_plain_parse() {
         to_json(&parse_tree_prepared(&source, &options, some))
     );
 }
+
+/// Facts kept from an earlier parse, by path and content, as the sync
+/// engine keeps them: only what changed is extracted, and the graph is the
+/// one a full parse gives.
+mod kept_facts {
+    use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> MemorySource {
+        files.iter().copied().collect()
+    }
+
+    /// The facts of `old` that still describe `new`: same path, same
+    /// content; each one stored and read back as the engine does.
+    fn reusable(
+        old: &[(&str, &str)],
+        kept: &[(PreparedFile, bool)],
+        new: &[(&str, &str)],
+    ) -> HashMap<String, PreparedFile> {
+        kept.iter()
+            .filter(|(facts, _)| {
+                let before = old.iter().find(|(p, _)| *p == facts.path());
+                let after = new.iter().find(|(p, _)| *p == facts.path());
+                matches!((before, after), (Some(b), Some(a)) if b.1 == a.1)
+            })
+            .map(|(facts, _)| {
+                let stored = facts.to_bytes();
+                let back = PreparedFile::from_bytes(&stored).expect("facts read back");
+                (facts.path().to_owned(), back)
+            })
+            .collect()
+    }
+
+    const REGS: &str = "from spice import Registry\nR = Registry('r')\nALIAS = R\n";
+    const A: &str = "from pkg.regs import R\n@R.register('a')\ndef a():\n    '''Doc of a.'''\n";
+    const B: &str =
+        "from pkg.regs import ALIAS\n@ALIAS.register('b', depends_on=['a'])\ndef b(a): pass\n";
+    const C: &str = "from pkg.regs import R\nfrom pkg.a import a\nR.register('c', func=a)\n";
+
+    fn before() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("pkg/__init__.py", ""),
+            ("pkg/regs.py", REGS),
+            ("pkg/a.py", A),
+            ("pkg/b.py", B),
+            ("pkg/c.py", C),
+            (
+                "pkg/unrelated.py",
+                "import os\n\ndef helper(x):\n    return os.path.join(x)\n",
+            ),
+        ]
+    }
+
+    fn check(old: &[(&str, &str)], new: &[(&str, &str)], extracted: usize) {
+        let options = ParseOptions::default();
+        let first = parse_tree_keeping(&tree(old), &options, HashMap::new());
+        assert!(first.facts.iter().all(|(_, made)| *made));
+        let given = reusable(old, &first.facts, new);
+        let again = parse_tree_keeping(&tree(new), &options, given);
+        let full = parse_tree(&tree(new), &options);
+        assert_eq!(again.graph, full, "kept facts changed the graph");
+        let made: Vec<&str> = again
+            .facts
+            .iter()
+            .filter(|(_, made)| *made)
+            .map(|(f, _)| f.path())
+            .collect();
+        assert_eq!(made.len(), extracted, "extracted again: {made:?}");
+    }
+
+    #[test]
+    fn an_edit_is_the_only_file_extracted_again() {
+        let mut new = before();
+        new[3].1 =
+            "from pkg.regs import R\n@R.register('b2', depends_on=['a', 'c'])\ndef b(a): pass\n";
+        check(&before(), &new, 1);
+        // The graph did change: b2 replaces b, with one more edge.
+        let graph = parse(&new);
+        assert!(names(&graph).contains(&("pkg.regs.R".into(), "b2".into())));
+    }
+
+    #[test]
+    fn a_rename_and_a_delete_extract_only_the_new_path() {
+        let mut new = before();
+        new.retain(|(p, _)| *p != "pkg/c.py" && *p != "pkg/a.py");
+        new.push(("pkg/moved.py", A));
+        check(&before(), &new, 1);
+    }
+
+    #[test]
+    fn a_configuration_change_keeps_every_file_s_facts() {
+        // spice.toml selects files and changes the registry rules, but the
+        // per-file phase does not read it: the facts stay, the resolution
+        // runs again over all of them.
+        let mut new = before();
+        new.push(("spice.toml", "exclude = [\"pkg/c.py\"]\n"));
+        check(&before(), &new, 0);
+        assert!(!names(&parse(&new)).contains(&("pkg.regs.R".into(), "c".into())));
+    }
+
+    #[test]
+    fn facts_made_for_another_path_are_not_used() {
+        let options = ParseOptions::default();
+        let old = before();
+        let first = parse_tree_keeping(&tree(&old), &options, HashMap::new());
+        let a_facts = first
+            .facts
+            .iter()
+            .find(|(f, _)| f.path() == "pkg/a.py")
+            .map(|(f, _)| f.clone())
+            .expect("facts of pkg/a.py");
+        let mut new = before();
+        new.push(("pkg/other.py", A));
+        let given = HashMap::from([("pkg/other.py".to_owned(), a_facts)]);
+        let again = parse_tree_keeping(&tree(&new), &options, given);
+        assert_eq!(again.graph, parse_tree(&tree(&new), &options));
+        assert!(again
+            .facts
+            .iter()
+            .any(|(f, made)| f.path() == "pkg/other.py" && *made));
+    }
+
+    #[test]
+    fn damaged_facts_are_an_error_not_a_panic() {
+        assert!(PreparedFile::from_bytes(b"").is_err());
+        assert!(PreparedFile::from_bytes(&[0xff; 64]).is_err());
+        let facts = prepare_file("pkg/a.py", A.as_bytes(), &ParseOptions::default());
+        let mut bytes = facts.to_bytes();
+        bytes.truncate(bytes.len() / 2);
+        assert!(PreparedFile::from_bytes(&bytes).is_err());
+    }
+
+    #[test]
+    fn the_facts_version_follows_the_limits() {
+        let default = ParseOptions::default();
+        let smaller = ParseOptions {
+            max_file_size: 1024,
+            ..ParseOptions::default()
+        };
+        assert_eq!(facts_version(&default), facts_version(&default));
+        assert_ne!(facts_version(&default), facts_version(&smaller));
+    }
+}

@@ -7,6 +7,7 @@ mod harness;
 
 mod batching;
 mod crash;
+mod facts;
 mod faults;
 mod flows;
 mod instances;

@@ -5,6 +5,7 @@
 //! Queries stay portable: `$n` placeholders, TEXT ids, BIGINT unix times.
 
 pub mod deliveries;
+pub mod facts;
 pub mod graphs;
 pub mod hooks;
 pub mod issuer_keys;

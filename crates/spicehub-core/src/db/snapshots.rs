@@ -100,8 +100,8 @@ async fn hold_repository(
     Ok(row.try_get("visible_snapshot")?)
 }
 
-/// Drops every snapshot of the repository but `visible`, and the blobs no
-/// snapshot uses any more, on the caller's transaction.
+/// Drops every snapshot of the repository but `visible`, and the blobs and
+/// parser facts no snapshot uses any more, on the caller's transaction.
 async fn drop_snapshots_but(
     conn: &mut AnyConnection,
     repository_id: &str,
@@ -132,6 +132,14 @@ async fn drop_snapshots_but(
     }
     if !stale.is_empty() {
         sqlx::query(
+            "DELETE FROM file_facts WHERE repository_id = $1 AND NOT EXISTS \
+             (SELECT 1 FROM repository_files f WHERE f.repository_id = file_facts.repository_id \
+              AND f.path = file_facts.path AND f.object_id = file_facts.object_id)",
+        )
+        .bind(repository_id)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
             "DELETE FROM file_blobs WHERE repository_id = $1 AND NOT EXISTS \
              (SELECT 1 FROM repository_files f WHERE f.repository_id = file_blobs.repository_id \
               AND f.object_id = file_blobs.object_id)",
@@ -158,7 +166,7 @@ pub fn git_blob_id(content: &[u8]) -> String {
         })
 }
 
-fn placeholders(rows: usize, cols: usize) -> String {
+pub(super) fn placeholders(rows: usize, cols: usize) -> String {
     let mut sql = String::new();
     let mut n = 0;
     for r in 0..rows {

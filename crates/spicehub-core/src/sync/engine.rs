@@ -20,7 +20,7 @@
 //! A job that dies before it leaves only an invisible snapshot behind, which
 //! the next attempt drops.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -38,13 +38,33 @@ use super::prepare::Preparer;
 use super::queue::{Job, JobKind};
 use super::runner::{JobFailure, JobHandler, Progress};
 use crate::connections::{ConnectionError, ProviderConnections};
+use crate::db::facts::FactsRow;
 use crate::db::repositories::{full_branch_ref, short_branch, RepoState, Repository};
 use crate::db::snapshots::{SnapshotError, SwitchInfo};
 use crate::db::{Db, DbError};
+use rayon::prelude::*;
 use spicehub_azure::client::{read_blobs_zip, AzureClient, ZipBlob};
 use spicehub_azure::models::{ChangeFlags, GitObjectType};
 use spicehub_azure::{AzureError, Diagnosis};
-use spicehub_parser::{parse_tree_prepared, Graph, ParseOptions, PreparedFile};
+use spicehub_parser::{facts_version, parse_tree_keeping, Graph, ParseOptions, PreparedFile};
+
+/// What a parse of a snapshot gave.
+struct ParseRun {
+    graph: Graph,
+    /// The facts this parse made (not kept from an earlier one), to keep.
+    made: Vec<FactsRow>,
+    /// Python files whose facts were made rather than kept, of `files`.
+    extracted: usize,
+    files: usize,
+}
+
+impl ParseRun {
+    /// For the sync's note: how much of the repository was read again.
+    fn summary(&self) -> String {
+        let noun = if self.files == 1 { "file" } else { "files" };
+        format!("{} of {} Python {noun} parsed", self.extracted, self.files)
+    }
+}
 
 /// Bytes of file contents written to the database per batch.
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
@@ -1036,14 +1056,17 @@ impl SyncEngine {
         }
     }
 
-    /// Parses a snapshot. Contents are read from the database on demand,
-    /// on the parser's threads.
+    /// Parses a snapshot. The facts kept from earlier parses stand for the
+    /// files whose path and blob they were made from; the other files'
+    /// contents are read from the database on demand, on the parser's
+    /// threads. Gives the graph and the facts made by this parse, to keep
+    /// once the graph is visible ([`SyncEngine::keep_facts`]).
     async fn parse(
         &self,
         snapshot: &str,
         progress: &Progress,
-        prepared: HashMap<String, PreparedFile>,
-    ) -> Result<Graph, SyncError> {
+        mut prepared: HashMap<String, PreparedFile>,
+    ) -> Result<ParseRun, SyncError> {
         let rows = self.db.snapshot_rows(snapshot).await?;
         let total = rows.iter().filter(|r| r.note.is_none()).count() as i64;
         progress.report("parsing", 0, Some(total)).await.ok();
@@ -1057,25 +1080,80 @@ impl SyncEngine {
                 done.store(n, Ordering::Relaxed);
             })
         }));
+        let version = facts_version(&options);
+        let kept = self.db.snapshot_facts(snapshot, &version).await?;
+        let blob_of: HashMap<String, String> = rows
+            .iter()
+            .filter_map(|r| Some((r.path.clone(), r.object_id.clone()?)))
+            .collect();
         let mut task = tokio::task::spawn_blocking(move || {
+            let decoded: Vec<(String, PreparedFile)> = kept
+                .into_par_iter()
+                .filter_map(|(path, bytes)| match PreparedFile::from_bytes(&bytes) {
+                    Ok(facts) => Some((path, facts)),
+                    Err(e) => {
+                        // Extracted again below, and replaced once kept.
+                        tracing::warn!(%path, error = %e, "sync: kept parser facts unreadable");
+                        None
+                    }
+                })
+                .collect();
+            // Facts prepared while the archive was unpacked are new, and
+            // kept below like those the parse makes.
+            let mut reused = HashSet::new();
+            for (path, facts) in decoded {
+                if let std::collections::hash_map::Entry::Vacant(slot) = prepared.entry(path) {
+                    reused.insert(slot.key().clone());
+                    slot.insert(facts);
+                }
+            }
             let read = |path: &str| -> std::io::Result<Vec<u8>> {
                 handle
                     .block_on(db.snapshot_file_content(&snapshot_id, path))
                     .map_err(|e| std::io::Error::other(e.to_string()))?
                     .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no content"))
             };
-            parse_tree_prepared(&SnapshotTree::new(rows, read), &options, prepared)
+            let parsed = parse_tree_keeping(&SnapshotTree::new(rows, read), &options, prepared);
+            let files = parsed.facts.len();
+            let made: Vec<FactsRow> = parsed
+                .facts
+                .into_par_iter()
+                .filter(|(facts, made)| *made || !reused.contains(facts.path()))
+                .filter_map(|(facts, _)| {
+                    let blob = blob_of.get(facts.path())?.clone();
+                    Some((facts.path().to_owned(), blob, facts.to_bytes()))
+                })
+                .collect();
+            ParseRun {
+                graph: parsed.graph,
+                extracted: made.len(),
+                files,
+                made,
+            }
         });
         loop {
             tokio::select! {
-                graph = &mut task => {
-                    return graph.map_err(|e| SyncError::Internal(format!("the parser stopped: {e}")));
+                parsed = &mut task => {
+                    return parsed.map_err(|e| SyncError::Internal(format!("the parser stopped: {e}")));
                 }
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {
                     let n = done.load(Ordering::Relaxed) as i64;
                     progress.report("parsing", n, Some(total)).await.ok();
                 }
             }
+        }
+    }
+
+    /// Keeps the facts a parse made, for the next sync. The graph is
+    /// visible by now: a failure here costs the next sync an extraction,
+    /// not this one its result.
+    async fn keep_facts(&self, repository_id: &str, facts: Vec<FactsRow>) {
+        if facts.is_empty() {
+            return;
+        }
+        let version = facts_version(&self.parse_options(None));
+        if let Err(e) = self.db.put_facts(repository_id, &version, &facts).await {
+            tracing::warn!(repository = %repository_id, error = %e, "sync: parser facts not kept");
         }
     }
 
@@ -1088,7 +1166,8 @@ impl SyncEngine {
         progress: &Progress,
         prepared: HashMap<String, PreparedFile>,
     ) -> Result<(), SyncError> {
-        let graph = self.parse(snapshot, progress, prepared).await?;
+        let run = self.parse(snapshot, progress, prepared).await?;
+        let note = format!("{note}; {}", run.summary());
         progress.report("saving", 0, None).await.ok();
         // Refused when the repository was removed meanwhile or the lease
         // was lost: nothing of this sync becomes visible then.
@@ -1098,13 +1177,14 @@ impl SyncEngine {
                 &SwitchInfo {
                     snapshot_id: snapshot,
                     commit_id: head,
-                    graph: &graph,
+                    graph: &run.graph,
                     note: Some(&note),
                 },
                 Some(&progress.lease()),
             )
             .await?;
         tracing::info!(repository = %repo.id, commit = %head, %note, "sync: commit switched");
+        self.keep_facts(&repo.id, run.made).await;
         Ok(())
     }
 
@@ -1114,16 +1194,21 @@ impl SyncEngine {
             .visible_snapshot(&repo.id)
             .await?
             .ok_or(SyncError::NothingStored)?;
-        let graph = self.parse(&snapshot, progress, HashMap::new()).await?;
+        let run = self.parse(&snapshot, progress, HashMap::new()).await?;
         self.db
             .replace_visible_graph(
                 &repo.id,
                 &commit,
-                &graph,
-                Some(&format!("re-parsed the stored files of {}", short(&commit))),
+                &run.graph,
+                Some(&format!(
+                    "re-parsed the stored files of {}; {}",
+                    short(&commit),
+                    run.summary()
+                )),
                 Some(&progress.lease()),
             )
             .await?;
+        self.keep_facts(&repo.id, run.made).await;
         Ok(())
     }
 }
