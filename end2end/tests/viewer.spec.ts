@@ -1,6 +1,6 @@
 import { readFileSync } from 'fs';
 import { test, expect, Page } from '@playwright/test';
-import { submitSignIn, watchConsole } from './support';
+import { axe, shot, submitSignIn, watchConsole } from './support';
 
 // The graph viewer in a browser: Registries tab → registry graph → search →
 // details → focus view, and a large registry collapsed by module.
@@ -116,6 +116,49 @@ test.describe('graph viewer', () => {
     await expect(page).toHaveURL(/expand=big\.m0/);
     await expect(graph.locator('a[data-node="entry_5"]')).toHaveCount(1);
     await page.screenshot({ path: 'test-results/screens/viewer-collapsed.png', fullPage: true });
+    expect(errors).toEqual([]);
+  });
+
+  test('zoomed far out, packed module boxes become summaries that open on click, and the zoom is in the URL', async ({ page }) => {
+    const errors = watchConsole(page);
+    await signIn(page);
+    await page.goto('/registries?q=big.registry');
+    await page.getByRole('link', { name: 'big', exact: true }).click();
+    // The whole registry: 600 entries without edges, packed in 12 module boxes.
+    await page.getByRole('navigation', { name: 'Views' }).getByRole('link', { name: 'Whole registry' }).click();
+    await expect(page).toHaveURL(/view=full/);
+    // Far out (the width is clamped to the zoom limit): labels would be
+    // unreadable, so each module is one summary, in the server's HTML too.
+    await page.goto(`${page.url()}&zoom=0,0,100000`);
+    const graph = page.locator('svg.graph');
+    const summary = graph.getByRole('link', { name: 'big.m3 — 50 entries, zoom in to show them' });
+    await expect(summary).toBeVisible();
+    await expect(graph.locator('a[data-node="entry_150"]')).toBeHidden();
+    await waitForHydration(page);
+    await expect(summary).toBeVisible();
+    await axe(page, 'summarized registry graph');
+    await shot(page, 'viewer-semantic-zoom-out');
+
+    // Expand on click: the box's entries become readable, and the URL
+    // records the new zoom once it rests.
+    await summary.click();
+    await expect(graph.locator('a[data-node="entry_150"]')).toBeVisible();
+    await expect(summary).toBeHidden();
+    const [x, y, w] = (await graph.getAttribute('viewBox'))!.split(' ').map(Number);
+    const zoom = [x, y, w].map(Math.round).join(',');
+    await expect(page).toHaveURL(new RegExp(`zoom=${zoom}$`));
+    await axe(page, 'registry graph zoomed into a module');
+    await shot(page, 'viewer-semantic-zoom-in');
+
+    // A shared link opens at the same zoom.
+    await page.reload();
+    await expect(graph).toHaveAttribute('viewBox', new RegExp(`^${zoom.split(',').join(' ')} `));
+    await expect(graph.locator('a[data-node="entry_150"]')).toBeVisible();
+
+    // Fit drops the zoom from the URL.
+    await waitForHydration(page);
+    await page.getByRole('button', { name: 'Fit' }).click();
+    await expect(page).not.toHaveURL(/zoom=/);
     expect(errors).toEqual([]);
   });
 

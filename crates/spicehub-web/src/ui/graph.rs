@@ -4,13 +4,22 @@
 //! selecting one works before hydration too. After hydration the drawing
 //! pans (drag, arrow keys), zooms (wheel, `+`/`-`, buttons) by moving the
 //! SVG `viewBox`, and selecting a node no longer reloads the page.
+//!
+//! Semantic zoom: in a packed layout (entries in nested package and module
+//! boxes), when the zoom makes entry labels too small to read, each
+//! innermost box is drawn as one summary (its module and entry count)
+//! instead of its entries; a summary is a link that zooms into its box.
+//! The zoom is recorded in the URL (`zoom=`), and read back on load.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use leptos::prelude::*;
 
-use crate::api::viewer::{GraphLayout, GraphNode, GraphNodeKind, Selection};
+use crate::api::viewer::{
+    query_without, with_zoom, GraphCluster, GraphLayout, GraphNode, GraphNodeKind, Selection, Zoom,
+};
 
 /// The visible part of the drawing, in SVG user units.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,6 +38,28 @@ pub const MAX_VIEW_FACTOR: f64 = 4.0;
 const LEGIBLE_WIDTH: f64 = 1_200.0;
 /// The width zoomed to when jumping to a node.
 const JUMP_WIDTH: f64 = 900.0;
+
+/// Font size of node labels in user units (the SVG's `font-size`).
+pub const LABEL_FONT: f64 = 10.0;
+/// Below this many screen pixels a label cannot be read, so packed boxes
+/// are drawn as summaries instead of their entries.
+pub const SUMMARY_BELOW_PX: f64 = 6.0;
+/// Label size a click on a summary zooms to: comfortably above the
+/// threshold, so the entries show and stay shown after a small zoom out.
+const READABLE_PX: f64 = 9.0;
+/// Width assumed for the drawing before it can be measured (the server's
+/// render, and the first one in the browser, which must match it): the
+/// graph panel of a laptop browser window, the window the packed layout
+/// is shaped for.
+pub const NOMINAL_SCREEN_WIDTH: f64 = 1_000.0;
+/// How long the zoom must stay still before the URL records it: every
+/// wheel step and pointer move would otherwise be a history write.
+const ZOOM_URL_DELAY: Duration = Duration::from_millis(300);
+/// Margin around a box zoomed into, in user units.
+const BOX_MARGIN: f64 = 8.0;
+/// URL parameters that change neither the drawing nor the zoom: a URL that
+/// differs from the page's first one elsewhere is a page being left.
+const SAME_DRAWING_PARAMS: [&str; 4] = ["zoom", "node", "group", "find"];
 
 impl ViewBox {
     /// The whole drawing.
@@ -81,6 +112,59 @@ impl ViewBox {
         x >= self.x && y >= self.y && x + w <= self.x + self.w && y + h <= self.y + self.h
     }
 
+    /// The view a `zoom=` names for the drawing `full`: the height follows
+    /// from the drawing's aspect ratio and the width is kept within the zoom
+    /// limits. `None` (Fit) when it would show none of the drawing.
+    pub fn from_zoom(zoom: Zoom, full: ViewBox) -> Option<Self> {
+        // Integers up to 10^7: exact as f64.
+        let (x, y) = (zoom.x as f64, zoom.y as f64);
+        let w = (zoom.w as f64).clamp(MIN_VIEW_WIDTH.min(full.w), full.w * MAX_VIEW_FACTOR);
+        let h = w * full.h / full.w;
+        let overlaps =
+            x < full.x + full.w && x + w > full.x && y < full.y + full.h && y + h > full.y;
+        overlaps.then_some(ViewBox { x, y, w, h })
+    }
+
+    /// What the URL records for this view: `None` at Fit, so a link to the
+    /// whole drawing carries no zoom.
+    pub fn to_zoom(&self, full: ViewBox) -> Option<Zoom> {
+        let zoom = |v: &ViewBox| Zoom {
+            x: v.x.round() as i64,
+            y: v.y.round() as i64,
+            w: v.w.round().max(1.0) as i64,
+        };
+        let here = zoom(self);
+        (here != zoom(&full)).then_some(here)
+    }
+
+    /// The view that opens a box (`x`, `y`, `w`, `h`) with its labels
+    /// readable on `screen`: the whole box when that is readable, otherwise
+    /// its top-left part (where its entries start) at the widest view that
+    /// is. The aspect ratio stays the drawing's.
+    pub fn open_box(self, (x, y, w, h): (f64, f64, f64, f64), screen: &Screen) -> Self {
+        let aspect = self.h / self.w;
+        let fit_w = (w + 2.0 * BOX_MARGIN).max((h + 2.0 * BOX_MARGIN) / aspect);
+        // On screen, a label is LABEL_FONT * min(width, height / aspect) / view width.
+        let readable_w = LABEL_FONT * screen.width.min(screen.height / aspect) / READABLE_PX;
+        let vw = fit_w.min(readable_w).max(MIN_VIEW_WIDTH);
+        let vh = vw * aspect;
+        if vw >= fit_w {
+            ViewBox {
+                x: x + w / 2.0 - vw / 2.0,
+                y: y + h / 2.0 - vh / 2.0,
+                w: vw,
+                h: vh,
+            }
+        } else {
+            ViewBox {
+                x: x - BOX_MARGIN,
+                y: y - BOX_MARGIN,
+                w: vw,
+                h: vh,
+            }
+        }
+    }
+
     /// Centred on a node, zoomed in when the view is too wide to read it.
     pub fn jump_to(self, node: &GraphNode) -> Self {
         let (cx, cy) = (node.x + node.w / 2.0, node.y + node.h / 2.0);
@@ -125,6 +209,144 @@ impl Screen {
             vb.x + (client_x - self.left - ox) / s,
             vb.y + (client_y - self.top - oy) / s,
         )
+    }
+}
+
+impl Screen {
+    /// The drawing's size before it is measured (see [`NOMINAL_SCREEN_WIDTH`]).
+    pub fn nominal(height: f64) -> Self {
+        Screen {
+            left: 0.0,
+            top: 0.0,
+            width: NOMINAL_SCREEN_WIDTH,
+            height,
+        }
+    }
+
+    /// How tall a node label is on screen, in pixels, at `vb`.
+    pub fn label_px(&self, vb: &ViewBox) -> f64 {
+        LABEL_FONT * self.scale(vb)
+    }
+}
+
+/// Whether labels of `label_px` pixels are too small to draw entries.
+pub fn summarize_at(label_px: f64) -> bool {
+    label_px < SUMMARY_BELOW_PX
+}
+
+/// An innermost box of a packed layout, drawn as one block (its name and
+/// how many entries it holds) when its entries are too small to read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// The module (the box's dotted path).
+    pub id: String,
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+    /// Entries the box stands for (a collapsed module counts its entries).
+    pub count: u32,
+    /// Whether everything in it is this registry's: otherwise it holds
+    /// outside or missing nodes, and its count is of nodes.
+    pub entries_only: bool,
+}
+
+impl Summary {
+    /// `mmdet.models.backbones — 23 entries`.
+    pub fn label(&self) -> String {
+        format!("{} — {}", self.id, self.count_text())
+    }
+
+    /// `23 entries`, `1 entry`, or nodes when not all are entries.
+    pub fn count_text(&self) -> String {
+        let (one, many) = if self.entries_only {
+            ("entry", "entries")
+        } else {
+            ("node", "nodes")
+        };
+        format!(
+            "{} {}",
+            self.count,
+            if self.count == 1 { one } else { many }
+        )
+    }
+
+    /// The font size (user units) of its two lines, name and count: as
+    /// large as fits the box. At any zoom where summaries show, that is as
+    /// readable as they can be, and it costs nothing per zoom step.
+    pub fn font_size(&self) -> f64 {
+        let chars = self
+            .id
+            .chars()
+            .count()
+            .max(self.count_text().chars().count())
+            .max(1) as f64;
+        // Helvetica averages a little over half an em per character.
+        let by_width = (self.w - 8.0).max(1.0) / (0.6 * chars);
+        let by_height = self.h / 3.0;
+        by_width.min(by_height).max(1.0)
+    }
+
+    fn bounds(&self) -> (f64, f64, f64, f64) {
+        (self.x, self.y, self.w, self.h)
+    }
+}
+
+/// The summaries of a layout's innermost boxes, and which nodes they hide.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summaries {
+    pub boxes: Vec<Summary>,
+    /// Per node of the layout: drawn in a summarized box.
+    pub boxed: Vec<bool>,
+}
+
+impl Summaries {
+    /// Boxes that hold no other box, with the nodes whose centre lies in
+    /// them. Geometry rather than names: a box that is not a dotted module
+    /// (a file path, the missing dependencies) is found the same way, and
+    /// a component laid out by `dot` across modules, which sits in a
+    /// parent box, stays drawn.
+    pub fn of(layout: &GraphLayout) -> Self {
+        let inside = |inner: &GraphCluster, outer: &GraphCluster| {
+            inner.depth > outer.depth
+                && inner.x >= outer.x
+                && inner.y >= outer.y
+                && inner.x + inner.w <= outer.x + outer.w
+                && inner.y + inner.h <= outer.y + outer.h
+        };
+        let innermost: Vec<&GraphCluster> = layout
+            .clusters
+            .iter()
+            .filter(|c| !layout.clusters.iter().any(|d| inside(d, c)))
+            .collect();
+        let mut boxes: Vec<Option<Summary>> = vec![None; innermost.len()];
+        let mut boxed = vec![false; layout.nodes.len()];
+        for (i, n) in layout.nodes.iter().enumerate() {
+            let (cx, cy) = (n.x + n.w / 2.0, n.y + n.h / 2.0);
+            let Some(b) = innermost
+                .iter()
+                .position(|c| cx >= c.x && cx <= c.x + c.w && cy >= c.y && cy <= c.y + c.h)
+            else {
+                continue;
+            };
+            boxed[i] = true;
+            let c = innermost[b];
+            let summary = boxes[b].get_or_insert_with(|| Summary {
+                id: c.id.clone(),
+                x: c.x,
+                y: c.y,
+                w: c.w,
+                h: c.h,
+                count: 0,
+                entries_only: true,
+            });
+            summary.count = summary.count.saturating_add(n.count.max(1));
+            summary.entries_only &= matches!(n.kind, GraphNodeKind::Entry | GraphNodeKind::Module);
+        }
+        Summaries {
+            boxes: boxes.into_iter().flatten().collect(),
+            boxed,
+        }
     }
 }
 
@@ -246,16 +468,57 @@ pub fn GraphCanvas(
     /// The current selection (from the URL).
     #[prop(into)]
     selection: Signal<Option<Selection>>,
-    /// The page address that selects a node.
-    href: Callback<Selection, String>,
+    /// The zoom the URL asks for (`None`: Fit).
+    zoom: Option<Zoom>,
+    /// The page address with a selection and a zoom.
+    href: Callback<(Option<Selection>, Option<Zoom>), String>,
     /// A name for the drawing, read by screen readers.
     #[prop(into)]
     label: String,
 ) -> impl IntoView {
     let full = ViewBox::fit(layout.width, layout.height);
-    let vb = RwSignal::new(full);
+    let from_url = zoom.and_then(|z| ViewBox::from_zoom(z, full));
+    let vb = RwSignal::new(from_url.unwrap_or(full));
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
+
+    let svg_height = (layout.height + 16.0).clamp(240.0, 720.0);
+    // Measured once mounted; until then the server's guess, so the first
+    // render in the browser matches the server's HTML.
+    let nominal = Screen::nominal(svg_height);
+    let screen = RwSignal::new(None::<Screen>);
+    let svg_ref = NodeRef::<leptos::svg::Svg>::new();
+    Effect::new(move |_| {
+        let measure = move |el: &leptos::web_sys::Element| {
+            let measured = dom::measure(el);
+            if measured.is_some() && screen.get_untracked() != measured {
+                screen.set(measured);
+            }
+        };
+        if let Some(el) = svg_ref.get() {
+            measure(&el);
+        }
+        let handle = window_event_listener(leptos::ev::resize, move |_| {
+            if let Some(el) = svg_ref.get_untracked() {
+                measure(&el);
+            }
+        });
+        on_cleanup(move || handle.remove());
+    });
+    let summaries = Summaries::of(&layout);
+    let has_summaries = !summaries.boxes.is_empty();
+    let boxed_ids: Arc<HashSet<String>> = Arc::new(
+        layout
+            .nodes
+            .iter()
+            .zip(&summaries.boxed)
+            .filter(|(_, boxed)| **boxed)
+            .map(|(n, _)| n.id.clone())
+            .collect(),
+    );
+    let summarized = Memo::new(move |_| {
+        has_summaries && summarize_at(screen.get().unwrap_or(nominal).label_px(&vb.get()))
+    });
 
     let highlight = Memo::new({
         let layout = layout.clone();
@@ -266,14 +529,25 @@ pub fn GraphCanvas(
         }
     });
 
-    // Jump to a selected node when it is off screen or too small to read.
+    // Jump to a selected node when it is off screen or too small to read
+    // (or hidden in a summary); but not on load when the URL names a zoom:
+    // a shared link opens where it was shared.
     Effect::new({
         let layout = layout.clone();
-        move |_| {
+        let boxed_ids = boxed_ids.clone();
+        move |previous: Option<()>| {
             let selection = selection.get();
+            if previous.is_none() && from_url.is_some() {
+                return;
+            }
             if let Some(node) = selected_node(&layout, selection.as_ref()) {
                 let current = vb.get_untracked();
-                if !current.contains(node.x, node.y, node.w, node.h) || current.w > LEGIBLE_WIDTH {
+                if summarized.get_untracked() && boxed_ids.contains(&node.id) {
+                    let on = screen.get_untracked().unwrap_or(nominal);
+                    vb.set(current.open_box((node.x, node.y, node.w, node.h), &on));
+                } else if !current.contains(node.x, node.y, node.w, node.h)
+                    || current.w > LEGIBLE_WIDTH
+                {
                     vb.set(current.jump_to(node));
                 }
             }
@@ -286,6 +560,74 @@ pub fn GraphCanvas(
     let dragged = StoredValue::new(false);
     let dragging = RwSignal::new(false);
     let navigate = leptos_router::hooks::use_navigate();
+
+    // The URL follows the zoom once it rests (replacing the history entry,
+    // not adding one), so a copied link opens at the same place. Only while
+    // the URL still names this drawing: a link to another view is a page
+    // being left, whose new drawing starts at Fit.
+    let location = leptos_router::hooks::use_location();
+    let drawing_url = {
+        let (path, search) = (
+            location.pathname.get_untracked(),
+            location.search.get_untracked(),
+        );
+        format!("{path}{}", query_without(&search, &SAME_DRAWING_PARAMS))
+    };
+    let same_drawing = move || {
+        let (path, search) = (
+            location.pathname.get_untracked(),
+            location.search.get_untracked(),
+        );
+        format!("{path}{}", query_without(&search, &SAME_DRAWING_PARAMS)) == drawing_url
+    };
+    let same_drawing_later = same_drawing.clone();
+    let pending = StoredValue::new(None::<TimeoutHandle>);
+    on_cleanup(move || {
+        if let Some(Some(timer)) = pending.try_get_value() {
+            timer.clear();
+        }
+    });
+    Effect::new({
+        let navigate = navigate.clone();
+        move |_| {
+            let want = vb.with(|v| v.to_zoom(full));
+            let recorded = location
+                .query
+                .with(|q| q.get_str("zoom").and_then(Zoom::parse));
+            if let Some(timer) = pending.get_value() {
+                timer.clear();
+                pending.set_value(None);
+            }
+            if recorded == want || !same_drawing() {
+                return;
+            }
+            let navigate = navigate.clone();
+            let same_drawing = same_drawing_later.clone();
+            let timer = set_timeout_with_handle(
+                move || {
+                    if !same_drawing() {
+                        return;
+                    }
+                    let target = format!(
+                        "{}{}{}",
+                        location.pathname.get_untracked(),
+                        with_zoom(&location.search.get_untracked(), want),
+                        location.hash.get_untracked()
+                    );
+                    navigate(
+                        &target,
+                        leptos_router::NavigateOptions {
+                            replace: true,
+                            scroll: false,
+                            ..Default::default()
+                        },
+                    );
+                },
+                ZOOM_URL_DELAY,
+            );
+            pending.set_value(timer.ok());
+        }
+    });
 
     // Behind everything: the package and module boxes of a packed layout.
     let clusters = layout
@@ -304,6 +646,12 @@ pub fn GraphCanvas(
         .edges
         .iter()
         .map(|e| {
+            // An edge touching a summarized entry goes with it.
+            let boxed = if boxed_ids.contains(&e.from) || boxed_ids.contains(&e.to) {
+                " boxed"
+            } else {
+                ""
+            };
             let (from, to) = (e.from.clone(), e.to.clone());
             let kind = if e.dangling {
                 "dangling"
@@ -321,7 +669,7 @@ pub fn GraphCanvas(
             let class_state = state.clone();
             view! {
                 <path
-                    class=move || format!("edge {kind} {}", class_state())
+                    class=move || format!("edge {kind}{boxed} {}", class_state())
                     d=e.path.clone()
                     marker-end=move || {
                         let s = state();
@@ -341,10 +689,15 @@ pub fn GraphCanvas(
         .enumerate()
         .map(|(i, n)| {
             let selection = selection_of(n);
-            let target = href.run(selection.clone());
+            let target = href.run((Some(selection.clone()), zoom));
             let id = n.id.clone();
             let kind = n.kind.css();
             let group_class = if n.group_box { " group" } else { "" };
+            let boxed = if summaries.boxed.get(i).copied().unwrap_or(false) {
+                " boxed"
+            } else {
+                ""
+            };
             let navigate = navigate.clone();
             let on_click = move |ev: leptos::ev::MouseEvent| {
                 if ev.ctrl_key() || ev.meta_key() || ev.shift_key() || ev.button() != 0 {
@@ -354,8 +707,9 @@ pub fn GraphCanvas(
                 if dragged.get_value() {
                     return;
                 }
+                let zoom = vb.with_untracked(|v| v.to_zoom(full));
                 navigate(
-                    &href.run(selection.clone()),
+                    &href.run((Some(selection.clone()), zoom)),
                     leptos_router::NavigateOptions {
                         scroll: false,
                         ..Default::default()
@@ -364,7 +718,7 @@ pub fn GraphCanvas(
             };
             view! {
                 <g class=move || {
-                    format!("node {kind}{group_class} {}", highlight.with(|h| h.node_state(&id)))
+                    format!("node {kind}{group_class}{boxed} {}", highlight.with(|h| h.node_state(&id)))
                 }>
                     <a
                         id=node_element_id(i)
@@ -388,14 +742,66 @@ pub fn GraphCanvas(
         })
         .collect_view();
 
+    // On top of their boxes, shown (by a class on the drawing, one DOM
+    // write per threshold crossing) only when entries are too small.
+    let summary_views = summaries
+        .boxes
+        .iter()
+        .map(|b| {
+            let bounds = b.bounds();
+            // Where the link goes without JS: the server draws the zoom it names.
+            let opened = vb.get_untracked().open_box(bounds, &nominal);
+            let target_zoom = opened.to_zoom(full);
+            let target = move || href.run((selection.get(), target_zoom));
+            let on_click = move |ev: leptos::ev::MouseEvent| {
+                if ev.ctrl_key() || ev.meta_key() || ev.shift_key() || ev.button() != 0 {
+                    return;
+                }
+                ev.prevent_default();
+                if dragged.get_value() {
+                    return;
+                }
+                let on = screen.get_untracked().unwrap_or(nominal);
+                vb.update(|v| *v = v.open_box(bounds, &on));
+            };
+            let font = b.font_size();
+            let (cx, cy) = (b.x + b.w / 2.0, b.y + b.h / 2.0);
+            view! {
+                <a
+                    class="summary"
+                    href=target
+                    aria-label=format!("{}, zoom in to show them", b.label())
+                    data-summary=b.id.clone()
+                    on:click=on_click
+                >
+                    <rect x=b.x y=b.y width=b.w height=b.h rx="3"></rect>
+                    <text x=cx y=cy - 0.2 * font text-anchor="middle" font-size=font>
+                        {b.id.clone()}
+                    </text>
+                    // Not drawn (SVG draws text only in <text>), but it
+                    // separates the two lines in the link's text content,
+                    // which must read as the start of its aria-label.
+                    " "
+                    <text class="count" x=cx y=cy + 0.95 * font text-anchor="middle" font-size=font>
+                        {b.count_text()}
+                    </text>
+                </a>
+            }
+        })
+        .collect_view();
+
     let zoom_by = move |factor: f64| {
         vb.update(|v| *v = v.zoom(factor, v.center(), full));
     };
     let on_wheel = move |ev: leptos::ev::WheelEvent| {
-        let Some(screen) = dom::screen_of(&ev) else {
+        let Some(at_screen) = dom::screen_of(&ev) else {
             return;
         };
         ev.prevent_default();
+        // The page may have reflowed since the last measure.
+        if screen.get_untracked() != Some(at_screen) {
+            screen.set(Some(at_screen));
+        }
         // Pixels, lines or pages: lines and pages scroll further per step.
         let delta = ev.delta_y()
             * match ev.delta_mode() {
@@ -405,7 +811,7 @@ pub fn GraphCanvas(
             };
         let factor = (delta * 0.0015).exp();
         vb.update(|v| {
-            let at = screen.to_user(v, f64::from(ev.client_x()), f64::from(ev.client_y()));
+            let at = at_screen.to_user(v, f64::from(ev.client_x()), f64::from(ev.client_y()));
             *v = v.zoom(factor, at, full);
         });
     };
@@ -466,8 +872,6 @@ pub fn GraphCanvas(
         }
         ev.prevent_default();
     };
-    let svg_height = (layout.height + 16.0).clamp(240.0, 720.0);
-
     view! {
         <div class="graph-tools" role="toolbar" aria-label="Zoom">
             <button type="button" on:click=move |_| zoom_by(0.8) disabled=move || !hydrated.get()>
@@ -491,8 +895,10 @@ pub fn GraphCanvas(
         </div>
         <div class="graph-viewport" tabindex="0" aria-label="Graph drawing; arrow keys pan, plus and minus zoom" on:keydown=on_key>
             <svg
+                node_ref=svg_ref
                 class="graph"
                 class:dragging=move || dragging.get()
+                class:summarized=move || summarized.get()
                 role="group"
                 aria-label=label
                 width="100%"
@@ -526,6 +932,7 @@ pub fn GraphCanvas(
                 <g class="clusters" aria-hidden="true">{clusters}</g>
                 <g class="edges" fill="none">{edges}</g>
                 <g class="nodes">{nodes}</g>
+                <g class="summaries">{summary_views}</g>
             </svg>
         </div>
     }
@@ -587,6 +994,26 @@ mod dom {
 
     #[cfg(not(feature = "hydrate"))]
     pub fn screen_of(_ev: &leptos::web_sys::Event) -> Option<Screen> {
+        None
+    }
+
+    /// Where an element sits on screen; `None` while it has no size
+    /// (hidden, or not laid out yet).
+    #[cfg(feature = "hydrate")]
+    pub fn measure(el: &leptos::web_sys::Element) -> Option<Screen> {
+        use wasm_bindgen::JsCast;
+        let rect = el.unchecked_ref::<js::Measured>().bounding_client_rect();
+        let screen = Screen {
+            left: rect.left(),
+            top: rect.top(),
+            width: rect.width(),
+            height: rect.height(),
+        };
+        (screen.width > 0.0 && screen.height > 0.0).then_some(screen)
+    }
+
+    #[cfg(not(feature = "hydrate"))]
+    pub fn measure(_el: &leptos::web_sys::Element) -> Option<Screen> {
         None
     }
 
@@ -699,5 +1126,173 @@ mod tests {
         assert_eq!(Highlight::of(&layout, None).node_state("a"), "");
         let far = ViewBox::fit(5000.0, 2500.0).jump_to(&layout.nodes[2]);
         assert_eq!((far.w, far.center()), (JUMP_WIDTH, (70.0, 5.0)));
+    }
+
+    fn cluster(id: &str, depth: u32, (x, y, w, h): (f64, f64, f64, f64)) -> GraphCluster {
+        GraphCluster {
+            id: id.into(),
+            label: id.into(),
+            x,
+            y,
+            w,
+            h,
+            depth,
+        }
+    }
+
+    fn placed(id: &str, kind: GraphNodeKind, count: u32, (x, y): (f64, f64)) -> GraphNode {
+        GraphNode {
+            kind,
+            count,
+            y,
+            ..node(id, x)
+        }
+    }
+
+    /// A package box holding two module boxes and one entry of its own.
+    fn packed() -> GraphLayout {
+        GraphLayout {
+            width: 400.0,
+            height: 200.0,
+            nodes: vec![
+                placed("a", GraphNodeKind::Entry, 1, (20.0, 30.0)),
+                placed("b", GraphNodeKind::Entry, 1, (50.0, 30.0)),
+                placed("pkg.two", GraphNodeKind::Module, 12, (220.0, 30.0)),
+                placed("other:x", GraphNodeKind::External, 1, (260.0, 30.0)),
+                placed("loose", GraphNodeKind::Entry, 1, (20.0, 150.0)),
+                placed("outside", GraphNodeKind::Entry, 1, (380.0, 190.0)),
+            ],
+            edges: vec![],
+            clusters: vec![
+                cluster("pkg", 0, (8.0, 8.0, 360.0, 180.0)),
+                cluster("pkg.one", 1, (12.0, 20.0, 150.0, 60.0)),
+                cluster("pkg.two", 1, (200.0, 20.0, 150.0, 60.0)),
+            ],
+        }
+    }
+
+    #[test]
+    fn labels_below_six_pixels_switch_to_summaries() {
+        assert!(summarize_at(5.9));
+        assert!(!summarize_at(SUMMARY_BELOW_PX));
+        // 2000 units in 1000 px: labels of 10 units are 5 px.
+        let screen = Screen {
+            left: 0.0,
+            top: 0.0,
+            width: 1000.0,
+            height: 800.0,
+        };
+        let far = ViewBox::fit(2000.0, 1000.0);
+        assert_eq!(screen.label_px(&far), 5.0);
+        assert!(summarize_at(screen.label_px(&far)));
+        // Zoomed in twice as far, they are 10 px: entries again.
+        let near = far.zoom(0.5, far.center(), far);
+        assert!(!summarize_at(screen.label_px(&near)));
+        // Before measuring, the nominal width; a short drawing is limited
+        // by its height instead (letterboxed).
+        assert_eq!(Screen::nominal(720.0).label_px(&far), 5.0);
+        assert_eq!(Screen::nominal(250.0).label_px(&far), 2.5);
+    }
+
+    #[test]
+    fn innermost_boxes_summarize_the_nodes_drawn_in_them() {
+        let layout = packed();
+        let s = Summaries::of(&layout);
+        assert_eq!(
+            s.boxes
+                .iter()
+                .map(|b| (b.id.as_str(), b.count, b.entries_only))
+                .collect::<Vec<_>>(),
+            vec![("pkg.one", 2, true), ("pkg.two", 13, false)]
+        );
+        // The package's own entry and a node in no box stay drawn.
+        assert_eq!(s.boxed, vec![true, true, true, true, false, false]);
+        assert_eq!(s.boxes[0].label(), "pkg.one — 2 entries");
+        assert_eq!(s.boxes[1].label(), "pkg.two — 13 nodes");
+        let one = Summary {
+            count: 1,
+            ..s.boxes[0].clone()
+        };
+        assert_eq!(one.count_text(), "1 entry");
+        let backbones = Summary {
+            id: "mmdet.models.backbones".into(),
+            count: 23,
+            ..s.boxes[0].clone()
+        };
+        assert_eq!(backbones.label(), "mmdet.models.backbones — 23 entries");
+        // Its name fits the box's width, both lines its height.
+        let font = backbones.font_size();
+        assert!(0.6 * font * 22.0 <= backbones.w);
+        assert!(3.0 * font <= backbones.h + 1e-9);
+
+        // An ordinary layout has nothing to summarize.
+        let plain = GraphLayout {
+            clusters: vec![],
+            ..layout
+        };
+        let none = Summaries::of(&plain);
+        assert!(none.boxes.is_empty());
+        assert!(none.boxed.iter().all(|b| !b));
+    }
+
+    #[test]
+    fn the_url_zoom_maps_to_a_view_of_the_drawing() {
+        let full = ViewBox::fit(1000.0, 500.0);
+        assert_eq!(full.to_zoom(full), None);
+        let z = Zoom {
+            x: 100,
+            y: 50,
+            w: 400,
+        };
+        let v = ViewBox::from_zoom(z, full);
+        assert_eq!(
+            v,
+            Some(ViewBox {
+                x: 100.0,
+                y: 50.0,
+                w: 400.0,
+                h: 200.0
+            })
+        );
+        assert_eq!(v.and_then(|v| v.to_zoom(full)), Some(z));
+        // Rounded to whole units.
+        let panned = full.zoom(0.5, (333.3, 111.1), full);
+        let recorded = panned.to_zoom(full).map(|z| (z.x, z.y, z.w));
+        assert_eq!(recorded, Some((167, 56, 500)));
+        // Too narrow or too wide is clamped; nowhere near the drawing is Fit.
+        let tiny = ViewBox::from_zoom(Zoom { x: 0, y: 0, w: 1 }, full);
+        assert_eq!(tiny.map(|v| v.w), Some(MIN_VIEW_WIDTH));
+        let huge = ViewBox::from_zoom(
+            Zoom {
+                x: 0,
+                y: 0,
+                w: 9_000_000,
+            },
+            full,
+        );
+        assert_eq!(huge.map(|v| v.w), Some(1000.0 * MAX_VIEW_FACTOR));
+        let away = Zoom {
+            x: 5000,
+            y: 0,
+            w: 400,
+        };
+        assert_eq!(ViewBox::from_zoom(away, full), None);
+    }
+
+    #[test]
+    fn opening_a_box_makes_its_entries_readable() {
+        let screen = Screen::nominal(500.0);
+        let far = ViewBox::fit(8000.0, 4000.0);
+        assert!(summarize_at(screen.label_px(&far)));
+        // A small box: all of it, centred.
+        let small = far.open_box((1000.0, 1000.0, 200.0, 80.0), &screen);
+        assert!(small.contains(1000.0, 1000.0, 200.0, 80.0));
+        assert_eq!(small.center(), (1100.0, 1040.0));
+        assert!(!summarize_at(screen.label_px(&small)));
+        assert_eq!(small.h / small.w, 0.5);
+        // A box too big to read whole: its top-left part, readable.
+        let big = far.open_box((1000.0, 1000.0, 3000.0, 1500.0), &screen);
+        assert_eq!((big.x, big.y), (1000.0 - BOX_MARGIN, 1000.0 - BOX_MARGIN));
+        assert!((screen.label_px(&big) - READABLE_PX).abs() < 1e-9);
     }
 }

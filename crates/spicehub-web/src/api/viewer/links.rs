@@ -45,8 +45,50 @@ pub fn encode_component(text: &str) -> String {
     out
 }
 
-/// The query string (with `?`, or empty) of a view and a selection.
-pub fn view_query(view: &ViewSpec, automatic: bool, selection: Option<&Selection>) -> String {
+/// The part of the drawing a link opens at (`zoom=<x>,<y>,<w>`): the view's
+/// top-left corner and width in whole SVG user units. The height is left
+/// out because the drawing's aspect ratio gives it, so a link cannot ask
+/// for a distorted view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Zoom {
+    pub x: i64,
+    pub y: i64,
+    pub w: i64,
+}
+
+/// Largest coordinate a `zoom=` may name: drawings are a few tens of
+/// thousands of units at most, and bigger numbers only come from typos.
+const MAX_ZOOM_COORD: i64 = 10_000_000;
+
+impl Zoom {
+    /// Reads `x,y,w`; anything else (missing parts, fractions, a width of
+    /// zero or less, absurd sizes) is `None`, which the page reads as Fit.
+    pub fn parse(text: &str) -> Option<Zoom> {
+        let mut parts = text.split(',').map(|p| p.trim().parse::<i64>().ok());
+        let (x, y, w) = (parts.next()??, parts.next()??, parts.next()??);
+        let sane = |v: i64| v.abs() <= MAX_ZOOM_COORD;
+        (parts.next().is_none() && w > 0 && sane(x) && sane(y) && sane(w)).then_some(Zoom {
+            x,
+            y,
+            w,
+        })
+    }
+}
+
+impl std::fmt::Display for Zoom {
+    /// What [`Zoom::parse`] reads; commas need no escaping in a query.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{},{},{}", self.x, self.y, self.w)
+    }
+}
+
+/// The query string (with `?`, or empty) of a view, a selection and a zoom.
+pub fn view_query(
+    view: &ViewSpec,
+    automatic: bool,
+    selection: Option<&Selection>,
+    zoom: Option<Zoom>,
+) -> String {
     let mut parts: Vec<String> = Vec::new();
     match view {
         _ if automatic => {}
@@ -69,10 +111,42 @@ pub fn view_query(view: &ViewSpec, automatic: bool, selection: Option<&Selection
         Some(Selection::Group(g)) => parts.push(format!("group={}", encode_component(g))),
         None => {}
     }
+    if let Some(zoom) = zoom {
+        parts.push(format!("zoom={zoom}"));
+    }
     if parts.is_empty() {
         String::new()
     } else {
         format!("?{}", parts.join("&"))
+    }
+}
+
+/// A raw query string (with or without its `?`) without the parameters
+/// `names`, the others kept as they were written; with `?`, or empty.
+pub fn query_without(search: &str, names: &[&str]) -> String {
+    let kept: Vec<&str> = search
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|part| {
+            let name = part.split_once('=').map_or(*part, |(name, _)| name);
+            !part.is_empty() && !names.contains(&name)
+        })
+        .collect();
+    if kept.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", kept.join("&"))
+    }
+}
+
+/// A raw query string with its `zoom` replaced (or removed, for Fit), so
+/// recording the zoom keeps every other parameter as the page wrote it.
+pub fn with_zoom(search: &str, zoom: Option<Zoom>) -> String {
+    let rest = query_without(search, &["zoom"]);
+    match zoom {
+        None => rest,
+        Some(zoom) if rest.is_empty() => format!("?zoom={zoom}"),
+        Some(zoom) => format!("{rest}&zoom={zoom}"),
     }
 }
 
@@ -145,7 +219,7 @@ mod tests {
             export_path("repo 1", "pkg.reg/x", "svg"),
             "/export/repo%201/pkg.reg%2Fx/svg"
         );
-        assert_eq!(view_query(&ViewSpec::Collapsed, true, None), "");
+        assert_eq!(view_query(&ViewSpec::Collapsed, true, None, None), "");
         assert_eq!(
             view_query(
                 &ViewSpec::Focus {
@@ -153,7 +227,8 @@ mod tests {
                     k: 3
                 },
                 false,
-                Some(&Selection::Node("c d".into()))
+                Some(&Selection::Node("c d".into())),
+                None
             ),
             "?focus=a%26b&k=3&node=c%20d"
         );
@@ -161,9 +236,80 @@ mod tests {
             view_query(
                 &ViewSpec::Expanded(vec!["m.one".into(), "m.two".into()]),
                 false,
-                Some(&Selection::Group("m.two".into()))
+                Some(&Selection::Group("m.two".into())),
+                None
             ),
             "?expand=m.one&expand=m.two&group=m.two"
+        );
+        assert_eq!(
+            view_query(
+                &ViewSpec::Full,
+                false,
+                Some(&Selection::Node("a".into())),
+                Some(Zoom {
+                    x: -3,
+                    y: 40,
+                    w: 900
+                })
+            ),
+            "?view=full&node=a&zoom=-3,40,900"
+        );
+    }
+
+    #[test]
+    fn zoom_round_trips_and_garbage_means_fit() {
+        for zoom in [
+            Zoom { x: 0, y: 0, w: 1 },
+            Zoom {
+                x: -120,
+                y: 4_500,
+                w: 60,
+            },
+        ] {
+            assert_eq!(Zoom::parse(&zoom.to_string()), Some(zoom));
+        }
+        assert_eq!(
+            Zoom::parse(" 10 , 20 ,300 "),
+            Some(Zoom {
+                x: 10,
+                y: 20,
+                w: 300
+            })
+        );
+        for garbage in [
+            "",
+            "fit",
+            "1,2",
+            "1,2,",
+            ",,",
+            "1,2,3,4",
+            "1,2,0",
+            "1,2,-300",
+            "1.5,2,300",
+            "a,b,c",
+            "NaN,0,100",
+            "0,0,99999999999",
+            "0,0,99999999999999999999999",
+            "0;0;100",
+        ] {
+            assert_eq!(Zoom::parse(garbage), None, "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn the_zoom_is_replaced_in_place_of_the_old_one() {
+        let z = Zoom { x: 1, y: 2, w: 300 };
+        assert_eq!(with_zoom("", Some(z)), "?zoom=1,2,300");
+        assert_eq!(with_zoom("?view=full", Some(z)), "?view=full&zoom=1,2,300");
+        assert_eq!(
+            with_zoom("view=full&zoom=9,9,9&node=a%20b", Some(z)),
+            "?view=full&node=a%20b&zoom=1,2,300"
+        );
+        assert_eq!(with_zoom("?zoom=9,9,9", None), "");
+        assert_eq!(with_zoom("?zoom&view=full", None), "?view=full");
+        assert_eq!(
+            query_without("?expand=a&node=x&zoomed=1&find=q", &["node", "find"]),
+            "?expand=a&zoomed=1"
         );
     }
 }

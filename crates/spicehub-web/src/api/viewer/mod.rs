@@ -17,7 +17,8 @@ mod links;
 mod wire;
 
 pub use links::{
-    encode_component, export_path, registry_path, repository_path, source_link, view_query,
+    encode_component, export_path, query_without, registry_path, repository_path, source_link,
+    view_query, with_zoom, Zoom,
 };
 pub use wire::*;
 

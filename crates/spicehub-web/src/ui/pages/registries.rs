@@ -215,7 +215,7 @@ fn entry_table(found: EntryHits, q: String) -> impl IntoView {
                             let entry_href = format!(
                                 "{}{}",
                                 registry_path(&h.repository_id, &h.registry_id),
-                                view_query(&ViewSpec::Full, true, Some(&Selection::Node(h.name.clone())))
+                                view_query(&ViewSpec::Full, true, Some(&Selection::Node(h.name.clone())), None)
                             );
                             let place = format!("{}:{}", h.file, h.line);
                             view! {

@@ -5,9 +5,10 @@
 //! The URL holds the state: `view=full|collapsed` (default by size),
 //! `expand=<module>` (repeatable: modules opened in the collapsed view),
 //! `focus=<node>&k=<hops>` (the neighbourhood of one node), `node=<name>` or
-//! `group=<module>` (the selection shown in the side panel) and `find=<text>`
-//! (search). After hydration, selecting and searching no longer reload the
-//! page, and the drawing pans and zooms.
+//! `group=<module>` (the selection shown in the side panel), `find=<text>`
+//! (search) and `zoom=<x>,<y>,<w>` (the part of the drawing shown; absent
+//! is Fit). After hydration, selecting and searching no longer reload the
+//! page, and the drawing pans and zooms, recording its zoom in the URL.
 
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use leptos_router::NavigateOptions;
 use crate::api::viewer::{
     export_path, node_details, registry_path, registry_view, repository_path, search_nodes,
     view_query, Drawing, GraphNodeKind, NodeInfo, RegistryPageData, SearchHit, Selection,
-    ViewRequest, ViewSpec, DEFAULT_FOCUS_K, MAX_FOCUS_K,
+    ViewRequest, ViewSpec, Zoom, DEFAULT_FOCUS_K, MAX_FOCUS_K,
 };
 use crate::ui::graph::GraphCanvas;
 use crate::ui::pages::registries::error_panel;
@@ -32,6 +33,9 @@ struct Here {
     registry: String,
     view: ViewSpec,
     automatic: bool,
+    /// The zoom the page was loaded at: links that keep the drawing (a new
+    /// selection) keep it, so the page without JS stays where it was.
+    zoom: Option<Zoom>,
 }
 
 impl Here {
@@ -41,16 +45,26 @@ impl Here {
 
     /// This view with another selection.
     fn select(&self, selection: Option<&Selection>) -> String {
+        self.select_at(selection, self.zoom)
+    }
+
+    /// This view with another selection, at `zoom`.
+    fn select_at(&self, selection: Option<&Selection>, zoom: Option<Zoom>) -> String {
         format!(
             "{}{}",
             self.base(),
-            view_query(&self.view, self.automatic, selection)
+            view_query(&self.view, self.automatic, selection, zoom)
         )
     }
 
-    /// Another view, keeping a selection.
+    /// Another view, keeping a selection. Another view is another drawing,
+    /// so it opens at Fit.
     fn with_view(&self, view: &ViewSpec, automatic: bool, selection: Option<&Selection>) -> String {
-        format!("{}{}", self.base(), view_query(view, automatic, selection))
+        format!(
+            "{}{}",
+            self.base(),
+            view_query(view, automatic, selection, None)
+        )
     }
 
     fn focus(&self, node: &str, k: u32) -> String {
@@ -131,6 +145,7 @@ pub fn RegistryPage() -> impl IntoView {
             .or_else(|| non_empty(q.get("focus")).map(Selection::Node))
     });
     let find = Memo::new(move |_| query.read().get("find").unwrap_or_default());
+    let zoom = Memo::new(move |_| query.read().get("zoom").and_then(|z| Zoom::parse(&z)));
 
     let page = Resource::new_blocking(
         move || (repo.get(), registry.get(), request.get()),
@@ -163,7 +178,10 @@ pub fn RegistryPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Laying out the graph…"</p> }>
             {move || Suspend::new(async move {
                 match page.await {
-                    Ok(v) => registry_page(v, selection, details, search_text, hits).into_any(),
+                    Ok(v) => {
+                        registry_page(v, selection, zoom.get_untracked(), details, search_text, hits)
+                            .into_any()
+                    }
                     Err(e) => view! {
                         <Title text="Not found"/>
                         <h1>"Registry"</h1>
@@ -182,6 +200,7 @@ type HitsResource = Resource<Result<Vec<SearchHit>, crate::api::viewer::ViewerEr
 fn registry_page(
     v: RegistryPageData,
     selection: Memo<Option<Selection>>,
+    zoom: Option<Zoom>,
     details: DetailsResource,
     search_text: RwSignal<String>,
     hits: HitsResource,
@@ -191,6 +210,7 @@ fn registry_page(
         registry: v.registry.id.clone(),
         view: v.view.clone(),
         automatic: v.automatic,
+        zoom,
     };
     let title = format!("{} · {}", v.registry.label, v.repository.name);
     let drawn: Arc<Vec<String>> = Arc::new(match &v.drawing {
@@ -420,7 +440,7 @@ fn toolbar(
 /// Links that download this view (SVG, PNG) and the registry (JSON). They
 /// carry the view's parameters, so they follow it as it changes.
 fn downloads(here: &Here) -> impl IntoView {
-    let query = view_query(&here.view, here.automatic, None);
+    let query = view_query(&here.view, here.automatic, None, None);
     let link = |format: &'static str, label: &'static str, what: &'static str| {
         let href = format!("{}{query}", export_path(&here.repo, &here.registry, format));
         view! {
@@ -567,12 +587,16 @@ fn drawing(here: &Here, v: &RegistryPageData, selection: Memo<Option<Selection>>
         }
         .into_any(),
         Drawing::Ready(layout) => {
+            let zoom = here.zoom;
             let here = here.clone();
-            let href = Callback::new(move |s: Selection| here.select(Some(&s)));
+            let href = Callback::new(move |(s, z): (Option<Selection>, Option<Zoom>)| {
+                here.select_at(s.as_ref(), z)
+            });
             view! {
                 <GraphCanvas
                     layout=Arc::new(layout.clone())
                     selection=selection
+                    zoom=zoom
                     href=href
                     label=format!("Graph of registry {}", v.registry.label)
                 />
@@ -742,7 +766,12 @@ fn details_view(here: &Here, details: Option<NodeInfo>, drawn: &[String]) -> imp
                 let href = format!(
                     "{}{}",
                     registry_path(&here.repo, registry),
-                    view_query(&ViewSpec::Full, true, Some(&Selection::Node(entry.to_owned())))
+                    view_query(
+                        &ViewSpec::Full,
+                        true,
+                        Some(&Selection::Node(entry.to_owned())),
+                        None,
+                    )
                 );
                 view! {
                     <p>
