@@ -13,7 +13,8 @@
 //! as the hub does it now ([`Plan`]: components with edges to `dot` with
 //! [`DotTuning::LARGE`], the rest packed), with the time and the quality
 //! of each (edge crossings, total edge length, aspect ratio, label size at
-//! "Fit").
+//! "Fit"). `SPICEHUB_BENCH_DUMP_DOT=<file>` writes the DOT the hub gives
+//! `dot` for the full view, for trying settings by hand.
 
 use std::error::Error;
 use std::time::{Duration, Instant};
@@ -262,6 +263,10 @@ async fn compare_full_view(full: &ViewGraph, timeout: Duration) -> Result<(), Bo
             }
         } else {
             let plan = Plan::new(full.clone());
+            // For trying `dot` settings by hand on the very input the hub gives it.
+            if let (Ok(path), Some(dot)) = (std::env::var("SPICEHUB_BENCH_DUMP_DOT"), plan.dot()) {
+                std::fs::write(path, dot)?;
+            }
             match plan.dot() {
                 Some(dot) => match layouter.run_dot(dot).await {
                     Ok(out) => Ok(plan.finish(Some(&out))?),

@@ -56,6 +56,10 @@ pub struct DotTuning {
     pub nslimit1: f64,
     /// Edges network simplex looks at for a better one (`dot`'s default: 30).
     pub searchsize: u32,
+    /// Graphviz's newer ranking (`newrank`): on a 5,000-entry view with
+    /// 10,000 edges, the whole layout takes 2.5 s instead of 5.6 s, with
+    /// the same crossings, edge length and aspect ratio.
+    pub newrank: bool,
 }
 
 impl DotTuning {
@@ -68,24 +72,27 @@ impl DotTuning {
         nslimit: 2.0,
         nslimit1: 2.0,
         searchsize: 30,
+        newrank: false,
     };
 
     /// Big graphs now: x coordinates stop after 0.02 iterations per node,
     /// which leaves nodes of a rank less tightly aligned with their
     /// neighbours, but straight edges make that cheap to read; ranking
-    /// stops at half an iteration per node (a few more long edges).
+    /// stops at half an iteration per node (a few more long edges), and
+    /// uses `newrank`.
     pub const LARGE: DotTuning = DotTuning {
         splines: "line",
         mclimit: 0.1,
         nslimit: 0.02,
         nslimit1: 0.5,
         searchsize: 10,
+        newrank: true,
     };
 
     fn attributes(&self) -> String {
         format!(
-            "  graph [splines={}, mclimit={}, nslimit={}, nslimit1={}, searchsize={}, remincross=false];\n",
-            self.splines, self.mclimit, self.nslimit, self.nslimit1, self.searchsize
+            "  graph [splines={}, mclimit={}, nslimit={}, nslimit1={}, searchsize={}, newrank={}, remincross=false];\n",
+            self.splines, self.mclimit, self.nslimit, self.nslimit1, self.searchsize, self.newrank
         )
     }
 }
