@@ -79,11 +79,15 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/repositories/:id/remove") view=RemoveRepositoryPage ssr=SsrMode::Async/>
                     <Route path=path!("/repositories/:id/branch") view=ChangeBranchPage ssr=SsrMode::Async/>
                     <Route path=path!("/webhooks") view=WebhooksPage ssr=SsrMode::Async/>
-                    <Route path=path!("/registries") view=RegistriesPage/>
+                    // The viewer's pages wait for their data too: streamed
+                    // out of order, a page whose data comes late (a big
+                    // registry) resolved it with inline scripts, which the
+                    // policy refuses, so it never hydrated.
+                    <Route path=path!("/registries") view=RegistriesPage ssr=SsrMode::Async/>
                     // The viewer's pages for one repository and one registry
                     // (`/repositories` is the admin tab, a different page).
-                    <Route path=path!("/registries/:repo") view=RepositoryPage/>
-                    <Route path=path!("/registries/:repo/:registry") view=RegistryPage/>
+                    <Route path=path!("/registries/:repo") view=RepositoryPage ssr=SsrMode::Async/>
+                    <Route path=path!("/registries/:repo/:registry") view=RegistryPage ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>
         </Router>
