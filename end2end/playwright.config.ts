@@ -16,6 +16,12 @@ export const adminURL = `http://127.0.0.1:${adminPort}`;
 // wizard does, and adds one.
 const federatedPort = port + 3;
 export const federatedURL = `http://127.0.0.1:${federatedPort}`;
+// A fifth seeded hub with the four registry shapes of
+// viewer.shapes.spec.ts as well (start-hub.sh "seed shapes"): its own, as
+// the other viewer tests failed intermittently next to them (inline-script
+// CSP errors in the console).
+const shapesPort = port + 4;
+export const shapesURL = `http://127.0.0.1:${shapesPort}`;
 
 export default defineConfig({
   testDir: './tests',
@@ -41,8 +47,9 @@ export default defineConfig({
     },
   },
   projects: [
-    { name: 'hub', testIgnore: /(viewer|federated|admin\..*)\.spec\.ts/ },
+    { name: 'hub', testIgnore: /(viewer(\.shapes)?|federated|admin\..*)\.spec\.ts/ },
     { name: 'viewer', testMatch: /viewer\.spec\.ts/, use: { baseURL: seededURL } },
+    { name: 'shapes', testMatch: /viewer\.shapes\.spec\.ts/, use: { baseURL: shapesURL } },
     { name: 'admin', testMatch: /admin\..*\.spec\.ts/, use: { baseURL: adminURL } },
     { name: 'federated', testMatch: /federated\.spec\.ts/, use: { baseURL: federatedURL } },
   ],
@@ -75,6 +82,14 @@ export default defineConfig({
       command: `bash ./start-hub.sh ${federatedPort} ${federatedPort + 100}`,
       url: `${federatedURL}/healthz`,
       timeout: 120_000,
+      reuseExistingServer: false,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+    {
+      command: `bash ./start-hub.sh ${shapesPort} ${shapesPort + 100} seed shapes`,
+      url: `${shapesURL}/healthz`,
+      timeout: 300_000,
       reuseExistingServer: false,
       stdout: 'pipe',
       stderr: 'pipe',

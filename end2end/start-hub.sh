@@ -3,13 +3,23 @@
 # Azure DevOps emulator (the demo organization "contoso") standing in for
 # Entra ID and Azure DevOps: a fresh data directory, one admin and one viewer
 # with known test passwords.
-#   start-hub.sh PORT EMULATOR_PORT [seed [wide]]
+#   start-hub.sh PORT EMULATOR_PORT [seed [wide|shapes]]
 # With "seed", the demo provider is added and two demo repositories are
 # replicated before the hub answers (what the viewer tests read): the
 # data_pipeline fixture and a generated 600-entry registry, imported into the
 # emulator as repositories e2e-shop and e2e-big.
 # With "wide", the emulator also holds organization contoso-wide: 100
 # projects of 10 repositories each (the repository picker's large case).
+# With "shapes" (the "shapes" project's hub), four more generated repositories are
+# replicated too, the registry shapes of tests/viewer.shapes.spec.ts:
+#   e2e-mmdet  registry "model" (mmdet-shaped: MODELS.register_module()
+#              classes), 280 entries in 55 modules of 11 nested packages,
+#              no edges;
+#   e2e-2000   registry "bulk", 2,000 entries in 40 modules, no edges;
+#   e2e-mixed  registry "stages", a chain of 30 steps (step_1 depends on
+#              step_0, ...) and 150 unconnected entries;
+#   e2e-5000   registry "huge", 5,000 entries in 100 modules, each depending
+#              on 2 earlier ones (about 10,000 edges).
 # The hub's log goes to end2end/logs/hub-PORT.log, which the tests search for
 # secrets.
 set -euo pipefail
@@ -45,6 +55,73 @@ if [ "$seed" = seed ]; then
   done
   extra=(--seed-repo "contoso/Commerce/e2e-shop=$PWD/crates/spicehub-parser/tests/fixtures/data_pipeline"
          --seed-repo "contoso/Commerce/e2e-big=$big")
+  repos=(Commerce/e2e-shop Commerce/e2e-big)
+fi
+if [ "$seed" = seed ] && [ "$wide" = shapes ]; then
+  # One awk run per repository (no process per file), writing every module.
+  # mmdet: MODELS = Registry('model'), classes decorated
+  # @MODELS.register_module() in 55 modules of nested packages.
+  mm="$data/mmdet-src"
+  pkgs="models/backbones:resnet,resnext,regnet,swin,hrnet
+models/necks:fpn,pafpn,nasfpn,bfp,yolox_pafpn
+models/dense_heads:rpn_head,retina_head,fcos_head,atss_head,yolo_head
+models/roi_heads:standard_roi_head,cascade_roi_head,htc_roi_head,mask_heads,bbox_heads
+models/losses:focal_loss,iou_loss,smooth_l1_loss,cross_entropy_loss,gfocal_loss
+models/detectors:faster_rcnn,mask_rcnn,retinanet,fcos,detr
+models/layers:transformer,positional_encoding,conv_upsample,res_layer,se_layer
+models/task_modules/assigners:max_iou_assigner,atss_assigner,hungarian_assigner,sim_ota_assigner,point_assigner
+models/task_modules/samplers:random_sampler,ohem_sampler,pseudo_sampler,balanced_pos_sampler,score_hlr_sampler
+models/task_modules/coders:delta_xywh_coder,tblr_bbox_coder,yolo_bbox_coder,distance_point_coder,legacy_delta_coder
+models/data_preprocessors:data_preprocessor,sync_random_resize,fixed_size_pad,multi_branch,box_inst_preprocessor"
+  for d in mmdet mmdet/models mmdet/models/task_modules $(echo "$pkgs" | cut -d: -f1 | sed 's|^|mmdet/|'); do
+    mkdir -p "$mm/$d"; : > "$mm/$d/__init__.py"
+  done
+  printf "from spice import Registry\n\nMODELS = Registry('model')\n" > "$mm/mmdet/registry.py"
+  # 280 entries: 6 in each of the first 5 modules, 5 in the other 50.
+  echo "$pkgs" | awk -F'[:,]' -v root="$mm" '
+    function camel(s,  p, n, i, out) { n = split(s, p, "_"); out = ""
+      for (i = 1; i <= n; i++) out = out toupper(substr(p[i], 1, 1)) substr(p[i], 2); return out }
+    { for (j = 2; j <= NF; j++) {
+        f = root "/mmdet/" $1 "/" $j ".py"; per = (m < 5) ? 6 : 5; m++
+        printf "from mmdet.registry import MODELS\n" > f
+        for (k = 0; k < per; k++)
+          printf "\n\n@MODELS.register_module()\nclass %s%s:\n    \"\"\"%s, variant %d.\"\"\"\n", camel($j), (k ? "V" k : ""), camel($j), k > f
+        close(f) } }'
+  # 2,000 entries, 40 modules, no edges.
+  bulk="$data/bulk-src"
+  mkdir -p "$bulk/bulk"; : > "$bulk/bulk/__init__.py"
+  printf 'from spice import Registry\n\nbulk = Registry("bulk")\n' > "$bulk/bulk/registry.py"
+  awk -v root="$bulk" 'BEGIN { for (i = 0; i < 2000; i++) { f = sprintf("%s/bulk/part_%02d.py", root, int(i / 50))
+      if (i % 50 == 0) printf "from bulk.registry import bulk\n" > f
+      printf "\n\n@bulk.register\ndef item_%d():\n    pass\n", i > f } }'
+  # A 30-step chain and 150 unconnected entries in 5 modules.
+  mixed="$data/mixed-src"
+  mkdir -p "$mixed/mixed"; : > "$mixed/mixed/__init__.py"
+  printf 'from spice import Registry\n\nstages = Registry("stages")\n' > "$mixed/mixed/registry.py"
+  awk -v root="$mixed" 'BEGIN { f = root "/mixed/chain.py"
+      printf "from mixed.registry import stages\n\n\n@stages.register\ndef step_0():\n    pass\n" > f
+      for (i = 1; i < 30; i++) printf "\n\n@stages.register(depends_on=[\"step_%d\"])\ndef step_%d():\n    pass\n", i - 1, i > f
+      for (i = 0; i < 150; i++) { f = sprintf("%s/mixed/loose_%d.py", root, int(i / 30))
+        if (i % 30 == 0) printf "from mixed.registry import stages\n" > f
+        printf "\n\n@stages.register\ndef loose_%d():\n    pass\n", i > f } }'
+  # 5,000 entries in 100 modules, each on i-1 and i-(1 + i*7919 % 300).
+  huge="$data/huge-src"
+  mkdir -p "$huge/huge"; : > "$huge/huge/__init__.py"
+  printf 'from spice import Registry\n\nhuge = Registry("huge")\n' > "$huge/huge/registry.py"
+  awk -v root="$huge" 'BEGIN { for (i = 0; i < 5000; i++) { f = sprintf("%s/huge/mod_%02d.py", root, int(i / 50))
+      if (i % 50 == 0) { if (g) close(g); g = f; printf "from huge.registry import huge\n" > f }
+      j = i - (1 + (i * 7919) % 300); deps = ""
+      if (i >= 1) deps = "\"node_" (i - 1) "\""
+      if (j >= 0 && j != i - 1) deps = deps ", \"node_" j "\""
+      if (deps == "") printf "\n\n@huge.register\ndef node_%d():\n    pass\n", i > f
+      else printf "\n\n@huge.register(depends_on=[%s])\ndef node_%d():\n    pass\n", deps, i > f } }'
+  extra+=(--seed-repo "contoso/Commerce/e2e-mmdet=$mm" --seed-repo "contoso/Commerce/e2e-2000=$bulk"
+          --seed-repo "contoso/Commerce/e2e-mixed=$mixed" --seed-repo "contoso/Commerce/e2e-5000=$huge")
+  repos+=(Commerce/e2e-mmdet Commerce/e2e-2000 Commerce/e2e-mixed Commerce/e2e-5000)
+  # dot needs about a minute for e2e-5000's whole registry here, over the
+  # default limit of 30 s (the viewer would say it took too long). The
+  # seeding below waits for it to be laid out ahead.
+  export SPICEHUB_LAYOUT_TIMEOUT_MS="${SPICEHUB_LAYOUT_TIMEOUT_MS:-240000}"
 fi
 if [ "$wide" = wide ]; then
   extra+=(--wide-org contoso-wide=100x10)
@@ -71,7 +148,7 @@ if [ "$seed" = seed ]; then
         --tenant 3f4e1a52-6c1d-4b8e-9a27-5d0c7e1b2a90 --client-id 0c6f8e2a-4d3b-4f7e-9b1a-2e5d7c9a1b30 \
         --organization contoso --webhook-username e2e-hook)
   hook_password=$(echo "$out" | sed -n 's/^webhook password[^:]*: //p')
-  for pr in Commerce/e2e-shop Commerce/e2e-big; do
+  for pr in "${repos[@]}"; do
     "$bin" repository add --provider "Contoso (demo)" --organization contoso \
       --project "${pr%%/*}" --repository "${pr##*/}" >/dev/null
   done
@@ -83,9 +160,20 @@ if [ "$seed" = seed ]; then
   seed_pid=$!
   for _ in $(seq 900); do
     synced=$("$bin" repository list 2>/dev/null | awk -F'\t' '$3 == "synced"' | wc -l)
-    [ "$synced" -ge 2 ] && break
+    [ "$synced" -ge "${#repos[@]}" ] && break
     sleep 0.2
   done
+  if [ "$wide" = shapes ] && command -v sqlite3 >/dev/null; then
+    # And wait for the layouts made ahead (e2e-5000's whole registry is a
+    # minute of dot), so that no dot runs behind the tests' backs.
+    db="file:$SPICEHUB_DATA_DIR/spicehub.db?mode=ro"
+    for _ in $(seq 1200); do
+      ready=$(sqlite3 "$db" "SELECT (SELECT COUNT(DISTINCT registry_id) FROM graph_layouts) >= 7
+        AND EXISTS (SELECT 1 FROM graph_layouts WHERE registry_id = 'huge.registry.huge' AND view_key LIKE '%:full')" 2>/dev/null || echo 0)
+      [ "$ready" = 1 ] && break
+      sleep 0.2
+    done
+  fi
   kill "$seed_pid"; wait "$seed_pid" || true
 fi
 # Not exec: the trap stops the emulator when the hub stops.
