@@ -660,7 +660,16 @@ fn repo_files(n: usize, size: usize) -> Vec<FileChange> {
 async fn incremental_vs_full() {
     let n = if quick() { 1_000 } else { 10_000 };
     let dir = tempfile::tempdir().unwrap_or_else(|e| fail("tempdir", e));
-    let emu = emulator_with(dir.path(), repo_files(n, 1_000)).await;
+    let files = repo_files(n, 1_000);
+    let content_bytes: usize = files
+        .iter()
+        .map(|c| match c {
+            FileChange::Put { bytes, .. } => bytes.len(),
+            _ => 0,
+        })
+        .sum();
+    let python_files = files.len() as i64;
+    let emu = emulator_with(dir.path(), files).await;
     let head = emu
         .branch_head(ORG, PROJECT, "big", "main")
         .unwrap_or_else(|e| fail("head", e))
@@ -670,6 +679,12 @@ async fn incremental_vs_full() {
     wait_commit(&replica, &head).await;
 
     println!("\n== incremental vs full ({n}-file repository, ~1 KB per file)");
+    let (rows, facts_bytes) = facts_kept(&replica, python_files).await;
+    println!(
+        "parser facts kept after the first replication: {rows} files, {facts_bytes} bytes \
+         ({:.0} per file; the files' contents: {content_bytes} bytes)",
+        facts_bytes as f64 / rows.max(1) as f64
+    );
     println!("-- changed files in batches (SPICEHUB_BLOB_BATCH={batch}, the default)");
     let cpu_by_push = pushes(&emu, &replica, n, Some(batch), 0).await;
     // The parse alone, on the hub: names resolved over the kept facts of
@@ -831,6 +846,23 @@ async fn pushes(
         );
     }
     cpu_by_push
+}
+
+/// The facts the hub keeps for the replica's repository, waiting (up to 2
+/// minutes) until there are `files` of them: rows and bytes.
+async fn facts_kept(replica: &Replica, files: i64) -> (i64, i64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (rows, bytes) = replica
+            .db
+            .facts_stored(&replica.repo)
+            .await
+            .unwrap_or_else(|e| fail("facts", e));
+        if rows >= files || Instant::now() > deadline {
+            return (rows, bytes);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Runs a re-parse of the visible files and waits for it: wall and hub CPU

@@ -1060,7 +1060,7 @@ impl SyncEngine {
     /// files whose path and blob they were made from; the other files'
     /// contents are read from the database on demand, on the parser's
     /// threads. Gives the graph and the facts made by this parse, to keep
-    /// once the graph is visible ([`SyncEngine::keep_facts`]).
+    /// ([`SyncEngine::keep_facts`]).
     async fn parse(
         &self,
         snapshot: &str,
@@ -1144,9 +1144,11 @@ impl SyncEngine {
         }
     }
 
-    /// Keeps the facts a parse made, for the next sync. The graph is
-    /// visible by now: a failure here costs the next sync an extraction,
-    /// not this one its result.
+    /// Keeps the facts a parse made, for the next sync, before its graph
+    /// is visible (so a visible commit has its facts, and the job is done
+    /// when its graph shows). A failure here costs the next sync an
+    /// extraction, not this one its result; facts of a snapshot that never
+    /// becomes visible go with it.
     async fn keep_facts(&self, repository_id: &str, facts: Vec<FactsRow>) {
         if facts.is_empty() {
             return;
@@ -1166,9 +1168,11 @@ impl SyncEngine {
         progress: &Progress,
         prepared: HashMap<String, PreparedFile>,
     ) -> Result<(), SyncError> {
-        let run = self.parse(snapshot, progress, prepared).await?;
+        let mut run = self.parse(snapshot, progress, prepared).await?;
         let note = format!("{note}; {}", run.summary());
         progress.report("saving", 0, None).await.ok();
+        self.keep_facts(&repo.id, std::mem::take(&mut run.made))
+            .await;
         // Refused when the repository was removed meanwhile or the lease
         // was lost: nothing of this sync becomes visible then.
         self.db
@@ -1184,7 +1188,6 @@ impl SyncEngine {
             )
             .await?;
         tracing::info!(repository = %repo.id, commit = %head, %note, "sync: commit switched");
-        self.keep_facts(&repo.id, run.made).await;
         Ok(())
     }
 
@@ -1194,7 +1197,9 @@ impl SyncEngine {
             .visible_snapshot(&repo.id)
             .await?
             .ok_or(SyncError::NothingStored)?;
-        let run = self.parse(&snapshot, progress, HashMap::new()).await?;
+        let mut run = self.parse(&snapshot, progress, HashMap::new()).await?;
+        self.keep_facts(&repo.id, std::mem::take(&mut run.made))
+            .await;
         self.db
             .replace_visible_graph(
                 &repo.id,
@@ -1208,7 +1213,6 @@ impl SyncEngine {
                 Some(&progress.lease()),
             )
             .await?;
-        self.keep_facts(&repo.id, run.made).await;
         Ok(())
     }
 }
