@@ -720,36 +720,9 @@ async fn incremental_vs_full() {
 
     emu.clear_request_log();
     let start = Instant::now();
-    request_sync(
-        &replica.db,
-        &replica.clients,
-        &replica.queue,
-        &replica.repo,
-        JobKind::EntireRepository,
-        None,
-    )
-    .await
-    .unwrap_or_else(|e| fail("request", e));
-    // Same commit: wait for the job to finish.
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let jobs = replica
-            .queue
-            .jobs_for(&replica.repo)
-            .await
-            .unwrap_or_else(|e| fail("jobs", e));
-        if jobs
-            .iter()
-            .filter(|j| j.kind == JobKind::EntireRepository)
-            .all(|j| j.status == spicehub_core::sync::JobStatus::Succeeded)
-        {
-            break;
-        }
-        if Instant::now() > deadline {
-            fail("full sync", "timeout");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Same commit: wait for the job itself to finish.
+    let job = request(&replica, JobKind::EntireRepository).await;
+    wait_job(&replica, &job).await;
     let elapsed = start.elapsed();
     let log = emu.request_log();
     let devops: Vec<_> = log
@@ -802,16 +775,7 @@ async fn pushes(
         let commit = emu
             .commit(ORG, PROJECT, "big", "main", changes, &format!("touch {k}"))
             .unwrap_or_else(|e| fail("commit", e));
-        request_sync(
-            &replica.db,
-            &replica.clients,
-            &replica.queue,
-            &replica.repo,
-            JobKind::RecentChanges,
-            None,
-        )
-        .await
-        .unwrap_or_else(|e| fail("request", e));
+        request(replica, JobKind::RecentChanges).await;
         wait_commit(replica, &commit).await;
         let elapsed = start.elapsed();
         let cpu = replica.hub.cpu_seconds() - cpu;
@@ -870,21 +834,27 @@ async fn facts_kept(replica: &Replica, files: i64) -> (i64, i64) {
 async fn reparse(replica: &Replica) -> (f64, f64) {
     let cpu = replica.hub.cpu_seconds();
     let start = Instant::now();
-    let job = request_sync(
-        &replica.db,
-        &replica.clients,
-        &replica.queue,
-        &replica.repo,
-        JobKind::Reparse,
-        None,
-    )
-    .await
-    .unwrap_or_else(|e| fail("request", e));
+    let job = request(replica, JobKind::Reparse).await;
     wait_job(replica, &job).await;
     (
         start.elapsed().as_secs_f64(),
         replica.hub.cpu_seconds() - cpu,
     )
+}
+
+/// Queues `kind` for the replica's repository, as the Repositories tab
+/// does; the job's id.
+async fn request(replica: &Replica, kind: JobKind) -> String {
+    request_sync(
+        &replica.db,
+        &replica.clients,
+        &replica.queue,
+        &replica.repo,
+        kind,
+        None,
+    )
+    .await
+    .unwrap_or_else(|e| fail("request", e))
 }
 
 async fn wait_job(replica: &Replica, id: &str) {

@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 
 use ado_emulator::FileChange;
-use spicehub_core::admin::repositories::request_sync;
 use spicehub_core::db::repositories::Repository;
 use spicehub_core::sync::{JobKind, JobStatus};
 use spicehub_parser::{parse_tree, Graph, MemorySource, ParseOptions};
@@ -259,17 +258,7 @@ async fn a_push_parses_only_what_changed_and_the_graph_is_a_full_parse() {
             .execute(s.db.pool())
             .await
             .expect("forget the facts");
-        request_sync(
-            &s.db,
-            &s.clients,
-            &s.queue,
-            &repo.id,
-            JobKind::Reparse,
-            None,
-        )
-        .await
-        .expect("re-parse");
-        let jobs = s.wait_jobs_done(&repo.id).await;
+        let jobs = s.reparse(&repo.id).await;
         assert!(jobs
             .iter()
             .filter(|j| j.kind == JobKind::Reparse)

@@ -105,17 +105,7 @@ async fn first_replication_then_pushes_sync_only_what_changed() {
         // The first replication parses files while it stores them; a
         // re-parse reads them back from the database. Same graph.
         let first = s.db.load_graph(&repo.id, &head).await.unwrap().unwrap();
-        request_sync(
-            &s.db,
-            &s.clients,
-            &s.queue,
-            &repo.id,
-            JobKind::Reparse,
-            None,
-        )
-        .await
-        .unwrap();
-        s.wait_jobs_done(&repo.id).await;
+        s.reparse(&repo.id).await;
         let again = s.db.load_graph(&repo.id, &head).await.unwrap().unwrap();
         assert_eq!(
             spicehub_parser::to_json(&first),
@@ -327,17 +317,7 @@ async fn force_push_from_commit_and_reparse() {
 
         // Re-parse: no network, same graph.
         s.emu.clear_request_log();
-        request_sync(
-            &s.db,
-            &s.clients,
-            &s.queue,
-            &repo.id,
-            JobKind::Reparse,
-            None,
-        )
-        .await
-        .unwrap();
-        let jobs = s.wait_jobs_done(&repo.id).await;
+        let jobs = s.reparse(&repo.id).await;
         assert!(jobs
             .iter()
             .filter(|j| j.kind == JobKind::Reparse)

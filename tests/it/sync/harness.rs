@@ -247,6 +247,22 @@ impl Setup {
         jobs
     }
 
+    /// Queues a re-parse of the stored files, as the Repositories tab
+    /// does, and waits until every job of the repository is finished.
+    pub async fn reparse(&self, repo_id: &str) -> Vec<Job> {
+        spicehub_core::admin::repositories::request_sync(
+            &self.db,
+            &self.clients,
+            &self.queue,
+            repo_id,
+            spicehub_core::sync::JobKind::Reparse,
+            None,
+        )
+        .await
+        .expect("re-parse");
+        self.wait_jobs_done(repo_id).await
+    }
+
     /// What readers see: the commit and each path with its content (None for noted paths).
     pub async fn visible(
         &self,
