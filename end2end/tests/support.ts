@@ -7,7 +7,18 @@ import AxeBuilder from '@axe-core/playwright';
 /// 404 for an asset); a test asserts the list is empty at its end.
 export function watchConsole(page: Page): string[] {
   const errors: string[] = [];
-  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
+  // Which document, with which policy, an error came from: a rare refusal
+  // of every inline script (a policy without the page's nonce) has been
+  // seen and could not be reproduced, so a failure says where it happened.
+  let documentSeen = '';
+  page.on('response', (r) => {
+    if (r.request().resourceType() === 'document') {
+      documentSeen = `${r.status()} ${r.url()}, CSP: ${r.headers()['content-security-policy'] ?? 'none'}`;
+    }
+  });
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(`${msg.text()} [at ${msg.location().url || page.url()}; document ${documentSeen}]`);
+  });
   page.on('pageerror', (err) => errors.push(err.message));
   return errors;
 }

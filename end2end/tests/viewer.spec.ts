@@ -53,8 +53,14 @@ test.describe('graph viewer', () => {
     await page.mouse.move(box!.x + 20, box!.y + 20);
     await page.mouse.down();
     await page.mouse.move(box!.x + 80, box!.y + 50, { steps: 5 });
+    // Mid-drag the drawing moves by a transform (composited, not painted
+    // again); the viewBox follows when the gesture rests.
+    const transform = () => graph.evaluate((svg) => (svg as SVGSVGElement).style.transform);
+    expect(await transform()).toBe('translate(60px, 30px) scale(1)');
+    await expect(graph).toHaveAttribute('viewBox', zoomed!);
     await page.mouse.up();
     await expect(graph).not.toHaveAttribute('viewBox', zoomed!);
+    expect(await transform()).toBe('');
     await page.getByRole('button', { name: 'Fit' }).click();
     await expect(graph).toHaveAttribute('viewBox', initial!);
 
@@ -139,11 +145,20 @@ test.describe('graph viewer', () => {
     await axe(page, 'summarized registry graph');
     await shot(page, 'viewer-semantic-zoom-out');
 
-    // Expand on click: the box's entries become readable, and the URL
-    // records the new zoom once it rests.
-    await summary.click();
+    // Expand with the keyboard (a mouse click runs the same handler): the
+    // box's entries become readable, the focus moves from the hidden
+    // summary to the box's first entry, and the URL records the new zoom
+    // once it rests.
+    await summary.focus();
+    await page.keyboard.press('Enter');
     await expect(graph.locator('a[data-node="entry_150"]')).toBeVisible();
     await expect(summary).toBeHidden();
+    const focused = graph.locator('a[data-node]:focus');
+    await expect(focused).toBeVisible();
+    const first = await focused.getAttribute('data-node');
+    const box = (await graph.locator('[data-cluster="big.m3"] rect').boundingBox())!;
+    const at = (await focused.boundingBox())!;
+    expect(at.x >= box.x && at.y >= box.y && at.x + at.width <= box.x + box.width, `${first} lies in big.m3`).toBe(true);
     const [x, y, w] = (await graph.getAttribute('viewBox'))!.split(' ').map(Number);
     const zoom = [x, y, w].map(Math.round).join(',');
     await expect(page).toHaveURL(new RegExp(`zoom=${zoom}$`));
@@ -155,8 +170,25 @@ test.describe('graph viewer', () => {
     await expect(graph).toHaveAttribute('viewBox', new RegExp(`^${zoom.split(',').join(' ')} `));
     await expect(graph.locator('a[data-node="entry_150"]')).toBeVisible();
 
-    // Fit drops the zoom from the URL.
+    // Back and Forward restore the zoom each history entry recorded:
+    // selecting an entry adds one, zooming in replaces its zoom.
     await waitForHydration(page);
+    const viewBoxOf = (z: string) => new RegExp(`^${z.split(',').join(' ')} `);
+    await graph.locator('a[data-node="entry_150"]').click();
+    await expect(page).toHaveURL(new RegExp(`node=entry_150&zoom=${zoom}$`));
+    await page.getByRole('button', { name: 'Zoom in' }).click();
+    await expect(page).not.toHaveURL(new RegExp(`zoom=${zoom}$`));
+    const [x2, y2, w2] = (await graph.getAttribute('viewBox'))!.split(' ').map(Number);
+    const zoomedIn = [x2, y2, w2].map(Math.round).join(',');
+    await expect(page).toHaveURL(new RegExp(`node=entry_150&zoom=${zoomedIn}$`));
+    await page.goBack();
+    await expect(page).toHaveURL(new RegExp(`full&zoom=${zoom}$`));
+    await expect(graph).toHaveAttribute('viewBox', viewBoxOf(zoom));
+    await page.goForward();
+    await expect(page).toHaveURL(new RegExp(`zoom=${zoomedIn}$`));
+    await expect(graph).toHaveAttribute('viewBox', viewBoxOf(zoomedIn));
+
+    // Fit drops the zoom from the URL.
     await page.getByRole('button', { name: 'Fit' }).click();
     await expect(page).not.toHaveURL(/zoom=/);
     expect(errors).toEqual([]);

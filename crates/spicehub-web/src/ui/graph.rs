@@ -5,6 +5,11 @@
 //! pans (drag, arrow keys), zooms (wheel, `+`/`-`, buttons) by moving the
 //! SVG `viewBox`, and selecting a node no longer reloads the page.
 //!
+//! A gesture (a drag, a burst of wheel steps) moves the drawing with a CSS
+//! transform instead, which the browser composites without painting again,
+//! and the `viewBox` follows once the gesture rests: repainting 15,000
+//! elements on every pointer move is what made big drawings stutter.
+//!
 //! Semantic zoom: in a packed layout (entries in nested package and module
 //! boxes), when the zoom makes entry labels too small to read, each
 //! innermost box is drawn as one summary (its module and entry count)
@@ -18,7 +23,8 @@ use std::time::Duration;
 use leptos::prelude::*;
 
 use crate::api::viewer::{
-    query_without, with_zoom, GraphCluster, GraphLayout, GraphNode, GraphNodeKind, Selection, Zoom,
+    query_without, with_zoom, zoom_in, GraphCluster, GraphLayout, GraphNode, GraphNodeKind,
+    Selection, Zoom,
 };
 
 /// The visible part of the drawing, in SVG user units.
@@ -44,6 +50,10 @@ pub const LABEL_FONT: f64 = 10.0;
 /// Below this many screen pixels a label cannot be read, so packed boxes
 /// are drawn as summaries instead of their entries.
 pub const SUMMARY_BELOW_PX: f64 = 6.0;
+/// Below this many screen pixels labels are not even texture, only
+/// grey noise over the boxes and edges (and the most expensive part to
+/// paint), so they are not drawn at all.
+pub const UNLABELLED_BELOW_PX: f64 = 2.5;
 /// Label size a click on a summary zooms to: comfortably above the
 /// threshold, so the entries show and stay shown after a small zoom out.
 const READABLE_PX: f64 = 9.0;
@@ -55,6 +65,9 @@ pub const NOMINAL_SCREEN_WIDTH: f64 = 1_000.0;
 /// How long the zoom must stay still before the URL records it: every
 /// wheel step and pointer move would otherwise be a history write.
 const ZOOM_URL_DELAY: Duration = Duration::from_millis(300);
+/// How long wheel steps must pause before their zoom is drawn for real
+/// (the `viewBox` set and the transform dropped).
+const GESTURE_SETTLE: Duration = Duration::from_millis(160);
 /// Margin around a box zoomed into, in user units.
 const BOX_MARGIN: f64 = 8.0;
 /// URL parameters that change neither the drawing nor the zoom: a URL that
@@ -234,6 +247,50 @@ pub fn summarize_at(label_px: f64) -> bool {
     label_px < SUMMARY_BELOW_PX
 }
 
+/// Whether labels of `label_px` pixels are too small to draw at all.
+pub fn unlabelled_at(label_px: f64) -> bool {
+    label_px < UNLABELLED_BELOW_PX
+}
+
+/// A CSS `scale` then `translate` (in pixels, from the element's top-left
+/// corner) of the drawing element.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shift {
+    pub scale: f64,
+    pub dx: f64,
+    pub dy: f64,
+}
+
+impl Shift {
+    /// The transform that makes an SVG drawn at `drawn` look as it would
+    /// at `shown` on `screen` (both letterboxed as `xMidYMid meet` does):
+    /// a point at `o + s (u - v)` on screen for each view.
+    pub fn between(screen: &Screen, drawn: &ViewBox, shown: &ViewBox) -> Self {
+        let origin = |v: &ViewBox, s: f64| {
+            (
+                (screen.width - v.w * s) / 2.0,
+                (screen.height - v.h * s) / 2.0,
+            )
+        };
+        let (s0, s1) = (screen.scale(drawn), screen.scale(shown));
+        let (o0, o1) = (origin(drawn, s0), origin(shown, s1));
+        let k = s1 / s0;
+        Shift {
+            scale: k,
+            dx: o1.0 - k * o0.0 + s1 * (drawn.x - shown.x),
+            dy: o1.1 - k * o0.1 + s1 * (drawn.y - shown.y),
+        }
+    }
+
+    /// The CSS `transform` value (with `transform-origin: 0 0`).
+    pub fn css(&self) -> String {
+        format!(
+            "translate({:.2}px, {:.2}px) scale({:.5})",
+            self.dx, self.dy, self.scale
+        )
+    }
+}
+
 /// An innermost box of a packed layout, drawn as one block (its name and
 /// how many entries it holds) when its entries are too small to read.
 #[derive(Debug, Clone, PartialEq)]
@@ -249,6 +306,9 @@ pub struct Summary {
     /// Whether everything in it is this registry's: otherwise it holds
     /// outside or missing nodes, and its count is of nodes.
     pub entries_only: bool,
+    /// The layout index of its first node in reading order (top row,
+    /// then left): where keyboard focus goes when the box is opened.
+    pub first: usize,
 }
 
 impl Summary {
@@ -339,7 +399,12 @@ impl Summaries {
                 h: c.h,
                 count: 0,
                 entries_only: true,
+                first: i,
             });
+            let first = &layout.nodes[summary.first];
+            if (n.y, n.x) < (first.y, first.x) {
+                summary.first = i;
+            }
             summary.count = summary.count.saturating_add(n.count.max(1));
             summary.entries_only &= matches!(n.kind, GraphNodeKind::Entry | GraphNodeKind::Module);
         }
@@ -505,6 +570,42 @@ pub fn GraphCanvas(
         });
         on_cleanup(move || handle.remove());
     });
+    // The view a gesture shows through a transform, ahead of `vb`; every
+    // other change of view goes through `set_view`, which drops it, so a
+    // transform is never left over a `viewBox` it was not made for.
+    let live = StoredValue::new(None::<ViewBox>);
+    let settle = StoredValue::new(None::<TimeoutHandle>);
+    on_cleanup(move || {
+        if let Some(Some(timer)) = settle.try_get_value() {
+            timer.clear();
+        }
+    });
+    let shown = move || live.get_value().unwrap_or_else(|| vb.get_untracked());
+    let set_view = move |next: ViewBox| {
+        if let Some(timer) = settle.get_value() {
+            timer.clear();
+            settle.set_value(None);
+        }
+        if live.get_value().is_some() {
+            live.set_value(None);
+            if let Some(el) = svg_ref.get_untracked() {
+                dom::set_transform(&el, None);
+            }
+        }
+        vb.set(next);
+    };
+    let settle_now = move || {
+        if let Some(next) = live.get_value() {
+            set_view(next);
+        }
+    };
+    let show = move |next: ViewBox, on: &Screen| {
+        live.set_value(Some(next));
+        if let Some(el) = svg_ref.get_untracked() {
+            dom::set_transform(&el, Some(Shift::between(on, &vb.get_untracked(), &next)));
+        }
+    };
+
     let summaries = Summaries::of(&layout);
     let has_summaries = !summaries.boxes.is_empty();
     let boxed_ids: Arc<HashSet<String>> = Arc::new(
@@ -516,9 +617,9 @@ pub fn GraphCanvas(
             .map(|(n, _)| n.id.clone())
             .collect(),
     );
-    let summarized = Memo::new(move |_| {
-        has_summaries && summarize_at(screen.get().unwrap_or(nominal).label_px(&vb.get()))
-    });
+    let label_px = Memo::new(move |_| screen.get().unwrap_or(nominal).label_px(&vb.get()));
+    let summarized = Memo::new(move |_| has_summaries && summarize_at(label_px.get()));
+    let unlabelled = Memo::new(move |_| unlabelled_at(label_px.get()));
 
     let highlight = Memo::new({
         let layout = layout.clone();
@@ -541,14 +642,15 @@ pub fn GraphCanvas(
                 return;
             }
             if let Some(node) = selected_node(&layout, selection.as_ref()) {
+                settle_now();
                 let current = vb.get_untracked();
                 if summarized.get_untracked() && boxed_ids.contains(&node.id) {
                     let on = screen.get_untracked().unwrap_or(nominal);
-                    vb.set(current.open_box((node.x, node.y, node.w, node.h), &on));
+                    set_view(current.open_box((node.x, node.y, node.w, node.h), &on));
                 } else if !current.contains(node.x, node.y, node.w, node.h)
                     || current.w > LEGIBLE_WIDTH
                 {
-                    vb.set(current.jump_to(node));
+                    set_view(current.jump_to(node));
                 }
             }
         }
@@ -629,6 +731,21 @@ pub fn GraphCanvas(
         }
     });
 
+    // Back and Forward between entries of this page keep this drawing
+    // (only the query changes), so the zoom their entry recorded is read
+    // here; at once, before the router's effects run, so the URL writer
+    // above and the jump to a selection see the restored view.
+    Effect::new(move |_| {
+        let handle = window_event_listener(leptos::ev::popstate, move |_| {
+            let Ok(search) = window().location().search() else {
+                return;
+            };
+            let restored = zoom_in(&search).and_then(|z| ViewBox::from_zoom(z, full));
+            set_view(restored.unwrap_or(full));
+        });
+        on_cleanup(move || handle.remove());
+    });
+
     // Behind everything: the package and module boxes of a packed layout.
     let clusters = layout
         .clusters
@@ -665,17 +782,15 @@ pub fn GraphCanvas(
             } else {
                 format!("{} → {}", e.from, e.to)
             };
-            let state = move || highlight.with(|h| h.edge_state(&from, &to));
-            let class_state = state.clone();
+            // The arrowhead and dashes follow the classes in the style
+            // sheet: one attribute and one reactive closure less per edge,
+            // of which big drawings have 10,000.
             view! {
                 <path
-                    class=move || format!("edge {kind}{boxed} {}", class_state())
-                    d=e.path.clone()
-                    marker-end=move || {
-                        let s = state();
-                        format!("url(#arrow-{})", if s.is_empty() || s == "dimmed" { kind } else { s })
+                    class=move || {
+                        format!("edge {kind}{boxed} {}", highlight.with(|h| h.edge_state(&from, &to)))
                     }
-                    stroke-dasharray=e.dangling.then_some("5 4")
+                    d=e.path.clone()
                 >
                     <title>{title}</title>
                 </path>
@@ -707,7 +822,7 @@ pub fn GraphCanvas(
                 if dragged.get_value() {
                     return;
                 }
-                let zoom = vb.with_untracked(|v| v.to_zoom(full));
+                let zoom = shown().to_zoom(full);
                 navigate(
                     &href.run((Some(selection.clone()), zoom)),
                     leptos_router::NavigateOptions {
@@ -727,13 +842,8 @@ pub fn GraphCanvas(
                         data-node=n.id.clone()
                         on:click=on_click
                     >
-                        <rect x=n.x y=n.y width=n.w height=n.h rx="4"></rect>
-                        <text
-                            x=n.x + n.w / 2.0
-                            y=n.y + n.h / 2.0
-                            text-anchor="middle"
-                            dominant-baseline="central"
-                        >
+                        <rect x=n.x y=n.y width=n.w height=n.h></rect>
+                        <text x=n.x + n.w / 2.0 y=n.y + n.h / 2.0>
                             {n.label.clone()}
                         </text>
                     </a>
@@ -753,6 +863,7 @@ pub fn GraphCanvas(
             let opened = vb.get_untracked().open_box(bounds, &nominal);
             let target_zoom = opened.to_zoom(full);
             let target = move || href.run((selection.get(), target_zoom));
+            let first = node_element_id(b.first);
             let on_click = move |ev: leptos::ev::MouseEvent| {
                 if ev.ctrl_key() || ev.meta_key() || ev.shift_key() || ev.button() != 0 {
                     return;
@@ -762,7 +873,14 @@ pub fn GraphCanvas(
                     return;
                 }
                 let on = screen.get_untracked().unwrap_or(nominal);
-                vb.update(|v| *v = v.open_box(bounds, &on));
+                set_view(shown().open_box(bounds, &on));
+                // Opened from the keyboard (a click with no pointer count),
+                // the summary hides under the focus: hand it to the box's
+                // first entry once the entries show.
+                if ev.detail() == 0 {
+                    let first = first.clone();
+                    request_animation_frame(move || dom::focus_quietly(&first));
+                }
             };
             let font = b.font_size();
             let (cx, cy) = (b.x + b.w / 2.0, b.y + b.h / 2.0);
@@ -791,10 +909,17 @@ pub fn GraphCanvas(
         .collect_view();
 
     let zoom_by = move |factor: f64| {
-        vb.update(|v| *v = v.zoom(factor, v.center(), full));
+        let v = shown();
+        set_view(v.zoom(factor, v.center(), full));
     };
     let on_wheel = move |ev: leptos::ev::WheelEvent| {
-        let Some(at_screen) = dom::screen_of(&ev) else {
+        // Mid-gesture the element's box is transformed, so it is measured
+        // only at a gesture's first step.
+        let measured = match live.get_value() {
+            Some(_) => screen.get_untracked(),
+            None => dom::screen_of(&ev),
+        };
+        let Some(at_screen) = measured else {
             return;
         };
         ev.prevent_default();
@@ -810,16 +935,20 @@ pub fn GraphCanvas(
                 _ => 1.0,
             };
         let factor = (delta * 0.0015).exp();
-        vb.update(|v| {
-            let at = at_screen.to_user(v, f64::from(ev.client_x()), f64::from(ev.client_y()));
-            *v = v.zoom(factor, at, full);
-        });
+        let from = shown();
+        let at = at_screen.to_user(&from, f64::from(ev.client_x()), f64::from(ev.client_y()));
+        show(from.zoom(factor, at, full), &at_screen);
+        if let Some(timer) = settle.get_value() {
+            timer.clear();
+        }
+        settle.set_value(set_timeout_with_handle(settle_now, GESTURE_SETTLE).ok());
     };
     let on_pointer_down = move |ev: leptos::ev::PointerEvent| {
         if ev.button() != 0 {
             return;
         }
         dragged.set_value(false);
+        settle_now();
         drag.set_value(dom::screen_of(&ev).map(|screen| Drag {
             pointer: ev.pointer_id(),
             start: (f64::from(ev.client_x()), f64::from(ev.client_y())),
@@ -851,23 +980,24 @@ pub fn GraphCanvas(
             drag.set_value(Some(d));
         }
         let s = d.screen.scale(&d.from);
-        vb.set(d.from.pan(-dx / s, -dy / s));
+        show(d.from.pan(-dx / s, -dy / s), &d.screen);
     };
     let on_pointer_up = move |_ev: leptos::ev::PointerEvent| {
         drag.set_value(None);
         dragging.set(false);
+        settle_now();
     };
     let on_key = move |ev: leptos::ev::KeyboardEvent| {
-        let step = vb.with_untracked(|v| v.w / 10.0);
-        let step_y = vb.with_untracked(|v| v.h / 10.0);
+        let v = shown();
+        let (step, step_y) = (v.w / 10.0, v.h / 10.0);
         match ev.key().as_str() {
-            "ArrowLeft" => vb.update(|v| *v = v.pan(-step, 0.0)),
-            "ArrowRight" => vb.update(|v| *v = v.pan(step, 0.0)),
-            "ArrowUp" => vb.update(|v| *v = v.pan(0.0, -step_y)),
-            "ArrowDown" => vb.update(|v| *v = v.pan(0.0, step_y)),
+            "ArrowLeft" => set_view(v.pan(-step, 0.0)),
+            "ArrowRight" => set_view(v.pan(step, 0.0)),
+            "ArrowUp" => set_view(v.pan(0.0, -step_y)),
+            "ArrowDown" => set_view(v.pan(0.0, step_y)),
             "+" | "=" => zoom_by(0.8),
             "-" | "_" => zoom_by(1.25),
-            "0" => vb.set(full),
+            "0" => set_view(full),
             _ => return,
         }
         ev.prevent_default();
@@ -880,7 +1010,7 @@ pub fn GraphCanvas(
             <button type="button" on:click=move |_| zoom_by(1.25) disabled=move || !hydrated.get()>
                 "Zoom out"
             </button>
-            <button type="button" on:click=move |_| vb.set(full) disabled=move || !hydrated.get()>
+            <button type="button" on:click=move |_| set_view(full) disabled=move || !hydrated.get()>
                 "Fit"
             </button>
             <span class="muted hint">
@@ -899,6 +1029,7 @@ pub fn GraphCanvas(
                 class="graph"
                 class:dragging=move || dragging.get()
                 class:summarized=move || summarized.get()
+                class:unlabelled=move || unlabelled.get()
                 role="group"
                 aria-label=label
                 width="100%"
@@ -972,8 +1103,60 @@ mod dom {
             pub fn width(this: &ClientRect) -> f64;
             #[wasm_bindgen(method, getter)]
             pub fn height(this: &ClientRect) -> f64;
+
+            /// Any element: only its inline style is written, through the
+            /// CSSOM, which the CSP allows (a `style` attribute it does not).
+            pub type Styled;
+            #[wasm_bindgen(method, getter)]
+            pub fn style(this: &Styled) -> Style;
+
+            pub type Style;
+            #[wasm_bindgen(method, js_name = setProperty)]
+            pub fn set_property(this: &Style, name: &str, value: &str);
+            #[wasm_bindgen(method, js_name = removeProperty)]
+            pub fn remove_property(this: &Style, name: &str) -> String;
+
+            /// Any focusable element, SVG links included.
+            pub type Focusable;
+            #[wasm_bindgen(method, catch, js_name = focus)]
+            pub fn focus_with(
+                this: &Focusable,
+                options: &leptos::web_sys::FocusOptions,
+            ) -> Result<(), JsValue>;
         }
     }
+
+    /// Shows the drawing moved by `shift`, or where its `viewBox` puts it.
+    #[cfg(feature = "hydrate")]
+    pub fn set_transform(el: &leptos::web_sys::Element, shift: Option<super::Shift>) {
+        use wasm_bindgen::JsCast;
+        let style = el.unchecked_ref::<js::Styled>().style();
+        match shift {
+            Some(shift) => style.set_property("transform", &shift.css()),
+            None => {
+                style.remove_property("transform");
+            }
+        }
+    }
+
+    /// Focuses the element with this id without scrolling its clipped
+    /// viewport (which would move the drawing under the pan and zoom).
+    #[cfg(feature = "hydrate")]
+    pub fn focus_quietly(id: &str) {
+        use wasm_bindgen::JsCast;
+        let Some(el) = leptos::prelude::document().get_element_by_id(id) else {
+            return;
+        };
+        let options = leptos::web_sys::FocusOptions::new();
+        options.set_prevent_scroll(true);
+        let _ = el.unchecked_ref::<js::Focusable>().focus_with(&options);
+    }
+
+    #[cfg(not(feature = "hydrate"))]
+    pub fn focus_quietly(_id: &str) {}
+
+    #[cfg(not(feature = "hydrate"))]
+    pub fn set_transform(_el: &leptos::web_sys::Element, _shift: Option<super::Shift>) {}
 
     /// Where the element the handler is attached to sits on screen.
     #[cfg(feature = "hydrate")]
@@ -1102,6 +1285,49 @@ mod tests {
     }
 
     #[test]
+    fn a_gesture_transform_shows_the_view_it_stands_for() {
+        let screen = Screen {
+            left: 40.0,
+            top: 120.0,
+            width: 1000.0,
+            height: 600.0,
+        };
+        let full = ViewBox::fit(5000.0, 800.0);
+        let drawn = full.zoom(0.3, (1200.0, 300.0), full);
+        // A zoom out past the drawing's aspect, then a pan: both letterbox
+        // differently from `drawn`.
+        for shown in [
+            drawn.zoom(0.5, (1300.0, 350.0), full),
+            drawn.zoom(2.5, (900.0, 100.0), full).pan(-400.0, 90.0),
+            full,
+        ] {
+            let shift = Shift::between(&screen, &drawn, &shown);
+            for (px, py) in [(0.0, 0.0), (500.0, 300.0), (999.0, 17.0), (250.0, 599.0)] {
+                // Where the pixel's point of the drawing is shown at `shown`...
+                let (ux, uy) = screen.to_user(&shown, screen.left + px, screen.top + py);
+                // ...is where the transform moves it from its place at `drawn`.
+                let s0 = screen.scale(&drawn);
+                let ox = (screen.width - drawn.w * s0) / 2.0;
+                let oy = (screen.height - drawn.h * s0) / 2.0;
+                let (dx, dy) = (ox + s0 * (ux - drawn.x), oy + s0 * (uy - drawn.y));
+                let (tx, ty) = (shift.dx + shift.scale * dx, shift.dy + shift.scale * dy);
+                assert!(
+                    (tx - px).abs() < 1e-6 && (ty - py).abs() < 1e-6,
+                    "{shown:?}: ({px}, {py}) went to ({tx}, {ty})"
+                );
+            }
+        }
+        assert_eq!(
+            Shift::between(&screen, &drawn, &drawn),
+            Shift {
+                scale: 1.0,
+                dx: 0.0,
+                dy: 0.0
+            }
+        );
+    }
+
+    #[test]
     fn highlight_follows_edges_both_ways() {
         let layout = GraphLayout {
             width: 100.0,
@@ -1192,6 +1418,9 @@ mod tests {
         // by its height instead (letterboxed).
         assert_eq!(Screen::nominal(720.0).label_px(&far), 5.0);
         assert_eq!(Screen::nominal(250.0).label_px(&far), 2.5);
+        // Far smaller, not drawn at all; summaries first.
+        assert!(!unlabelled_at(2.5) && unlabelled_at(2.4));
+        assert!(summarize_at(UNLABELLED_BELOW_PX));
     }
 
     #[test]
@@ -1209,6 +1438,21 @@ mod tests {
         assert_eq!(s.boxed, vec![true, true, true, true, false, false]);
         assert_eq!(s.boxes[0].label(), "pkg.one — 2 entries");
         assert_eq!(s.boxes[1].label(), "pkg.two — 13 nodes");
+        // Keyboard focus opens a box at its top-left node, in reading
+        // order whatever the order of drawing.
+        let firsts = |l: &GraphLayout, s: &Summaries| {
+            s.boxes
+                .iter()
+                .map(|b| l.nodes[b.first].id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(firsts(&layout, &s), ["a", "pkg.two"]);
+        let mut reversed = layout.clone();
+        reversed.nodes.reverse();
+        assert_eq!(
+            firsts(&reversed, &Summaries::of(&reversed)),
+            ["a", "pkg.two"]
+        );
         let one = Summary {
             count: 1,
             ..s.boxes[0].clone()

@@ -139,6 +139,16 @@ pub fn query_without(search: &str, names: &[&str]) -> String {
     }
 }
 
+/// The zoom a raw query string names (the last `zoom=` that reads, its
+/// commas possibly percent-encoded by whoever shared the link).
+pub fn zoom_in(search: &str) -> Option<Zoom> {
+    search
+        .trim_start_matches('?')
+        .rsplit('&')
+        .filter_map(|part| part.strip_prefix("zoom="))
+        .find_map(|value| Zoom::parse(&value.replace("%2C", ",").replace("%2c", ",")))
+}
+
 /// A raw query string with its `zoom` replaced (or removed, for Fit), so
 /// recording the zoom keeps every other parameter as the page wrote it.
 pub fn with_zoom(search: &str, zoom: Option<Zoom>) -> String {
@@ -311,5 +321,22 @@ mod tests {
             query_without("?expand=a&node=x&zoomed=1&find=q", &["node", "find"]),
             "?expand=a&zoomed=1"
         );
+    }
+
+    #[test]
+    fn the_zoom_is_read_back_from_a_query() {
+        let z = Some(Zoom {
+            x: -4,
+            y: 2,
+            w: 300,
+        });
+        assert_eq!(zoom_in("?view=full&zoom=-4,2,300&node=a"), z);
+        assert_eq!(zoom_in("zoom=-4%2C2%2c300"), z);
+        assert_eq!(zoom_in(&with_zoom("?node=a", z)), z);
+        // A later one wins, garbage and look-alikes are Fit.
+        assert_eq!(zoom_in("?zoom=1,1,1&zoom=-4,2,300"), z);
+        assert_eq!(zoom_in("?zoom=1,1"), None);
+        assert_eq!(zoom_in("?zoomed=1,1,1"), None);
+        assert_eq!(zoom_in(""), None);
     }
 }

@@ -18,7 +18,7 @@ mod wire;
 
 pub use links::{
     encode_component, export_path, query_without, registry_path, repository_path, source_link,
-    view_query, with_zoom, Zoom,
+    view_query, with_zoom, zoom_in, Zoom,
 };
 pub use wire::*;
 
