@@ -18,6 +18,8 @@
 //! | GET | `/_emulator/apps/{client_id}/federated-credentials` | | `[FederatedCredentialConfig]` / 404 |
 //! | POST | `/_emulator/apps/{client_id}/federated-credentials` | `{"name","issuer","subject","audiences":[..]}` | 201 the stored credential (with `created_at`) / 400 / 404 |
 //! | DELETE | `/_emulator/apps/{client_id}/federated-credentials/{name}` | | 204 / 404 |
+//! | GET | `/_emulator/rate-limit` | | `{"model":RateLimitModel|null,"identities":[IdentityUsage]}` |
+//! | PUT / DELETE | `/_emulator/rate-limit` | `RateLimitModel` (`{}` = all defaults) | 200 the stored model / 400; 204 (off, usage forgotten) |
 //!
 //! Federated identity credentials are checked as Entra checks them: `name` 3–120 characters (letters, digits,
 //! `-`, `_`, first a letter or digit; unique per app), `issuer` and `subject` non-empty, at most 600
@@ -25,6 +27,11 @@
 //! app, at most 20 per app; a refusal is `400 {"error":"invalid request: ..."}`, an unknown app
 //! `404 {"error":"not found: ..."}`. The client id is matched case-insensitively. A credential added here
 //! records `created_at` = now (see the `FicPropagation` fault).
+//!
+//! Rate limiting (see [`crate::rate_limit`]): `PUT` turns the TSTU model on or replaces it and keeps the usage
+//! counted so far (thresholds can change mid-run); `DELETE` turns it off and forgets usage and counters.
+//! `GET` reports, per identity (service principal object id, or the user of a personal access token), the
+//! TSTUs in the window, what is left, and the requests charged, delayed and blocked (`429`) since it was on.
 
 // Handlers return `Result<Response, Response>`: the error side is the finished error answer (an ADO/Entra
 // envelope), built once and returned as is; boxing it would only add noise.
@@ -45,6 +52,7 @@ use crate::config::{
     WebhookTarget,
 };
 use crate::faults::FaultRule;
+use crate::rate_limit::RateLimitModel;
 use crate::state::Shared;
 use crate::{git, http, repos, webhook, EmulatorError};
 
@@ -66,6 +74,12 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/webhook/deliveries", get(deliveries))
         .route("/subscriptions", get(subscriptions))
         .route("/subscriptions/{id}/status", post(set_subscription_status))
+        .route(
+            "/rate-limit",
+            get(get_rate_limit)
+                .put(put_rate_limit)
+                .delete(delete_rate_limit),
+        )
         .route(
             "/apps/{client_id}/federated-credentials",
             get(list_federated_credentials).post(add_federated_credential),
@@ -499,4 +513,34 @@ async fn subscriptions(State(shared): State<Arc<Shared>>) -> Response<Body> {
         })
         .collect();
     ok_json(StatusCode::OK, &json!(value))
+}
+
+async fn get_rate_limit(State(shared): State<Arc<Shared>>) -> Response<Body> {
+    ok_json(
+        StatusCode::OK,
+        &json!({
+            "model": shared.rate_limit.model(),
+            "identities": shared.rate_limit.report(),
+        }),
+    )
+}
+
+async fn put_rate_limit(
+    State(shared): State<Arc<Shared>>,
+    body: axum::body::Bytes,
+) -> Response<Body> {
+    let model: RateLimitModel = match parse(&body) {
+        Ok(model) => model,
+        Err(refusal) => return refusal,
+    };
+    match shared.rate_limit.set(Some(model.clone())) {
+        Ok(()) => ok_json(StatusCode::OK, &json!(model)),
+        Err(why) => error(EmulatorError::Invalid(why.to_string())),
+    }
+}
+
+async fn delete_rate_limit(State(shared): State<Arc<Shared>>) -> Response<Body> {
+    // Turning the model off cannot fail: only a model is validated.
+    let _ = shared.rate_limit.set(None);
+    no_content()
 }

@@ -39,6 +39,12 @@ pub struct EmulatorArgs {
     /// Repeatable.
     #[arg(long = "fault", value_name = "JSON")]
     pub faults: Vec<String>,
+    /// Turns on Azure DevOps' TSTU rate limiting per identity, as the JSON
+    /// of a `RateLimitModel` (what `PUT /_emulator/rate-limit` takes;
+    /// missing fields take their defaults), e.g.
+    /// `--rate-limit '{"limit":200,"window_secs":300,"max_delay_ms":2000}'`.
+    #[arg(long = "rate-limit", value_name = "JSON")]
+    pub rate_limit: Option<String>,
     /// Where to post `git.push` service-hook deliveries (e.g. http://127.0.0.1:3000/gateway/public/sync).
     #[arg(long, env = "SPICEHUB_EMULATOR_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
@@ -80,6 +86,9 @@ pub async fn run_cli(args: EmulatorArgs) -> Result<(), EmulatorError> {
             ))
         })?;
         config.faults.push(rule);
+    }
+    if let Some(spec) = &args.rate_limit {
+        config.rate_limit = Some(parse_rate_limit(spec)?);
     }
     if let Some(url) = &args.webhook_url {
         config.webhook = Some(WebhookTarget {
@@ -177,6 +186,19 @@ pub async fn run_cli(args: EmulatorArgs) -> Result<(), EmulatorError> {
     tokio::signal::ctrl_c().await?;
     emu.shutdown().await;
     Ok(())
+}
+
+/// `--rate-limit JSON` → a checked model (the error names the flag, since the user typed it).
+fn parse_rate_limit(spec: &str) -> Result<crate::RateLimitModel, EmulatorError> {
+    let model: crate::RateLimitModel = serde_json::from_str(spec).map_err(|error| {
+        EmulatorError::Invalid(format!(
+            "--rate-limit `{spec}`: expected a RateLimitModel as JSON, e.g. {{\"limit\":200,\"window_secs\":300}}: {error}"
+        ))
+    })?;
+    model
+        .validate()
+        .map_err(|error| EmulatorError::Invalid(format!("--rate-limit `{spec}`: {error}")))?;
+    Ok(model)
 }
 
 /// `NAME=PROJECTSxREPOS` → an organization with that many projects of that
@@ -301,4 +323,24 @@ fn seed_repo_from_dir(config: EmulatorConfig, spec: &str) -> Result<EmulatorConf
             tags: Vec::new(),
         }],
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate_limit;
+
+    #[test]
+    fn rate_limit_flag_takes_a_partial_model() {
+        let model = parse_rate_limit(r#"{"limit":50,"window_secs":10}"#).expect("valid");
+        assert_eq!((model.limit, model.window_secs), (50, 10));
+        assert_eq!(model.max_delay_ms, 30_000, "missing fields default");
+    }
+
+    #[test]
+    fn rate_limit_flag_names_itself_when_refused() {
+        for spec in ["not json", r#"{"limit":0}"#, r#"{"block_factor":0.5}"#] {
+            let message = parse_rate_limit(spec).expect_err("refused").to_string();
+            assert!(message.contains("--rate-limit"), "{message}");
+        }
+    }
 }

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::faults::FaultRule;
+use crate::rate_limit::RateLimitModel;
 
 /// Namespace for the deterministic GUIDs the emulator derives from names (projects, repositories,
 /// service principal object ids) when the configuration gives none.
@@ -104,6 +105,10 @@ pub struct EmulatorConfig {
     /// [INFER] Azure DevOps documents no limit; this one lets clients' split-and-retry path be tested.
     #[serde(default)]
     pub max_blobs_per_zip: Option<usize>,
+    /// Azure DevOps' TSTU rate limiting per identity, from the start; `None` (the default): off.
+    /// See [`crate::rate_limit`].
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitModel>,
 }
 
 /// An Entra ID tenant (directory).
@@ -585,6 +590,7 @@ impl EmulatorConfig {
             max_push_commits: default_max_push_commits(),
             public_base_url: None,
             max_blobs_per_zip: None,
+            rate_limit: None,
         }
     }
 
@@ -870,6 +876,11 @@ impl EmulatorConfig {
         self.faults = faults;
         self
     }
+    /// Turns TSTU rate limiting on from the start.
+    pub fn with_rate_limit(mut self, model: RateLimitModel) -> Self {
+        self.rate_limit = Some(model);
+        self
+    }
 
     pub fn with_api_version_policy(mut self, policy: ApiVersionPolicy) -> Self {
         self.api_version_policy = policy;
@@ -951,6 +962,11 @@ impl EmulatorConfig {
             return Err(Config(
                 "retry_time_scale must be a finite number >= 0".into(),
             ));
+        }
+        if let Some(model) = &self.rate_limit {
+            model
+                .validate()
+                .map_err(|error| Config(error.to_string()))?;
         }
         Ok(())
     }

@@ -7,6 +7,10 @@
 //! `RedirectToSignIn302`, `Unauthorized401`, `Throttle429`, `ServerError`) replaces the answer.
 //! `TokenError` and `FicPropagation` only match token endpoint calls; `FicPropagation` changes what the token
 //! endpoint sees (federated identity credentials younger than `secs` do not exist yet). Admin endpoints (`/_emulator/...`) are never faulted or logged.
+//!
+//! `Throttle429` and `RetryAfterOn200` send fixed rate-limit headers regardless of usage. Usage-based throttling
+//! (TSTUs per identity) is [`crate::rate_limit`], charged after authentication in the DevOps router; the two are
+//! independent, and a request answered by a fault here never reaches that charge.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! Response helpers shared by the Entra and Azure DevOps sides: ADO's JSON error envelope, the sign-in page
-//! quirks (203 / 302), 401 challenges, throttling headers and timestamp formats.
+//! quirks (203 / 302), 401 challenges, throttling headers and timestamp formats. The fixed throttling headers
+//! here serve the injected faults; the rate-limit model computes its own ([`crate::rate_limit`]).
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
@@ -204,17 +205,22 @@ pub(crate) fn redirect_to_sign_in(shared: &Shared, original: &str) -> Response<B
     redirect
 }
 
-/// 429 with `Retry-After`, `X-RateLimit-*` and the TF400733 body.
+/// 429 with `Retry-After`, `X-RateLimit-*` and the TF400733 body (the `Throttle429` fault).
 pub(crate) fn throttled(retry_after_secs: u64) -> Response<Body> {
-    let msg = "TF400733: The request has been canceled: Request was blocked due to exceeding usage of resource 'Core' in namespace 'User'.";
-    let mut response = tf_error(
-        StatusCode::TOO_MANY_REQUESTS,
-        msg,
-        "RequestBlockedException",
-        TN_REQUEST_BLOCKED,
-    );
+    let mut response = request_blocked("Core");
     add_rate_limit_headers(response.headers_mut(), retry_after_secs, true);
     response
+}
+
+/// 429 + TF400733 naming `resource`, without headers (the caller adds the ones it computed).
+pub(crate) fn request_blocked(resource: &str) -> Response<Body> {
+    let msg = format!("TF400733: The request has been canceled: Request was blocked due to exceeding usage of resource '{resource}' in namespace 'User'.");
+    tf_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        &msg,
+        "RequestBlockedException",
+        TN_REQUEST_BLOCKED,
+    )
 }
 
 /// `Retry-After` + `X-RateLimit-*` headers (`delayed` adds `X-RateLimit-Delay`).

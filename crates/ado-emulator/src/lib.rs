@@ -6,6 +6,10 @@
 //! * `{base}/login/{tenant}/oauth2/v2.0/token` — Entra token endpoint (authority = `{base}/login`)
 //! * `{base}/devops/{org}/...` — Azure DevOps (`{base}/devops` plays `https://dev.azure.com`)
 //! * `{base}/_emulator/...` — private admin endpoints (see [`admin`])
+//!
+//! Misbehaviour comes two ways: injected faults ([`faults`], before authentication, per rule) and, when turned
+//! on, Azure DevOps' TSTU rate limiting per identity ([`rate_limit`], after authentication: warning headers,
+//! delayed answers, `429`).
 
 pub mod admin;
 pub mod cli;
@@ -17,6 +21,7 @@ pub mod faults;
 pub mod git;
 mod http;
 pub mod lfs;
+pub mod rate_limit;
 mod repos;
 pub mod state;
 pub mod testkit;
@@ -42,6 +47,7 @@ pub use config::{
 };
 pub use error::EmulatorError;
 pub use faults::{Fault, FaultRule, FaultScope};
+pub use rate_limit::{IdentityUsage, RateLimitError, RateLimitModel, RequestCosts, RequestKind};
 pub use state::{AuthKind, LoggedRequest, PushRecord, RefUpdate, Service, TokenRequestRecord};
 pub use webhook::{Subscription, SubscriptionStatus, WebhookDelivery};
 
@@ -94,6 +100,7 @@ pub async fn start(config: EmulatorConfig, bind: SocketAddr) -> Result<Emulator,
         runtime: tokio::runtime::Handle::current(),
         process_id: uuid::Uuid::new_v4().to_string(),
         background: Mutex::new(Vec::new()),
+        rate_limit: rate_limit::RateLimiter::new(config.rate_limit.clone()),
     });
     webhook::set_config_target(&shared, config.webhook.as_ref());
     let app = router(shared.clone());
@@ -180,6 +187,20 @@ impl Emulator {
     /// The active fault rules.
     pub fn faults(&self) -> Vec<FaultRule> {
         self.shared.faults.lock().clone()
+    }
+
+    /// Turns the TSTU rate-limit model on (or replaces it; usage so far is kept), or off with `None`
+    /// (usage is forgotten). See [`crate::rate_limit`].
+    pub fn set_rate_limit(&self, model: Option<RateLimitModel>) -> Result<(), RateLimitError> {
+        self.shared.rate_limit.set(model)
+    }
+    /// The active rate-limit model, if any.
+    pub fn rate_limit(&self) -> Option<RateLimitModel> {
+        self.shared.rate_limit.model()
+    }
+    /// Usage and counters (charged, delayed, blocked) per identity; empty when the model is off.
+    pub fn rate_limit_usage(&self) -> Vec<IdentityUsage> {
+        self.shared.rate_limit.report()
     }
 
     /// Every request answered so far (admin endpoints excluded), oldest first.

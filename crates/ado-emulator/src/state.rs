@@ -294,6 +294,8 @@ pub(crate) struct Shared {
     pub process_id: String,
     /// Background tasks (webhook deliveries) to abort at shutdown.
     pub background: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// TSTU accounting (off unless a model is set).
+    pub rate_limit: crate::rate_limit::RateLimiter,
 }
 
 impl Shared {

@@ -1,5 +1,6 @@
 //! Azure DevOps REST subset (`{base}/devops/{org}/[{project}/]_apis/...`): routing, authentication and
-//! authorization (token checks, organization membership, access levels), `api-version`, query parsing.
+//! authorization (token checks, organization membership, access levels), `api-version`, query parsing, and
+//! the rate-limit charge of each authenticated call ([`crate::rate_limit`]; a no-op while the model is off).
 
 // Handlers return `Result<Response, Response>`: the error side is the finished error answer (an ADO/Entra
 // envelope), built once and returned as is; boxing it would only add noise.
@@ -19,6 +20,7 @@ use base64::Engine;
 use crate::config::AccessLevel;
 use crate::faults::{percent_decode, RequestFaults};
 use crate::http::{self, tf_error};
+use crate::rate_limit::{RequestKind, Verdict};
 use crate::state::{OrgState, ProjectState, RepoState, Shared};
 
 /// Handler result: the error side is a finished (error) response.
@@ -268,6 +270,26 @@ async fn route(
         .map(|segment| segment.to_ascii_lowercase())
         .collect();
     let lower: Vec<&str> = lower_owned.iter().map(String::as_str).collect();
+    // Charged here, not in the fault middleware: usage is per identity, known only once authenticated.
+    let kind = request_kind(&method, &lower, &ctx.query, &ctx.accept());
+    let principal = &ctx.principal;
+    let rate_headers =
+        match shared
+            .rate_limit
+            .charge(&principal.object_id, &principal.display_name, kind)
+        {
+            Verdict::Block(headers) => {
+                let mut blocked = http::request_blocked(&headers.resource);
+                headers.apply(blocked.headers_mut());
+                return blocked;
+            }
+            Verdict::Serve { delay, headers } => {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                headers
+            }
+        };
     let result: HandlerResult = match (&method, lower.as_slice()) {
         (&Method::GET, ["connectiondata"]) => core::connection_data(&ctx),
         (&Method::GET, ["projects"]) if project.is_none() => core::list_projects(&ctx),
@@ -302,7 +324,46 @@ async fn route(
         }
         _ => Err(route_not_found(&method, path)),
     };
-    result.unwrap_or_else(|error_response| error_response)
+    let mut answer = result.unwrap_or_else(|error_response| error_response);
+    if let Some(headers) = rate_headers {
+        headers.apply(answer.headers_mut());
+    }
+    answer
+}
+
+/// What a call costs in the rate-limit model, from its (lower-cased) route below `_apis`.
+fn request_kind(method: &Method, route: &[&str], query: &QueryParams, accept: &str) -> RequestKind {
+    match route {
+        ["projects", ..] => RequestKind::List,
+        ["git", "repositories"] | ["git", "repositories", _] => RequestKind::List,
+        ["git", "repositories", _, "refs", ..] => RequestKind::List,
+        ["git", "repositories", _, "items", ..] => {
+            let format = query.get("$format").map(str::to_ascii_lowercase);
+            let zip = match format.as_deref() {
+                Some(format) => format == "zip",
+                None => {
+                    accept.contains("application/zip")
+                        || (query
+                            .get("download")
+                            .is_some_and(|value| value.eq_ignore_ascii_case("true"))
+                            && query
+                                .get("recursionLevel")
+                                .is_some_and(|level| level.eq_ignore_ascii_case("full")))
+                }
+            };
+            if zip {
+                RequestKind::Archive
+            } else {
+                RequestKind::Read
+            }
+        }
+        ["git", "repositories", _, "blobs"] if *method == Method::POST => RequestKind::Archive,
+        ["git", "repositories", _, "diffs", ..] => RequestKind::Diff,
+        ["git", "repositories", _, "trees" | "blobs" | "commits" | "commitsbatch" | "pushes", ..] => {
+            RequestKind::Read
+        }
+        _ => RequestKind::Other,
+    }
 }
 
 /// Finds the repository named in the route, and checks the caller may read it.
