@@ -11,9 +11,14 @@
 //!    the kept facts and a full parse with none kept.
 //! 3. First replication of 10,000 files / ~100 MB beside `curl` + `unzip` of
 //!    the same archive.
+//! 4. First replication of 50 repositories under an Azure DevOps rate limit
+//!    they exceed (the emulator's throughput-unit model, scaled down from
+//!    200 per 5 minutes to 100 per 10 s), with the hub's governor and
+//!    without it: 429s, delayed requests and wall time.
 //!
 //! `cargo bench --bench sync` (SPICEHUB_BENCH_QUICK=1 for a
-//! smaller run, SPICEHUB_BENCH_ONLY=incremental for one part).
+//! smaller run, SPICEHUB_BENCH_ONLY=incremental for one part: `webhook`,
+//! `incremental`, `first`, `governor`).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -21,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ado_emulator::{
-    self as emulator, AccessLevel, Emulator, EmulatorConfig, FileChange, SeedCommit,
+    self as emulator, AccessLevel, Emulator, EmulatorConfig, FileChange, RateLimitModel, SeedCommit,
 };
 use spicehub_core::admin::repositories::{add_repository, request_sync, AddRepository};
 use spicehub_core::config::AzureArgs;
@@ -65,6 +70,9 @@ fn main() {
         }
         if part("first") {
             first_replication_vs_curl().await;
+        }
+        if part("governor") {
+            governed_replication().await;
         }
     });
 }
@@ -504,29 +512,33 @@ fn push_body(event_id: &str, repo: &str, i: usize) -> String {
     .to_string()
 }
 
-/// An emulator with one repository made of `files`.
-async fn emulator_with(dir: &Path, files: Vec<FileChange>) -> Emulator {
-    let config = EmulatorConfig::new(dir.join("emu"))
+/// The bench's tenant, app and organization, with no repository yet.
+fn bench_org(dir: &Path) -> EmulatorConfig {
+    EmulatorConfig::new(dir.join("emu"))
         .with_tenant(TENANT, &["contoso.onmicrosoft.com"])
         .with_app(TENANT, CLIENT, "spicehub-bench")
         .with_secret(CLIENT, SECRET, None)
         .with_org(ORG, "b8a1f2c4-7e3d-4c59-8f6a-1d2e3c4b5a60", TENANT)
         .with_member(ORG, CLIENT, AccessLevel::Basic)
         .with_project(ORG, PROJECT)
-        .with_seeded_repo(
-            ORG,
-            PROJECT,
-            "big",
-            vec![SeedCommit {
-                branch: None,
-                from_branch: None,
-                message: "seed".into(),
-                author: None,
-                date: None,
-                changes: files,
-                tags: Vec::new(),
-            }],
-        );
+}
+
+/// One commit on the default branch.
+fn seed(files: Vec<FileChange>) -> Vec<SeedCommit> {
+    vec![SeedCommit {
+        branch: None,
+        from_branch: None,
+        message: "seed".into(),
+        author: None,
+        date: None,
+        changes: files,
+        tags: Vec::new(),
+    }]
+}
+
+/// An emulator with one repository made of `files`.
+async fn emulator_with(dir: &Path, files: Vec<FileChange>) -> Emulator {
+    let config = bench_org(dir).with_seeded_repo(ORG, PROJECT, "big", seed(files));
     emulator::start(
         config,
         "127.0.0.1:0".parse().unwrap_or_else(|e| fail("addr", e)),
@@ -548,6 +560,56 @@ struct Replica {
 /// the bench's settings; returns once the first replication is queued, with
 /// the time it was queued.
 async fn replicate(emu: &Emulator, env: &[(&str, String)]) -> (Replica, Instant) {
+    let hub = hub_for(emu, env).await;
+    let start = Instant::now();
+    let repo = hub.add("big").await;
+    (
+        Replica {
+            db: hub.db,
+            clients: hub.clients,
+            queue: hub.queue,
+            repo,
+            hub: hub.hub,
+            _dir: hub.dir,
+        },
+        start,
+    )
+}
+
+/// A hub process on its own SQLite database, with the bench's provider,
+/// and the admin side's handles on the same database.
+struct BenchHub {
+    db: Db,
+    clients: ProviderConnections,
+    queue: Queue,
+    provider: String,
+    hub: HubProcess,
+    dir: tempfile::TempDir,
+}
+
+impl BenchHub {
+    /// Adds a repository of the bench's project as an admin does, which
+    /// queues its first replication; its id.
+    async fn add(&self, repository: &str) -> String {
+        add_repository(
+            &self.db,
+            &self.clients,
+            &self.queue,
+            &AddRepository {
+                provider_id: &self.provider,
+                organization: ORG,
+                project: PROJECT,
+                repository,
+                branch: None,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| fail("add repository", e))
+        .id
+    }
+}
+
+async fn hub_for(emu: &Emulator, env: &[(&str, String)]) -> BenchHub {
     let dir = tempfile::tempdir().unwrap_or_else(|e| fail("tempdir", e));
     let data = dir.path().to_owned();
     let db = Db::connect(&format!("sqlite://{}", data.join("spicehub.db").display()))
@@ -576,32 +638,14 @@ async fn replicate(emu: &Emulator, env: &[(&str, String)]) -> (Replica, Instant)
     settings.extend(env.iter().cloned());
     let hub = HubProcess::start(&data, &settings);
     let queue = Queue::new(db.clone(), QueueConfig::default());
-    let start = Instant::now();
-    let repo = add_repository(
-        &db,
-        &clients,
-        &queue,
-        &AddRepository {
-            provider_id: &provider,
-            organization: ORG,
-            project: PROJECT,
-            repository: "big",
-            branch: None,
-        },
-    )
-    .await
-    .unwrap_or_else(|e| fail("add repository", e));
-    (
-        Replica {
-            db,
-            clients,
-            queue,
-            repo: repo.id,
-            hub,
-            _dir: dir,
-        },
-        start,
-    )
+    BenchHub {
+        db,
+        clients,
+        queue,
+        provider,
+        hub,
+        dir,
+    }
 }
 
 async fn wait_commit(r: &Replica, commit: &str) {
@@ -951,4 +995,89 @@ async fn first_replication_vs_curl() {
         hub.as_secs_f64() / curl.as_secs_f64()
     );
     replica.db.close().await;
+}
+
+/// 4. Fifty first replications at once against a budget they exceed.
+async fn governed_replication() {
+    let repos = if quick() { 20 } else { 50 };
+    let dir = tempfile::tempdir().unwrap_or_else(|e| fail("tempdir", e));
+    let names: Vec<String> = (0..repos).map(|i| format!("repo{i:02}")).collect();
+    let config = names.iter().fold(bench_org(dir.path()), |config, name| {
+        config.with_seeded_repo(ORG, PROJECT, name, seed(repo_files(30, 2_000)))
+    });
+    let emu = emulator::start(
+        config,
+        "127.0.0.1:0".parse().unwrap_or_else(|e| fail("addr", e)),
+    )
+    .await
+    .unwrap_or_else(|e| fail("emulator", e));
+    // Azure DevOps' 200 TSTUs per 5 minutes and delays of up to 30 s, scaled
+    // to 100 per 10 s and 1 s so a run takes a minute or two, not an hour.
+    let model = RateLimitModel {
+        limit: 100,
+        window_secs: 10,
+        max_delay_ms: 1_000,
+        ..RateLimitModel::default()
+    };
+    println!(
+        "\n== first replication of {repos} repositories of 30 files under a rate limit \
+         (emulator: {} TSTUs per {} s, delays up to {} ms, 429 from {}x; costs: list {}, read {}, \
+         diff {}, archive {}, other {})",
+        model.limit,
+        model.window_secs,
+        model.max_delay_ms,
+        model.block_factor,
+        model.costs.list,
+        model.costs.read,
+        model.costs.diff,
+        model.costs.archive,
+        model.costs.default,
+    );
+    for governor in [true, false] {
+        // A fresh budget for each run.
+        emu.set_rate_limit(None)
+            .unwrap_or_else(|e| fail("rate limit", e));
+        emu.set_rate_limit(Some(model.clone()))
+            .unwrap_or_else(|e| fail("rate limit", e));
+        let hub = hub_for(
+            &emu,
+            &[
+                ("SPICEHUB_AZURE_GOVERNOR", governor.to_string()),
+                // A job refused by a 429 is retried a second later, not 30.
+                ("SPICEHUB_SYNC_RETRY_DELAY", "1".into()),
+            ],
+        )
+        .await;
+        let start = Instant::now();
+        for name in &names {
+            hub.add(name).await;
+        }
+        let deadline = start + Duration::from_secs(900);
+        let synced = loop {
+            let rows = hub
+                .db
+                .repositories()
+                .await
+                .unwrap_or_else(|e| fail("read", e));
+            let synced = rows.iter().filter(|r| r.state == RepoState::Synced).count();
+            if synced == repos || Instant::now() > deadline {
+                break synced;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let wall = start.elapsed();
+        let usage = emu.rate_limit_usage();
+        let sum = |f: fn(&ado_emulator::IdentityUsage) -> u64| usage.iter().map(f).sum::<u64>();
+        println!(
+            "governor {:<3}: {synced}/{repos} synced in {:.1} s; {} requests charged, {} answered 429, \
+             {} delayed by the server ({:.1} s of delays in all)",
+            if governor { "on" } else { "off" },
+            wall.as_secs_f64(),
+            sum(|u| u.requests_charged),
+            sum(|u| u.requests_blocked),
+            sum(|u| u.requests_delayed),
+            sum(|u| u.total_delay_ms) as f64 / 1000.0,
+        );
+        hub.db.close().await;
+    }
 }

@@ -9,7 +9,7 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use ado_emulator::{demo, start, Emulator, EmulatorConfig, FileChange};
+use ado_emulator::{demo, start, Emulator, EmulatorConfig, FileChange, RateLimitModel};
 use common::*;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -700,9 +700,39 @@ async fn admin_journey_over_plain_form_posts() {
             .collect();
         assert_eq!(names, [Value::from("data-platform")], "{}", db.label);
 
-        // The providers list shows the health.
+        // The providers list shows the health, and the identity's rate
+        // limit as this hub saw it: figures once Azure DevOps sends them
+        // (here from the first request), counted by the emulator too.
+        env.emu
+            .set_rate_limit(Some(RateLimitModel {
+                warn_fraction: 0.0,
+                ..RateLimitModel::default()
+            }))
+            .expect("rate-limit model");
+        let (_, v) = call(c, hub, "/api/admin/test_provider", &[("id", &id)]).await;
+        assert_eq!(v["ok"], true, "{}: {v}", db.label);
+        let charged: u64 = env
+            .emu
+            .rate_limit_usage()
+            .iter()
+            .map(|u| u.requests_charged)
+            .sum();
+        assert!(charged > 0, "{}: the test was charged", db.label);
         let (_, html) = page(c, hub, "/providers").await;
         assert!(html.contains("Connection OK") && html.contains("Last token obtained"));
+        let limit = html
+            .split("<ul class=\"rate-limits\">")
+            .nth(1)
+            .and_then(|rest| rest.split("</ul>").next())
+            .unwrap_or_else(|| panic!("{}: no rate-limit list in {html}", db.label));
+        assert!(
+            limit.contains("data-organization=\"contoso\"")
+                && limit.contains("of 200 TSTUs left (Core) as of")
+                && limit.contains("usage back to zero by"),
+            "{}: {limit}",
+            db.label
+        );
+        env.emu.set_rate_limit(None).expect("rate limit off");
 
         // No secret in any log line.
         let logs = env.hub.logs();

@@ -26,7 +26,7 @@ pub use client::{
 pub use credentials::{AssertionAlgorithm, Credential, CredentialKind};
 pub use diagnosis::{AzureError, Diagnosis, ErrorContext, Field};
 pub use ids::{is_guid, Guid, IdError, OrganizationName, TenantId};
-pub use retry::{RetryPolicy, ThrottleEvent};
+pub use retry::{Budget, GateReport, Priority, RetryPolicy, ThrottleCause, ThrottleEvent};
 pub use token::{AccessToken, ServicePrincipal, TokenManager, TokenManagerConfig};
 
 /// OAuth scope of Azure DevOps: its application ID plus `/.default` (not its URI).

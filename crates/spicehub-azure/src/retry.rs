@@ -3,30 +3,72 @@
 //! Two mechanisms work together:
 //! * [`RetryPolicy`]: jittered exponential backoff with a cap (via `backon`) for
 //!   transient failures of one call: 429, 5xx, timeouts, network errors, cut bodies.
-//! * [`OrgGate`]: one per Azure DevOps organization. It bounds concurrent requests
-//!   (a `Semaphore`, default 4) and holds a "not before" instant fed by `Retry-After`
-//!   (on *any* status, 200 included, as Azure DevOps documents) and by
-//!   `X-RateLimit-Remaining: 0` + `X-RateLimit-Reset`, by `X-RateLimit-Delay`
-//!   (the server is already delaying this identity's requests: spacing them by as
-//!   much keeps them from piling up there), and by pacing once the budget runs low
-//!   (under a tenth of `X-RateLimit-Limit` left: the rest is spread evenly until
-//!   the reset, so the identity slows down *before* it is delayed, as Microsoft
-//!   advises). Every request to that
-//!   organization waits for it, so a throttle signal slows the whole organization
-//!   down, not only the request that received it. Each wait is recorded as a
-//!   [`ThrottleEvent`] so that tests and the admin UI can see what happened.
+//! * [`OrgGate`]: one per Azure DevOps organization and identity (one per
+//!   organization inside a client family, which is bound to one identity). It
+//!   bounds concurrent requests and holds a "not before" instant fed by the
+//!   server's rate-limit headers. Every request to that organization waits for it,
+//!   so a throttle signal slows the whole organization down, not only the request
+//!   that received it. Each wait is recorded as a [`ThrottleEvent`] so that tests
+//!   and the admin UI can see what happened.
+//!
+//! # Mandatory and voluntary pauses
+//!
+//! The gate tells apart what the server *mandates* from what the hub *chooses*:
+//! * mandatory ([`ThrottleCause::RetryAfter`], [`ThrottleCause::RateLimitReset`]):
+//!   `Retry-After` (on *any* status, 200 included, as Azure DevOps documents) and
+//!   `X-RateLimit-Remaining: 0` until `X-RateLimit-Reset`. Every request obeys them:
+//!   ignoring them is what earns a 429 (TF400733).
+//! * voluntary ([`ThrottleCause::RateLimitDelay`], [`ThrottleCause::RateLimitPacing`]):
+//!   spacing requests by the server's `X-RateLimit-Delay` (it is already delaying
+//!   this identity, so more requests would only pile up there), and pacing once the
+//!   budget runs low (under a tenth of `X-RateLimit-Limit` left: the rest is spread
+//!   evenly until the reset, so the identity slows down *before* it is delayed, as
+//!   Microsoft advises).
+//!
+//! # Priority
+//!
+//! [`Priority::Interactive`] requests (an admin waiting on a page: the repository
+//! picker, "Test connection") have their own small concurrency lane, so a
+//! background lane saturated by syncs never queues them, and they skip the
+//! voluntary pauses: a delayed request is slowed by the server itself, and a
+//! handful of clicks does not move the budget. They still obey the mandatory ones.
+//! [`Priority::Background`] requests (syncs, reconcile) obey everything.
+//!
+//! # Several hub instances, one identity
+//!
+//! Nothing is shared between processes, on purpose: Azure DevOps meters the
+//! *identity*, and every answer to every instance carries the identity's shared
+//! budget (`X-RateLimit-Remaining`, `-Reset`, `-Delay`, `Retry-After`). Each
+//! instance paces itself from what the server reports, so instances sharing a
+//! service principal slow down together as the common budget drains, without a
+//! coordination store that could fail or disagree with the server.
+//!
+//! # Memory
+//!
+//! A gate lives as long as the process; it keeps only the last [`EVENT_HISTORY`]
+//! events, plus running totals.
 
-use std::sync::Mutex;
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use backon::ExponentialBuilder;
+use parking_lot::Mutex;
 use reqwest::header::HeaderMap;
+use serde::{Serialize, Serializer};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 // tokio's Instant (a thin wrapper over std's) so that paused-clock tests drive the gate.
 use tokio::time::Instant;
 
-/// Default number of concurrent requests per organization.
+/// Default number of concurrent background requests per organization.
 pub const DEFAULT_ORG_CONCURRENCY: usize = 4;
+
+/// Default number of concurrent interactive requests per organization: an admin
+/// clicks, they do not fan out.
+pub const DEFAULT_INTERACTIVE_CONCURRENCY: usize = 2;
+
+/// Events a gate remembers; older ones only count in the totals.
+pub const EVENT_HISTORY: usize = 256;
 
 /// Backoff policy for transient failures.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,8 +134,22 @@ impl RetryPolicy {
     }
 }
 
+/// Who is waiting for an answer, which decides the lane and the pauses a request obeys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// An admin waiting on a page (repository picker, "Test connection"): own
+    /// concurrency lane, skips the hub's voluntary pacing, obeys the server's
+    /// mandatory pauses.
+    Interactive,
+    /// Syncs, reconcile, webhook follow-ups: obey every pause.
+    #[default]
+    Background,
+}
+
 /// Why the client waited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ThrottleCause {
     /// A `Retry-After` header (on any status).
     RetryAfter,
@@ -103,6 +159,17 @@ pub enum ThrottleCause {
     RateLimitDelay,
     /// Little budget left: requests spread evenly until `X-RateLimit-Reset`.
     RateLimitPacing,
+}
+
+impl ThrottleCause {
+    /// The server's explicit word, which every request obeys; the others are the
+    /// hub's own caution, which interactive requests skip.
+    pub fn is_mandatory(self) -> bool {
+        matches!(
+            self,
+            ThrottleCause::RetryAfter | ThrottleCause::RateLimitReset
+        )
+    }
 }
 
 /// One wait imposed by the server.
@@ -120,6 +187,107 @@ pub struct ThrottleEvent {
     pub status: u16,
 }
 
+/// The identity's rate-limit budget as the server last reported it. Azure DevOps
+/// only sends these headers once usage nears the limit, so a snapshot ages:
+/// `observed_at` says how old it is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Budget {
+    /// `X-RateLimit-Limit`: TSTUs per window.
+    pub limit: f64,
+    /// `X-RateLimit-Remaining`: TSTUs left (0 while delayed or blocked).
+    pub remaining: f64,
+    /// `X-RateLimit-Reset`.
+    #[serde(serialize_with = "rfc3339")]
+    pub reset: SystemTime,
+    /// `X-RateLimit-Resource`, display only.
+    pub resource: Option<String>,
+    /// When the answer carrying these headers arrived.
+    #[serde(serialize_with = "rfc3339")]
+    pub observed_at: SystemTime,
+}
+
+impl Budget {
+    /// The budget in an answer's headers; None unless limit, remaining and reset
+    /// are all there and make sense (they come from the network).
+    pub fn from_headers(headers: &HeaderMap, observed_at: SystemTime) -> Option<Budget> {
+        let number = |name| {
+            header_str(headers, name)?
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+        };
+        let limit = number("x-ratelimit-limit")?;
+        let remaining = number("x-ratelimit-remaining")?;
+        let reset_secs: u64 = header_str(headers, "x-ratelimit-reset")?.parse().ok()?;
+        let reset = UNIX_EPOCH.checked_add(Duration::from_secs(reset_secs))?;
+        let resource = header_str(headers, "x-ratelimit-resource")
+            .filter(|r| !r.is_empty())
+            .map(str::to_string);
+        Some(Budget {
+            limit,
+            remaining,
+            reset,
+            resource,
+            observed_at,
+        })
+    }
+}
+
+/// When the gate last made a request wait, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Slowed {
+    /// When the wait began.
+    #[serde(serialize_with = "rfc3339")]
+    pub at: SystemTime,
+    /// Why.
+    pub cause: ThrottleCause,
+}
+
+/// A pause in force right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Pause {
+    /// Time left, in milliseconds.
+    pub remaining_ms: u64,
+    /// Why.
+    pub cause: ThrottleCause,
+}
+
+/// What a gate knows, for the admin UI (one per organization of an identity).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateReport {
+    /// Organization, as first bound.
+    pub organization: String,
+    /// False only in the naive measurement mode (see `ClientConfig::governor`).
+    pub governor: bool,
+    /// Last budget the server reported.
+    pub budget: Option<Budget>,
+    /// Last wait the gate imposed.
+    pub last_slowed: Option<Slowed>,
+    /// Pause background requests face now (mandatory or voluntary).
+    pub background_pause: Option<Pause>,
+    /// Pause interactive requests face now (mandatory only).
+    pub interactive_pause: Option<Pause>,
+    /// Waits imposed since the gate was created.
+    pub waits: u64,
+    /// Sum of those waits, in milliseconds.
+    pub total_wait_ms: u64,
+    /// 429 answers received.
+    pub responses_429: u64,
+    /// Answers received (any status).
+    pub answers: u64,
+    /// Free permits of the background lane.
+    pub background_permits_free: usize,
+    /// Free permits of the interactive lane.
+    pub interactive_permits_free: usize,
+}
+
+fn rfc3339<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    let formatted = time::OffsetDateTime::from(*t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(serde::ser::Error::custom)?;
+    s.serialize_str(&formatted)
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Hold {
     until: Instant,
@@ -128,13 +296,65 @@ struct Hold {
     status: u16,
 }
 
-/// Per-organization gate: concurrency limit + server-requested pauses.
+impl Hold {
+    fn pause(&self, now: Instant) -> Option<Pause> {
+        (self.until > now).then(|| Pause {
+            remaining_ms: u64::try_from((self.until - now).as_millis()).unwrap_or(u64::MAX),
+            cause: self.cause,
+        })
+    }
+}
+
+/// Later of two optional holds.
+fn later(a: Option<Hold>, b: Option<Hold>) -> Option<Hold> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.until > a.until { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    /// Server-mandated pause: every request obeys it.
+    mandatory: Option<Hold>,
+    /// The hub's own pacing: background requests only.
+    voluntary: Option<Hold>,
+    /// The last [`EVENT_HISTORY`] waits, oldest first.
+    events: VecDeque<ThrottleEvent>,
+    waits: u64,
+    total_wait: Duration,
+    responses_429: u64,
+    answers: u64,
+    budget: Option<Budget>,
+    last_slowed: Option<Slowed>,
+}
+
+impl GateState {
+    fn hold_for(&self, priority: Priority) -> Option<Hold> {
+        match priority {
+            Priority::Interactive => self.mandatory,
+            Priority::Background => later(self.mandatory, self.voluntary),
+        }
+    }
+
+    fn record(&mut self, event: ThrottleEvent) {
+        self.waits = self.waits.saturating_add(1);
+        self.total_wait = self.total_wait.saturating_add(event.waited);
+        if self.events.len() >= EVENT_HISTORY {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+    }
+}
+
+/// Per-organization gate: two concurrency lanes + server-requested pauses.
 #[derive(Debug)]
 pub struct OrgGate {
     organization: String,
-    permits: std::sync::Arc<Semaphore>,
-    hold: Mutex<Option<Hold>>,
-    events: Mutex<Vec<ThrottleEvent>>,
+    governor: bool,
+    background: Arc<Semaphore>,
+    interactive: Arc<Semaphore>,
+    state: Mutex<GateState>,
 }
 
 /// What a request must do before it may be sent.
@@ -146,27 +366,51 @@ pub(crate) enum GateWait {
 }
 
 impl OrgGate {
-    /// A gate allowing `concurrency` simultaneous requests.
+    /// A gate allowing `concurrency` simultaneous background requests and
+    /// [`DEFAULT_INTERACTIVE_CONCURRENCY`] interactive ones, governor on.
     pub fn new(organization: &str, concurrency: usize) -> Self {
         OrgGate {
             organization: organization.to_string(),
-            permits: std::sync::Arc::new(Semaphore::new(concurrency.max(1))),
-            hold: Mutex::new(None),
-            events: Mutex::new(Vec::new()),
+            governor: true,
+            background: Arc::new(Semaphore::new(concurrency.max(1))),
+            interactive: Arc::new(Semaphore::new(DEFAULT_INTERACTIVE_CONCURRENCY)),
+            state: Mutex::new(GateState::default()),
         }
     }
 
-    /// Waits for a concurrency permit. The semaphore is never closed, so the only error
-    /// path (closed semaphore) cannot happen; we still avoid `unwrap` and just proceed.
-    pub(crate) async fn permit(&self) -> Option<OwnedSemaphorePermit> {
-        self.permits.clone().acquire_owned().await.ok()
+    /// Sets the size of the interactive lane (at least 1).
+    pub fn with_interactive_concurrency(mut self, concurrency: usize) -> Self {
+        self.interactive = Arc::new(Semaphore::new(concurrency.max(1)));
+        self
     }
 
-    /// Sleeps until any pause requested by the server is over.
-    pub(crate) async fn wait_turn(&self, max_wait: Duration) -> GateWait {
+    /// `false`: the naive measurement mode (see `ClientConfig::governor`): no pause
+    /// is ever held; only a 429/503's `Retry-After` is returned to the caller.
+    pub fn with_governor(mut self, governor: bool) -> Self {
+        self.governor = governor;
+        self
+    }
+
+    /// Organization name.
+    pub fn organization(&self) -> &str {
+        &self.organization
+    }
+
+    /// Waits for a permit of `priority`'s lane. The semaphores are never closed, so
+    /// the only error path (closed semaphore) cannot happen; we still avoid
+    /// `unwrap` and just proceed.
+    pub(crate) async fn permit(&self, priority: Priority) -> Option<OwnedSemaphorePermit> {
+        let lane = match priority {
+            Priority::Interactive => &self.interactive,
+            Priority::Background => &self.background,
+        };
+        lane.clone().acquire_owned().await.ok()
+    }
+
+    /// Sleeps until every pause `priority` must obey is over.
+    pub(crate) async fn wait_turn(&self, priority: Priority, max_wait: Duration) -> GateWait {
         loop {
-            let hold = self.hold.lock().map(|h| *h).unwrap_or(None);
-            let Some(hold) = hold else {
+            let Some(hold) = self.state.lock().hold_for(priority) else {
                 return GateWait::Ready;
             };
             let now = Instant::now();
@@ -177,24 +421,61 @@ impl OrgGate {
             if remaining > max_wait {
                 return GateWait::TooLong(remaining);
             }
+            self.state.lock().last_slowed = Some(Slowed {
+                at: SystemTime::now(),
+                cause: hold.cause,
+            });
             tokio::time::sleep(remaining).await;
-            if let Ok(mut ev) = self.events.lock() {
-                ev.push(ThrottleEvent {
-                    organization: self.organization.clone(),
-                    cause: hold.cause,
-                    requested: hold.requested,
-                    waited: remaining,
-                    status: hold.status,
-                });
-            }
+            self.state.lock().record(ThrottleEvent {
+                organization: self.organization.clone(),
+                cause: hold.cause,
+                requested: hold.requested,
+                waited: remaining,
+                status: hold.status,
+            });
             // Loop: another answer may have extended the pause while we slept.
         }
+    }
+
+    /// Records a wait the caller slept itself (the naive mode's per-request
+    /// `Retry-After`), so that both modes count waits the same way.
+    pub(crate) fn record_wait(&self, cause: ThrottleCause, waited: Duration, status: u16) {
+        let mut state = self.state.lock();
+        state.last_slowed = Some(Slowed {
+            at: SystemTime::now(),
+            cause,
+        });
+        state.record(ThrottleEvent {
+            organization: self.organization.clone(),
+            cause,
+            requested: waited,
+            waited,
+            status,
+        });
     }
 
     /// Feeds the throttle headers of an answer into the gate. Returns the pause requested.
     pub(crate) fn observe(&self, status: u16, headers: &HeaderMap) -> Option<Duration> {
         let now = Instant::now();
         let wall = SystemTime::now();
+        let budget = Budget::from_headers(headers, wall);
+        let mut state = self.state.lock();
+        state.answers = state.answers.saturating_add(1);
+        if status == 429 {
+            state.responses_429 = state.responses_429.saturating_add(1);
+        }
+        if budget.is_some() {
+            state.budget = budget;
+        }
+        if !self.governor {
+            // What a naive client does: only a refusal's Retry-After counts, and
+            // only for the request that got it (the caller sleeps it).
+            return if matches!(status, 429 | 503) {
+                retry_after(headers)
+            } else {
+                None
+            };
+        }
         // The strongest signal wins: an explicit pause, then the exhausted
         // budget, then the server's own delay, then pacing.
         let signal = retry_after(headers)
@@ -210,30 +491,81 @@ impl OrgGate {
         if delay.is_zero() {
             return Some(delay);
         }
-        let until = now + delay;
-        if let Ok(mut h) = self.hold.lock() {
-            // Keep the later of two pauses: never shorten what the server asked for.
-            let keep_old = h.as_ref().is_some_and(|old| old.until >= until);
-            if !keep_old {
-                *h = Some(Hold {
-                    until,
-                    cause,
-                    requested: delay,
-                    status,
-                });
-            }
+        let hold = Hold {
+            until: now + delay,
+            cause,
+            requested: delay,
+            status,
+        };
+        let slot = if cause.is_mandatory() {
+            &mut state.mandatory
+        } else {
+            &mut state.voluntary
+        };
+        // Keep the later of two pauses: never shorten what the server asked for.
+        if slot.as_ref().is_none_or(|old| old.until < hold.until) {
+            *slot = Some(hold);
         }
         Some(delay)
     }
 
-    /// Waits recorded so far.
+    /// The last [`EVENT_HISTORY`] waits, oldest first ([`OrgGate::waits`] counts all).
     pub fn events(&self) -> Vec<ThrottleEvent> {
-        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+        self.state.lock().events.iter().cloned().collect()
     }
 
-    /// Free concurrency permits right now.
+    /// Waits imposed since the gate was created.
+    pub fn waits(&self) -> u64 {
+        self.state.lock().waits
+    }
+
+    /// 429 answers received since the gate was created.
+    pub fn responses_429(&self) -> u64 {
+        self.state.lock().responses_429
+    }
+
+    /// The identity's budget in this organization as the server last reported it.
+    pub fn budget(&self) -> Option<Budget> {
+        self.state.lock().budget.clone()
+    }
+
+    /// When the gate last made a request wait, and why.
+    pub fn last_slowed(&self) -> Option<(SystemTime, ThrottleCause)> {
+        self.state.lock().last_slowed.map(|s| (s.at, s.cause))
+    }
+
+    /// Free permits of the background lane right now.
     pub fn available_permits(&self) -> usize {
-        self.permits.available_permits()
+        self.background.available_permits()
+    }
+
+    /// Free permits of the interactive lane right now.
+    pub fn available_interactive_permits(&self) -> usize {
+        self.interactive.available_permits()
+    }
+
+    /// Everything the gate knows, for the admin UI.
+    pub fn report(&self) -> GateReport {
+        let now = Instant::now();
+        let state = self.state.lock();
+        GateReport {
+            organization: self.organization.clone(),
+            governor: self.governor,
+            budget: state.budget.clone(),
+            last_slowed: state.last_slowed,
+            background_pause: state
+                .hold_for(Priority::Background)
+                .and_then(|h| h.pause(now)),
+            interactive_pause: state
+                .hold_for(Priority::Interactive)
+                .and_then(|h| h.pause(now)),
+            waits: state.waits,
+            total_wait_ms: u64::try_from(state.total_wait.as_millis()).unwrap_or(u64::MAX),
+            responses_429: state.responses_429,
+            answers: state.answers,
+            background_permits_free: self.background.available_permits(),
+            interactive_permits_free: self.interactive.available_permits(),
+        }
     }
 }
 
@@ -267,11 +599,10 @@ pub fn rate_limit_reset_wait(headers: &HeaderMap, now: SystemTime) -> Option<Dur
         return None;
     }
     let reset: u64 = header_str(headers, "x-ratelimit-reset")?.parse().ok()?;
-    let now_secs = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
-    if reset <= now_secs {
-        return None;
-    }
-    Some(Duration::from_secs(reset - now_secs))
+    // Measured from the exact now, not its whole second: rounding down would add
+    // up to a second to every wait, which short windows feel.
+    let reset = UNIX_EPOCH.checked_add(Duration::from_secs(reset))?;
+    reset.duration_since(now).ok().filter(|d| !d.is_zero())
 }
 
 /// The longest pause taken from `X-RateLimit-Delay` or pacing alone: they
@@ -417,7 +748,8 @@ mod tests {
         assert_eq!(asked, Some(Duration::from_secs(2)));
         let start = tokio::time::Instant::now();
         assert!(matches!(
-            gate.wait_turn(Duration::from_secs(60)).await,
+            gate.wait_turn(Priority::Background, Duration::from_secs(60))
+                .await,
             GateWait::Ready
         ));
         assert_eq!(start.elapsed(), Duration::from_secs(2));
@@ -439,7 +771,8 @@ mod tests {
         assert_eq!(asked, Some(Duration::from_secs(3)));
         let start = tokio::time::Instant::now();
         assert!(matches!(
-            gate.wait_turn(Duration::from_secs(60)).await,
+            gate.wait_turn(Priority::Background, Duration::from_secs(60))
+                .await,
             GateWait::Ready
         ));
         let slept = start.elapsed();
@@ -454,7 +787,8 @@ mod tests {
         assert_eq!(ev[0].status, 200);
         // The pause is over: no further wait.
         assert!(matches!(
-            gate.wait_turn(Duration::from_secs(60)).await,
+            gate.wait_turn(Priority::Background, Duration::from_secs(60))
+                .await,
             GateWait::Ready
         ));
         assert_eq!(gate.events().len(), 1);
@@ -465,7 +799,8 @@ mod tests {
         let gate = OrgGate::new("org", 1);
         gate.observe(429, &headers(&[("retry-after", "600")]));
         assert!(matches!(
-            gate.wait_turn(Duration::from_secs(60)).await,
+            gate.wait_turn(Priority::Background, Duration::from_secs(60))
+                .await,
             GateWait::TooLong(_)
         ));
     }
@@ -476,7 +811,9 @@ mod tests {
         gate.observe(429, &headers(&[("retry-after", "5")]));
         gate.observe(200, &headers(&[("retry-after", "1")]));
         let start = tokio::time::Instant::now();
-        let _ = gate.wait_turn(Duration::from_secs(60)).await;
+        let _ = gate
+            .wait_turn(Priority::Background, Duration::from_secs(60))
+            .await;
         assert!(start.elapsed() >= Duration::from_secs(5) - Duration::from_millis(5));
     }
 
@@ -503,5 +840,217 @@ mod tests {
             "{delays:?}"
         );
         assert!(close(delays[5], Duration::from_millis(400)), "{delays:?}");
+    }
+
+    /// Rate-limit headers whose reset is `reset_in` seconds from the real clock
+    /// (the gate reads `SystemTime`, which a paused tokio clock does not move).
+    fn budget_headers(limit: u32, remaining: u32, reset_in: u64) -> HeaderMap {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        headers(&[
+            ("x-ratelimit-resource", "Core"),
+            ("x-ratelimit-limit", &limit.to_string()),
+            ("x-ratelimit-remaining", &remaining.to_string()),
+            ("x-ratelimit-reset", &(now + reset_in).to_string()),
+        ])
+    }
+
+    async fn ready_after(gate: &OrgGate, priority: Priority) -> Duration {
+        let start = tokio::time::Instant::now();
+        assert!(matches!(
+            gate.wait_turn(priority, Duration::from_secs(120)).await,
+            GateWait::Ready
+        ));
+        start.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn interactive_requests_pass_a_full_background_lane_and_a_pacing_hold() {
+        let gate = OrgGate::new("org", 2);
+        let _a = gate.permit(Priority::Background).await;
+        let _b = gate.permit(Priority::Background).await;
+        assert_eq!(gate.available_permits(), 0);
+        // The background lane is full: a third background request queues...
+        let queued =
+            tokio::time::timeout(Duration::from_secs(5), gate.permit(Priority::Background)).await;
+        assert!(queued.is_err(), "the background lane should be full");
+        // ...an interactive one does not.
+        let start = tokio::time::Instant::now();
+        let lane = gate.permit(Priority::Interactive).await;
+        assert!(lane.is_some());
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(gate.available_interactive_permits(), 1);
+
+        // 10 of 200 left, reset in a minute: background requests are paced.
+        let asked = gate.observe(200, &budget_headers(200, 10, 60));
+        let pacing = asked.unwrap_or_default();
+        assert!(
+            pacing >= Duration::from_secs(5) && pacing <= Duration::from_secs(6),
+            "{pacing:?}"
+        );
+        assert_eq!(
+            ready_after(&gate, Priority::Interactive).await,
+            Duration::ZERO
+        );
+        assert!(gate.events().is_empty(), "interactive requests do not wait");
+        // The paused clock's timer rounds up to the millisecond.
+        let waited = ready_after(&gate, Priority::Background).await;
+        assert!(
+            waited >= pacing && waited <= pacing + Duration::from_millis(1),
+            "{waited:?} for {pacing:?}"
+        );
+        let (_, cause) = gate.last_slowed().unwrap_or_else(|| panic!("slowed"));
+        assert_eq!(cause, ThrottleCause::RateLimitPacing);
+        assert_eq!(gate.waits(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn interactive_requests_skip_the_servers_delay_but_not_its_word() {
+        let gate = OrgGate::new("org", 4);
+        gate.observe(200, &headers(&[("x-ratelimit-delay", "4.000")]));
+        assert_eq!(
+            ready_after(&gate, Priority::Interactive).await,
+            Duration::ZERO
+        );
+        assert_eq!(
+            ready_after(&gate, Priority::Background).await,
+            Duration::from_secs(4)
+        );
+
+        // Retry-After binds both lanes.
+        gate.observe(429, &headers(&[("retry-after", "3")]));
+        assert_eq!(
+            ready_after(&gate, Priority::Interactive).await,
+            Duration::from_secs(3)
+        );
+        gate.observe(429, &headers(&[("retry-after", "3")]));
+        assert_eq!(
+            ready_after(&gate, Priority::Background).await,
+            Duration::from_secs(3)
+        );
+        assert_eq!(gate.responses_429(), 2);
+
+        // So does an exhausted budget.
+        gate.observe(200, &budget_headers(200, 0, 5));
+        let waited = ready_after(&gate, Priority::Interactive).await;
+        assert!(
+            waited >= Duration::from_secs(4) && waited <= Duration::from_secs(5),
+            "{waited:?}"
+        );
+        let causes: Vec<ThrottleCause> = gate.events().iter().map(|e| e.cause).collect();
+        assert_eq!(
+            causes,
+            [
+                ThrottleCause::RateLimitDelay,
+                ThrottleCause::RetryAfter,
+                ThrottleCause::RetryAfter,
+                ThrottleCause::RateLimitReset
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_mandatory_pause_outlasting_the_pacing_binds_background_requests() {
+        let gate = OrgGate::new("org", 4);
+        gate.observe(200, &headers(&[("x-ratelimit-delay", "1.000")]));
+        gate.observe(200, &headers(&[("retry-after", "3")]));
+        assert_eq!(
+            ready_after(&gate, Priority::Background).await,
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            gate.last_slowed().map(|(_, c)| c),
+            Some(ThrottleCause::RetryAfter)
+        );
+    }
+
+    #[test]
+    fn budget_reflects_the_last_headers() {
+        let gate = OrgGate::new("org", 4);
+        assert_eq!(gate.budget(), None);
+        gate.observe(200, &budget_headers(200, 150, 0));
+        let first = gate.budget().unwrap_or_else(|| panic!("budget"));
+        assert_eq!((first.limit, first.remaining), (200.0, 150.0));
+        assert_eq!(first.resource.as_deref(), Some("Core"));
+        // An answer without the headers (usage low) keeps the last snapshot.
+        gate.observe(200, &headers(&[]));
+        assert_eq!(gate.budget(), Some(first.clone()));
+        // Nonsense from the network is ignored, not trusted.
+        gate.observe(
+            200,
+            &headers(&[
+                ("x-ratelimit-limit", "-3"),
+                ("x-ratelimit-remaining", "NaN"),
+                ("x-ratelimit-reset", "soon"),
+            ]),
+        );
+        assert_eq!(gate.budget(), Some(first));
+        gate.observe(200, &budget_headers(200, 12, 30));
+        let last = gate.budget().unwrap_or_else(|| panic!("budget"));
+        assert_eq!(last.remaining, 12.0);
+        assert!(last.reset > SystemTime::now() + Duration::from_secs(28));
+        assert_eq!(gate.last_slowed(), None, "observing is not waiting");
+
+        let report = gate.report();
+        assert_eq!(report.budget, Some(last));
+        assert_eq!(report.answers, 4);
+        let json = serde_json::to_value(&report).unwrap_or_default();
+        let reset = json["budget"]["reset"].as_str().unwrap_or_default();
+        assert!(reset.ends_with('Z') && reset.contains('T'), "{json}");
+        assert_eq!(json["budget"]["limit"], 200.0);
+        assert!(json["background_pause"].is_object(), "{json}");
+        assert!(json["interactive_pause"].is_null(), "{json}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_stay_bounded_after_thousands_of_waits() {
+        let gate = OrgGate::new("org", 4);
+        // The status doubles as a sequence number, to see which events were kept.
+        for round in 0..3_000u16 {
+            gate.observe(round, &headers(&[("retry-after", "0.001")]));
+            let _ = gate
+                .wait_turn(Priority::Background, Duration::from_secs(1))
+                .await;
+        }
+        let events = gate.events();
+        assert_eq!(events.len(), EVENT_HISTORY);
+        assert_eq!(gate.waits(), 3_000);
+        // The newest are kept, oldest first.
+        assert_eq!(events.first().map(|e| e.status), Some(3_000 - 256));
+        assert_eq!(events.last().map(|e| e.status), Some(2_999));
+        // 0.001 s as f64 may land a nanosecond short of a millisecond.
+        let total = gate.report().total_wait_ms;
+        assert!((2_999..=3_000).contains(&total), "{total}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_naive_mode_holds_nothing_and_hands_back_a_refusals_retry_after() {
+        let gate = OrgGate::new("org", 4).with_governor(false);
+        let on_200 = headers(&[("retry-after", "5"), ("x-ratelimit-delay", "2.0")]);
+        assert_eq!(gate.observe(200, &on_200), None);
+        assert_eq!(gate.observe(200, &budget_headers(200, 0, 60)), None);
+        assert_eq!(
+            ready_after(&gate, Priority::Background).await,
+            Duration::ZERO
+        );
+        assert_eq!(
+            gate.observe(429, &headers(&[("retry-after", "2")])),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            gate.observe(503, &headers(&[("retry-after", "1")])),
+            Some(Duration::from_secs(1))
+        );
+        // The caller sleeps it: the gate itself still lets everyone through.
+        assert_eq!(
+            ready_after(&gate, Priority::Background).await,
+            Duration::ZERO
+        );
+        assert_eq!(gate.responses_429(), 1);
+        // The budget is still recorded: it is information, not behaviour.
+        assert_eq!(gate.budget().map(|b| b.remaining), Some(0.0));
+        assert!(!gate.report().governor);
     }
 }

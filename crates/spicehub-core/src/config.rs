@@ -336,6 +336,13 @@ pub struct SyncArgs {
     #[arg(long, env = "SPICEHUB_SYNC_FULL_WHEN_CHEAPER", default_value_t = true, action = clap::ArgAction::Set)]
     pub full_when_cheaper: bool,
 
+    /// Pace Azure DevOps requests by the rate-limit headers, slowing down
+    /// before the identity's budget is spent. `false` exists to measure
+    /// the difference: the hub then waits only when refused (429), as a
+    /// naive client does.
+    #[arg(long, env = "SPICEHUB_AZURE_GOVERNOR", default_value_t = true, action = clap::ArgAction::Set)]
+    pub azure_governor: bool,
+
     #[command(flatten)]
     pub retention: RetentionArgs,
 }

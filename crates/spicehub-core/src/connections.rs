@@ -194,6 +194,17 @@ impl ProviderConnections {
         Some(self.tokens.status(&principal))
     }
 
+    /// What this hub has seen of a provider's Azure DevOps rate limit, per
+    /// organization (empty until a client was built for it since the hub
+    /// started). Other instances keep their own, of the same budget.
+    pub fn rate_limits(&self, provider_id: &str) -> Vec<(String, spicehub_azure::GateReport)> {
+        self.cache
+            .lock()
+            .get(provider_id)
+            .map(|c| c.client.gates())
+            .unwrap_or_default()
+    }
+
     pub fn tokens(&self) -> &TokenManager {
         &self.tokens
     }

@@ -61,6 +61,7 @@ impl Hub {
             config.azure.clone(),
             spicehub_azure::client::ClientConfig {
                 max_download_bytes: Some(config.sync.max_archive_bytes),
+                governor: config.sync.azure_governor,
                 ..Default::default()
             },
         )?

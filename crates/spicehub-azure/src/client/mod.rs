@@ -21,13 +21,16 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
 use crate::diagnosis::{AzureError, Diagnosis};
 use crate::models::GitRepository;
-use crate::retry::{OrgGate, RetryPolicy, ThrottleEvent, DEFAULT_ORG_CONCURRENCY};
+use crate::retry::{
+    Budget, GateReport, OrgGate, Priority, RetryPolicy, ThrottleCause, ThrottleEvent,
+    DEFAULT_INTERACTIVE_CONCURRENCY, DEFAULT_ORG_CONCURRENCY,
+};
 use crate::token::{normalize_base_url, ServicePrincipal, TokenManager};
 use crate::{DEFAULT_DEVOPS_URL, USER_AGENT};
 
@@ -46,8 +49,21 @@ pub struct ClientConfig {
     pub download_timeout: Duration,
     /// Longest silence while reading a body (catches stalled downloads early).
     pub read_timeout: Duration,
-    /// Concurrent requests per organization.
+    /// Concurrent background requests per organization.
     pub max_concurrency_per_org: usize,
+    /// Concurrent interactive requests per organization: a lane of their own, so
+    /// that a saturated background lane never makes an admin wait.
+    pub interactive_concurrency_per_org: usize,
+    /// The rate-limit governor (default on): pauses fed by `Retry-After` and the
+    /// `X-RateLimit-*` headers on every answer, pacing when the budget runs low.
+    ///
+    /// **Measurement only.** `false` makes the client behave as a naive client:
+    /// it ignores the rate-limit headers and `Retry-After` on successful answers
+    /// and only waits on a 429/503 (its `Retry-After`, else backoff), each request
+    /// for itself. It exists so that the benchmark can show what the governor
+    /// saves; a hub must never run with it, since it walks an identity into
+    /// Azure DevOps' delays and 429s (TF400733).
+    pub governor: bool,
     /// Backoff for transient failures.
     pub retry: RetryPolicy,
     /// `$top` for project pages (Azure DevOps default is 100).
@@ -74,6 +90,8 @@ impl Default for ClientConfig {
             download_timeout: Duration::from_secs(30 * 60),
             read_timeout: Duration::from_secs(60),
             max_concurrency_per_org: DEFAULT_ORG_CONCURRENCY,
+            interactive_concurrency_per_org: DEFAULT_INTERACTIVE_CONCURRENCY,
+            governor: true,
             retry: RetryPolicy::default(),
             projects_page_size: 100,
             refs_page_size: 1000,
@@ -179,11 +197,15 @@ pub struct BlobsZipDownload {
 }
 
 /// Azure DevOps client bound to one organization. Cheap to clone.
+///
+/// Each handle carries a [`Priority`] (default [`Priority::Background`]); see
+/// [`AzureClient::with_priority`].
 #[derive(Clone)]
 pub struct AzureClient {
     shared: Arc<Shared>,
     org: Arc<str>,
     gate: Arc<OrgGate>,
+    priority: Priority,
 }
 
 /// What every organization's client has in common: one HTTP pool, one token cache and
@@ -205,6 +227,7 @@ impl fmt::Debug for AzureClient {
             .field("devops_url", &self.shared.devops_url.as_str())
             .field("organization", &&*self.org)
             .field("principal", &self.shared.principal)
+            .field("priority", &self.priority)
             .finish()
     }
 }
@@ -246,9 +269,26 @@ impl AzureClient {
         Self::bind(shared, organization)
     }
 
-    /// The same client (HTTP pool, tokens, gates) for another organization.
+    /// The same client (HTTP pool, tokens, gates, priority) for another organization.
     pub fn for_organization(&self, organization: &str) -> Result<Self, AzureError> {
-        Self::bind(self.shared.clone(), organization)
+        Self::bind(self.shared.clone(), organization).map(|c| c.with_priority(self.priority))
+    }
+
+    /// The same client with requests of `priority`: it shares everything (HTTP
+    /// pool, tokens, gates, budget), only the lane and the pauses obeyed differ.
+    /// Use [`Priority::Interactive`] for what an admin waits on (the repository
+    /// picker, "Test connection"), never for syncs: interactive requests skip
+    /// the hub's voluntary pacing.
+    pub fn with_priority(&self, priority: Priority) -> AzureClient {
+        AzureClient {
+            priority,
+            ..self.clone()
+        }
+    }
+
+    /// This handle's priority.
+    pub fn priority(&self) -> Priority {
+        self.priority
     }
 
     fn bind(shared: Arc<Shared>, organization: &str) -> Result<Self, AzureError> {
@@ -265,7 +305,13 @@ impl AzureClient {
             gates
                 .entry(key)
                 .or_insert_with(|| {
-                    Arc::new(OrgGate::new(org, shared.config.max_concurrency_per_org))
+                    Arc::new(
+                        OrgGate::new(org, shared.config.max_concurrency_per_org)
+                            .with_interactive_concurrency(
+                                shared.config.interactive_concurrency_per_org,
+                            )
+                            .with_governor(shared.config.governor),
+                    )
                 })
                 .clone()
         };
@@ -273,6 +319,7 @@ impl AzureClient {
             shared,
             org: org.into(),
             gate,
+            priority: Priority::Background,
         })
     }
 
@@ -296,7 +343,8 @@ impl AzureClient {
         self.shared.requests.load(Ordering::Relaxed)
     }
 
-    /// Server-imposed waits of this organization so far.
+    /// Server-imposed waits of this organization, the last
+    /// [`EVENT_HISTORY`](crate::retry::EVENT_HISTORY) of them.
     pub fn throttle_events(&self) -> Vec<ThrottleEvent> {
         self.gate.events()
     }
@@ -304,6 +352,37 @@ impl AzureClient {
     /// The organization's gate.
     pub fn gate(&self) -> &OrgGate {
         &self.gate
+    }
+
+    /// The identity's rate-limit budget in this organization, as last reported.
+    pub fn budget(&self) -> Option<Budget> {
+        self.gate.budget()
+    }
+
+    /// When this organization's gate last made a request wait, and why.
+    pub fn last_slowed(&self) -> Option<(SystemTime, ThrottleCause)> {
+        self.gate.last_slowed()
+    }
+
+    /// This organization's gate, summarized.
+    pub fn gate_report(&self) -> GateReport {
+        self.gate.report()
+    }
+
+    /// Every organization's gate of this client family (one identity), sorted by
+    /// organization: what the Providers page shows per identity.
+    pub fn gates(&self) -> Vec<(String, GateReport)> {
+        // Clone the Arcs out so that no report is built under the registry lock.
+        let gates: Vec<Arc<OrgGate>> = match self.shared.gates.lock() {
+            Ok(g) => g.values().cloned().collect(),
+            Err(poisoned) => poisoned.get_ref().values().cloned().collect(),
+        };
+        let mut out: Vec<(String, GateReport)> = gates
+            .iter()
+            .map(|g| (g.organization().to_string(), g.report()))
+            .collect();
+        out.sort_by_key(|(org, _)| org.to_ascii_lowercase());
+        out
     }
 }
 

@@ -5,9 +5,12 @@
 //!
 //! Every call goes through one path ([`AzureClient::send_once`] inside a `backon`
 //! retry loop) that:
-//! 1. takes a permit of the organization's [`OrgGate`](crate::retry::OrgGate) (concurrency limit, default 4)
-//!    and waits out any pause the server asked for (`Retry-After` on any status,
-//!    `X-RateLimit-Remaining: 0` until `X-RateLimit-Reset`);
+//! 1. takes a permit of the organization's [`OrgGate`](crate::retry::OrgGate) in the
+//!    handle's [`Priority`](crate::retry::Priority) lane (background: default 4,
+//!    interactive: default 2) and waits out the pauses that priority obeys
+//!    (`Retry-After` on any status and `X-RateLimit-Remaining: 0` until
+//!    `X-RateLimit-Reset` for all; the server's delay and low-budget pacing for
+//!    background requests only);
 //! 2. gets a token from the [`TokenManager`](crate::token::TokenManager) (cached, single flight);
 //! 3. sends with redirects **off**, `api-version=7.1`, an explicit `Accept`, and
 //!    `X-TFS-FedAuthRedirect: Suppress` (asks Azure DevOps for a 401 rather than a
@@ -33,7 +36,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::AzureClient;
 use crate::diagnosis::{first_line, AzureError, Diagnosis, ErrorContext, ResourceScope};
 use crate::models::DevOpsErrorEnvelope;
-use crate::retry::GateWait;
+use crate::retry::{GateWait, ThrottleCause};
 use crate::token::error_chain;
 
 const ACCEPT_JSON: &str = "application/json";
@@ -76,19 +79,35 @@ impl Call {
     }
 }
 
+/// A failed attempt and the pause its answer asked for (status, wait): the naive
+/// mode sleeps it per request, where the governor holds the whole organization.
+struct Failed {
+    error: AzureError,
+    server_wait: Option<(u16, Duration)>,
+}
+
+impl From<AzureError> for Failed {
+    fn from(error: AzureError) -> Self {
+        Failed {
+            error,
+            server_wait: None,
+        }
+    }
+}
+
 impl AzureClient {
     async fn send_once(
         &self,
         call: &Call,
         auth_retried: &AtomicBool,
-    ) -> Result<(Response, Option<OwnedSemaphorePermit>), AzureError> {
-        let permit = self.gate.permit().await;
+    ) -> Result<(Response, Option<OwnedSemaphorePermit>), Failed> {
+        let permit = self.gate.permit(self.priority).await;
         if let GateWait::TooLong(d) = self
             .gate
-            .wait_turn(self.shared.config.retry.max_server_wait)
+            .wait_turn(self.priority, self.shared.config.retry.max_server_wait)
             .await
         {
-            return Err(AzureError::with_context(
+            return Err(Failed::from(AzureError::with_context(
                 Diagnosis::Throttled {
                     retry_after: Some(d),
                 },
@@ -96,7 +115,7 @@ impl AzureClient {
                     request: Some(call.describe()),
                     ..Default::default()
                 },
-            ));
+            )));
         }
         loop {
             let token = self.shared.tokens.get(&self.shared.principal).await?;
@@ -134,7 +153,10 @@ impl AzureClient {
                     continue;
                 }
                 Outcome::NotAuthenticated | Outcome::Failure => {
-                    return Err(error_from_response(resp, call, requested_wait).await);
+                    return Err(Failed {
+                        error: error_from_response(resp, call, requested_wait).await,
+                        server_wait: requested_wait.map(|d| (status, d)),
+                    });
                 }
             }
         }
@@ -147,14 +169,15 @@ impl AzureClient {
         // state spans all attempts. Bodies are read inside the loop so that a body
         // cut short is retried like any other transient failure.
         let max_server_wait = self.shared.config.retry.max_server_wait;
+        let governor = self.shared.config.governor;
         let mut delays = self.shared.config.retry.backoff().build();
         let auth_retried = AtomicBool::new(false);
         loop {
-            let result = match self.send_once(call, &auth_retried).await {
+            let (result, server_wait) = match self.send_once(call, &auth_retried).await {
                 // The permit is held while the body is read: a streaming download
                 // counts against the organization's concurrency until it is finished.
-                Ok((resp, _permit)) => read_body(resp, call, &mode).await,
-                Err(e) => Err(e),
+                Ok((resp, _permit)) => (read_body(resp, call, &mode).await, None),
+                Err(failed) => (Err(failed.error), failed.server_wait),
             };
             let err = match result {
                 Ok(v) => return Ok(v),
@@ -166,13 +189,27 @@ impl AzureClient {
             let Some(mut delay) = delays.next() else {
                 return Err(err);
             };
-            if let Some(Diagnosis::Throttled {
-                retry_after: Some(_),
-            }) = err.diagnosis()
-            {
-                // The gate already sleeps what the server asked for; backing off on top
-                // would wait twice.
-                delay = Duration::ZERO;
+            match server_wait {
+                // The naive mode: no gate holds the pause, so this request sleeps
+                // it alone (on a 429 or a 503 only: the gate returns nothing else).
+                Some((status, wait)) if !governor => {
+                    if wait > max_server_wait {
+                        return Err(err);
+                    }
+                    delay = wait;
+                    self.gate
+                        .record_wait(ThrottleCause::RetryAfter, wait, status);
+                }
+                _ => {
+                    if let Some(Diagnosis::Throttled {
+                        retry_after: Some(_),
+                    }) = err.diagnosis()
+                    {
+                        // The gate already sleeps what the server asked for; backing
+                        // off on top would wait twice.
+                        delay = Duration::ZERO;
+                    }
+                }
             }
             tracing::info!(org = %self.org, request = %call.describe(), error = %err, delay = ?delay, "retrying");
             tokio::time::sleep(delay).await;

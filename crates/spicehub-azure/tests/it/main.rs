@@ -3,5 +3,6 @@
 
 mod against_emulator;
 mod common;
+mod rate_limit;
 mod vectors;
 mod wire_quirks;

@@ -46,7 +46,10 @@ pub async fn add_repository(
     req: &AddRepository<'_>,
 ) -> Result<Repository, AdminError> {
     let organization = req.organization.trim();
-    let client = clients.for_org(req.provider_id, organization).await?;
+    let client = clients
+        .for_org(req.provider_id, organization)
+        .await?
+        .with_priority(spicehub_azure::Priority::Interactive);
     let remote = client.get_repository(req.project, req.repository).await?;
     if remote.disabled() {
         return Err(AdminError::Disabled);

@@ -125,7 +125,11 @@ async fn test_connection_once(
     clients.forget(id);
     let hub_app = provider.credential_kind == CredentialKind::HubApp;
     let record = check(
-        clients.for_org(id, &organization).await,
+        // An admin waits on the answer: ahead of any sync of the provider.
+        clients
+            .for_org(id, &organization)
+            .await
+            .map(|c| c.with_priority(spicehub_azure::Priority::Interactive)),
         organization,
         hub_app,
     )
@@ -230,12 +234,14 @@ pub async fn test_form(hub: &Hub, input: &ProviderInput) -> Result<CheckRecord, 
         (None, None) => Err(ConnectionError::ProviderMissing),
     };
     let client = credential.and_then(|(client_id, credential)| {
-        clients.unsaved(
-            &valid.tenant_id,
-            &client_id,
-            credential,
-            &valid.organization,
-        )
+        clients
+            .unsaved(
+                &valid.tenant_id,
+                &client_id,
+                credential,
+                &valid.organization,
+            )
+            .map(|c| c.with_priority(spicehub_azure::Priority::Interactive))
     });
     let tried = client.as_ref().ok().cloned();
     let hub_app = valid.kind == CredentialKind::HubApp;

@@ -34,7 +34,8 @@ pub async fn add_selected(
             .connections
             .for_org(provider_id, organization)
             .await
-            .map_err(client_error)?;
+            .map_err(client_error)?
+            .with_priority(spicehub_azure::Priority::Interactive);
         for project in projects.keys().map(|k| key(k)) {
             let listed = client
                 .list_repositories(&project)

@@ -126,6 +126,21 @@ pub struct ProviderView {
     /// provider's stored subject could not be read (the form then offers
     /// a fresh one).
     pub federated_subject: Option<String>,
+    /// What this hub has seen of the identity's Azure DevOps rate limit,
+    /// one per organization it talked to since it started.
+    pub rate_limits: Vec<RateLimitView>,
+}
+
+/// An identity's Azure DevOps budget in one organization, in words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimitView {
+    pub organization: String,
+    /// "142 of 200 TSTUs left ..." or why there is no figure yet.
+    pub budget: String,
+    /// When and why the hub last slowed its requests down.
+    pub slowed: Option<String>,
+    /// Waits, their total, 429 answers, answers.
+    pub counts: String,
 }
 
 /// One step of a provider's setup checklist, ticked by what the hub observed.

@@ -313,7 +313,14 @@ async fn build_view(
         _ => None,
     };
     let federated_subject = federated_subject(hub, &p).await;
+    let rate_limits = hub
+        .connections
+        .rate_limits(&p.id)
+        .into_iter()
+        .map(|(_, report)| rate_limit_view(&report))
+        .collect();
     Ok(ProviderView {
+        rate_limits,
         federated_subject,
         onboarding: if hub_app {
             "hub_app"
@@ -345,6 +352,62 @@ async fn build_view(
         client_id: p.client_id,
         webhook_username: p.webhook_username,
     })
+}
+
+fn unix(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A gate's report in an admin's words.
+fn rate_limit_view(r: &spicehub_azure::GateReport) -> RateLimitView {
+    use spicehub_azure::ThrottleCause;
+    let budget = match &r.budget {
+        Some(b) => format!(
+            "{:.0} of {:.0} TSTUs left{} as of {}; usage back to zero by {} if requests stopped",
+            b.remaining,
+            b.limit,
+            b.resource
+                .as_deref()
+                .map(|res| format!(" ({res})"))
+                .unwrap_or_default(),
+            fmt_time(unix(b.observed_at)),
+            fmt_time(unix(b.reset)),
+        ),
+        None => {
+            "No figures from Azure DevOps yet: it sends them only as usage nears the limit.".into()
+        }
+    };
+    let slowed = r.last_slowed.map(|s| {
+        let why = match s.cause {
+            ThrottleCause::RetryAfter => "Azure DevOps asked the hub to wait (Retry-After)",
+            ThrottleCause::RateLimitReset => {
+                "the budget was used up, so the hub waited for it to refill"
+            }
+            ThrottleCause::RateLimitDelay => {
+                "Azure DevOps was delaying requests, so the hub spaced them out"
+            }
+            ThrottleCause::RateLimitPacing => {
+                "the budget was running low, so the hub spread its requests out"
+            }
+        };
+        format!("Last slowed down {}: {why}.", fmt_time(unix(s.at)))
+    });
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let counts = format!(
+        "{} ({:.1} s in all), {}, {} since the hub started",
+        plural(r.waits, "wait", "waits"),
+        r.total_wait_ms as f64 / 1000.0,
+        plural(r.responses_429, "429 answer", "429 answers"),
+        plural(r.answers, "answer", "answers"),
+    );
+    RateLimitView {
+        organization: r.organization.clone(),
+        budget,
+        slowed,
+        counts,
+    }
 }
 
 fn capitalize(s: &str) -> String {
@@ -664,9 +727,11 @@ async fn picker_client(
             message: "Enter the organization's name as in https://dev.azure.com/{organization}: letters, digits and hyphens.".into(),
         }]));
     }
+    // The picker: an admin waits on every listing, ahead of any sync.
     hub.connections
         .for_org(provider_id, organization)
         .await
+        .map(|c| c.with_priority(spicehub_azure::Priority::Interactive))
         .map_err(|e| AdminError::from(client_error(e)))
 }
 

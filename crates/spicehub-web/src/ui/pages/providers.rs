@@ -115,6 +115,24 @@ fn ProviderCard(provider: ProviderView) -> impl IntoView {
                 <dd>{if p.organizations.is_empty() { "none yet".to_owned() } else { p.organizations.join(", ") }}</dd>
                 <dt>"Repositories"</dt>
                 <dd>{p.repositories}</dd>
+                <dt>"Azure DevOps rate limit"</dt>
+                <dd>
+                    {if p.rate_limits.is_empty() {
+                        view! { "no request sent since the hub started" }.into_any()
+                    } else {
+                        view! {
+                            <ul class="rate-limits">
+                                {p.rate_limits.iter().map(|r| view! {
+                                    <li data-organization=r.organization.clone()>
+                                        <strong>{r.organization.clone()}</strong> ": " {r.budget.clone()} ". "
+                                        {r.slowed.clone().map(|s| view! { {s} " " })}
+                                        <span class="muted">{r.counts.clone()} "."</span>
+                                    </li>
+                                }).collect_view()}
+                            </ul>
+                        }.into_any()
+                    }}
+                </dd>
             </dl>
             {p.expiry_warning.clone().map(|w| view! { <p class="warning">{w}</p> })}
             {(p.onboarding == "hub_app" && p.consented.is_none()).then(|| view! {
