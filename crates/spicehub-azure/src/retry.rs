@@ -16,14 +16,15 @@
 //! The gate tells apart what the server *mandates* from what the hub *chooses*:
 //! * mandatory ([`ThrottleCause::RetryAfter`], [`ThrottleCause::RateLimitReset`]):
 //!   `Retry-After` (on *any* status, 200 included, as Azure DevOps documents) and
-//!   `X-RateLimit-Remaining: 0` until `X-RateLimit-Reset`. Every request obeys them:
-//!   ignoring them is what earns a 429 (TF400733).
+//!   `X-RateLimit-Remaining: 0` (until the window has freed a TSTU, judged from
+//!   `X-RateLimit-Reset`). Every request obeys them: ignoring them is what earns a
+//!   429 (TF400733).
 //! * voluntary ([`ThrottleCause::RateLimitDelay`], [`ThrottleCause::RateLimitPacing`]):
 //!   spacing requests by the server's `X-RateLimit-Delay` (it is already delaying
 //!   this identity, so more requests would only pile up there), and pacing once the
-//!   budget runs low (under a tenth of `X-RateLimit-Limit` left: the rest is spread
-//!   evenly until the reset, so the identity slows down *before* it is delayed, as
-//!   Microsoft advises).
+//!   budget runs low (under a tenth of `X-RateLimit-Limit` left: requests no faster
+//!   than the sliding window frees budget, so the identity slows down *before* it
+//!   is delayed, as Microsoft advises).
 //!
 //! # Priority
 //!
@@ -353,6 +354,8 @@ pub struct OrgGate {
     organization: String,
     governor: bool,
     background: Arc<Semaphore>,
+    /// The background lane's size, which pacing spreads.
+    background_concurrency: usize,
     interactive: Arc<Semaphore>,
     state: Mutex<GateState>,
 }
@@ -373,6 +376,7 @@ impl OrgGate {
             organization: organization.to_string(),
             governor: true,
             background: Arc::new(Semaphore::new(concurrency.max(1))),
+            background_concurrency: concurrency.max(1),
             interactive: Arc::new(Semaphore::new(DEFAULT_INTERACTIVE_CONCURRENCY)),
             state: Mutex::new(GateState::default()),
         }
@@ -485,7 +489,15 @@ impl OrgGate {
             })
             .or_else(|| rate_limit_delay(headers).map(|d| (d, ThrottleCause::RateLimitDelay)))
             .or_else(|| {
-                rate_limit_pacing(headers, wall).map(|d| (d, ThrottleCause::RateLimitPacing))
+                // Every request waiting on the gate leaves when a pause ends:
+                // a lane of n paces n requests per spacing.
+                rate_limit_pacing(headers, wall).map(|d| {
+                    let lane = u32::try_from(self.background_concurrency).unwrap_or(u32::MAX);
+                    (
+                        d.saturating_mul(lane).min(MAX_SELF_PACING),
+                        ThrottleCause::RateLimitPacing,
+                    )
+                })
             });
         let (delay, cause) = signal?;
         if delay.is_zero() {
@@ -591,8 +603,13 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// With `X-RateLimit-Remaining: 0` and `X-RateLimit-Reset` (unix seconds) in the future,
-/// the time to wait until the reset. Azure DevOps sends these headers *before* it starts
-/// delaying requests, so honouring them keeps us out of 429s.
+/// how long until the window has freed budget for a request. `X-RateLimit-Reset` is when
+/// usage would be back to zero, so with `X-RateLimit-Limit` known the wait is the time
+/// the window takes to free one TSTU on average, `(reset - now) / limit`: waiting for
+/// all of it would idle a whole window (five minutes) at every brush with the limit.
+/// Without the limit, the whole way to the reset. Azure DevOps sends these headers
+/// *before* it starts delaying requests, so honouring them keeps us out of 429s; a
+/// request sent too early is delayed, and its `Retry-After` is obeyed in turn.
 pub fn rate_limit_reset_wait(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let remaining: f64 = header_str(headers, "x-ratelimit-remaining")?.parse().ok()?;
     if remaining > 0.0 {
@@ -602,7 +619,14 @@ pub fn rate_limit_reset_wait(headers: &HeaderMap, now: SystemTime) -> Option<Dur
     // Measured from the exact now, not its whole second: rounding down would add
     // up to a second to every wait, which short windows feel.
     let reset = UNIX_EPOCH.checked_add(Duration::from_secs(reset))?;
-    reset.duration_since(now).ok().filter(|d| !d.is_zero())
+    let drained = reset.duration_since(now).ok().filter(|d| !d.is_zero())?;
+    let limit = header_str(headers, "x-ratelimit-limit")
+        .and_then(|l| l.parse::<f64>().ok())
+        .filter(|l| l.is_finite() && *l >= 1.0);
+    Some(match limit {
+        Some(limit) => Duration::from_secs_f64(drained.as_secs_f64() / limit),
+        None => drained,
+    })
 }
 
 /// The longest pause taken from `X-RateLimit-Delay` or pacing alone: they
@@ -618,7 +642,14 @@ pub fn rate_limit_delay(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// With under a tenth of `X-RateLimit-Limit` left (but some), the spacing
-/// that spreads what remains evenly until `X-RateLimit-Reset`.
+/// that spends the budget no faster than the sliding window frees it. The
+/// `limit - remaining` TSTUs in use have all left the window by
+/// `X-RateLimit-Reset` (when usage would be back to zero, were requests to
+/// stop), so one request per `(reset - now) / (limit - remaining)` keeps
+/// what is left about level, counting a request as one TSTU: Microsoft
+/// publishes no costs, and a dearer request shows as a falling Remaining
+/// and then a server delay, which the gate obeys as well. (Spreading only
+/// what remains until the reset, as if nothing freed before it, crawled.)
 pub fn rate_limit_pacing(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let remaining: f64 = header_str(headers, "x-ratelimit-remaining")?.parse().ok()?;
     let limit: f64 = header_str(headers, "x-ratelimit-limit")?.parse().ok()?;
@@ -629,9 +660,13 @@ pub fn rate_limit_pacing(headers: &HeaderMap, now: SystemTime) -> Option<Duratio
         return None;
     }
     let reset: u64 = header_str(headers, "x-ratelimit-reset")?.parse().ok()?;
-    let now_secs = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
-    let left = reset.checked_sub(now_secs).filter(|s| *s > 0)?;
-    Some(Duration::from_secs_f64(left as f64 / remaining).min(MAX_SELF_PACING))
+    let now_secs = now.duration_since(UNIX_EPOCH).ok()?.as_secs_f64();
+    let left = reset as f64 - now_secs;
+    if left.is_nan() || left <= 0.0 {
+        return None;
+    }
+    let in_use = (limit - remaining).max(1.0);
+    Some(Duration::from_secs_f64(left / in_use).min(MAX_SELF_PACING))
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -684,6 +719,17 @@ mod tests {
             rate_limit_reset_wait(&h, now),
             Some(Duration::from_secs(12))
         );
+        // With the limit known: the time the window takes to free one of its
+        // 200 TSTUs, not the whole way to zero.
+        let h = headers(&[
+            ("x-ratelimit-limit", "200"),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1012"),
+        ]);
+        assert_eq!(
+            rate_limit_reset_wait(&h, now),
+            Some(Duration::from_millis(60))
+        );
         let h = headers(&[
             ("x-ratelimit-remaining", "3"),
             ("x-ratelimit-reset", "1012"),
@@ -712,13 +758,17 @@ mod tests {
             rate_limit_delay(&headers(&[("x-ratelimit-delay", "9999")])),
             Some(MAX_SELF_PACING)
         );
-        // 10 of 200 left, reset in 60 s: one request every 6 s.
+        // 10 of 200 left, the 190 in use gone in 60 s: one request every
+        // 60/190 s, as fast as the window frees one TSTU.
         let low = headers(&[
             ("x-ratelimit-limit", "200"),
             ("x-ratelimit-remaining", "10"),
             ("x-ratelimit-reset", "1060"),
         ]);
-        assert_eq!(rate_limit_pacing(&low, now), Some(Duration::from_secs(6)));
+        assert_eq!(
+            rate_limit_pacing(&low, now),
+            Some(Duration::from_secs_f64(60.0 / 190.0))
+        );
         // A tenth or more left: no pacing; nothing left is the reset's business.
         let fine = headers(&[
             ("x-ratelimit-limit", "200"),
@@ -732,11 +782,11 @@ mod tests {
             ("x-ratelimit-reset", "1060"),
         ]);
         assert_eq!(rate_limit_pacing(&spent, now), None);
-        // One left and a long window: capped, never a stall.
+        // A reset improbably far away: capped, never a stall.
         let one = headers(&[
             ("x-ratelimit-limit", "200"),
             ("x-ratelimit-remaining", "1"),
-            ("x-ratelimit-reset", "1300"),
+            ("x-ratelimit-reset", "11000"),
         ]);
         assert_eq!(rate_limit_pacing(&one, now), Some(MAX_SELF_PACING));
     }
@@ -883,11 +933,13 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::ZERO);
         assert_eq!(gate.available_interactive_permits(), 1);
 
-        // 10 of 200 left, reset in a minute: background requests are paced.
+        // 10 of 200 left, usage gone in a minute: background requests are
+        // paced at the rate the window frees budget, 60/190 s a request,
+        // times the lane's 2 requests that leave together.
         let asked = gate.observe(200, &budget_headers(200, 10, 60));
         let pacing = asked.unwrap_or_default();
         assert!(
-            pacing >= Duration::from_secs(5) && pacing <= Duration::from_secs(6),
+            pacing >= Duration::from_millis(615) && pacing <= Duration::from_millis(635),
             "{pacing:?}"
         );
         assert_eq!(
@@ -932,11 +984,12 @@ mod tests {
         );
         assert_eq!(gate.responses_429(), 2);
 
-        // So does an exhausted budget.
+        // So does an exhausted budget: for the time the window takes to
+        // free a TSTU (the 200 in use are gone in 4 to 5 s).
         gate.observe(200, &budget_headers(200, 0, 5));
         let waited = ready_after(&gate, Priority::Interactive).await;
         assert!(
-            waited >= Duration::from_secs(4) && waited <= Duration::from_secs(5),
+            waited >= Duration::from_millis(19) && waited <= Duration::from_millis(26),
             "{waited:?}"
         );
         let causes: Vec<ThrottleCause> = gate.events().iter().map(|e| e.cause).collect();
