@@ -64,9 +64,10 @@ use tokio::time::Instant;
 /// Default number of concurrent background requests per organization.
 pub const DEFAULT_ORG_CONCURRENCY: usize = 4;
 
-/// Default number of concurrent interactive requests per organization: an admin
-/// clicks, they do not fan out.
-pub const DEFAULT_INTERACTIVE_CONCURRENCY: usize = 2;
+/// Default number of concurrent interactive requests per organization: as many
+/// as the repository picker asks for at once (four projects' listings), so an
+/// admin's page is as quick as before the lanes were split.
+pub const DEFAULT_INTERACTIVE_CONCURRENCY: usize = 4;
 
 /// Events a gate remembers; older ones only count in the totals.
 pub const EVENT_HISTORY: usize = 256;
@@ -931,7 +932,10 @@ mod tests {
         let lane = gate.permit(Priority::Interactive).await;
         assert!(lane.is_some());
         assert_eq!(start.elapsed(), Duration::ZERO);
-        assert_eq!(gate.available_interactive_permits(), 1);
+        assert_eq!(
+            gate.available_interactive_permits(),
+            DEFAULT_INTERACTIVE_CONCURRENCY - 1
+        );
 
         // 10 of 200 left, usage gone in a minute: background requests are
         // paced at the rate the window frees budget, 60/190 s a request,
