@@ -404,11 +404,15 @@ async fn an_admin_picks_the_branch_and_followers_move_with_the_default() {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let ml = row(&c, &hub, ML).await;
+        // Reconciled every second here: the next pass may be checking it
+        // right now, so wait for it to rest.
+        let ml = wait_row(&c, &hub, ML, "reconciled, in sync", |r| {
+            r["state"] == "in_sync"
+        })
+        .await;
         assert_eq!(ml["branch"], "main", "{}: {ml}", db.label);
         assert_eq!(ml["follows_default"], false);
         assert_eq!(ml["commit"], head(&emu, ML, "main").as_str());
-        assert_eq!(ml["state"], "in_sync", "{ml}");
 
         // Its branch deleted: the failure points to the action, which
         // brings it back.
