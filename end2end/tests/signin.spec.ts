@@ -55,6 +55,27 @@ test('a wrong password is refused with a message', async ({ page }) => {
   await expect(page).toHaveURL(/\/signin/);
 });
 
+// What a sign-in posted before the wasm bundle has run goes through: the plain
+// form, a redirect back, and the message rendered by the server.
+test.describe('without JavaScript', () => {
+  test.use({ javaScriptEnabled: false });
+
+  test('a wrong password is refused with a message on the plain form', async ({ page }) => {
+    await page.goto('/signin?next=%2Frepositories');
+    await page.getByLabel('E-mail').fill('admin@example.com');
+    await page.getByLabel('Password', { exact: true }).fill('not-the-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect(page.getByRole('alert')).toContainText('Wrong e-mail or password');
+    await expect(page).toHaveURL(/\/signin\?next=%2Frepositories/);
+    await expect(page.getByLabel('Password', { exact: true })).toHaveValue('');
+
+    await page.getByLabel('E-mail').fill('admin@example.com');
+    await page.getByLabel('Password', { exact: true }).fill('admin-password-123');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect(page).toHaveURL(/\/repositories$/);
+  });
+});
+
 test('a viewer sees only Registries and is refused the admin pages', async ({ page }) => {
   await signIn(page, 'viewer@example.com', 'viewer-password-123');
   await expect(page).toHaveURL(/\/registries$/);

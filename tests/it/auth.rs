@@ -50,6 +50,43 @@ async fn sign_in_succeeds_with_the_right_password_only() {
             StatusCode::SEE_OTHER
         );
 
+        // A browser that has not run the wasm bundle yet posts the plain form
+        // and follows the redirect back: the page it lands on says why.
+        let plain = c
+            .post(format!("{}/api/sign_in", hub.url))
+            .header("Origin", &hub.url)
+            .header("Referer", format!("{}/signin", hub.url))
+            .header("Accept", "text/html")
+            .form(&[
+                ("email", ADMIN),
+                ("password", "wrong-password!"),
+                ("next", ""),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            plain.status().is_redirection(),
+            "{}: {}",
+            db.label,
+            plain.status()
+        );
+        let back = plain.headers()["location"].to_str().unwrap().to_owned();
+        let back = back.trim_start_matches(&hub.url).to_owned();
+        assert!(back.starts_with("/signin"), "{back}");
+        let page = get(&c, &hub, &back).await;
+        assert_eq!(page.status(), StatusCode::OK, "{}", db.label);
+        let html = page.text().await.unwrap();
+        assert!(
+            html.contains(r#"role="alert""#) && html.contains("Wrong e-mail or password"),
+            "{}: the refusal shows on the page it lands on",
+            db.label
+        );
+        assert!(
+            !html.contains("wrong-password!"),
+            "the password is not echoed"
+        );
+
         let unknown = sign_in(&c, &hub, "nobody@example.com", ADMIN_PW).await;
         assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED, "{}", db.label);
 

@@ -28,7 +28,17 @@ pub(crate) fn app_state() -> Result<spicehub_core::Hub, ServerFnError> {
 
 /// Sets the HTTP status of the response being rendered on the server (a
 /// no-op in the browser, where the status was already sent).
+///
+/// Not for a form a browser posted before the wasm bundle ran: that is
+/// answered with a redirect back to the form, the error in its URL, and a
+/// status set here would replace the redirect's and leave the browser on
+/// the bare error body. (Without a `Referer` there is no form to go back
+/// to, and the status stands.)
 pub fn set_status(_status: u16) {
+    #[cfg(feature = "ssr")]
+    if plain_form_post() {
+        return;
+    }
     #[cfg(feature = "ssr")]
     if let (Some(response), Ok(status)) = (
         use_context::<leptos_axum::ResponseOptions>(),
@@ -36,6 +46,21 @@ pub fn set_status(_status: u16) {
     ) {
         response.set_status(status);
     }
+}
+
+/// A server function called by a browser's own form submission: a POST that
+/// accepts HTML and says which page it came from.
+#[cfg(feature = "ssr")]
+fn plain_form_post() -> bool {
+    use_context::<http::request::Parts>().is_some_and(|parts| {
+        parts.method == http::Method::POST
+            && parts.headers.contains_key(http::header::REFERER)
+            && parts
+                .headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/html"))
+    })
 }
 
 /// Only same-site paths may be redirected to after sign-in; anything else

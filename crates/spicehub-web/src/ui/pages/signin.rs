@@ -7,7 +7,11 @@ use leptos_meta::Title;
 use leptos_router::components::Redirect;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::session::safe_next;
+use leptos::server::ServerActionError;
+use leptos::server_fn::error::ServerFnUrlError;
+use leptos::server_fn::ServerFn;
+
+use crate::api::session::{safe_next, SignIn};
 use crate::api::user_message;
 use crate::ui::session::SessionContext;
 
@@ -18,13 +22,15 @@ pub fn SignInPage() -> impl IntoView {
     let next = move || safe_next(query.read().get("next").as_deref());
     let show_password = RwSignal::new(false);
     let pending = session.sign_in.pending();
-    let error = move || {
-        session
-            .sign_in
-            .value()
-            .get()
-            .and_then(|result| result.err())
-            .map(|e| user_message(&e))
+    // A form posted before the wasm bundle ran comes back here with its error
+    // in the URL. Leptos hands that to actions created inside the routes; the
+    // session's action is created above them, so it is read here.
+    let refused_before_hydration = use_context::<ServerActionError>()
+        .filter(|e| e.path() == <SignIn as ServerFn>::PATH)
+        .map(|e| user_message(&ServerFnUrlError::<ServerFnError>::decode_err(e.err())));
+    let error = move || match session.sign_in.value().get() {
+        Some(result) => result.err().map(|e| user_message(&e)),
+        None => refused_before_hydration.clone(),
     };
     let already_signed_in = move || matches!(session.user.get(), Some(Ok(Some(_))));
 
