@@ -100,6 +100,17 @@ impl Default for RequestCosts {
 }
 
 impl RequestCosts {
+    /// Every kind of call at the same cost, so thresholds count requests.
+    pub fn uniform(cost: f64) -> Self {
+        RequestCosts {
+            list: cost,
+            read: cost,
+            diff: cost,
+            archive: cost,
+            default: cost,
+        }
+    }
+
     /// Cost of one call of `kind`.
     pub fn of(&self, kind: RequestKind) -> f64 {
         match kind {

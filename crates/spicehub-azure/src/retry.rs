@@ -194,8 +194,9 @@ pub struct ThrottleEvent {
 /// `observed_at` says how old it is.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Budget {
-    /// `X-RateLimit-Limit`: TSTUs per window.
-    pub limit: f64,
+    /// `X-RateLimit-Limit`: TSTUs per window. Microsoft sends it with the
+    /// others; a server that leaves it out still has its reset obeyed.
+    pub limit: Option<f64>,
     /// `X-RateLimit-Remaining`: TSTUs left (0 while delayed or blocked).
     pub remaining: f64,
     /// `X-RateLimit-Reset`.
@@ -209,8 +210,8 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// The budget in an answer's headers; None unless limit, remaining and reset
-    /// are all there and make sense (they come from the network).
+    /// The budget in an answer's headers; None unless remaining and reset are
+    /// there and make sense (they come from the network).
     pub fn from_headers(headers: &HeaderMap, observed_at: SystemTime) -> Option<Budget> {
         let number = |name| {
             header_str(headers, name)?
@@ -218,7 +219,7 @@ impl Budget {
                 .ok()
                 .filter(|v| v.is_finite() && *v >= 0.0)
         };
-        let limit = number("x-ratelimit-limit")?;
+        let limit = number("x-ratelimit-limit");
         let remaining = number("x-ratelimit-remaining")?;
         let reset_secs: u64 = header_str(headers, "x-ratelimit-reset")?.parse().ok()?;
         let reset = UNIX_EPOCH.checked_add(Duration::from_secs(reset_secs))?;
@@ -232,6 +233,55 @@ impl Budget {
             resource,
             observed_at,
         })
+    }
+
+    /// With nothing left and the reset in the future, how long until the
+    /// window has freed budget for a request. `X-RateLimit-Reset` is when usage
+    /// would be back to zero, so the wait is the time the window takes to free
+    /// one TSTU on average, `(reset - now) / limit`: waiting for all of it would
+    /// idle a whole window (five minutes) at every brush with the limit. Azure
+    /// DevOps sends these headers *before* it starts delaying requests, so
+    /// honouring them keeps us out of 429s; a request sent too early is delayed,
+    /// and its `Retry-After` is obeyed in turn.
+    pub fn reset_wait(&self, now: SystemTime) -> Option<Duration> {
+        if self.remaining > 0.0 {
+            return None;
+        }
+        // Measured from the exact now, not its whole second: rounding down would
+        // add up to a second to every wait, which short windows feel.
+        let drained = self
+            .reset
+            .duration_since(now)
+            .ok()
+            .filter(|d| !d.is_zero())?;
+        // Without the limit, the whole way to the reset.
+        Some(match self.limit.filter(|l| *l >= 1.0) {
+            Some(limit) => Duration::from_secs_f64(drained.as_secs_f64() / limit),
+            None => drained,
+        })
+    }
+
+    /// With under a tenth of the limit left (but some), the spacing that spends
+    /// the budget no faster than the sliding window frees it. The
+    /// `limit - remaining` TSTUs in use have all left the window by the reset
+    /// (when usage would be back to zero, were requests to stop), so one request
+    /// per `(reset - now) / (limit - remaining)` keeps what is left about level,
+    /// counting a request as one TSTU: Microsoft publishes no costs, and a dearer
+    /// request shows as a falling Remaining and then a server delay, which the
+    /// gate obeys as well. (Spreading only what remains until the reset, as if
+    /// nothing freed before it, crawled.)
+    pub fn pacing(&self, now: SystemTime) -> Option<Duration> {
+        let limit = self.limit?;
+        if self.remaining <= 0.0 || limit <= 0.0 || self.remaining >= limit / 10.0 {
+            return None;
+        }
+        let left = self
+            .reset
+            .duration_since(now)
+            .ok()
+            .filter(|d| !d.is_zero())?;
+        let in_use = (limit - self.remaining).max(1.0);
+        Some(Duration::from_secs_f64(left.as_secs_f64() / in_use).min(MAX_SELF_PACING))
     }
 }
 
@@ -470,7 +520,7 @@ impl OrgGate {
             state.responses_429 = state.responses_429.saturating_add(1);
         }
         if budget.is_some() {
-            state.budget = budget;
+            state.budget.clone_from(&budget);
         }
         if !self.governor {
             // What a naive client does: only a refusal's Retry-After counts, and
@@ -486,13 +536,16 @@ impl OrgGate {
         let signal = retry_after(headers)
             .map(|d| (d, ThrottleCause::RetryAfter))
             .or_else(|| {
-                rate_limit_reset_wait(headers, wall).map(|d| (d, ThrottleCause::RateLimitReset))
+                budget
+                    .as_ref()?
+                    .reset_wait(wall)
+                    .map(|d| (d, ThrottleCause::RateLimitReset))
             })
             .or_else(|| rate_limit_delay(headers).map(|d| (d, ThrottleCause::RateLimitDelay)))
             .or_else(|| {
                 // Every request waiting on the gate leaves when a pause ends:
                 // a lane of n paces n requests per spacing.
-                rate_limit_pacing(headers, wall).map(|d| {
+                budget.as_ref()?.pacing(wall).map(|d| {
                     let lane = u32::try_from(self.background_concurrency).unwrap_or(u32::MAX);
                     (
                         d.saturating_mul(lane).min(MAX_SELF_PACING),
@@ -603,33 +656,6 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     )
 }
 
-/// With `X-RateLimit-Remaining: 0` and `X-RateLimit-Reset` (unix seconds) in the future,
-/// how long until the window has freed budget for a request. `X-RateLimit-Reset` is when
-/// usage would be back to zero, so with `X-RateLimit-Limit` known the wait is the time
-/// the window takes to free one TSTU on average, `(reset - now) / limit`: waiting for
-/// all of it would idle a whole window (five minutes) at every brush with the limit.
-/// Without the limit, the whole way to the reset. Azure DevOps sends these headers
-/// *before* it starts delaying requests, so honouring them keeps us out of 429s; a
-/// request sent too early is delayed, and its `Retry-After` is obeyed in turn.
-pub fn rate_limit_reset_wait(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let remaining: f64 = header_str(headers, "x-ratelimit-remaining")?.parse().ok()?;
-    if remaining > 0.0 {
-        return None;
-    }
-    let reset: u64 = header_str(headers, "x-ratelimit-reset")?.parse().ok()?;
-    // Measured from the exact now, not its whole second: rounding down would add
-    // up to a second to every wait, which short windows feel.
-    let reset = UNIX_EPOCH.checked_add(Duration::from_secs(reset))?;
-    let drained = reset.duration_since(now).ok().filter(|d| !d.is_zero())?;
-    let limit = header_str(headers, "x-ratelimit-limit")
-        .and_then(|l| l.parse::<f64>().ok())
-        .filter(|l| l.is_finite() && *l >= 1.0);
-    Some(match limit {
-        Some(limit) => Duration::from_secs_f64(drained.as_secs_f64() / limit),
-        None => drained,
-    })
-}
-
 /// The longest pause taken from `X-RateLimit-Delay` or pacing alone: they
 /// slow the hub down, they must never stall it (`Retry-After` and an
 /// exhausted budget are the server's explicit word and have their own cap).
@@ -640,34 +666,6 @@ pub const MAX_SELF_PACING: Duration = Duration::from_secs(30);
 pub fn rate_limit_delay(headers: &HeaderMap) -> Option<Duration> {
     let secs: f64 = header_str(headers, "x-ratelimit-delay")?.parse().ok()?;
     (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs).min(MAX_SELF_PACING))
-}
-
-/// With under a tenth of `X-RateLimit-Limit` left (but some), the spacing
-/// that spends the budget no faster than the sliding window frees it. The
-/// `limit - remaining` TSTUs in use have all left the window by
-/// `X-RateLimit-Reset` (when usage would be back to zero, were requests to
-/// stop), so one request per `(reset - now) / (limit - remaining)` keeps
-/// what is left about level, counting a request as one TSTU: Microsoft
-/// publishes no costs, and a dearer request shows as a falling Remaining
-/// and then a server delay, which the gate obeys as well. (Spreading only
-/// what remains until the reset, as if nothing freed before it, crawled.)
-pub fn rate_limit_pacing(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let remaining: f64 = header_str(headers, "x-ratelimit-remaining")?.parse().ok()?;
-    let limit: f64 = header_str(headers, "x-ratelimit-limit")?.parse().ok()?;
-    if !(remaining.is_finite() && limit.is_finite()) || remaining <= 0.0 || limit <= 0.0 {
-        return None;
-    }
-    if remaining >= limit / 10.0 {
-        return None;
-    }
-    let reset: u64 = header_str(headers, "x-ratelimit-reset")?.parse().ok()?;
-    let now_secs = now.duration_since(UNIX_EPOCH).ok()?.as_secs_f64();
-    let left = reset as f64 - now_secs;
-    if left.is_nan() || left <= 0.0 {
-        return None;
-    }
-    let in_use = (limit - remaining).max(1.0);
-    Some(Duration::from_secs_f64(left / in_use).min(MAX_SELF_PACING))
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -709,35 +707,49 @@ mod tests {
         );
     }
 
+    /// The budget of an answer carrying limit, remaining and reset.
+    fn budget(limit: &str, remaining: &str, reset: &str) -> Budget {
+        let h = headers(&[
+            ("x-ratelimit-limit", limit),
+            ("x-ratelimit-remaining", remaining),
+            ("x-ratelimit-reset", reset),
+        ]);
+        Budget::from_headers(&h, SystemTime::now()).expect("a whole budget")
+    }
+
+    #[test]
+    fn a_budget_needs_remaining_and_reset() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let no_limit = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1012"),
+        ]);
+        let b = Budget::from_headers(&no_limit, now).expect("a budget without its limit");
+        assert_eq!(b.limit, None);
+        // Without the limit, the whole way to the reset; no pacing.
+        assert_eq!(b.reset_wait(now), Some(Duration::from_secs(12)));
+        assert_eq!(b.pacing(now), None);
+        let no_reset = headers(&[("x-ratelimit-limit", "200"), ("x-ratelimit-remaining", "0")]);
+        assert_eq!(Budget::from_headers(&no_reset, now), None);
+        let nonsense = headers(&[
+            ("x-ratelimit-limit", "200"),
+            ("x-ratelimit-remaining", "NaN"),
+            ("x-ratelimit-reset", "1012"),
+        ]);
+        assert_eq!(Budget::from_headers(&nonsense, now), None);
+    }
+
     #[test]
     fn rate_limit_reset_only_when_exhausted() {
         let now = UNIX_EPOCH + Duration::from_secs(1_000);
-        let h = headers(&[
-            ("x-ratelimit-remaining", "0"),
-            ("x-ratelimit-reset", "1012"),
-        ]);
+        // The time the window takes to free one of its 200 TSTUs, not the
+        // whole way to zero.
         assert_eq!(
-            rate_limit_reset_wait(&h, now),
-            Some(Duration::from_secs(12))
-        );
-        // With the limit known: the time the window takes to free one of its
-        // 200 TSTUs, not the whole way to zero.
-        let h = headers(&[
-            ("x-ratelimit-limit", "200"),
-            ("x-ratelimit-remaining", "0"),
-            ("x-ratelimit-reset", "1012"),
-        ]);
-        assert_eq!(
-            rate_limit_reset_wait(&h, now),
+            budget("200", "0", "1012").reset_wait(now),
             Some(Duration::from_millis(60))
         );
-        let h = headers(&[
-            ("x-ratelimit-remaining", "3"),
-            ("x-ratelimit-reset", "1012"),
-        ]);
-        assert_eq!(rate_limit_reset_wait(&h, now), None);
-        let h = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "900")]);
-        assert_eq!(rate_limit_reset_wait(&h, now), None);
+        assert_eq!(budget("200", "3", "1012").reset_wait(now), None);
+        assert_eq!(budget("200", "0", "900").reset_wait(now), None);
     }
 
     #[test]
@@ -761,35 +773,18 @@ mod tests {
         );
         // 10 of 200 left, the 190 in use gone in 60 s: one request every
         // 60/190 s, as fast as the window frees one TSTU.
-        let low = headers(&[
-            ("x-ratelimit-limit", "200"),
-            ("x-ratelimit-remaining", "10"),
-            ("x-ratelimit-reset", "1060"),
-        ]);
         assert_eq!(
-            rate_limit_pacing(&low, now),
+            budget("200", "10", "1060").pacing(now),
             Some(Duration::from_secs_f64(60.0 / 190.0))
         );
         // A tenth or more left: no pacing; nothing left is the reset's business.
-        let fine = headers(&[
-            ("x-ratelimit-limit", "200"),
-            ("x-ratelimit-remaining", "20"),
-            ("x-ratelimit-reset", "1060"),
-        ]);
-        assert_eq!(rate_limit_pacing(&fine, now), None);
-        let spent = headers(&[
-            ("x-ratelimit-limit", "200"),
-            ("x-ratelimit-remaining", "0"),
-            ("x-ratelimit-reset", "1060"),
-        ]);
-        assert_eq!(rate_limit_pacing(&spent, now), None);
+        assert_eq!(budget("200", "20", "1060").pacing(now), None);
+        assert_eq!(budget("200", "0", "1060").pacing(now), None);
         // A reset improbably far away: capped, never a stall.
-        let one = headers(&[
-            ("x-ratelimit-limit", "200"),
-            ("x-ratelimit-remaining", "1"),
-            ("x-ratelimit-reset", "11000"),
-        ]);
-        assert_eq!(rate_limit_pacing(&one, now), Some(MAX_SELF_PACING));
+        assert_eq!(
+            budget("200", "1", "11000").pacing(now),
+            Some(MAX_SELF_PACING)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -1029,7 +1024,7 @@ mod tests {
         assert_eq!(gate.budget(), None);
         gate.observe(200, &budget_headers(200, 150, 0));
         let first = gate.budget().unwrap_or_else(|| panic!("budget"));
-        assert_eq!((first.limit, first.remaining), (200.0, 150.0));
+        assert_eq!((first.limit, first.remaining), (Some(200.0), 150.0));
         assert_eq!(first.resource.as_deref(), Some("Core"));
         // An answer without the headers (usage low) keeps the last snapshot.
         gate.observe(200, &headers(&[]));

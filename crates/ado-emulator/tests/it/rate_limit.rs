@@ -22,13 +22,7 @@ fn flat(limit: u32, window_secs: u64, block_factor: f64, max_delay_ms: u64) -> R
     RateLimitModel {
         limit,
         window_secs,
-        costs: RequestCosts {
-            list: 1.0,
-            read: 1.0,
-            diff: 1.0,
-            archive: 1.0,
-            default: 1.0,
-        },
+        costs: RequestCosts::uniform(1.0),
         warn_fraction: 0.5,
         block_factor,
         max_delay_ms,

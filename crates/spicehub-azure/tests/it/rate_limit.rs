@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use ado_emulator::{IdentityUsage, RateLimitModel, RequestCosts};
+use ado_emulator::{IdentityUsage, RateLimitModel};
 use spicehub_azure::{AzureClient, Priority, ThrottleCause};
 
 /// 20 TSTUs per 2 s, one per projects listing; delays stay small so the naive
@@ -15,11 +15,9 @@ fn small_budget() -> RateLimitModel {
     RateLimitModel {
         limit: 20,
         window_secs: 2,
-        costs: RequestCosts::default(),
         warn_fraction: 0.5,
-        block_factor: 1.5,
         max_delay_ms: 50,
-        resource: "Core".into(),
+        ..RateLimitModel::default()
     }
 }
 
@@ -93,7 +91,7 @@ async fn the_governor_keeps_a_burst_over_budget_free_of_429s() {
         .client
         .budget()
         .unwrap_or_else(|| panic!("no budget recorded"));
-    assert_eq!(budget.limit, 20.0);
+    assert_eq!(budget.limit, Some(20.0));
     assert_eq!(budget.resource.as_deref(), Some("Core"));
     assert!(budget.remaining <= 20.0);
 
@@ -105,7 +103,7 @@ async fn the_governor_keeps_a_burst_over_budget_free_of_429s() {
     let gates = other.gates();
     let orgs: Vec<&str> = gates.iter().map(|(o, _)| o.as_str()).collect();
     assert_eq!(orgs, [ORG, STAKEHOLDER_ORG]);
-    assert_eq!(gates[0].1.budget.as_ref().map(|b| b.limit), Some(20.0));
+    assert_eq!(gates[0].1.budget.as_ref().and_then(|b| b.limit), Some(20.0));
     assert!(gates[1].1.budget.is_none());
 }
 

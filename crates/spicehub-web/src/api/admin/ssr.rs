@@ -354,10 +354,15 @@ async fn build_view(
     })
 }
 
-fn unix(t: std::time::SystemTime) -> i64 {
+/// Whole unix seconds, as the database keeps times; None before 1970.
+fn unix_secs(t: std::time::SystemTime) -> Option<i64> {
     t.duration_since(std::time::UNIX_EPOCH)
+        .ok()
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+}
+
+fn unix(t: std::time::SystemTime) -> i64 {
+    unix_secs(t).unwrap_or(0)
 }
 
 /// A gate's report in an admin's words.
@@ -365,9 +370,9 @@ fn rate_limit_view(r: &spicehub_azure::GateReport) -> RateLimitView {
     use spicehub_azure::ThrottleCause;
     let budget = match &r.budget {
         Some(b) => format!(
-            "{:.0} of {:.0} TSTUs left{} as of {}; usage back to zero by {} if requests stopped",
+            "{:.0}{} TSTUs left{} as of {}; usage back to zero by {} if requests stopped",
             b.remaining,
-            b.limit,
+            b.limit.map(|l| format!(" of {l:.0}")).unwrap_or_default(),
             b.resource
                 .as_deref()
                 .map(|res| format!(" ({res})"))
@@ -421,10 +426,7 @@ fn capitalize(s: &str) -> String {
 /// When a token was last obtained for the provider: by a stored test, or
 /// by this hub since it started (the token cache's view).
 fn last_token_at(p: &Provider, live: Option<&spicehub_azure::token::TokenStatus>) -> Option<i64> {
-    let live = live
-        .and_then(|s| s.last_obtained)
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let live = live.and_then(|s| s.last_obtained).and_then(unix_secs);
     live.max(p.last_token_at)
 }
 
