@@ -104,6 +104,11 @@ test.describe('graph viewer on registry shapes', () => {
     await waitForHydration(page);
     await axe(page, 'mixed registry');
     await shot(page, 'shapes-mixed');
+    // The chain is folded into lines, like text, not drawn as one strip as
+    // wide as 30 steps: at Fit its labels read like the loose entries'.
+    const label = await graph.locator('a[data-node="step_0"] text').evaluate((t) => t.getBoundingClientRect().height);
+    figure('mixed step_0 label on screen at Fit (px tall)', label.toFixed(1));
+    expect(label).toBeGreaterThanOrEqual(7);
 
     // The chain, step by step: step_15 selected lights up the whole chain
     // upstream and downstream, and nothing loose.

@@ -21,8 +21,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::pack;
 use super::views::{NodeKind, ViewGraph};
+use super::{fold, pack};
 use spicehub_parser::EdgeKind;
 
 /// Long enough for a collapsed view or a few hundred entries on a busy
@@ -156,7 +156,9 @@ pub struct LayoutEdge {
     pub kind: EdgeKind,
     pub dangling: bool,
     pub count: u32,
-    /// Cubic B-spline control points (1 + 3n of them): `M p0 C p1 p2 p3 …`.
+    /// Cubic B-spline control points (1 + 3n of them): `M p0 C p1 p2 p3 …`;
+    /// or the corners of a polyline, for an edge `fold` routed between bands
+    /// (never 1 + 3n of them).
     pub points: Vec<(f64, f64)>,
     /// Tip of the arrowhead, when `dot` drew one (the spline stops short of it).
     pub arrow: Option<(f64, f64)>,
@@ -577,7 +579,25 @@ impl Plan {
             });
         }
         let layered = match (&self.dot, output) {
-            (Some(_), Some(output)) if self.whole => return parse_json0(&self.view, output),
+            (Some(_), Some(output)) if self.whole => {
+                let mut layout = parse_json0(&self.view, output)?;
+                let mut nodes: Vec<&mut LayoutNode> = layout.nodes.iter_mut().collect();
+                if let Some((w, h)) = fold::fold(&mut nodes, &mut layout.edges, (MARGIN, MARGIN)) {
+                    for n in &mut layout.nodes {
+                        (n.x, n.y) = (round(n.x), round(n.y));
+                    }
+                    for p in layout
+                        .edges
+                        .iter_mut()
+                        .flat_map(|e| e.points.iter_mut().chain(e.arrow.iter_mut()))
+                    {
+                        *p = (round(p.0), round(p.1));
+                    }
+                    (layout.width, layout.height) =
+                        (round(w + 2.0 * MARGIN), round(h + 2.0 * MARGIN));
+                }
+                return Ok(layout);
+            }
             (Some(_), Some(output)) => Some(parse_json0(&self.layered, output)?),
             (None, _) => None,
             (Some(_), None) => {
@@ -607,7 +627,13 @@ impl Plan {
         let blocks: Vec<pack::Block> = parts
             .into_iter()
             .filter(|(nodes, _)| !nodes.is_empty())
-            .map(|(nodes, edges)| pack::Block::new(nodes, edges))
+            .map(|(mut nodes, mut edges)| {
+                // A long chain is folded before it is packed, or it sets the
+                // width of everything packed beside it.
+                let mut refs: Vec<&mut LayoutNode> = nodes.iter_mut().map(|(_, n)| n).collect();
+                fold::fold(&mut refs, &mut edges, (0.0, 0.0));
+                pack::Block::new(nodes, edges)
+            })
             .collect();
         let packed = pack::pack(&self.view, &in_block, &blocks);
         let shift = |(x, y): (f64, f64)| (round(x + MARGIN), round(y + MARGIN));

@@ -6,6 +6,7 @@
 //! a layout is computed once.
 
 pub mod export;
+pub mod fold;
 pub mod layout;
 pub mod pack;
 pub mod svg;

@@ -18,7 +18,7 @@ pub const DEFAULT_COLLAPSE_THRESHOLD: usize = 500;
 
 /// Bumped whenever the layout of a view changes, so that layouts cached by
 /// an older hub are not served (the version is part of the cache key).
-const VIEW_FORMAT: &str = "v3";
+const VIEW_FORMAT: &str = "v4";
 
 /// Group of the nodes that stand for dangling dependencies.
 pub const MISSING_GROUP: &str = "(missing)";
