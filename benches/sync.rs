@@ -13,8 +13,9 @@
 //!    the same archive.
 //! 4. First replication of 50 repositories under an Azure DevOps rate limit
 //!    they exceed (the emulator's throughput-unit model, scaled down from
-//!    200 per 5 minutes to 100 per 10 s), with the hub's governor and
-//!    without it: 429s, delayed requests and wall time.
+//!    200 per 5 minutes to 100 per 10 s, or `SPICEHUB_BENCH_RATE_LIMIT`),
+//!    with the hub's governor and without it: 429s, delayed requests and
+//!    wall time.
 //!
 //! `cargo bench --bench sync` (SPICEHUB_BENCH_QUICK=1 for a
 //! smaller run, SPICEHUB_BENCH_ONLY=incremental for one part: `webhook`,
@@ -990,7 +991,7 @@ async fn first_replication_vs_curl() {
     );
     println!("curl + unzip: {:.2} s", curl.as_secs_f64());
     println!(
-        "hub first replication (download, unpack, store, parse, switch): {:.2} s = {:.2} x curl + unzip (target <= 1.5)",
+        "hub first replication (download, unpack, store, parse, switch): {:.2} s = {:.2} x curl + unzip (issue 20 asks <= 1.2)",
         hub.as_secs_f64(),
         hub.as_secs_f64() / curl.as_secs_f64()
     );
@@ -1013,11 +1014,20 @@ async fn governed_replication() {
     .unwrap_or_else(|e| fail("emulator", e));
     // Azure DevOps' 200 TSTUs per 5 minutes and delays of up to 30 s, scaled
     // to 100 per 10 s and 1 s so a run takes a minute or two, not an hour.
-    let model = RateLimitModel {
-        limit: 100,
-        window_secs: 10,
-        max_delay_ms: 1_000,
-        ..RateLimitModel::default()
+    // Delays that short make the server's overdraft (up to 1.5 × the limit
+    // before a 429) nearly free, which flatters the naive client:
+    // SPICEHUB_BENCH_RATE_LIMIT takes another model as JSON (what
+    // `PUT /_emulator/rate-limit` takes) to try it at a scale closer to
+    // Microsoft's.
+    let model = match std::env::var("SPICEHUB_BENCH_RATE_LIMIT") {
+        Ok(json) => serde_json::from_str::<RateLimitModel>(&json)
+            .unwrap_or_else(|e| fail("SPICEHUB_BENCH_RATE_LIMIT", e)),
+        Err(_) => RateLimitModel {
+            limit: 100,
+            window_secs: 10,
+            max_delay_ms: 1_000,
+            ..RateLimitModel::default()
+        },
     };
     println!(
         "\n== first replication of {repos} repositories of 30 files under a rate limit \
