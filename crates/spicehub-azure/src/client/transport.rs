@@ -7,7 +7,7 @@
 //! retry loop) that:
 //! 1. takes a permit of the organization's [`OrgGate`](crate::retry::OrgGate) in the
 //!    handle's [`Priority`](crate::retry::Priority) lane (background: default 4,
-//!    interactive: default 2) and waits out the pauses that priority obeys
+//!    interactive: default 4) and waits out the pauses that priority obeys
 //!    (`Retry-After` on any status and `X-RateLimit-Remaining: 0` until
 //!    `X-RateLimit-Reset` for all; the server's delay and low-budget pacing for
 //!    background requests only);

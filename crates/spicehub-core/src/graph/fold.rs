@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use super::layout::{LayoutEdge, LayoutNode};
-use super::pack::VIEWPORT;
+use super::pack::{bounds, VIEWPORT};
 
 /// A drawing is folded only when it is more than this many times as wide,
 /// for its height, as the window (a drawing somewhat wider than the window
@@ -51,7 +51,10 @@ pub fn fold(
     edges: &mut [LayoutEdge],
     origin: (f64, f64),
 ) -> Option<(f64, f64)> {
-    let (x0, y0, x1, y1) = bounds(nodes, edges)?;
+    if nodes.is_empty() {
+        return None;
+    }
+    let (x0, y0, x1, y1) = bounds(nodes.iter().map(|n| &**n), edges)?;
     let (width, height) = (x1 - x0, y1 - y0);
     let window = VIEWPORT.0 / VIEWPORT.1;
     if width <= MIN_WIDTH || height <= 0.0 || width / height <= FOLD_FROM * window {
@@ -179,32 +182,8 @@ pub fn fold(
         n.x += shift[b].0;
         n.y += shift[b].1;
     }
-    let (_, _, fx1, fy1) = bounds(nodes, edges)?;
+    let (_, _, fx1, fy1) = bounds(nodes.iter().map(|n| &**n), edges)?;
     Some((fx1 - origin.0, fy1 - origin.1))
-}
-
-/// The box around every node and edge point, `None` without nodes.
-fn bounds(nodes: &[&mut LayoutNode], edges: &[LayoutEdge]) -> Option<(f64, f64, f64, f64)> {
-    if nodes.is_empty() {
-        return None;
-    }
-    let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
-    for n in nodes {
-        x0 = x0.min(n.x);
-        y0 = y0.min(n.y);
-        x1 = x1.max(n.x + n.w);
-        y1 = y1.max(n.y + n.h);
-    }
-    for &(x, y) in edges
-        .iter()
-        .flat_map(|e| e.points.iter().chain(e.arrow.iter()))
-    {
-        x0 = x0.min(x);
-        y0 = y0.min(y);
-        x1 = x1.max(x);
-        y1 = y1.max(y);
-    }
-    Some((x0, y0, x1, y1))
 }
 
 #[cfg(test)]

@@ -80,6 +80,31 @@ pub fn node_size(label: &str) -> (f64, f64) {
     (w, NODE_H)
 }
 
+/// The box around every node and edge point (left, top, right, bottom),
+/// `None` when there is nothing.
+pub(super) fn bounds<'a>(
+    nodes: impl IntoIterator<Item = &'a LayoutNode>,
+    edges: &[LayoutEdge],
+) -> Option<(f64, f64, f64, f64)> {
+    let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    for n in nodes {
+        x0 = x0.min(n.x);
+        y0 = y0.min(n.y);
+        x1 = x1.max(n.x + n.w);
+        y1 = y1.max(n.y + n.h);
+    }
+    for &(x, y) in edges
+        .iter()
+        .flat_map(|e| e.points.iter().chain(e.arrow.iter()))
+    {
+        x0 = x0.min(x);
+        y0 = y0.min(y);
+        x1 = x1.max(x);
+        y1 = y1.max(y);
+    }
+    (x0 <= x1).then_some((x0, y0, x1, y1))
+}
+
 /// A connected component laid out by `dot`, moved so that its bounding box
 /// starts at (0, 0): placed as one rigid piece.
 #[derive(Debug, Clone)]
@@ -94,24 +119,8 @@ pub struct Block {
 impl Block {
     /// A block of `nodes` and `edges` placed anywhere: moved to the origin.
     pub fn new(mut nodes: Vec<(usize, LayoutNode)>, mut edges: Vec<LayoutEdge>) -> Block {
-        let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
-        for (_, n) in &nodes {
-            x0 = x0.min(n.x);
-            y0 = y0.min(n.y);
-            x1 = x1.max(n.x + n.w);
-            y1 = y1.max(n.y + n.h);
-        }
-        for e in &edges {
-            for &(x, y) in e.points.iter().chain(e.arrow.iter()) {
-                x0 = x0.min(x);
-                y0 = y0.min(y);
-                x1 = x1.max(x);
-                y1 = y1.max(y);
-            }
-        }
-        if x0 > x1 {
-            (x0, y0, x1, y1) = (0.0, 0.0, 0.0, 0.0);
-        }
+        let (x0, y0, x1, y1) =
+            bounds(nodes.iter().map(|(_, n)| n), &edges).unwrap_or((0.0, 0.0, 0.0, 0.0));
         for (_, n) in &mut nodes {
             n.x -= x0;
             n.y -= y0;
