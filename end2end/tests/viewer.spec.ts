@@ -86,6 +86,14 @@ test.describe('graph viewer', () => {
     await graph.locator('a[data-node="enrich_orders"]').click();
     await expect(page).toHaveURL(/node=enrich_orders/);
     await expect(details.getByRole('heading', { level: 2, name: 'enrich_orders' })).toBeVisible();
+    // The highlight moved with it: the old selection's classes are gone,
+    // and the drawing still dims what is off the new one's paths.
+    await expect(graph.locator('g.node.selected > a[data-node="enrich_orders"]')).toHaveCount(1);
+    await expect(graph.locator('g.node.selected')).toHaveCount(1);
+    await expect(graph.locator('g.node.upstream > a[data-node="load_users"]')).toHaveCount(1);
+    await expect(graph.locator('g.node.upstream > a[data-node="fetch_raw"]')).toHaveCount(1);
+    await expect(graph.locator('g.node.downstream > a[data-node="daily_revenue"]')).toHaveCount(1);
+    await expect(graph).toHaveClass(/\blit\b/);
     await graph.locator('a[data-node="fetch_raw"]').focus();
     await page.keyboard.press('Enter');
     await expect(page).toHaveURL(/node=fetch_raw/);

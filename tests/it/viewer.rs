@@ -272,10 +272,31 @@ async fn registry_page_draws_the_graph_server_side() {
             html.contains("class=\"node entry downstream\""),
             "enrich_orders is downstream"
         );
+        // Unrelated entries carry no state: the drawing's `lit` dims them.
+        let svg_class = html
+            .split("<svg ")
+            .filter_map(|rest| rest.split_once('>'))
+            .filter_map(|(attrs, _)| attrs.split_once(" class=\""))
+            .filter_map(|(_, class)| class.split('"').next())
+            .find(|class| class.starts_with("graph"));
         assert!(
-            html.contains("class=\"node entry dimmed\""),
-            "legacy_export is unrelated"
+            svg_class.is_some_and(|c| c.split(' ').any(|c| c == "lit")),
+            "{svg_class:?}"
         );
+        let class_of = |node: &str| {
+            let at = html.find(&format!("data-node=\"{node}\""))?;
+            let start = html[..at].rfind("<g class=\"")? + "<g class=\"".len();
+            html[start..].split('"').next().map(str::to_owned)
+        };
+        let unrelated = class_of("legacy_export").unwrap_or_default();
+        assert!(unrelated.starts_with("node entry"), "{unrelated}");
+        assert!(
+            !["selected", "upstream", "downstream"]
+                .iter()
+                .any(|state| unrelated.split(' ').any(|c| c == *state)),
+            "legacy_export is unrelated: {unrelated}"
+        );
+        assert!(class_of("fetch_raw").is_some_and(|c| c.ends_with(" upstream")));
         assert!(html.contains(&format!(
             "href=\"{path}?focus=load_users&amp;k=2&amp;node=load_users\""
         )));

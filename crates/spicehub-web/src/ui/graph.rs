@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 
+mod markup;
+
 use crate::api::viewer::{
     query_without, with_zoom, zoom_in, GraphCluster, GraphLayout, GraphNode, GraphNodeKind,
     Selection, Zoom,
@@ -460,31 +462,33 @@ impl Highlight {
         }
     }
 
-    /// `selected`, `upstream`, `downstream`, `dimmed` (something else is
-    /// selected) or empty.
-    pub fn node_state(&self, id: &str) -> &'static str {
-        match &self.selected {
-            None => "",
-            Some(s) if s == id => "selected",
-            Some(_) if self.upstream.contains(id) => "upstream",
-            Some(_) if self.downstream.contains(id) => "downstream",
-            Some(_) => "dimmed",
+    /// `selected`, `upstream` or `downstream`; `None` for a node off the
+    /// selection's paths (dimmed, by the drawing's `lit` class, while
+    /// something is selected).
+    pub fn node_state(&self, id: &str) -> Option<&'static str> {
+        let s = self.selected.as_ref()?;
+        if s == id {
+            Some("selected")
+        } else if self.upstream.contains(id) {
+            Some("upstream")
+        } else if self.downstream.contains(id) {
+            Some("downstream")
+        } else {
+            None
         }
     }
 
     /// An edge is lit when it lies on a path into or out of the selection.
-    pub fn edge_state(&self, from: &str, to: &str) -> &'static str {
-        let Some(s) = &self.selected else {
-            return "";
-        };
+    pub fn edge_state(&self, from: &str, to: &str) -> Option<&'static str> {
+        let s = self.selected.as_ref()?;
         let up = |n: &str| n == s || self.upstream.contains(n);
         let down = |n: &str| n == s || self.downstream.contains(n);
         if self.upstream.contains(from) && up(to) {
-            "upstream"
+            Some("upstream")
         } else if self.downstream.contains(to) && down(from) {
-            "downstream"
+            Some("downstream")
         } else {
-            "dimmed"
+            None
         }
     }
 }
@@ -746,111 +750,59 @@ pub fn GraphCanvas(
         on_cleanup(move || handle.remove());
     });
 
-    // Behind everything: the package and module boxes of a packed layout.
-    let clusters = layout
-        .clusters
-        .iter()
-        .map(|c| {
-            view! {
-                <g class=if c.depth % 2 == 0 { "cluster even" } else { "cluster odd" } data-cluster=c.id.clone()>
-                    <rect x=c.x y=c.y width=c.w height=c.h rx="3"></rect>
-                    <text x=c.x + 4.0 y=c.y + 14.0>{c.label.clone()}</text>
-                </g>
-            }
-        })
-        .collect_view();
-    let edges = layout
-        .edges
-        .iter()
-        .map(|e| {
-            // An edge touching a summarized entry goes with it.
-            let boxed = if boxed_ids.contains(&e.from) || boxed_ids.contains(&e.to) {
-                " boxed"
-            } else {
-                ""
+    // Clusters, edges and entries are markup (see `markup`): built once,
+    // adopted by hydration as they are. The highlight is written on the
+    // few elements it concerns when the selection changes.
+    let highlighted = highlight.get_untracked();
+    let clusters = markup::clusters(&layout);
+    let edges = markup::edges(&layout, &boxed_ids, &highlighted);
+    let nodes = markup::nodes(&layout, &summaries.boxed, &highlighted, |i| {
+        href.run((Some(selection_of(&layout.nodes[i])), zoom))
+    });
+    let has_selection = Memo::new(move |_| highlight.with(|h| h.selected.is_some()));
+    let nodes_ref = NodeRef::<leptos::svg::G>::new();
+    let edges_ref = NodeRef::<leptos::svg::G>::new();
+    let lit = StoredValue::new(markup::Lit::of(&layout, &highlighted));
+    Effect::new({
+        let layout = layout.clone();
+        move |_| {
+            let next = highlight.with(|h| markup::Lit::of(&layout, h));
+            let (Some(nodes), Some(edges)) = (nodes_ref.get_untracked(), edges_ref.get_untracked())
+            else {
+                return;
             };
-            let (from, to) = (e.from.clone(), e.to.clone());
-            let kind = if e.dangling {
-                "dangling"
-            } else if e.explicit {
-                "explicit"
-            } else {
-                "parameter"
-            };
-            let title = if e.count > 1 {
-                format!("{} → {} ({} edges)", e.from, e.to, e.count)
-            } else {
-                format!("{} → {}", e.from, e.to)
-            };
-            // The arrowhead and dashes follow the classes in the style
-            // sheet: one attribute and one reactive closure less per edge,
-            // of which big drawings have 10,000.
-            view! {
-                <path
-                    class=move || {
-                        format!("edge {kind}{boxed} {}", highlight.with(|h| h.edge_state(&from, &to)))
-                    }
-                    d=e.path.clone()
-                >
-                    <title>{title}</title>
-                </path>
-            }
-        })
-        .collect_view();
-
-    let nodes = layout
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            let selection = selection_of(n);
-            let target = href.run((Some(selection.clone()), zoom));
-            let id = n.id.clone();
-            let kind = n.kind.css();
-            let group_class = if n.group_box { " group" } else { "" };
-            let boxed = if summaries.boxed.get(i).copied().unwrap_or(false) {
-                " boxed"
-            } else {
-                ""
-            };
-            let navigate = navigate.clone();
-            let on_click = move |ev: leptos::ev::MouseEvent| {
-                if ev.ctrl_key() || ev.meta_key() || ev.shift_key() || ev.button() != 0 {
-                    return;
+            lit.update_value(|before| {
+                if *before != next {
+                    dom::relight(&nodes, &edges, before, &next);
+                    *before = next;
                 }
-                ev.prevent_default();
-                if dragged.get_value() {
-                    return;
-                }
-                let zoom = shown().to_zoom(full);
-                navigate(
-                    &href.run((Some(selection.clone()), zoom)),
-                    leptos_router::NavigateOptions {
-                        scroll: false,
-                        ..Default::default()
-                    },
-                );
-            };
-            view! {
-                <g class=move || {
-                    format!("node {kind}{group_class}{boxed} {}", highlight.with(|h| h.node_state(&id)))
-                }>
-                    <a
-                        id=node_element_id(i)
-                        href=target
-                        aria-label=aria_label(n)
-                        data-node=n.id.clone()
-                        on:click=on_click
-                    >
-                        <rect x=n.x y=n.y width=n.w height=n.h></rect>
-                        <text x=n.x + n.w / 2.0 y=n.y + n.h / 2.0>
-                            {n.label.clone()}
-                        </text>
-                    </a>
-                </g>
+            });
+        }
+    });
+    // One listener for every entry: a click selects without a reload.
+    let on_node_click = {
+        let layout = layout.clone();
+        move |ev: leptos::ev::MouseEvent| {
+            if ev.ctrl_key() || ev.meta_key() || ev.shift_key() || ev.button() != 0 {
+                return;
             }
-        })
-        .collect_view();
+            let Some(node) = dom::clicked_node(&ev).and_then(|i| layout.nodes.get(i)) else {
+                return;
+            };
+            ev.prevent_default();
+            if dragged.get_value() {
+                return;
+            }
+            let zoom = shown().to_zoom(full);
+            navigate(
+                &href.run((Some(selection_of(node)), zoom)),
+                leptos_router::NavigateOptions {
+                    scroll: false,
+                    ..Default::default()
+                },
+            );
+        }
+    };
 
     // On top of their boxes, shown (by a class on the drawing, one DOM
     // write per threshold crossing) only when entries are too small.
@@ -1030,6 +982,7 @@ pub fn GraphCanvas(
                 class:dragging=move || dragging.get()
                 class:summarized=move || summarized.get()
                 class:unlabelled=move || unlabelled.get()
+                class:lit=move || has_selection.get()
                 role="group"
                 aria-label=label
                 width="100%"
@@ -1060,9 +1013,9 @@ pub fn GraphCanvas(
                         <path d="M0,0L10,5L0,10z"></path>
                     </marker>
                 </defs>
-                <g class="clusters" aria-hidden="true">{clusters}</g>
-                <g class="edges" fill="none">{edges}</g>
-                <g class="nodes">{nodes}</g>
+                <g class="clusters" aria-hidden="true" inner_html=clusters></g>
+                <g class="edges" fill="none" node_ref=edges_ref inner_html=edges></g>
+                <g class="nodes" node_ref=nodes_ref on:click=on_node_click inner_html=nodes></g>
                 <g class="summaries">{summary_views}</g>
             </svg>
         </div>
@@ -1197,6 +1150,66 @@ mod dom {
 
     #[cfg(not(feature = "hydrate"))]
     pub fn measure(_el: &leptos::web_sys::Element) -> Option<Screen> {
+        None
+    }
+
+    /// Moves the highlight classes from the elements `before` names to
+    /// those `after` names: the n-th child of each group is element n.
+    #[cfg(feature = "hydrate")]
+    pub fn relight(
+        nodes: &leptos::web_sys::Element,
+        edges: &leptos::web_sys::Element,
+        before: &super::markup::Lit,
+        after: &super::markup::Lit,
+    ) {
+        let (node_els, edge_els) = (nodes.children(), edges.children());
+        let item = |list: &leptos::web_sys::HtmlCollection, i: usize| {
+            u32::try_from(i).ok().and_then(|i| list.item(i))
+        };
+        for (i, _) in &before.nodes {
+            if let Some(el) = item(&node_els, *i) {
+                let _ = el
+                    .class_list()
+                    .remove_3("selected", "upstream", "downstream");
+            }
+        }
+        for (i, _) in &before.edges {
+            if let Some(el) = item(&edge_els, *i) {
+                let _ = el.class_list().remove_2("upstream", "downstream");
+            }
+        }
+        for (i, state) in &after.nodes {
+            if let Some(el) = item(&node_els, *i) {
+                let _ = el.class_list().add_1(state);
+            }
+        }
+        for (i, state) in &after.edges {
+            if let Some(el) = item(&edge_els, *i) {
+                let _ = el.class_list().add_1(state);
+            }
+        }
+    }
+
+    #[cfg(not(feature = "hydrate"))]
+    pub fn relight(
+        _nodes: &leptos::web_sys::Element,
+        _edges: &leptos::web_sys::Element,
+        _before: &super::markup::Lit,
+        _after: &super::markup::Lit,
+    ) {
+    }
+
+    /// The index of the node whose link a click landed in.
+    #[cfg(feature = "hydrate")]
+    pub fn clicked_node(ev: &leptos::web_sys::MouseEvent) -> Option<usize> {
+        use wasm_bindgen::JsCast;
+        let target = ev.target()?.dyn_into::<leptos::web_sys::Element>().ok()?;
+        let link = target.closest("a[data-node]").ok()??;
+        super::markup::node_index(&link.id())
+    }
+
+    #[cfg(not(feature = "hydrate"))]
+    pub fn clicked_node(_ev: &leptos::web_sys::MouseEvent) -> Option<usize> {
         None
     }
 
@@ -1342,14 +1355,14 @@ mod tests {
             clusters: Vec::new(),
         };
         let h = Highlight::of(&layout, Some("b"));
-        assert_eq!(h.node_state("b"), "selected");
-        assert_eq!(h.node_state("a"), "upstream");
-        assert_eq!(h.node_state("c"), "downstream");
-        assert_eq!(h.node_state("x"), "dimmed");
-        assert_eq!(h.edge_state("a", "b"), "upstream");
-        assert_eq!(h.edge_state("b", "c"), "downstream");
-        assert_eq!(h.edge_state("x", "c"), "dimmed");
-        assert_eq!(Highlight::of(&layout, None).node_state("a"), "");
+        assert_eq!(h.node_state("b"), Some("selected"));
+        assert_eq!(h.node_state("a"), Some("upstream"));
+        assert_eq!(h.node_state("c"), Some("downstream"));
+        assert_eq!(h.node_state("x"), None);
+        assert_eq!(h.edge_state("a", "b"), Some("upstream"));
+        assert_eq!(h.edge_state("b", "c"), Some("downstream"));
+        assert_eq!(h.edge_state("x", "c"), None);
+        assert_eq!(Highlight::of(&layout, None).node_state("a"), None);
         let far = ViewBox::fit(5000.0, 2500.0).jump_to(&layout.nodes[2]);
         assert_eq!((far.w, far.center()), (JUMP_WIDTH, (70.0, 5.0)));
     }
