@@ -343,5 +343,19 @@ test.describe('graph viewer on registry shapes', () => {
     // The gesture's transform is gone once the viewBox took over.
     expect(await graph.evaluate((svg) => (svg as SVGSVGElement).style.transform)).toBe('');
     expect(errors).toEqual([]);
+
+    // What the first paint owes the bundle: the same page with the bundle's
+    // requests refused paints in the time the page itself takes (its
+    // console errors are expected, and no longer watched).
+    await page.route(/\/pkg\/spicehub\.(js|wasm)(\?|$)/, (route) => route.abort());
+    await page.goto(full, { timeout: 150_000 });
+    await page.waitForFunction(() => (window as unknown as { __graphPainted?: number }).__graphPainted !== undefined, null, { timeout: 60_000 });
+    const bare = await page.evaluate(() => ({
+      painted: (window as unknown as { __graphPainted: number }).__graphPainted,
+      response: (performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming).responseStart,
+    }));
+    figure('5000-full graph SVG painted with the bundle refused (ms, from navigation start)', bare.painted.toFixed(0));
+    figure('5000-full server response started, that load (ms)', bare.response.toFixed(0));
+    await page.unroute(/\/pkg\/spicehub\.(js|wasm)(\?|$)/);
   });
 });
