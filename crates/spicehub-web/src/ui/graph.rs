@@ -1234,7 +1234,7 @@ mod tests {
     use super::*;
     use crate::api::viewer::GraphEdge;
 
-    fn node(id: &str, x: f64) -> GraphNode {
+    pub(super) fn node(id: &str, x: f64) -> GraphNode {
         GraphNode {
             id: id.into(),
             label: id.into(),
@@ -1249,7 +1249,7 @@ mod tests {
         }
     }
 
-    fn edge(from: &str, to: &str) -> GraphEdge {
+    pub(super) fn edge(from: &str, to: &str) -> GraphEdge {
         GraphEdge {
             from: from.into(),
             to: to.into(),

@@ -25,15 +25,12 @@ pub fn clusters(layout: &GraphLayout) -> String {
         let parity = if c.depth % 2 == 0 { "even" } else { "odd" };
         let _ = write!(out, "<g class=\"cluster {parity}\" data-cluster=\"");
         encode_double_quoted_attribute_to_string(&c.id, &mut out);
-        let _ = write!(
-            out,
-            "\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"3\"></rect><text x=\"{}\" y=\"{}\">",
-            c.x,
-            c.y,
-            c.w,
-            c.h,
-            c.x + 4.0,
-            c.y + 14.0
+        out.push_str("\">");
+        rect_and_text(
+            &mut out,
+            (c.x, c.y, c.w, c.h),
+            " rx=\"3\"",
+            (c.x + 4.0, c.y + 14.0),
         );
         encode_text_to_string(&c.label, &mut out);
         out.push_str("</text></g>");
@@ -102,20 +99,28 @@ pub fn nodes(
         encode_double_quoted_attribute_to_string(aria_label(n), &mut out);
         out.push_str("\" data-node=\"");
         encode_double_quoted_attribute_to_string(&n.id, &mut out);
-        let _ = write!(
-            out,
-            "\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"></rect><text x=\"{}\" y=\"{}\">",
-            n.x,
-            n.y,
-            n.w,
-            n.h,
-            n.x + n.w / 2.0,
-            n.y + n.h / 2.0
-        );
+        out.push_str("\">");
+        let centre = (n.x + n.w / 2.0, n.y + n.h / 2.0);
+        rect_and_text(&mut out, (n.x, n.y, n.w, n.h), "", centre);
         encode_text_to_string(&n.label, &mut out);
         out.push_str("</text></a></g>");
     }
     out
+}
+
+/// A box, then the opening of the label drawn at `at` (the caller writes
+/// the escaped text and closes it).
+fn rect_and_text(
+    out: &mut String,
+    (x, y, w, h): (f64, f64, f64, f64),
+    extra: &str,
+    at: (f64, f64),
+) {
+    let _ = write!(
+        out,
+        "<rect x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\"{extra}></rect><text x=\"{}\" y=\"{}\">",
+        at.0, at.1
+    );
 }
 
 /// The node an element id made by [`node_element_id`] names.
@@ -159,31 +164,21 @@ impl Lit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::viewer::{GraphCluster, GraphEdge, GraphNode, GraphNodeKind};
+    use crate::api::viewer::{GraphCluster, GraphEdge, GraphNode};
 
     fn node(id: &str, label: &str) -> GraphNode {
         GraphNode {
-            id: id.into(),
             label: label.into(),
-            group: "g".into(),
-            kind: GraphNodeKind::Entry,
-            group_box: false,
-            count: 1,
             x: 1.5,
             y: 2.0,
-            w: 20.0,
-            h: 10.0,
+            ..super::super::tests::node(id, 0.0)
         }
     }
 
     fn edge(from: &str, to: &str) -> GraphEdge {
         GraphEdge {
-            from: from.into(),
-            to: to.into(),
-            explicit: true,
-            dangling: false,
-            count: 1,
             path: "M0,0L1,1".into(),
+            ..super::super::tests::edge(from, to)
         }
     }
 
@@ -256,7 +251,7 @@ mod tests {
         assert!(
             e.contains("<path class=\"edge explicit boxed\" d=\"M0,0L1,1\"><title>c → a</title>")
         );
-        assert_eq!(node_index("graph-node-12"), Some(12));
+        assert_eq!(node_index(&node_element_id(12)), Some(12));
         assert_eq!(node_index("graph-node-x"), None);
         assert_eq!(node_index("other-1"), None);
     }
