@@ -49,7 +49,8 @@ export default defineConfig({
   projects: [
     { name: 'hub', testIgnore: /(viewer(\.shapes)?|federated|admin\..*)\.spec\.ts/ },
     { name: 'viewer', testMatch: /viewer\.spec\.ts/, use: { baseURL: seededURL } },
-    { name: 'shapes', testMatch: /viewer\.shapes\.spec\.ts/, use: { baseURL: shapesURL } },
+    // Issue 19's window: its label sizes at Fit are for 1400 x 900.
+    { name: 'shapes', testMatch: /viewer\.shapes\.spec\.ts/, use: { baseURL: shapesURL, viewport: { width: 1400, height: 900 } } },
     { name: 'admin', testMatch: /admin\..*\.spec\.ts/, use: { baseURL: adminURL } },
     { name: 'federated', testMatch: /federated\.spec\.ts/, use: { baseURL: federatedURL } },
   ],

@@ -59,6 +59,22 @@ test.describe('graph viewer on registry shapes', () => {
     await expect(graph.locator('a[data-node="Resnet"]')).toBeHidden();
     await waitForHydration(page);
     await expect(summary).toBeVisible();
+    // How tall an entry's label would be at Fit (the font size times the
+    // drawing's scale on screen; entries are hidden behind summaries there),
+    // and how tall a summary's label is.
+    const fitPx = await graph.evaluate((svg) => {
+      const vb = (svg as SVGSVGElement).viewBox.baseVal;
+      const box = svg.getBoundingClientRect();
+      const scale = Math.min(box.width / vb.width, box.height / vb.height);
+      const titles = [...svg.querySelectorAll('a.summary text:not(.count)')].map((t) => t.getBoundingClientRect().height).sort((a, b) => a - b);
+      return { entry: 10 * scale, summary: titles[0], summaryMedian: titles[Math.floor(titles.length / 2)], panel: `${box.width.toFixed(0)} x ${box.height.toFixed(0)}`, viewBox: `${vb.width} x ${vb.height}` };
+    });
+    figure('mmdet entry label at Fit (px tall, 10 user units x scale)', fitPx.entry.toFixed(2));
+    figure('mmdet summary titles at Fit (px tall, smallest / median)', `${fitPx.summary.toFixed(1)} / ${fitPx.summaryMedian.toFixed(1)}`);
+    figure('mmdet drawing panel (px) and viewBox (user units)', `${fitPx.panel}, ${fitPx.viewBox}`);
+    // The summaries are what Fit shows: most titles must be readable (a
+    // long module name in a one-entry box is drawn smaller; see the figure).
+    expect(fitPx.summaryMedian).toBeGreaterThanOrEqual(7);
     await axe(page, 'mmdet-shaped registry at Fit');
     await shot(page, 'shapes-mmdet-fit');
 
@@ -85,6 +101,8 @@ test.describe('graph viewer on registry shapes', () => {
     await expect(graph.getByRole('link', { name: 'bulk.part_39: module with 50 entries' })).toBeVisible();
     await expect(graph.locator('a[data-node="item_0"]')).toHaveCount(0);
     await waitForHydration(page);
+    const moduleLabel = await graph.getByRole('link', { name: 'bulk.part_00: module with 50 entries' }).locator('text').evaluate((t) => t.getBoundingClientRect().height);
+    figure('2000 module label at Fit (px tall)', moduleLabel.toFixed(1));
     await axe(page, '2,000-entry registry by module');
     await shot(page, 'shapes-2000');
     expect(errors).toEqual([]);

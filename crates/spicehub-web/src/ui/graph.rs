@@ -299,6 +299,10 @@ impl Shift {
 pub struct Summary {
     /// The module (the box's dotted path).
     pub id: String,
+    /// What its box is labelled with: the last part of the path, since the
+    /// boxes around it name the rest. Drawn large as the summary's title:
+    /// the whole dotted path at the same width was 4 px at Fit.
+    pub name: String,
     pub x: f64,
     pub y: f64,
     pub w: f64,
@@ -338,7 +342,7 @@ impl Summary {
     /// readable as they can be, and it costs nothing per zoom step.
     pub fn font_size(&self) -> f64 {
         let chars = self
-            .id
+            .name
             .chars()
             .count()
             .max(self.count_text().chars().count())
@@ -395,6 +399,7 @@ impl Summaries {
             let c = innermost[b];
             let summary = boxes[b].get_or_insert_with(|| Summary {
                 id: c.id.clone(),
+                name: c.label.clone(),
                 x: c.x,
                 y: c.y,
                 w: c.w,
@@ -846,11 +851,11 @@ pub fn GraphCanvas(
                 >
                     <rect x=b.x y=b.y width=b.w height=b.h rx="3"></rect>
                     <text x=cx y=cy - 0.2 * font text-anchor="middle" font-size=font>
-                        {b.id.clone()}
+                        {b.name.clone()}
                     </text>
                     // Not drawn (SVG draws text only in <text>), but it
                     // separates the two lines in the link's text content,
-                    // which must read as the start of its aria-label.
+                    // whose words the aria-label holds in the same order.
                     " "
                     <text class="count" x=cx y=cy + 0.95 * font text-anchor="middle" font-size=font>
                         {b.count_text()}
@@ -1473,14 +1478,24 @@ mod tests {
         assert_eq!(one.count_text(), "1 entry");
         let backbones = Summary {
             id: "mmdet.models.backbones".into(),
+            name: "backbones".into(),
             count: 23,
             ..s.boxes[0].clone()
         };
         assert_eq!(backbones.label(), "mmdet.models.backbones — 23 entries");
-        // Its name fits the box's width, both lines its height.
+        // Its name (the last part of the path, as its box is labelled) and
+        // count fit the box's width, both lines its height.
         let font = backbones.font_size();
-        assert!(0.6 * font * 22.0 <= backbones.w);
+        assert!(0.6 * font * "23 entries".len() as f64 <= backbones.w - 8.0 + 1e-9);
         assert!(3.0 * font <= backbones.h + 1e-9);
+        let whole_path = Summary {
+            name: backbones.id.clone(),
+            ..backbones.clone()
+        };
+        assert!(
+            font > whole_path.font_size(),
+            "the short name is drawn larger"
+        );
 
         // An ordinary layout has nothing to summarize.
         let plain = GraphLayout {
