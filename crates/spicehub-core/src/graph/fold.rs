@@ -121,15 +121,16 @@ pub fn fold(
     // Gap below band b, in folded coordinates: where edges leaving it run.
     let channel = |b: usize| origin.1 + b as f64 * (height + BAND_GAP) + height + BAND_GAP / 2.0;
 
+    // Nodes move first: an edge between bands is routed from where its
+    // ends now are.
+    for (n, &b) in nodes.iter_mut().zip(&node_band) {
+        n.x += shift[b].0;
+        n.y += shift[b].1;
+    }
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(nodes.len());
     for (i, n) in nodes.iter().enumerate() {
         index.entry(n.id.as_str()).or_insert(i);
     }
-    let boxes: Vec<(f64, f64, f64, f64)> = nodes
-        .iter()
-        .zip(&node_band)
-        .map(|(n, &b)| (n.x + shift[b].0, n.y + shift[b].1, n.w, n.h))
-        .collect();
     for edge in edges.iter_mut() {
         let (Some(&tail), Some(&head)) =
             (index.get(edge.from.as_str()), index.get(edge.to.as_str()))
@@ -151,10 +152,9 @@ pub fn fold(
         } else {
             channel(bh)
         };
-        let (tx, ty, tw, th) = boxes[tail];
-        let (hx, hy, _, hh) = boxes[head];
-        let start = (tx + tw, ty + th / 2.0);
-        let tip = (hx, hy + hh / 2.0);
+        let (t, h) = (&nodes[tail], &nodes[head]);
+        let start = (t.x + t.w, t.y + t.h / 2.0);
+        let tip = (h.x, h.y + h.h / 2.0);
         let corners = [
             start,
             (start.0 + STUB, start.1),
@@ -177,10 +177,6 @@ pub fn fold(
         if edge.arrow.is_some() {
             edge.arrow = Some(tip);
         }
-    }
-    for (n, &b) in nodes.iter_mut().zip(&node_band) {
-        n.x += shift[b].0;
-        n.y += shift[b].1;
     }
     let (_, _, fx1, fy1) = bounds(nodes.iter().map(|n| &**n), edges)?;
     Some((fx1 - origin.0, fy1 - origin.1))
