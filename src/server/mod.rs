@@ -329,15 +329,19 @@ fn start_sync(
         prelayouter,
     ));
     let mut tasks = vec![prelayout_worker];
-    tasks.push(tokio::spawn(runner::run(
-        queue.clone(),
-        engine,
-        runner::RunnerConfig {
-            concurrency: config.sync.sync_workers,
-            poll_interval: Duration::from_millis(config.sync.sync_poll_ms.max(10)),
-        },
-        shutdown.clone(),
-    )));
+    if config.sync.sync_workers == 0 {
+        tracing::warn!("SPICEHUB_SYNC_WORKERS=0: this instance runs no sync jobs; another instance sharing its database must");
+    } else {
+        tasks.push(tokio::spawn(runner::run(
+            queue.clone(),
+            engine,
+            runner::RunnerConfig {
+                concurrency: config.sync.sync_workers,
+                poll_interval: Duration::from_millis(config.sync.sync_poll_ms.max(10)),
+            },
+            shutdown.clone(),
+        )));
+    }
     if config.sync.reconcile_interval > 0 {
         let scheduler = reconcile::Scheduler {
             db: db.clone(),

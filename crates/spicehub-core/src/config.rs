@@ -282,7 +282,8 @@ pub struct AzureArgs {
 /// The sync engine's bounds.
 #[derive(Args, Debug, Clone)]
 pub struct SyncArgs {
-    /// Sync jobs this instance runs at once.
+    /// Sync jobs this instance runs at once; 0 makes a web-only instance
+    /// that queues jobs for the others sharing its PostgreSQL database.
     #[arg(long, env = "SPICEHUB_SYNC_WORKERS", default_value_t = 2)]
     pub sync_workers: usize,
 
@@ -400,7 +401,7 @@ pub enum ConfigError {
     WebhookBodyLimit,
     #[error("{0} `{1}` is not an http(s) URL")]
     ServiceUrl(&'static str, String),
-    #[error("SPICEHUB_SYNC_WORKERS and SPICEHUB_SYNC_WORKERS_PER_ORG must be between 1 and 64")]
+    #[error("SPICEHUB_SYNC_WORKERS must be between 0 and 64 and SPICEHUB_SYNC_WORKERS_PER_ORG between 1 and 64")]
     SyncWorkers,
     #[error("SPICEHUB_SYNC_LEASE must be at least 10 seconds")]
     SyncLease,
@@ -500,7 +501,7 @@ impl Config {
                 _ => return Err(ConfigError::ServiceUrl(name, raw.clone())),
             }
         }
-        if !(1..=64).contains(&args.sync.sync_workers)
+        if !(0..=64).contains(&args.sync.sync_workers)
             || !(1..=64).contains(&args.sync.sync_workers_per_org)
         {
             return Err(ConfigError::SyncWorkers);
@@ -743,11 +744,20 @@ mod tests {
             Err(ConfigError::ServiceUrl("SPICEHUB_DEVOPS_URL", _))
         ));
         let mut a = args(dir.path());
-        a.sync.sync_workers = 0;
+        a.sync.sync_workers = 65;
         assert!(matches!(
             Config::from_args(a),
             Err(ConfigError::SyncWorkers)
         ));
+        let mut a = args(dir.path());
+        a.sync.sync_workers_per_org = 0;
+        assert!(matches!(
+            Config::from_args(a),
+            Err(ConfigError::SyncWorkers)
+        ));
+        let mut a = args(dir.path());
+        a.sync.sync_workers = 0;
+        assert_eq!(Config::from_args(a).unwrap().sync.sync_workers, 0);
         let mut a = args(dir.path());
         a.sync.sync_lease = 1;
         assert!(matches!(Config::from_args(a), Err(ConfigError::SyncLease)));
