@@ -8,20 +8,10 @@ use std::fmt::Write as _;
 use super::layout::{Layout, LayoutEdge};
 use super::views::NodeKind;
 
-/// Escapes text for SVG element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// Escapes text for SVG element content and attribute values (quotes
+/// included, so one function serves both).
+fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    html_escape::encode_quoted_attribute(text)
 }
 
 /// The SVG path data (`d`) of an edge: its B-spline as cubic Béziers (or
@@ -195,7 +185,7 @@ mod tests {
         };
         let svg = render(&layout);
         assert!(!svg.contains("<script>"));
-        assert!(svg.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+        assert!(svg.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;"));
         assert!(svg.contains("data-id=\"&lt;a&amp;&quot;b&quot;&gt;\""));
         assert!(svg.contains("class=\"edge dangling\" d=\"M0,0C1,1 2,2 3,3L4,4\""));
         assert!(svg.contains("stroke-dasharray"));
