@@ -315,7 +315,7 @@ mod tests {
 
     #[test]
     fn a_drawing_of_the_windows_shape_or_a_short_chain_is_left_alone() {
-        let (mut nodes, mut edges) = chain(12);
+        let (mut nodes, mut edges) = chain(9);
         let mut refs: Vec<&mut LayoutNode> = nodes.iter_mut().collect();
         assert_eq!(
             fold(&mut refs, &mut edges, (0.0, 0.0)),

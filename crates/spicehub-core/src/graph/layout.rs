@@ -446,7 +446,7 @@ pub fn to_dot_tuned(view: &ViewGraph, large: DotTuning) -> String {
         out.push_str(&large.attributes());
     }
     out.push_str(
-        "  node [shape=box, fontname=\"Helvetica\", fontsize=10, height=0.3, margin=\"0.1,0.04\"];\n",
+        "  node [shape=box, fontname=\"Helvetica\", fontsize=10, height=0.25, width=0.4, margin=\"0.06,0.03\"];\n",
     );
     let mut index = std::collections::HashMap::with_capacity(view.nodes.len());
     for (i, node) in view.nodes.iter().enumerate() {

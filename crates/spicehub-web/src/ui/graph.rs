@@ -59,6 +59,9 @@ pub const UNLABELLED_BELOW_PX: f64 = 2.5;
 /// Label size a click on a summary zooms to: comfortably above the
 /// threshold, so the entries show and stay shown after a small zoom out.
 const READABLE_PX: f64 = 9.0;
+/// Label size a click on a summary zooms to at most: a box of a few
+/// entries filled the panel with 65 px letters and nothing around them.
+const COMFORTABLE_PX: f64 = 16.0;
 /// Width assumed for the drawing before it can be measured (the server's
 /// render, and the first one in the browser, which must match it): the
 /// graph panel of a laptop browser window, the window the packed layout
@@ -153,15 +156,18 @@ impl ViewBox {
     }
 
     /// The view that opens a box (`x`, `y`, `w`, `h`) with its labels
-    /// readable on `screen`: the whole box when that is readable, otherwise
-    /// its top-left part (where its entries start) at the widest view that
-    /// is. The aspect ratio stays the drawing's.
+    /// readable on `screen`: the whole box when that is readable, with
+    /// what surrounds it when the box alone would make them huge,
+    /// otherwise its top-left part (where its entries start) at the widest
+    /// view that is. The aspect ratio stays the drawing's.
     pub fn open_box(self, (x, y, w, h): (f64, f64, f64, f64), screen: &Screen) -> Self {
         let aspect = self.h / self.w;
         let fit_w = (w + 2.0 * BOX_MARGIN).max((h + 2.0 * BOX_MARGIN) / aspect);
         // On screen, a label is LABEL_FONT * min(width, height / aspect) / view width.
-        let readable_w = LABEL_FONT * screen.width.min(screen.height / aspect) / READABLE_PX;
-        let vw = fit_w.min(readable_w).max(MIN_VIEW_WIDTH);
+        let width_for = |px: f64| LABEL_FONT * screen.width.min(screen.height / aspect) / px;
+        let vw = fit_w
+            .clamp(width_for(COMFORTABLE_PX), width_for(READABLE_PX))
+            .max(MIN_VIEW_WIDTH);
         let vh = vw * aspect;
         if vw >= fit_w {
             ViewBox {
@@ -1562,6 +1568,12 @@ mod tests {
         assert_eq!(small.center(), (1100.0, 1040.0));
         assert!(!summarize_at(screen.label_px(&small)));
         assert_eq!(small.h / small.w, 0.5);
+        // A box of a few entries: centred, with its surroundings, rather
+        // than blown up to fill the screen.
+        let few = far.open_box((1000.0, 1000.0, 60.0, 40.0), &screen);
+        assert!(few.contains(1000.0, 1000.0, 60.0, 40.0));
+        assert_eq!(few.center(), (1030.0, 1020.0));
+        assert!((screen.label_px(&few) - COMFORTABLE_PX).abs() < 1e-9);
         // A box too big to read whole: its top-left part, readable.
         let big = far.open_box((1000.0, 1000.0, 3000.0, 1500.0), &screen);
         assert_eq!((big.x, big.y), (1000.0 - BOX_MARGIN, 1000.0 - BOX_MARGIN));

@@ -18,6 +18,11 @@ use html_escape::{encode_double_quoted_attribute_to_string, encode_text_to_strin
 use super::{aria_label, node_element_id, Highlight};
 use crate::api::viewer::GraphLayout;
 
+/// Where a box's name starts (its baseline) from the box's corner: the
+/// server's `graph::pack::LABEL_INSET`, which this crate cannot import
+/// (it is built for the browser too); the SVG export draws from that one.
+const CLUSTER_LABEL_INSET: (f64, f64) = (3.0, 13.0);
+
 /// The package and module boxes, behind everything else.
 pub fn clusters(layout: &GraphLayout) -> String {
     let mut out = String::with_capacity(160 * layout.clusters.len());
@@ -30,7 +35,7 @@ pub fn clusters(layout: &GraphLayout) -> String {
             &mut out,
             (c.x, c.y, c.w, c.h),
             " rx=\"3\"",
-            (c.x + 4.0, c.y + 14.0),
+            (c.x + CLUSTER_LABEL_INSET.0, c.y + CLUSTER_LABEL_INSET.1),
         );
         encode_text_to_string(&c.label, &mut out);
         out.push_str("</text></g>");
