@@ -299,7 +299,35 @@ fn start_sync(
     hub: &Hub,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    use spicehub_core::sync::{engine, files, reconcile, runner};
+    use spicehub_core::sync::reconcile;
+    let (db, config, queue, clients) = (&hub.db, &hub.config, &hub.queue, &hub.connections);
+    let mut tasks = Vec::new();
+    if config.sync.sync_workers == 0 {
+        tracing::warn!("SPICEHUB_SYNC_WORKERS=0: this instance runs no sync jobs; another instance sharing its database must");
+    } else {
+        tasks.extend(start_runner(hub, shutdown.clone()));
+    }
+    if config.sync.reconcile_interval > 0 {
+        let scheduler = reconcile::Scheduler {
+            db: db.clone(),
+            queue: queue.clone(),
+            clients: clients.clone(),
+            key: config.secret_key.clone(),
+            public_url: config.public_url.clone(),
+            interval: Duration::from_secs(config.sync.reconcile_interval),
+        };
+        tasks.push(tokio::spawn(scheduler.run(shutdown)));
+    }
+    tasks
+}
+
+/// Starts the sync engine's runner and the worker that lays out each
+/// registry's first views after a job has synced it.
+fn start_runner(
+    hub: &Hub,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> [tokio::task::JoinHandle<()>; 2] {
+    use spicehub_core::sync::{engine, files, runner};
     let (db, config, queue, clients) = (&hub.db, &hub.config, &hub.queue, &hub.connections);
     let engine = Arc::new(engine::SyncEngine::new(
         db.clone(),
@@ -328,32 +356,16 @@ fn start_sync(
         engine,
         prelayouter,
     ));
-    let mut tasks = vec![prelayout_worker];
-    if config.sync.sync_workers == 0 {
-        tracing::warn!("SPICEHUB_SYNC_WORKERS=0: this instance runs no sync jobs; another instance sharing its database must");
-    } else {
-        tasks.push(tokio::spawn(runner::run(
-            queue.clone(),
-            engine,
-            runner::RunnerConfig {
-                concurrency: config.sync.sync_workers,
-                poll_interval: Duration::from_millis(config.sync.sync_poll_ms.max(10)),
-            },
-            shutdown.clone(),
-        )));
-    }
-    if config.sync.reconcile_interval > 0 {
-        let scheduler = reconcile::Scheduler {
-            db: db.clone(),
-            queue: queue.clone(),
-            clients: clients.clone(),
-            key: config.secret_key.clone(),
-            public_url: config.public_url.clone(),
-            interval: Duration::from_secs(config.sync.reconcile_interval),
-        };
-        tasks.push(tokio::spawn(scheduler.run(shutdown)));
-    }
-    tasks
+    let runner = tokio::spawn(runner::run(
+        queue.clone(),
+        engine,
+        runner::RunnerConfig {
+            concurrency: config.sync.sync_workers,
+            poll_interval: Duration::from_millis(config.sync.sync_poll_ms.max(10)),
+        },
+        shutdown,
+    ));
+    [prelayout_worker, runner]
 }
 
 /// Creates the first admin from the environment when there is no user yet.
