@@ -555,6 +555,10 @@ pub fn GraphCanvas(
     /// A name for the drawing, read by screen readers.
     #[prop(into)]
     label: String,
+    /// The address of a smaller picture of the same registry (its modules),
+    /// offered while the entries are too small to read and no summary
+    /// stands in for them.
+    overview: Option<String>,
 ) -> impl IntoView {
     let full = ViewBox::fit(layout.width, layout.height);
     let from_url = zoom.and_then(|z| ViewBox::from_zoom(z, full));
@@ -987,6 +991,16 @@ pub fn GraphCanvas(
             </span>
         </div>
         <div class="graph-viewport" tabindex="0" aria-label="Graph drawing; arrow keys pan, plus and minus zoom" on:keydown=on_key>
+            // A layered drawing has no module boxes to summarize: at this zoom
+            // it is only a shape, so say how to read it rather than leave a
+            // grey haze to puzzle over.
+            <Show when=move || unlabelled.get() && !summarized.get()>
+                <p class="graph-note" role="status">
+                    "The entries are too small to read at this zoom: zoom in"
+                    {overview.clone().map(|h| view! { ", or " <a href=h>"show the registry by module"</a> })}
+                    "."
+                </p>
+            </Show>
             <svg
                 node_ref=svg_ref
                 class="graph"

@@ -588,6 +588,8 @@ fn drawing(here: &Here, v: &RegistryPageData, selection: Memo<Option<Selection>>
         .into_any(),
         Drawing::Ready(layout) => {
             let zoom = here.zoom;
+            let overview = (!matches!(v.view, ViewSpec::Collapsed))
+                .then(|| here.with_view(&ViewSpec::Collapsed, false, None));
             let here = here.clone();
             let href = Callback::new(move |(s, z): (Option<Selection>, Option<Zoom>)| {
                 here.select_at(s.as_ref(), z)
@@ -599,6 +601,7 @@ fn drawing(here: &Here, v: &RegistryPageData, selection: Memo<Option<Selection>>
                     zoom=zoom
                     href=href
                     label=format!("Graph of registry {}", v.registry.label)
+                    overview=overview
                 />
             }
             .into_any()
