@@ -139,14 +139,13 @@ pub fn query_without(search: &str, names: &[&str]) -> String {
     }
 }
 
-/// The zoom a raw query string names (the last `zoom=` that reads, its
-/// commas possibly percent-encoded by whoever shared the link).
+/// The zoom a raw query string names (the last `zoom=` that reads,
+/// percent-decoded: whoever shared the link may have encoded its commas).
 pub fn zoom_in(search: &str) -> Option<Zoom> {
-    search
-        .trim_start_matches('?')
-        .rsplit('&')
-        .filter_map(|part| part.strip_prefix("zoom="))
-        .find_map(|value| Zoom::parse(&value.replace("%2C", ",").replace("%2c", ",")))
+    form_urlencoded::parse(search.trim_start_matches('?').as_bytes())
+        .filter(|(name, _)| name == "zoom")
+        .filter_map(|(_, value)| Zoom::parse(&value))
+        .last()
 }
 
 /// A raw query string with its `zoom` replaced (or removed, for Fit), so
@@ -332,6 +331,8 @@ mod tests {
         });
         assert_eq!(zoom_in("?view=full&zoom=-4,2,300&node=a"), z);
         assert_eq!(zoom_in("zoom=-4%2C2%2c300"), z);
+        // However the sharer's tool encoded it.
+        assert_eq!(zoom_in("?zoom=%2D4%2C2%2C300"), z);
         assert_eq!(zoom_in(&with_zoom("?node=a", z)), z);
         // A later one wins, garbage and look-alikes are Fit.
         assert_eq!(zoom_in("?zoom=1,1,1&zoom=-4,2,300"), z);
