@@ -581,6 +581,9 @@ fn drawing(here: &Here, v: &RegistryPageData, selection: Memo<Option<Selection>>
             format!("{ms} ms")
         }
     };
+    // The smaller picture offered when this one cannot be read or drawn.
+    let by_module = (!matches!(v.view, ViewSpec::Collapsed))
+        .then(|| here.with_view(&ViewSpec::Collapsed, false, None));
     match &v.drawing {
         Drawing::Ready(layout) if layout.nodes.is_empty() => view! {
             <p class="muted">"This registry has no entries yet."</p>
@@ -588,8 +591,6 @@ fn drawing(here: &Here, v: &RegistryPageData, selection: Memo<Option<Selection>>
         .into_any(),
         Drawing::Ready(layout) => {
             let zoom = here.zoom;
-            let overview = (!matches!(v.view, ViewSpec::Collapsed))
-                .then(|| here.with_view(&ViewSpec::Collapsed, false, None));
             let here = here.clone();
             let href = Callback::new(move |(s, z): (Option<Selection>, Option<Zoom>)| {
                 here.select_at(s.as_ref(), z)
@@ -601,14 +602,12 @@ fn drawing(here: &Here, v: &RegistryPageData, selection: Memo<Option<Selection>>
                     zoom=zoom
                     href=href
                     label=format!("Graph of registry {}", v.registry.label)
-                    overview=overview
+                    overview=by_module
                 />
             }
             .into_any()
         }
         Drawing::TimedOut { timeout_ms } => {
-            let by_module = (!matches!(v.view, ViewSpec::Collapsed))
-                .then(|| here.with_view(&ViewSpec::Collapsed, false, None));
             view! {
                 <div class="notice warn" role="status">
                     <h3>"This view took too long to lay out"</h3>
