@@ -1,5 +1,5 @@
 //! The command line: `serve` (default), `admin create`, `migrate`, `parse`,
-//! `provider add|list|check|remove`, `repository add|list|sync`, `azure check`.
+//! `diff`, `provider add|list|check|remove`, `repository add|list|sync`, `azure check`.
 //! Logs go to standard error: standard output carries only what a command
 //! prints for its caller (JSON, DOT, tables), so scripts can parse it.
 
@@ -45,6 +45,21 @@ enum Command {
         path: std::path::PathBuf,
         #[arg(long, value_enum, default_value = "json")]
         format: spicehub_parser::OutputFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// What changed in the spice registries between two versions of a
+    /// repository, each a local checkout or a file written by `spicehub
+    /// parse`. Exit 0 when no registry changed, 1 when some did, 2 on errors
+    /// (as diff(1)).
+    Diff {
+        /// The earlier version: a directory, or `spicehub parse` JSON.
+        old: std::path::PathBuf,
+        /// The later version: a directory, or `spicehub parse` JSON.
+        new: std::path::PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: spicehub_parser::DiffFormat,
         /// Write to this file instead of standard output.
         #[arg(long)]
         output: Option<std::path::PathBuf>,
@@ -264,6 +279,12 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())
         }
+        Some(Command::Diff {
+            old,
+            new,
+            format,
+            output,
+        }) => return Ok(diff(old, new, format, output).await),
         Some(Command::Azure {
             command: AzureCommand::Check(args),
         }) => {
@@ -326,6 +347,32 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     crate::server::serve(config)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// `spicehub diff`, with diff(1)'s exit codes so a pipeline can act on
+/// them: 0 unchanged, 1 changed, and 2 (not 1) when it cannot compare.
+async fn diff(
+    old: std::path::PathBuf,
+    new: std::path::PathBuf,
+    format: spicehub_parser::DiffFormat,
+    output: Option<std::path::PathBuf>,
+) -> ExitCode {
+    // Parsing is CPU-bound work on rayon's pool, off the async runtime.
+    let outcome = tokio::task::spawn_blocking(move || {
+        spicehub_parser::run_diff_cli(&old, &new, format, output.as_deref())
+    })
+    .await;
+    match outcome {
+        Ok(Ok(outcome)) => ExitCode::from(outcome.exit_code()),
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// The provider and repository commands open the hub as `serve` does, so

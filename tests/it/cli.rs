@@ -137,6 +137,112 @@ fn parse_prints_the_registries_or_says_why_it_cannot() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read /no/such/checkout"));
 }
 
+/// `spicehub diff` exits as diff(1) does, so a pipeline can act on it: 0
+/// when no registry changed, 1 when some did, 2 when it cannot compare
+/// (with the reason on stderr and nothing on stdout).
+#[test]
+fn diff_compares_two_versions_and_exits_as_diff_does() {
+    let fixtures = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crates/spicehub-parser/tests/fixtures"
+    );
+    let old = format!("{fixtures}/diff_old");
+    let new = format!("{fixtures}/diff_new");
+    let stderr = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+
+    let json = run(&["diff", &old, &new, "--format", "json"], &[]);
+    assert_eq!(json.status.code(), Some(1), "{}", stderr(&json));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&json.stdout).expect("stdout is one JSON document");
+    assert_eq!(doc["old"], old.as_str());
+    assert_eq!(doc["new"], new.as_str());
+    assert_eq!(doc["changed"], true);
+    let registries = doc["registries"].as_array().expect("registries");
+    assert_eq!(registries.len(), 1, "{doc}");
+    let pipelines = &registries[0];
+    assert_eq!(pipelines["registry"], "shop.registry.pipelines");
+    assert_eq!(pipelines["entries_added"][0]["name"], "fetch_rates");
+    assert_eq!(pipelines["entries_removed"][0]["name"], "old_report");
+    assert_eq!(pipelines["counts"]["entries_changed"], 2);
+    // Deterministic: the same trees give the same bytes.
+    assert_eq!(
+        run(&["diff", &old, &new, "--format", "json"], &[]).stdout,
+        json.stdout
+    );
+
+    let text = run(&["diff", &old, &new], &[]);
+    assert_eq!(text.status.code(), Some(1), "{}", stderr(&text));
+    let printed = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        printed.starts_with("registry shop.registry.pipelines (changed): ")
+            && printed.contains("\n  + entry fetch_rates (function, shop/rates.py:")
+            && printed.contains("\n  ~ entry load: doc\n"),
+        "{printed}"
+    );
+
+    let same = run(&["diff", &old, &old], &[]);
+    assert_eq!(same.status.code(), Some(0), "{}", stderr(&same));
+    assert_eq!(
+        String::from_utf8_lossy(&same.stdout),
+        "no registry changed\n"
+    );
+
+    // One side from `spicehub parse`: the same version as its tree.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let parsed = dir.path().join("old.json");
+    let parsed = parsed.to_str().expect("UTF-8 temporary path");
+    let parse = run(&["parse", &old, "--output", parsed], &[]);
+    assert_eq!(parse.status.code(), Some(0), "{}", stderr(&parse));
+    let from_json = run(&["diff", parsed, &old], &[]);
+    assert_eq!(from_json.status.code(), Some(0), "{}", stderr(&from_json));
+    assert_eq!(
+        String::from_utf8_lossy(&from_json.stdout),
+        "no registry changed\n"
+    );
+    let against_new = run(&["diff", parsed, &new, "--format", "json"], &[]);
+    assert_eq!(
+        against_new.status.code(),
+        Some(1),
+        "{}",
+        stderr(&against_new)
+    );
+    let doc_from_json: serde_json::Value =
+        serde_json::from_slice(&against_new.stdout).expect("JSON");
+    assert_eq!(doc_from_json["registries"], doc["registries"]);
+
+    // --output: the document in the file, nothing on stdout, same exit code.
+    let written = dir.path().join("diff.txt");
+    let written = written.to_str().expect("UTF-8 temporary path");
+    let to_file = run(&["diff", &old, &new, "--output", written], &[]);
+    assert_eq!(to_file.status.code(), Some(1), "{}", stderr(&to_file));
+    assert!(to_file.stdout.is_empty());
+    assert_eq!(
+        std::fs::read_to_string(written).expect("diff written"),
+        printed
+    );
+
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "not a graph\n").expect("write notes");
+    let notes = notes.to_str().expect("UTF-8 temporary path");
+    for (args, named) in [
+        (
+            ["diff", "/no/such/checkout", old.as_str()],
+            "/no/such/checkout",
+        ),
+        (
+            ["diff", old.as_str(), "/no/such/checkout"],
+            "/no/such/checkout",
+        ),
+        (["diff", notes, old.as_str()], notes),
+    ] {
+        let failed = run(&args, &[]);
+        let err = stderr(&failed);
+        assert_eq!(failed.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(named), "{args:?}: {err}");
+        assert!(failed.stdout.is_empty(), "{args:?}: stdout not empty");
+    }
+}
+
 /// `provider add` then `provider check` against the emulator: all well
 /// (exit 0), then a provider whose secret is wrong (exit 2 with the
 /// diagnosis, the secret not echoed), then a name that matches nothing.

@@ -66,7 +66,7 @@ pub fn run_parse_cli(
 }
 
 /// A `\r`-rewritten progress line, only for large trees, at most once per percent.
-fn progress_printer() -> Arc<crate::ProgressFn> {
+pub(crate) fn progress_printer() -> Arc<crate::ProgressFn> {
     let last_percent = AtomicUsize::new(usize::MAX);
     Arc::new(move |done: usize, total: usize| {
         if total < LARGE_TREE_FILES {

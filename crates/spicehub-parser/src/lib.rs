@@ -9,6 +9,8 @@
 
 mod cli;
 mod config;
+pub mod diff;
+mod diff_cli;
 mod extract;
 mod model;
 mod nesting;
@@ -28,6 +30,9 @@ use rayon::prelude::*;
 
 pub use cli::{run_parse_cli, OutputFormat, ParseCliError};
 pub use config::{Config, DecoratorRegistry, PYPROJECT_TOML, SPICE_TOML};
+pub use diff_cli::{
+    diff_json, load_graph, run_diff_cli, DiffCliError, DiffFormat, DiffOutcome, MAX_GRAPH_JSON_SIZE,
+};
 pub use model::{Diagnostic, Edge, EdgeKind, Entry, EntryKind, Graph, Registry, Severity};
 pub use output::{from_json, to_dot, to_json};
 pub use source::{
