@@ -523,6 +523,7 @@ async fn switch_to(db: &Db, repository: &str, commit: &str, graph: &spicehub_par
             commit_id: commit,
             graph,
             note: None,
+            commit: None,
         },
     )
     .await

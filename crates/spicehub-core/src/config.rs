@@ -372,6 +372,25 @@ pub struct RetentionArgs {
     /// always is); 0 keeps them for ever.
     #[arg(long, env = "SPICEHUB_RETAIN_JOBS_DAYS", default_value_t = 30)]
     pub retain_jobs_days: u64,
+
+    /// Synced commits whose graph each repository keeps for its timeline
+    /// and diffs, newest first, whatever their age (at least 1).
+    #[arg(long, env = "SPICEHUB_HISTORY_COMMITS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub history_commits: u32,
+
+    /// Days of synced commits kept whatever their number (commits beyond
+    /// both this and SPICEHUB_HISTORY_COMMITS are dropped).
+    #[arg(long, env = "SPICEHUB_HISTORY_DAYS", default_value_t = 30)]
+    pub history_days: u64,
+}
+
+impl RetentionArgs {
+    pub fn history(&self) -> crate::db::history::HistoryRetention {
+        crate::db::history::HistoryRetention {
+            commits: self.history_commits,
+            max_age: std::time::Duration::from_secs(self.history_days.saturating_mul(24 * 60 * 60)),
+        }
+    }
 }
 
 pub const DEFAULT_BLOB_BATCH: usize = 100;

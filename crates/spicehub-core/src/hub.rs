@@ -49,6 +49,7 @@ impl Hub {
 
     /// A hub on an open, migrated database.
     pub fn with_db(db: Db, config: Arc<Config>) -> Result<Hub, HubError> {
+        let db = db.with_history_retention(config.sync.retention.history());
         let issuer = Issuer::new(
             db.clone(),
             config.secret_key.clone(),

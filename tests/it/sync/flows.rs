@@ -168,6 +168,46 @@ async fn first_replication_then_pushes_sync_only_what_changed() {
         assert_eq!(names, ["load", "save"], "{}", s.label);
         // The previous commit's graph is gone with its snapshot.
         assert!(s.db.load_graph(&repo.id, &head).await.unwrap().is_none());
+
+        // ... but kept in the history, whole, beside the new one, each
+        // with its message, and the push's changes counted against it.
+        let history = s.db.history(&repo.id).await.unwrap();
+        let commits: Vec<&str> = history.iter().map(|c| c.commit_id.as_str()).collect();
+        assert_eq!(commits, [pushed.as_str(), head.as_str()], "{}", s.label);
+        assert_eq!(history[0].message.as_deref(), Some("change things"));
+        assert!(history[0].author.is_some(), "{:?}", history[0]);
+        assert_eq!(history[1].message.as_deref(), Some("first"));
+        assert_eq!(history[0].changes.base.as_deref(), Some(head.as_str()));
+        let then =
+            s.db.history_graph(&repo.id, history[1].seq, None)
+                .await
+                .unwrap();
+        assert_eq!(
+            spicehub_parser::to_json(&then),
+            spicehub_parser::to_json(&again)
+        );
+        let now =
+            s.db.history_graph(&repo.id, history[0].seq, None)
+                .await
+                .unwrap();
+        assert_eq!(
+            spicehub_parser::to_json(&now),
+            spicehub_parser::to_json(&graph)
+        );
+        let expected = spicehub_parser::diff::diff(&then, &now);
+        assert!(!expected.is_empty());
+        let counted: Vec<_> = history[0]
+            .changes
+            .registries
+            .iter()
+            .map(|r| (r.registry.clone(), r.counts.clone()))
+            .collect();
+        let diffed: Vec<_> = expected
+            .registries
+            .iter()
+            .map(|r| (r.registry.clone(), r.counts()))
+            .collect();
+        assert_eq!(counted, diffed);
         s.db.close().await;
     }
 }

@@ -72,6 +72,27 @@ impl Db {
         Ok(recorded)
     }
 
+    /// The body of the newest recorded push delivery of a repository that
+    /// named `commit` as the branch's new head (what the push said about
+    /// it: author, message).
+    pub async fn delivery_body_for_commit(
+        &self,
+        repository_id: &str,
+        commit: &str,
+    ) -> Result<Option<String>, DbError> {
+        let row = sqlx::query(
+            "SELECT body FROM webhook_deliveries WHERE repository_id = $1 AND new_commit = $2 \
+             ORDER BY received_at DESC LIMIT 1",
+        )
+        .bind(repository_id)
+        .bind(commit.to_ascii_lowercase())
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| r.try_get("body"))
+            .transpose()
+            .map_err(Into::into)
+    }
+
     /// Records several deliveries in one transaction (group commit: one
     /// durable write for the lot), each with the guarantees of
     /// [`Db::record_delivery`]. Either all are recorded or none is.

@@ -18,7 +18,7 @@ use spicehub_parser::{Diagnostic, Edge, EdgeKind, Entry, EntryKind, Graph, Regis
 /// Rows per multi-row INSERT. Large enough that a 10,000-edge graph takes a
 /// hundred round trips rather than ten thousand (it matters on PostgreSQL),
 /// small enough to stay far below SQLite's 32,766 bound parameters.
-const ROWS_PER_INSERT: usize = 100;
+pub(crate) const ROWS_PER_INSERT: usize = 100;
 
 /// One registry of a repository's visible snapshot, as the registry list shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +46,7 @@ pub struct RegistryGraph {
 }
 
 /// A value bound into a batched INSERT.
-enum Val<'a> {
+pub(crate) enum Val<'a> {
     Text(&'a str),
     MaybeText(Option<&'a str>),
     Int(i64),
@@ -144,7 +144,7 @@ fn diagnostic_from_row(row: &AnyRow) -> Result<Diagnostic, DbError> {
 }
 
 /// `INSERT INTO <head> VALUES (...), (...)` in chunks of [`ROWS_PER_INSERT`].
-async fn insert_batched(
+pub(crate) async fn insert_batched(
     conn: &mut AnyConnection,
     head: &str,
     rows: &[Vec<Val<'_>>],

@@ -7,6 +7,7 @@
 pub mod deliveries;
 pub mod facts;
 pub mod graphs;
+pub mod history;
 pub mod hooks;
 pub mod issuer_keys;
 pub mod login_limits;
@@ -63,6 +64,8 @@ pub struct Db {
     /// in-memory caches of them (the webhook's `server::directory`) drop
     /// what they hold at once instead of at their expiry.
     directory_version: Arc<AtomicU64>,
+    /// What `db::history` keeps of each repository's past commits.
+    history: history::HistoryRetention,
 }
 
 impl Backend {
@@ -104,6 +107,7 @@ impl Db {
             pool,
             backend,
             directory_version: Arc::new(AtomicU64::new(0)),
+            history: history::HistoryRetention::default(),
         })
     }
 

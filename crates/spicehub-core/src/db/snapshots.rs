@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use sqlx::{AnyConnection, Row};
 
 use super::graphs::write_graph;
+use super::history::{self, CommitInfo};
 use super::queue::{lease_holds, Lease};
 use super::{now, Db, DbError};
 use spicehub_parser::Graph;
@@ -49,6 +50,8 @@ pub struct SwitchInfo<'a> {
     pub graph: &'a Graph,
     /// Why the sync did what it did, for the admin ("full sync: history was rewritten").
     pub note: Option<&'a str>,
+    /// The commit's author, time and message, for the history's timeline.
+    pub commit: Option<&'a CommitInfo>,
 }
 
 /// Why a snapshot could not be started or made visible.
@@ -566,6 +569,15 @@ impl Db {
             return Err(SnapshotError::SnapshotGone);
         }
         write_graph(&mut tx, repository_id, switch.commit_id, switch.graph).await?;
+        history::record(
+            &mut tx,
+            repository_id,
+            switch.commit_id,
+            switch.graph,
+            switch.commit,
+            self.history_retention(),
+        )
+        .await?;
         for table in [
             "graph_layouts",
             "graph_diagnostics",
@@ -631,6 +643,15 @@ impl Db {
             return Err(SnapshotError::SnapshotGone);
         }
         write_graph(&mut tx, repository_id, commit_id, graph).await?;
+        history::record(
+            &mut tx,
+            repository_id,
+            commit_id,
+            graph,
+            None,
+            self.history_retention(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -719,6 +740,7 @@ mod tests {
                 commit_id: commit,
                 graph: g,
                 note: None,
+                commit: None,
             };
             let g1 = graph("one");
             db.switch_snapshot_leased(&repo, &switch(&s1, "c1", &g1), Some(&lease))
@@ -819,6 +841,7 @@ mod tests {
                 commit_id: "c1",
                 graph: &g,
                 note: None,
+                commit: None,
             };
             for lease in [Some(&lease), None] {
                 let refused = db.switch_snapshot_leased(&repos[0], &info, lease).await;
@@ -842,6 +865,7 @@ mod tests {
                 commit_id: "c9",
                 graph: &g,
                 note: None,
+                commit: None,
             };
             db.switch_snapshot(&repos[1], &info).await.unwrap();
             assert_eq!(db.list_registries(None).await.unwrap().len(), 1);

@@ -18,6 +18,7 @@ pub use layout::{
 };
 pub use views::{View, ViewError, ViewGraph, DEFAULT_COLLAPSE_THRESHOLD};
 
+use crate::db::graphs::RegistryGraph;
 use crate::db::{Db, DbError};
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +87,30 @@ pub async fn get_or_compute_layout(
     Ok(Some(
         compute_and_store(db, layouter, ids, &key, plan).await?,
     ))
+}
+
+/// The layout of one view of a graph that is not a stored snapshot's (a
+/// past commit's registry, or a diff's union of two), computed and not
+/// cached: such views are asked for one at a time, and the cache is keyed
+/// by the snapshots that the switch replaces.
+pub async fn layout_uncached(
+    layouter: &Layouter,
+    graph: RegistryGraph,
+    view: &View,
+) -> Result<Layout, GraphError> {
+    let asked = view.clone();
+    let plan = off_runtime(move || {
+        let full = views::full(&graph);
+        let view = asked.within(&full);
+        let drawn = views::from_full(full, &view)?;
+        Ok::<_, GraphError>(Plan::new(drawn))
+    })
+    .await??;
+    let output = match plan.dot() {
+        Some(dot) => Some(layouter.run_dot(dot).await?),
+        None => None,
+    };
+    off_runtime(move || plan.finish(output.as_deref()).map_err(GraphError::from)).await?
 }
 
 /// Runs `plan` (its `dot`, if any, then the packing, off the async

@@ -39,12 +39,13 @@ use super::queue::{Job, JobKind};
 use super::runner::{JobFailure, JobHandler, Progress};
 use crate::connections::{ConnectionError, ProviderConnections};
 use crate::db::facts::FactsRow;
+use crate::db::history::CommitInfo;
 use crate::db::repositories::{full_branch_ref, short_branch, RepoState, Repository};
 use crate::db::snapshots::{SnapshotError, SwitchInfo};
 use crate::db::{Db, DbError};
 use rayon::prelude::*;
 use spicehub_azure::client::{read_blobs_zip, AzureClient, ZipBlob};
-use spicehub_azure::models::{ChangeFlags, GitObjectType};
+use spicehub_azure::models::{ChangeFlags, GitObjectType, GitUserDate, PushEvent};
 use spicehub_azure::{AzureError, Diagnosis};
 use spicehub_parser::{facts_version, parse_tree_keeping, Graph, ParseOptions, PreparedFile};
 
@@ -615,7 +616,7 @@ impl SyncEngine {
             ));
         }
         let prepared = preparer.finish().await;
-        self.parse_and_switch(repo, &snapshot, head, note, progress, prepared)
+        self.parse_and_switch(repo, client, &snapshot, head, note, progress, prepared)
             .await
     }
 
@@ -911,8 +912,16 @@ impl SyncEngine {
             diff.changes.len(),
             short(base),
         );
-        self.parse_and_switch(repo, &snapshot, head, note, progress, HashMap::new())
-            .await
+        self.parse_and_switch(
+            repo,
+            client,
+            &snapshot,
+            head,
+            note,
+            progress,
+            HashMap::new(),
+        )
+        .await
     }
 
     /// Fetches one batch of changed blobs (`(blob id, paths)`) with "Get
@@ -1159,9 +1168,54 @@ impl SyncEngine {
         }
     }
 
+    /// The author, time and message of a synced commit, for the history:
+    /// from the push delivery that named it when there is one (Azure DevOps
+    /// already said it, and a push's requests stay counted), else asked
+    /// for. Never fails a sync: without it the commit is kept unnamed.
+    async fn commit_info(
+        &self,
+        repo: &Repository,
+        client: &AzureClient,
+        head: &str,
+    ) -> Option<CommitInfo> {
+        let from_push = match self.db.delivery_body_for_commit(&repo.id, head).await {
+            Ok(Some(body)) => serde_json::from_str::<PushEvent>(&body)
+                .ok()
+                .and_then(|event| {
+                    event
+                        .resource
+                        .commits
+                        .into_iter()
+                        .find(|c| c.commit_id.eq_ignore_ascii_case(head))
+                })
+                .map(|c| commit_info_of(c.author.as_ref(), c.comment)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(repository = %repo.id, error = %e, "sync: push deliveries not read");
+                None
+            }
+        };
+        if from_push.is_some() {
+            return from_push;
+        }
+        match client
+            .get_commit(&repo.project_id, &repo.id, head, None)
+            .await
+        {
+            Ok(c) => Some(commit_info_of(c.author.as_ref(), c.comment)),
+            Err(e) => {
+                tracing::warn!(repository = %repo.id, commit = %head, error = %e,
+                    "sync: commit details not read; the history names the commit only");
+                None
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn parse_and_switch(
         &self,
         repo: &Repository,
+        client: &AzureClient,
         snapshot: &str,
         head: &str,
         note: String,
@@ -1173,6 +1227,7 @@ impl SyncEngine {
         progress.report("saving", 0, None).await.ok();
         self.keep_facts(&repo.id, std::mem::take(&mut run.made))
             .await;
+        let commit = self.commit_info(repo, client, head).await;
         // Refused when the repository was removed meanwhile or the lease
         // was lost: nothing of this sync becomes visible then.
         self.db
@@ -1183,6 +1238,7 @@ impl SyncEngine {
                     commit_id: head,
                     graph: &run.graph,
                     note: Some(&note),
+                    commit: commit.as_ref(),
                 },
                 Some(&progress.lease()),
             )
@@ -1279,6 +1335,32 @@ impl JobHandler for SyncEngine {
                 Err(JobFailure { message, retryable })
             }
         }
+    }
+}
+
+/// A commit's author and message as the history keeps them. Messages are
+/// bounded: a timeline shows their first lines, not a novel.
+fn commit_info_of(author: Option<&GitUserDate>, message: Option<String>) -> CommitInfo {
+    const MAX_MESSAGE: usize = 4096;
+    let message = message.map(|mut m| {
+        if m.len() > MAX_MESSAGE {
+            let mut end = MAX_MESSAGE;
+            while !m.is_char_boundary(end) {
+                end -= 1;
+            }
+            m.truncate(end);
+        }
+        m
+    });
+    CommitInfo {
+        author: author.and_then(|a| a.name.clone().or_else(|| a.email.clone())),
+        authored_at: author
+            .and_then(|a| a.date.as_deref())
+            .and_then(|d| {
+                time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map(|t| t.unix_timestamp()),
+        message,
     }
 }
 

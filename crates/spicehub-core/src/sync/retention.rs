@@ -206,6 +206,8 @@ mod tests {
             retain_deliveries_min: 50,
             retain_test_deliveries: 5,
             retain_jobs_days: 0,
+            history_commits: 50,
+            history_days: 30,
         };
         let r = Retention::from(&args);
         assert_eq!(r.deliveries_max_age, Some(30 * DAY_SECS));
