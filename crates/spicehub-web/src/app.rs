@@ -8,6 +8,7 @@ use leptos_router::{path, SsrMode};
 use crate::api::session::{current_user, SignIn};
 use crate::ui::layout::Layout;
 use crate::ui::pages::{
+    diff::DiffPage,
     not_found::NotFound,
     picker::AddRepositoriesPage,
     provider_delete::DeleteProviderPage,
@@ -17,6 +18,7 @@ use crate::ui::pages::{
     repositories::{ChangeBranchPage, RemoveRepositoryPage, RepositoriesPage},
     repository::RepositoryPage,
     signin::SignInPage,
+    timeline::TimelinePage,
     webhooks::WebhooksPage,
 };
 use crate::ui::session::SessionContext;
@@ -88,6 +90,10 @@ pub fn App() -> impl IntoView {
                     // (`/repositories` is the admin tab, a different page).
                     <Route path=path!("/registries/:repo") view=RepositoryPage ssr=SsrMode::Async/>
                     <Route path=path!("/registries/:repo/:registry") view=RegistryPage ssr=SsrMode::Async/>
+                    // History: `-` is no registry's name, so a registry
+                    // named `history` keeps its own page.
+                    <Route path=path!("/registries/:repo/-/history") view=TimelinePage ssr=SsrMode::Async/>
+                    <Route path=path!("/registries/:repo/:registry/diff") view=DiffPage ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>
         </Router>

@@ -533,7 +533,10 @@ fn aria_label(node: &GraphNode) -> String {
         kind if node.group_box => {
             format!("{}: {} ({} nodes)", node.group, kind.describe(), node.count)
         }
-        kind => format!("{}: {}", node.id, kind.describe()),
+        kind => match node.change {
+            Some(change) => format!("{}: {}, {}", node.id, kind.describe(), change.describe()),
+            None => format!("{}: {}", node.id, kind.describe()),
+        },
     }
 }
 
@@ -1271,6 +1274,7 @@ mod tests {
             y: 0.0,
             w: 20.0,
             h: 10.0,
+            change: None,
         }
     }
 
@@ -1282,6 +1286,7 @@ mod tests {
             dangling: false,
             count: 1,
             path: String::new(),
+            change: None,
         }
     }
 

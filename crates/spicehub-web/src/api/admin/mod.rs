@@ -258,6 +258,9 @@ pub struct RepoRow {
     pub error: Option<String>,
     pub diagnosis: Option<DiagnosisView>,
     pub note: Option<String>,
+    /// What the last synced commit changed (a diff, or its timeline entry).
+    #[serde(default)]
+    pub changes: Option<String>,
     pub last_webhook: Option<String>,
     /// The branch is Azure DevOps' default branch and moves with it.
     pub follows_default: bool,
@@ -291,6 +294,9 @@ pub struct DeliveryRow {
     /// `queued` or `ignored`.
     pub result: String,
     pub reason: Option<String>,
+    /// What the pushed commit changed, once it is synced and kept.
+    #[serde(default)]
+    pub changes: Option<String>,
 }
 
 /// A repository's service hook, as the deliveries page shows it.

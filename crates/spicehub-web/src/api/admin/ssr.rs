@@ -742,6 +742,11 @@ pub async fn repository_rows(db: &Db) -> Result<Vec<RepoRow>, DbError> {
     use spicehub_core::db::repositories::RepoState;
     let repos = db.repositories().await?;
     let jobs = active_jobs(db).await?;
+    let synced: Vec<(String, String)> = repos
+        .iter()
+        .filter_map(|r| Some((r.id.clone(), r.last_synced_commit.clone()?)))
+        .collect();
+    let kept = db.history_records(&synced).await?;
     let mut orgs: std::collections::HashMap<String, (String, String)> = Default::default();
     let mut out = Vec::with_capacity(repos.len());
     for r in repos {
@@ -792,6 +797,11 @@ pub async fn repository_rows(db: &Db) -> Result<Vec<RepoRow>, DbError> {
             progress_done: running.and_then(|j| j.done),
             progress_total: running.and_then(|j| j.total),
             note: r.last_sync_note.clone(),
+            changes: r
+                .last_synced_commit
+                .as_ref()
+                .and_then(|c| kept.get(&(r.id.clone(), c.clone())))
+                .map(|h| crate::api::viewer::timeline::push_changes_link(&r.id, h)),
             last_webhook: r.last_webhook_at.map(fmt_time),
             branch: r
                 .tracked_branch
@@ -1049,10 +1059,24 @@ pub async fn webhook_overview(hub: &Hub) -> Result<WebhookOverview, DbError> {
                 .is_some_and(|r| r.starts_with(TEST_REASON_PREFIX))
         })
         .map(|d| fmt_time(d.received_at));
+    let pushed: Vec<(String, String)> = recent
+        .iter()
+        .take(50)
+        .filter_map(|d| Some((d.repository_id.clone()?, d.new_commit.clone()?)))
+        .collect();
+    let kept = db.history_records(&pushed).await?;
     let deliveries = recent
         .into_iter()
         .take(50)
         .map(|d| DeliveryRow {
+            changes: d
+                .repository_id
+                .as_ref()
+                .zip(d.new_commit.as_ref())
+                .and_then(|(r, c)| {
+                    kept.get(&(r.clone(), c.clone()))
+                        .map(|h| crate::api::viewer::timeline::push_changes_link(r, h))
+                }),
             at: fmt_time(d.received_at),
             provider: names.get(&d.provider_id).cloned().unwrap_or_default(),
             event: d.event_type.unwrap_or_else(|| "(none)".into()),

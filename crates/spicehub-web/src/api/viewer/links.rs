@@ -20,6 +20,55 @@ pub fn repository_path(repository: &str) -> String {
     format!("/registries/{}", encode_component(repository))
 }
 
+/// `/registries/<repository>/-/history`: the repository's timeline. The
+/// `-` keeps it apart from a registry that happens to be named `history`.
+pub fn history_path(repository: &str) -> String {
+    format!("{}/-/history", repository_path(repository))
+}
+
+/// `/registries/<repository>/<registry>/diff`, comparing `from` with `to`
+/// (each omitted for the page's default: the previous synced commit and
+/// the current one).
+pub fn diff_path(repository: &str, registry: &str, from: Option<&str>, to: Option<&str>) -> String {
+    let mut parts = Vec::new();
+    if let Some(from) = from {
+        parts.push(format!("from={}", encode_component(from)));
+    }
+    if let Some(to) = to {
+        parts.push(format!("to={}", encode_component(to)));
+    }
+    let query = if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    };
+    format!("{}/diff{query}", registry_path(repository, registry))
+}
+
+/// A page address with `commit=` added to its query (`None`: unchanged).
+pub fn with_commit(url: &str, commit: Option<&str>) -> String {
+    match commit {
+        None => url.to_owned(),
+        Some(c) if url.contains('?') => format!("{url}&commit={}", encode_component(c)),
+        Some(c) => format!("{url}?commit={}", encode_component(c)),
+    }
+}
+
+/// The commit's page in Azure DevOps (`{web_url}/commit/{id}`), for a full
+/// commit id and an http(s) web URL only.
+pub fn commit_link(web_url: Option<&str>, commit: &str) -> Option<String> {
+    let base = web_url?.trim();
+    let lower = base.to_ascii_lowercase();
+    if !(lower.starts_with("https://") || lower.starts_with("http://"))
+        || base.contains(['?', '#'])
+        || commit.len() != 40
+        || !commit.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return None;
+    }
+    Some(format!("{}/commit/{commit}", base.trim_end_matches('/')))
+}
+
 /// A download of a registry: `/export/<repository>/<registry>/<format>`
 /// (`svg`, `png` or `json`); add the view's [`view_query`].
 pub fn export_path(repository: &str, registry: &str, format: &str) -> String {
@@ -195,6 +244,30 @@ pub fn source_link(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_links_carry_their_commits_encoded() {
+        assert_eq!(history_path("r 1"), "/registries/r%201/-/history");
+        assert_eq!(
+            diff_path("r", "a.b", Some("c1"), None),
+            "/registries/r/a.b/diff?from=c1"
+        );
+        assert_eq!(diff_path("r", "a", None, None), "/registries/r/a/diff");
+        assert_eq!(
+            with_commit("/x?view=full", Some("ab")),
+            "/x?view=full&commit=ab"
+        );
+        assert_eq!(with_commit("/x", Some("a&b")), "/x?commit=a%26b");
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(
+            commit_link(Some("https://dev.azure.com/o/p/_git/r"), sha).as_deref(),
+            Some(
+                "https://dev.azure.com/o/p/_git/r/commit/0123456789abcdef0123456789abcdef01234567"
+            )
+        );
+        assert_eq!(commit_link(Some("javascript:x"), sha), None);
+        assert_eq!(commit_link(Some("https://x"), "abc"), None);
+    }
 
     #[test]
     fn links_point_at_the_line_and_only_for_web_urls() {

@@ -17,13 +17,15 @@ mod links;
 mod wire;
 
 pub use links::{
-    encode_component, export_path, query_without, registry_path, repository_path, source_link,
-    view_query, with_zoom, zoom_in, Zoom,
+    commit_link, diff_path, encode_component, export_path, history_path, query_without,
+    registry_path, repository_path, source_link, view_query, with_commit, with_zoom, zoom_in, Zoom,
 };
 pub use wire::*;
 
 #[cfg(feature = "ssr")]
 pub mod ssr;
+#[cfg(feature = "ssr")]
+pub mod timeline;
 
 #[server(prefix = "/api", endpoint = "registries")]
 pub async fn list_registries(q: String) -> Result<Vec<RegistryRow>, ViewerError> {
@@ -64,10 +66,11 @@ pub async fn node_details(
     repository: String,
     registry: String,
     selection: Selection,
+    commit: Option<String>,
 ) -> Result<NodeInfo, ViewerError> {
     ssr::signed_in()?;
     let db = ssr::db()?;
-    ssr::node_details(&db, &repository, &registry, selection).await
+    ssr::node_details(&db, &repository, &registry, selection, commit.as_deref()).await
 }
 
 #[server(prefix = "/api", endpoint = "search_nodes", input = Json)]
@@ -75,8 +78,29 @@ pub async fn search_nodes(
     repository: String,
     registry: String,
     query: String,
+    commit: Option<String>,
 ) -> Result<Vec<SearchHit>, ViewerError> {
     ssr::signed_in()?;
     let db = ssr::db()?;
-    ssr::search_nodes(&db, &repository, &registry, &query).await
+    ssr::search_nodes(&db, &repository, &registry, &query, commit.as_deref()).await
+}
+
+/// A repository's synced commits, newest first, with what each changed.
+#[server(prefix = "/api", endpoint = "repository_timeline")]
+pub async fn repository_timeline(repository: String) -> Result<TimelineData, ViewerError> {
+    ssr::signed_in()?;
+    let db = ssr::db()?;
+    timeline::repository_timeline(&db, &repository).await
+}
+
+/// What changed in one registry between two kept commits.
+#[server(prefix = "/api", endpoint = "registry_diff", input = Json)]
+pub async fn registry_diff(
+    repository: String,
+    registry: String,
+    request: DiffRequest,
+) -> Result<RegistryDiffData, ViewerError> {
+    ssr::signed_in()?;
+    let db = ssr::db()?;
+    timeline::registry_diff(&db, &repository, &registry, request).await
 }

@@ -15,8 +15,8 @@ use spicehub_core::db::{Db, DbError};
 use spicehub_core::graph::layout::DEFAULT_SLOT_WAIT;
 use spicehub_core::graph::views::{self, NodeKind, ViewGraph};
 use spicehub_core::graph::{
-    get_or_compute_layout, svg, GraphError, Layout, LayoutError, LayoutSlots, Layouter, View,
-    DEFAULT_COLLAPSE_THRESHOLD,
+    get_or_compute_layout, layout_uncached, svg, GraphError, Layout, LayoutError, LayoutSlots,
+    Layouter, View, DEFAULT_COLLAPSE_THRESHOLD,
 };
 use spicehub_parser::{EdgeKind, Entry, EntryKind, Severity};
 
@@ -48,13 +48,13 @@ fn config() -> Option<std::sync::Arc<spicehub_core::config::Config>> {
 }
 
 /// Logs a database error and says the hub cannot read its data.
-fn unavailable(error: DbError) -> ViewerError {
+pub(super) fn unavailable(error: DbError) -> ViewerError {
     tracing::error!(error = %error, "viewer: database error");
     crate::api::session::set_status(503);
     ViewerError::Unavailable
 }
 
-fn fail(error: ViewerError) -> ViewerError {
+pub(super) fn fail(error: ViewerError) -> ViewerError {
     crate::api::session::set_status(error.status());
     error
 }
@@ -64,7 +64,7 @@ fn fail(error: ViewerError) -> ViewerError {
 /// workers that serve every other request (there may be only two).
 /// Whatever sets the response's status must run before or after, on the
 /// request's task: the blocking pool has no Leptos context.
-async fn off_runtime<T: Send + 'static>(
+pub(super) async fn off_runtime<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ViewerError> {
     spicehub_core::graph::off_runtime(work).await.map_err(|e| {
@@ -74,7 +74,7 @@ async fn off_runtime<T: Send + 'static>(
 }
 
 /// Refuses over-long input (ids, names and queries are short).
-fn bounded<'a>(text: &'a str, what: &str) -> Result<&'a str, ViewerError> {
+pub(super) fn bounded<'a>(text: &'a str, what: &str) -> Result<&'a str, ViewerError> {
     if text.len() > MAX_INPUT_LEN {
         return Err(fail(ViewerError::BadRequest(format!(
             "the {what} is longer than {MAX_INPUT_LEN} characters"
@@ -106,7 +106,7 @@ fn registry_row(s: RegistrySummary) -> RegistryRow {
 
 /// The repository and its visible commit; 404 when nothing is known
 /// about it (no repository row and no stored graph).
-async fn repository_ref(
+pub(super) async fn repository_ref(
     db: &Db,
     repository: &str,
 ) -> Result<(RepositoryRef, Option<String>), ViewerError> {
@@ -138,9 +138,57 @@ async fn load(
     repository: &str,
     registry: &str,
 ) -> Result<(RepositoryRef, String, RegistryGraph), ViewerError> {
+    let (repo, commit, graph, _) = load_at(db, repository, registry, None).await?;
+    Ok((repo, commit, graph))
+}
+
+/// [`load`] at a kept commit (`at`, when it names one other than the
+/// visible commit): the repository (its `commit` then that commit), the
+/// commit, the registry's graph there, and the commit as the page names it.
+pub(super) async fn load_at(
+    db: &Db,
+    repository: &str,
+    registry: &str,
+    at: Option<&str>,
+) -> Result<(RepositoryRef, String, RegistryGraph, Option<CommitRow>), ViewerError> {
     let repository = bounded(repository, "repository")?;
     let registry = bounded(registry, "registry")?;
-    let (repo, commit) = repository_ref(db, repository).await?;
+    let at = match at.map(|c| bounded(c, "commit")).transpose()? {
+        Some(c) if !c.is_empty() => Some(c.to_ascii_lowercase()),
+        _ => None,
+    };
+    let (mut repo, commit) = repository_ref(db, repository).await?;
+    if let Some(at) = at.filter(|at| Some(at) != commit.as_ref()) {
+        let Some(kept) = db
+            .history_commit(&repo.id, &at)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Err(fail(ViewerError::CommitNotKept {
+                repository: repo.name.clone(),
+                commit: at,
+            }));
+        };
+        let past = super::timeline::commit_row(&repo, &kept, false);
+        let g = db
+            .history_graph(&repo.id, kept.seq, Some(registry))
+            .await
+            .map_err(unavailable)?;
+        let Some(declared) = g.registries.into_iter().next() else {
+            return Err(fail(ViewerError::RegistryNotFound {
+                repository: repo.name.clone(),
+                registry: registry.to_owned(),
+            }));
+        };
+        repo.commit = Some(kept.commit_id.clone());
+        let graph = RegistryGraph {
+            registry: declared,
+            entries: g.entries,
+            edges: g.edges,
+        };
+        return Ok((repo, kept.commit_id, graph, Some(past)));
+    }
+    let (repo, commit) = (repo, commit);
     let not_found = || {
         fail(ViewerError::RegistryNotFound {
             repository: repo.name.clone(),
@@ -155,7 +203,7 @@ async fn load(
         .await
         .map_err(unavailable)?
         .ok_or_else(not_found)?;
-    Ok((repo, commit, graph))
+    Ok((repo, commit, graph, None))
 }
 
 pub async fn list_registries(db: &Db, q: &str) -> Result<Vec<RegistryRow>, ViewerError> {
@@ -235,7 +283,7 @@ fn kind_of(kind: NodeKind) -> GraphNodeKind {
     }
 }
 
-fn to_graph_layout(layout: Layout, spec: &ViewSpec) -> GraphLayout {
+pub(super) fn to_graph_layout(layout: Layout, spec: &ViewSpec) -> GraphLayout {
     let is_box = |group: &str| match spec {
         ViewSpec::Collapsed => true,
         ViewSpec::Expanded(open) => !open.iter().any(|g| g == group),
@@ -268,6 +316,7 @@ fn to_graph_layout(layout: Layout, spec: &ViewSpec) -> GraphLayout {
                     explicit: e.kind == EdgeKind::Explicit,
                     dangling: e.dangling,
                     count: e.count,
+                    change: None,
                 })
             })
             .collect(),
@@ -285,6 +334,7 @@ fn to_graph_layout(layout: Layout, spec: &ViewSpec) -> GraphLayout {
                 y: n.y,
                 w: n.w,
                 h: n.h,
+                change: None,
             })
             .collect(),
     }
@@ -435,7 +485,10 @@ pub async fn registry_view(
     request: ViewRequest,
 ) -> Result<RegistryPageData, ViewerError> {
     let asked = asked_view(&request)?;
-    let (repo, commit, graph) = load(db, repository, registry).await?;
+    let (repo, commit, graph, past) =
+        load_at(db, repository, registry, request.commit.as_deref()).await?;
+    // A past commit's graph is not a stored snapshot: laid out, not cached.
+    let uncached = past.as_ref().map(|_| graph.clone());
     let (graph, shape) = off_runtime(move || {
         let shape = shape(&graph, asked);
         (graph, shape)
@@ -451,7 +504,10 @@ pub async fn registry_view(
     let view = to_view(&spec);
     let drawing = match unknown_focus {
         Some(node) => Drawing::UnknownNode(node),
-        None => draw(db, &repo.id, &commit, &graph.registry.id, &view, &spec).await?,
+        None => match uncached {
+            Some(g) => draw_uncached(g, &view, &spec).await?,
+            None => draw(db, &repo.id, &commit, &graph.registry.id, &view, &spec).await?,
+        },
     };
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     let (node_count, edge_count) = (count(full.nodes.len()), count(full.edges.len()));
@@ -482,6 +538,7 @@ pub async fn registry_view(
         automatic,
         drawing,
         repository: repo,
+        past,
     })
 }
 
@@ -495,13 +552,7 @@ async fn draw(
     view: &View,
     spec: &ViewSpec,
 ) -> Result<Drawing, ViewerError> {
-    let timeout = config()
-        .map(|c| c.layout_timeout)
-        .unwrap_or(spicehub_core::graph::layout::DEFAULT_TIMEOUT);
-    let layouter = Layouter::new()
-        .with_timeout(timeout)
-        .with_slots(LAYOUT_SLOTS.clone());
-    let result = get_or_compute_layout(db, &layouter, repository, commit, registry, view).await;
+    let result = get_or_compute_layout(db, &layouter(), repository, commit, registry, view).await;
     let result = match result {
         Ok(Some(layout)) => Ok(Some(
             off_runtime({
@@ -514,6 +565,37 @@ async fn draw(
         Err(e) => Err(e),
     };
     drawing(result, repository, registry, view)
+}
+
+/// The layer of a layout: the hub-wide slots and the configured timeout.
+fn layouter() -> Layouter {
+    let timeout = config()
+        .map(|c| c.layout_timeout)
+        .unwrap_or(spicehub_core::graph::layout::DEFAULT_TIMEOUT);
+    Layouter::new()
+        .with_timeout(timeout)
+        .with_slots(LAYOUT_SLOTS.clone())
+}
+
+/// The drawing of a view of a graph that is no stored snapshot's (a past
+/// commit's registry, a diff), computed under the same slots as any other.
+pub(super) async fn draw_uncached(
+    graph: RegistryGraph,
+    view: &View,
+    spec: &ViewSpec,
+) -> Result<Drawing, ViewerError> {
+    let registry = graph.registry.id.clone();
+    let result = match layout_uncached(&layouter(), graph, view).await {
+        Ok(layout) => Ok(Some(
+            off_runtime({
+                let spec = spec.clone();
+                move || to_graph_layout(layout, &spec)
+            })
+            .await?,
+        )),
+        Err(e) => Err(e),
+    };
+    drawing(result, "", &registry, view)
 }
 
 /// What the page shows for the outcome of a layout.
@@ -613,6 +695,7 @@ pub async fn export_view(
     layout_timeout: std::time::Duration,
 ) -> Result<ViewDownload, ExportFailure> {
     let asked = asked_view(&request)?;
+    // Downloads are of the current commit (the page offers none for a past one).
     let (repo, commit, graph) = load(db, repository, registry).await?;
     let registry_id = graph.registry.id.clone();
     let shape = off_runtime(move || shape(&graph, asked)).await?;
@@ -748,12 +831,13 @@ pub async fn node_details(
     repository: &str,
     registry: &str,
     selection: Selection,
+    commit: Option<&str>,
 ) -> Result<NodeInfo, ViewerError> {
     match &selection {
         Selection::Node(name) => bounded(name, "node")?,
         Selection::Group(group) => bounded(group, "module")?,
     };
-    let (repo, _commit, graph) = load(db, repository, registry).await?;
+    let (repo, _commit, graph, _) = load_at(db, repository, registry, commit).await?;
     off_runtime(move || node_info(&graph, &repo, selection)).await
 }
 
@@ -851,12 +935,13 @@ pub async fn search_nodes(
     repository: &str,
     registry: &str,
     query: &str,
+    commit: Option<&str>,
 ) -> Result<Vec<SearchHit>, ViewerError> {
     let query = bounded(query, "search")?.to_lowercase();
     if query.is_empty() {
         return Ok(vec![]);
     }
-    let (_repo, _commit, graph) = load(db, repository, registry).await?;
+    let (_repo, _commit, graph, _) = load_at(db, repository, registry, commit).await?;
     off_runtime(move || search(&graph, &query)).await
 }
 

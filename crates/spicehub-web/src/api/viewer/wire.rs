@@ -39,6 +39,8 @@ pub enum ViewerError {
     Unavailable,
     #[error("The hub could not be reached ({0}). Check your connection and try again.")]
     Transport(String),
+    #[error("Commit {commit} of repository “{repository}” is not in the hub's history: it was never synced, or it is older than what the hub keeps. The repository's timeline lists the commits kept.")]
+    CommitNotKept { repository: String, commit: String },
 }
 
 impl FromServerFnError for ViewerError {
@@ -57,7 +59,9 @@ impl ViewerError {
     pub fn status(&self) -> u16 {
         match self {
             Self::NotSignedIn => 401,
-            Self::RepositoryNotFound(_) | Self::RegistryNotFound { .. } => 404,
+            Self::RepositoryNotFound(_)
+            | Self::RegistryNotFound { .. }
+            | Self::CommitNotKept { .. } => 404,
             Self::BadRequest(_) => 400,
             Self::Unavailable => 503,
             Self::Transport(_) => 502,
@@ -154,6 +158,9 @@ pub struct ViewRequest {
     pub focus: Option<String>,
     pub k: Option<u32>,
     pub expand: Vec<String>,
+    /// A kept commit to show instead of the current one (`commit=`).
+    #[serde(default)]
+    pub commit: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,6 +195,42 @@ impl GraphNodeKind {
     }
 }
 
+/// How a node or edge of a diff's drawing fared between the two commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeMark {
+    Added,
+    /// Drawn as a ghost: it is only in the older commit.
+    Removed,
+    Changed,
+}
+
+impl ChangeMark {
+    pub fn css(self) -> &'static str {
+        match self {
+            Self::Added => "added",
+            Self::Removed => "removed",
+            Self::Changed => "changed",
+        }
+    }
+
+    /// The sign a change list shows.
+    pub fn sign(self) -> &'static str {
+        match self {
+            Self::Added => "+",
+            Self::Removed => "−",
+            Self::Changed => "~",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Added => "added",
+            Self::Removed => "removed",
+            Self::Changed => "changed",
+        }
+    }
+}
+
 /// A placed node: `x`, `y` is the top-left corner, in SVG user units.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GraphNode {
@@ -203,6 +246,9 @@ pub struct GraphNode {
     pub y: f64,
     pub w: f64,
     pub h: f64,
+    /// In a diff's drawing, how it changed; `None` elsewhere.
+    #[serde(default)]
+    pub change: Option<ChangeMark>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -216,6 +262,9 @@ pub struct GraphEdge {
     pub count: u32,
     /// SVG path data, ending at the arrow tip.
     pub path: String,
+    /// In a diff's drawing, how it changed; `None` elsewhere.
+    #[serde(default)]
+    pub change: Option<ChangeMark>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -286,6 +335,10 @@ pub struct RegistryPageData {
     /// When there is no drawing: the best-connected nodes, as starting
     /// points for a focus view.
     pub focus_suggestions: Vec<String>,
+    /// Set when the page shows a kept commit other than the current one
+    /// (`repository.commit` is then that commit).
+    #[serde(default)]
+    pub past: Option<CommitRow>,
 }
 
 /// What is selected in the graph: a node of the full graph, or a module box.
@@ -328,4 +381,100 @@ pub struct SearchHit {
     pub name: String,
     pub group: String,
     pub kind: GraphNodeKind,
+}
+
+/// A synced commit as the timeline and the diff view name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRow {
+    pub commit: String,
+    pub short: String,
+    pub author: Option<String>,
+    /// When it was authored, as shown (UTC).
+    pub authored: Option<String>,
+    /// The message's first line.
+    pub title: Option<String>,
+    /// When the hub synced it, as shown (UTC).
+    pub synced: String,
+    /// The commit in Azure DevOps.
+    pub link: Option<String>,
+    /// It is the commit the viewer shows by default.
+    pub current: bool,
+}
+
+/// One registry's changes in a timeline row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryChangeRow {
+    pub registry: String,
+    /// `added`, `removed` or `changed` (the registry itself).
+    pub status: String,
+    pub entries_added: u32,
+    pub entries_removed: u32,
+    pub entries_changed: u32,
+    pub edges_added: u32,
+    pub edges_removed: u32,
+    pub edges_changed: u32,
+    /// The diff view of this registry for this commit, when its base is kept.
+    pub diff: Option<String>,
+    /// The registry at this commit, unless the commit removed it.
+    pub open: Option<String>,
+}
+
+/// A synced commit and what it changed against the previous synced one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineRow {
+    pub commit: CommitRow,
+    /// The first commit the hub kept for this repository: everything in it
+    /// is new to the hub, so no changes are counted.
+    pub first: bool,
+    pub registries: Vec<RegistryChangeRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineData {
+    pub repository: RepositoryRef,
+    /// Newest first.
+    pub commits: Vec<TimelineRow>,
+    /// What the hub keeps, in words.
+    pub retention: String,
+}
+
+/// What the diff view asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DiffRequest {
+    /// The older commit; by default the synced commit before `to`.
+    pub from: Option<String>,
+    /// The newer commit; by default the current one.
+    pub to: Option<String>,
+    /// `changed` (changes and their neighbours) or `all`; by default all,
+    /// unless the registry is too big to read whole.
+    pub show: Option<String>,
+}
+
+/// One line of the diff view's change list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRow {
+    pub mark: ChangeMark,
+    /// `entry` or `edge`.
+    pub what: String,
+    /// The entry's name, or `from → to`.
+    pub name: String,
+    /// What changed, in words (`doc, line 3 → 5`); the place of an entry.
+    pub detail: String,
+    /// Where it is (or was) in Azure DevOps.
+    pub link: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistryDiffData {
+    pub repository: RepositoryRef,
+    pub registry: String,
+    pub from: CommitRow,
+    pub to: CommitRow,
+    pub changes: Vec<ChangeRow>,
+    /// Only the changes and their neighbours are drawn.
+    pub changed_only: bool,
+    /// Entries drawn (both commits' entries together, or the changed part).
+    pub drawn_entries: u32,
+    /// `None` when nothing changed (nothing to draw).
+    pub drawing: Option<Drawing>,
 }

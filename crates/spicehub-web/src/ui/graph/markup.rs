@@ -63,6 +63,9 @@ pub fn edges(layout: &GraphLayout, boxed: &HashSet<String>, highlight: &Highligh
         if let Some(state) = highlight.edge_state(&e.from, &e.to) {
             let _ = write!(out, " {state}");
         }
+        if let Some(change) = e.change {
+            let _ = write!(out, " {}", change.css());
+        }
         out.push_str("\" d=\"");
         encode_double_quoted_attribute_to_string(&e.path, &mut out);
         out.push_str("\"><title>");
@@ -71,6 +74,9 @@ pub fn edges(layout: &GraphLayout, boxed: &HashSet<String>, highlight: &Highligh
         encode_text_to_string(&e.to, &mut out);
         if e.count > 1 {
             let _ = write!(out, " ({} edges)", e.count);
+        }
+        if let Some(change) = e.change {
+            let _ = write!(out, " ({})", change.describe());
         }
         out.push_str("</title></path>");
     }
@@ -97,6 +103,9 @@ pub fn nodes(
         }
         if let Some(state) = highlight.node_state(&n.id) {
             let _ = write!(out, " {state}");
+        }
+        if let Some(change) = n.change {
+            let _ = write!(out, " {}", change.css());
         }
         let _ = write!(out, "\"><a id=\"{}\" href=\"", node_element_id(i));
         encode_double_quoted_attribute_to_string(href(i), &mut out);
@@ -259,6 +268,21 @@ mod tests {
         assert_eq!(node_index(&node_element_id(12)), Some(12));
         assert_eq!(node_index("graph-node-x"), None);
         assert_eq!(node_index("other-1"), None);
+    }
+
+    #[test]
+    fn a_diff_marks_its_nodes_and_edges() {
+        let mut l = layout();
+        l.nodes[0].change = Some(crate::api::viewer::ChangeMark::Added);
+        l.edges[0].change = Some(crate::api::viewer::ChangeMark::Removed);
+        let n = nodes(&l, &[], &Highlight::default(), |_| String::new());
+        assert!(n.contains("<g class=\"node entry added\"><a id=\"graph-node-0\""));
+        // The class, and the label a screen reader reads.
+        assert_eq!(n.matches("added").count(), 2, "{n}");
+        assert!(n.contains("aria-label=\"a: entry, added\""), "{n}");
+        let e = edges(&l, &HashSet::new(), &Highlight::default());
+        assert!(e.contains("class=\"edge explicit removed\""), "{e}");
+        assert!(e.contains("(removed)</title>"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One module per page.
 
+pub mod diff;
 pub mod not_found;
 pub mod picker;
 pub mod provider_delete;
@@ -9,4 +10,5 @@ pub mod registry;
 pub mod repositories;
 pub mod repository;
 pub mod signin;
+pub mod timeline;
 pub mod webhooks;

@@ -18,13 +18,15 @@ use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 use leptos_router::NavigateOptions;
 
 use crate::api::viewer::{
-    export_path, node_details, registry_path, registry_view, repository_path, search_nodes,
-    view_query, Drawing, GraphNodeKind, NodeInfo, RegistryPageData, SearchHit, Selection,
-    ViewRequest, ViewSpec, Zoom, DEFAULT_FOCUS_K, MAX_FOCUS_K,
+    diff_path, export_path, history_path, node_details, registry_path, registry_view,
+    repository_path, search_nodes, view_query, with_commit, Drawing, GraphNodeKind, NodeInfo,
+    RegistryPageData, SearchHit, Selection, ViewRequest, ViewSpec, Zoom, DEFAULT_FOCUS_K,
+    MAX_FOCUS_K,
 };
 use crate::ui::graph::GraphCanvas;
 use crate::ui::pages::registries::error_panel;
 use crate::ui::pages::repository::short_commit;
+use crate::ui::pages::timeline::commit_heading;
 
 /// What the page needs to build its links: where it is and what it shows.
 #[derive(Clone)]
@@ -36,6 +38,8 @@ struct Here {
     /// The zoom the page was loaded at: links that keep the drawing (a new
     /// selection) keep it, so the page without JS stays where it was.
     zoom: Option<Zoom>,
+    /// The past commit shown (`commit=`), which every link of the page keeps.
+    commit: Option<String>,
 }
 
 impl Here {
@@ -50,21 +54,26 @@ impl Here {
 
     /// This view with another selection, at `zoom`.
     fn select_at(&self, selection: Option<&Selection>, zoom: Option<Zoom>) -> String {
-        format!(
+        self.at(format!(
             "{}{}",
             self.base(),
             view_query(&self.view, self.automatic, selection, zoom)
-        )
+        ))
+    }
+
+    /// `url` at the commit shown.
+    fn at(&self, url: String) -> String {
+        with_commit(&url, self.commit.as_deref())
     }
 
     /// Another view, keeping a selection. Another view is another drawing,
     /// so it opens at Fit.
     fn with_view(&self, view: &ViewSpec, automatic: bool, selection: Option<&Selection>) -> String {
-        format!(
+        self.at(format!(
             "{}{}",
             self.base(),
             view_query(view, automatic, selection, None)
-        )
+        ))
     }
 
     fn focus(&self, node: &str, k: u32) -> String {
@@ -118,7 +127,8 @@ impl Here {
     }
 }
 
-fn non_empty(value: Option<String>) -> Option<String> {
+/// A query parameter, unless it is absent or blank.
+pub(crate) fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.trim().is_empty())
 }
 
@@ -135,8 +145,10 @@ pub fn RegistryPage() -> impl IntoView {
             focus: non_empty(q.get("focus")),
             k: q.get("k").and_then(|k| k.trim().parse().ok()),
             expand: q.get_all("expand").unwrap_or_default(),
+            commit: non_empty(q.get("commit")),
         }
     });
+    let commit = Memo::new(move |_| non_empty(query.read().get("commit")));
     let selection = Memo::new(move |_| {
         let q = query.read();
         non_empty(q.get("node"))
@@ -152,10 +164,10 @@ pub fn RegistryPage() -> impl IntoView {
         |(repo, registry, request)| registry_view(repo, registry, request),
     );
     let details = Resource::new_blocking(
-        move || (repo.get(), registry.get(), selection.get()),
-        |(repo, registry, selection)| async move {
+        move || (repo.get(), registry.get(), selection.get(), commit.get()),
+        |(repo, registry, selection, commit)| async move {
             match selection {
-                Some(s) => node_details(repo, registry, s).await.map(Some),
+                Some(s) => node_details(repo, registry, s, commit).await.map(Some),
                 None => Ok(None),
             }
         },
@@ -164,12 +176,12 @@ pub fn RegistryPage() -> impl IntoView {
     let search_text = RwSignal::new(find.get_untracked());
     Effect::new(move |_| search_text.set(find.get()));
     let hits = Resource::new(
-        move || (repo.get(), registry.get(), search_text.get()),
-        |(repo, registry, text)| async move {
+        move || (repo.get(), registry.get(), search_text.get(), commit.get()),
+        |(repo, registry, text, commit)| async move {
             if text.trim().is_empty() {
                 Ok(vec![])
             } else {
-                search_nodes(repo, registry, text).await
+                search_nodes(repo, registry, text, commit).await
             }
         },
     );
@@ -211,6 +223,7 @@ fn registry_page(
         view: v.view.clone(),
         automatic: v.automatic,
         zoom,
+        commit: v.past.as_ref().map(|p| p.commit.clone()),
     };
     let title = format!("{} · {}", v.registry.label, v.repository.name);
     let drawn: Arc<Vec<String>> = Arc::new(match &v.drawing {
@@ -250,8 +263,9 @@ fn registry_page(
             </p>
         </header>
 
+        {past_note(&v)}
         {toolbar(&here, &v, search_text, hits)}
-        {downloads(&here)}
+        {v.past.is_none().then(|| downloads(&here))}
         {view_note(&here, &v)}
 
         <div class="viewer">
@@ -286,6 +300,30 @@ fn registry_page(
     }
 }
 
+/// Says that the page shows a past commit, and how to get back.
+fn past_note(v: &RegistryPageData) -> Option<impl IntoView> {
+    let past = v.past.as_ref()?;
+    let current = registry_path(&v.repository.id, &v.registry.id);
+    let history = history_path(&v.repository.id);
+    let diff = diff_path(&v.repository.id, &v.registry.id, Some(&past.commit), None);
+    Some(view! {
+        <div class="notice past-commit" role="status">
+            <p>
+                "You are looking at an earlier commit, "
+                {commit_heading(past)}
+                ", not the current one."
+            </p>
+            <p>
+                <a href=current>"Show the current commit"</a>
+                " · "
+                <a href=diff>"What changed since"</a>
+                " · "
+                <a href=history>"History"</a>
+            </p>
+        </div>
+    })
+}
+
 fn view_title(view: &ViewSpec) -> String {
     match view {
         ViewSpec::Full => "Whole registry".to_owned(),
@@ -317,15 +355,19 @@ fn source_ref(file: &str, line: u32, link: Option<String>) -> impl IntoView {
     }
 }
 
-/// The hidden fields that keep the current view when a GET form is sent.
-fn view_fields(view: &ViewSpec, automatic: bool) -> impl IntoView {
-    let fields: Vec<(&'static str, String)> = match view {
+/// The hidden fields that keep the current view (and the commit shown)
+/// when a GET form is sent.
+fn view_fields(view: &ViewSpec, automatic: bool, commit: Option<&str>) -> impl IntoView {
+    let mut fields: Vec<(&'static str, String)> = match view {
         _ if automatic => vec![],
         ViewSpec::Full => vec![("view", "full".into())],
         ViewSpec::Collapsed => vec![("view", "collapsed".into())],
         ViewSpec::Expanded(groups) => groups.iter().map(|g| ("expand", g.clone())).collect(),
         ViewSpec::Focus { node, k } => vec![("focus", node.clone()), ("k", k.to_string())],
     };
+    if let Some(commit) = commit {
+        fields.push(("commit", commit.to_owned()));
+    }
     fields
         .into_iter()
         .map(|(name, value)| view! { <input type="hidden" name=name value=value/> })
@@ -380,7 +422,11 @@ fn toolbar(
         focus_node(&hit.name);
     };
     let here_hits = here.clone();
-    let view_fields_search = view_fields(&v.view, v.automatic);
+    let view_fields_search = view_fields(&v.view, v.automatic, here.commit.as_deref());
+    let commit_field = here
+        .commit
+        .clone()
+        .map(|c| view! { <input type="hidden" name="commit" value=c/> });
     view! {
         <div class="viewer-bar">
             <nav aria-label="Views" class="view-switch">
@@ -427,6 +473,7 @@ fn toolbar(
                 </div>
             </form>
             <form class="inline-form focus" method="get" action=here.base()>
+                {commit_field}
                 <label for="focus-node">"Focus on"</label>
                 <input id="focus-node" type="text" name="focus" required placeholder="Node name" value=focus_value autocomplete="off"/>
                 <label for="focus-k">"Hops"</label>
@@ -765,7 +812,7 @@ fn details_view(here: &Here, details: Option<NodeInfo>, drawn: &[String]) -> imp
         GraphNodeKind::External if !is_group => {
             // `other.registry:entry`: open it in its own registry.
             name.split_once(':').map(|(registry, entry)| {
-                let href = format!(
+                let href = here.at(format!(
                     "{}{}",
                     registry_path(&here.repo, registry),
                     view_query(
@@ -774,7 +821,7 @@ fn details_view(here: &Here, details: Option<NodeInfo>, drawn: &[String]) -> imp
                         Some(&Selection::Node(entry.to_owned())),
                         None,
                     )
-                );
+                ));
                 view! {
                     <p>
                         "An entry of the registry " <code>{registry.to_owned()}</code> ". "

@@ -213,7 +213,7 @@ fn Row(
                     view! {
                         <span class=format!("badge state-{}", r.state)>{r.state_label.clone()}</span>
                         {progress(&r)}
-                        {r.note.clone().filter(|_| r.state == "in_sync").map(|n| view! { <span class="muted note">{n}</span> })}
+                        {sync_note(&r)}
                         {match r.diagnosis.clone() {
                             Some(d) if r.state != "in_sync" => view! { <DiagnosisBox diagnosis=d/> }.into_any(),
                             _ => r.error.clone().filter(|_| r.state != "in_sync").map(|e| view! { <p class="error-text">{e}</p> }).into_any(),
@@ -422,4 +422,18 @@ pub fn ChangeBranchPage() -> impl IntoView {
             }}
         </AdminOnly>
     }
+}
+
+/// What the last sync did, and a link to what its commit changed. One
+/// erased view: the state cell is already deep, and a debug build renders
+/// it on a 2 MiB worker stack.
+fn sync_note(r: &RepoRow) -> AnyView {
+    if r.state != "in_sync" {
+        return ().into_any();
+    }
+    view! {
+        {r.note.clone().map(|n| view! { <span class="muted note">{n}</span> })}
+        {r.changes.clone().map(|href| view! { " " <a class="changes-link" href=href>"What changed"</a> })}
+    }
+    .into_any()
 }

@@ -6,7 +6,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::viewer::{registry_path, repository_overview, DiagnosticRow, RepositoryContents};
+use crate::api::viewer::{
+    history_path, registry_path, repository_overview, DiagnosticRow, RepositoryContents,
+};
 use crate::ui::components::EmptyState;
 use crate::ui::pages::registries::error_panel;
 
@@ -65,6 +67,8 @@ fn repository_view(o: RepositoryContents) -> impl IntoView {
                 None => view! { "Not synced yet: no commit to show." }.into_any(),
             }}
             {web_url.map(|u| view! { " · " <a href=u rel="noopener noreferrer">"Open in Azure DevOps"</a> })}
+            " · "
+            <a href=history_path(&repo_id)>"History: what each push changed"</a>
         </p>
 
         <section aria-labelledby="registries-title">

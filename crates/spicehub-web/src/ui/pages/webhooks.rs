@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::admin::{get_webhook_overview, CreateWebhook, HookSetup, RefusalView};
+use crate::api::admin::{get_webhook_overview, CreateWebhook, DeliveryRow, HookSetup, RefusalView};
 use crate::ui::components::{loading, AdminErrorView, AdminOnly, CopyButton};
 
 #[component]
@@ -62,7 +62,7 @@ pub fn WebhooksPage() -> impl IntoView {
                                                     <td><code>{d.event.clone()}</code></td>
                                                     <td>{d.repository.clone().unwrap_or_else(|| "-".into())}</td>
                                                     <td><span class=format!("badge result-{}", d.result)>{d.result.clone()}</span></td>
-                                                    <td>{d.reason.clone().unwrap_or_default()}</td>
+                                                    <td>{reason_cell(d)}</td>
                                                 </tr>
                                             }).collect_view()}
                                         </tbody>
@@ -199,5 +199,17 @@ fn Setup(setup: HookSetup, create: ServerAction<CreateWebhook>) -> impl IntoView
                 .into_any()
             }}
         </section>
+    }
+}
+
+/// Why a delivery was handled as it was, and what its push changed once
+/// synced (one erased view: the row is deep already).
+fn reason_cell(d: &DeliveryRow) -> AnyView {
+    let reason = d.reason.clone().unwrap_or_default();
+    match d.changes.clone() {
+        Some(href) => {
+            view! { {reason} " " <a class="changes-link" href=href>"What changed"</a> }.into_any()
+        }
+        None => reason.into_any(),
     }
 }
