@@ -3,6 +3,8 @@
 //! wasm build) and check who is calling before doing anything.
 
 pub mod admin;
+#[cfg(feature = "ssr")]
+pub mod format;
 pub mod session;
 pub mod viewer;
 

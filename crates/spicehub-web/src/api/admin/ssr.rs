@@ -3,6 +3,7 @@
 //! `spicehub_core::admin` (formatted times, labels, sizes). Errors of the
 //! core's commands are mapped here, once, to what the admin reads.
 
+pub use crate::api::format::{fmt_date, fmt_time};
 use std::collections::{HashMap, HashSet};
 
 use spicehub_azure::{AzureError, Diagnosis};
@@ -115,31 +116,6 @@ pub fn internal(e: impl std::fmt::Display) -> AdminError {
         "The hub could not do this (database error). Try again; the hub's log has the details."
             .into(),
     )
-}
-
-/// `2026-11-23 18:04 UTC`: times are shown in UTC, formatted on the server
-/// so the hydrated page renders the same text.
-pub fn fmt_time(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute] UTC"
-            ))
-            .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
-}
-
-/// `2026-11-23`.
-pub fn fmt_date(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!("[year]-[month]-[day]"))
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
 }
 
 /// A diagnosis as the pages show it.
@@ -801,7 +777,7 @@ pub async fn repository_rows(db: &Db) -> Result<Vec<RepoRow>, DbError> {
                 .last_synced_commit
                 .as_ref()
                 .and_then(|c| kept.get(&(r.id.clone(), c.clone())))
-                .map(|h| crate::api::viewer::timeline::push_changes_link(&r.id, h)),
+                .map(|h| crate::api::viewer::commits::push_changes_link(&r.id, h)),
             last_webhook: r.last_webhook_at.map(fmt_time),
             branch: r
                 .tracked_branch
@@ -1075,7 +1051,7 @@ pub async fn webhook_overview(hub: &Hub) -> Result<WebhookOverview, DbError> {
                 .zip(d.new_commit.as_ref())
                 .and_then(|(r, c)| {
                     kept.get(&(r.clone(), c.clone()))
-                        .map(|h| crate::api::viewer::timeline::push_changes_link(r, h))
+                        .map(|h| crate::api::viewer::commits::push_changes_link(r, h))
                 }),
             at: fmt_time(d.received_at),
             provider: names.get(&d.provider_id).cloned().unwrap_or_default(),

@@ -23,6 +23,8 @@ pub use links::{
 pub use wire::*;
 
 #[cfg(feature = "ssr")]
+pub mod commits;
+#[cfg(feature = "ssr")]
 pub mod ssr;
 #[cfg(feature = "ssr")]
 pub mod timeline;

@@ -169,7 +169,7 @@ pub(super) async fn load_at(
                 commit: at,
             }));
         };
-        let past = super::timeline::commit_row(&repo, &kept, false);
+        let past = super::commits::commit_row(&repo, &kept, false);
         let g = db
             .history_graph(&repo.id, kept.seq, Some(registry))
             .await
