@@ -60,40 +60,33 @@ pub fn commit_heading(c: &CommitRow) -> impl IntoView {
     }
 }
 
+/// `entries: 1 added, 2 changed`; empty when all three are 0.
+fn tally(what: &str, added: u32, removed: u32, changed: u32) -> Option<String> {
+    let parts: Vec<String> = [(added, "added"), (removed, "removed"), (changed, "changed")]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, word)| format!("{n} {word}"))
+        .collect();
+    (!parts.is_empty()).then(|| format!("{what}: {}", parts.join(", ")))
+}
+
 fn counts(r: &RegistryChangeRow) -> String {
-    let mut parts = Vec::new();
-    let mut say = |n: u32, what: &str| {
-        if n > 0 {
-            parts.push(format!("{n} {what}"));
-        }
-    };
-    say(r.entries_added, "added");
-    say(r.entries_removed, "removed");
-    say(r.entries_changed, "changed");
-    let entries = if parts.is_empty() {
-        String::new()
+    let parts: Vec<String> = [
+        tally(
+            "entries",
+            r.entries_added,
+            r.entries_removed,
+            r.entries_changed,
+        ),
+        tally("edges", r.edges_added, r.edges_removed, r.edges_changed),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        "declaration changed".to_owned()
     } else {
-        format!("entries: {}", parts.join(", "))
-    };
-    let mut parts = Vec::new();
-    let mut say = |n: u32, what: &str| {
-        if n > 0 {
-            parts.push(format!("{n} {what}"));
-        }
-    };
-    say(r.edges_added, "added");
-    say(r.edges_removed, "removed");
-    say(r.edges_changed, "changed");
-    let edges = if parts.is_empty() {
-        String::new()
-    } else {
-        format!("edges: {}", parts.join(", "))
-    };
-    match (entries.is_empty(), edges.is_empty()) {
-        (false, false) => format!("{entries}; {edges}"),
-        (false, true) => entries,
-        (true, false) => edges,
-        (true, true) => "declaration changed".to_owned(),
+        parts.join("; ")
     }
 }
 
